@@ -1,0 +1,173 @@
+"""Readers for local data files: one small function per format, chosen by name.
+
+Each reader turns one file into rows (dicts of column name -> raw value). Options are
+validated per reader so a misspelt option is an error, not a silent default. Decoding
+problems name the file and the byte or line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from evalharness.errors import DataError
+from evalharness.spec.schema import StrictModel
+
+__all__ = ["READERS", "Reader", "read_file"]
+
+Row = dict[str, Any]
+
+csv.field_size_limit(2**31 - 1)  # WMT23 paragraphs and CNN/DM articles exceed the default
+
+
+class DelimitedOptions(StrictModel):
+    header: bool = True
+    column_names: list[str] | None = Field(default=None, description="names when no header")
+    encoding: str = "utf-8-sig"  # strips a BOM (GLUE MRPC has one) and is UTF-8 otherwise
+    quoting: Literal["none", "minimal"] | None = None  # default: none for tsv, minimal for csv
+    extra_fields: Literal["error", "ignore"] = "error"
+
+
+class JsonOptions(StrictModel):
+    encoding: str = "utf-8-sig"
+    records_key: str | None = Field(default=None, description="key holding the list of records")
+
+
+class TextOptions(StrictModel):
+    encoding: str = "utf-8-sig"
+    unit: Literal["line", "file"] = "line"
+    field: str = "text"
+    skip_blank: bool = False
+
+
+class ParquetOptions(StrictModel):
+    pass
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not valid {encoding} at byte {exc.start} ({exc.reason}); "
+            "re-encode the file as UTF-8 or set the reader's 'encoding' option"
+        ) from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
+
+
+def _lines(text: str) -> list[str]:
+    """Split on newlines only (line-aligned corpora may contain U+2028), dropping the final
+    empty string that a trailing newline produces, and a CR before each newline."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _read_delimited(path: Path, options: DelimitedOptions, delimiter: str, quoting: str) -> Iterator[Row]:
+    text = _read_text(path, options.encoding)
+    mode = csv.QUOTE_NONE if (options.quoting or quoting) == "none" else csv.QUOTE_MINIMAL
+    # Only "\n" ends a record: str.splitlines() would also split on U+2028 and friends.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=mode)
+    names = options.column_names
+    for fields in reader:
+        line_number = reader.line_num
+        if names is None:
+            if not options.header:
+                raise DataError(f"{path}: 'header: false' needs 'column_names'")
+            names = fields
+            continue
+        if line_number == 1 and options.header:
+            continue  # a header line when explicit column_names override it
+        if not fields:
+            continue
+        if len(fields) < len(names) or (len(fields) > len(names) and options.extra_fields == "error"):
+            raise DataError(
+                f"{path}:{line_number}: expected {len(names)} fields ({', '.join(names)}), "
+                f"found {len(fields)}"
+            )
+        yield dict(zip(names, fields))
+
+
+def _read_tsv(path: Path, options: DelimitedOptions) -> Iterator[Row]:
+    return _read_delimited(path, options, "\t", "none")
+
+
+def _read_csv(path: Path, options: DelimitedOptions) -> Iterator[Row]:
+    return _read_delimited(path, options, ",", "minimal")
+
+
+def _read_jsonl(path: Path, options: JsonOptions) -> Iterator[Row]:
+    for line_number, line in enumerate(_lines(_read_text(path, options.encoding)), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{line_number}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line_number}: expected a JSON object per line")
+        yield row
+
+
+def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
+    try:
+        document = json.loads(_read_text(path, options.encoding))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    records = document[options.records_key] if options.records_key else document
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise DataError(f"{path}: expected a list of objects (set 'records_key' if nested)")
+    yield from records
+
+
+def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
+    text = _read_text(path, options.encoding)
+    if options.unit == "file":
+        yield {options.field: text}
+        return
+    for line in _lines(text):
+        if options.skip_blank and not line.strip():
+            continue
+        yield {options.field: line}
+
+
+def _read_parquet(path: Path, options: ParquetOptions) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise DataError(f"{path}: cannot read parquet ({exc})") from None
+    yield from table.to_pylist()
+
+
+@dataclass(frozen=True)
+class Reader:
+    options: type[StrictModel]
+    read: Callable[[Path, Any], Iterator[Row]]
+
+
+READERS: dict[str, Reader] = {
+    "tsv": Reader(DelimitedOptions, _read_tsv),
+    "csv": Reader(DelimitedOptions, _read_csv),
+    "jsonl": Reader(JsonOptions, _read_jsonl),
+    "json": Reader(JsonOptions, _read_json),
+    "txt": Reader(TextOptions, _read_text_file),
+    "parquet": Reader(ParquetOptions, _read_parquet),
+}
+
+
+def read_file(path: Path, reader: Reader, options: StrictModel) -> list[Row]:
+    """Read one file fully with a reader and its validated options."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return list(reader.read(path, options))

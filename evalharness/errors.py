@@ -1,0 +1,67 @@
+"""Project errors.
+
+Everything a user can fix (a bad task file, missing data, an unusable checkpoint, a malformed
+prediction file or record) raises a subclass of :class:`EvalHarnessError`. The CLI prints the
+message without a traceback and exits with ``exit_code`` (2). Anything else is a bug and exits 1.
+Messages name the offending file, field or example and say what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "DataError",
+    "EvalHarnessError",
+    "MetricInputError",
+    "ModelError",
+    "RecordError",
+    "SpecError",
+    "UnsupportedTaskError",
+    "UsageError",
+    "did_you_mean",
+]
+
+
+class EvalHarnessError(Exception):
+    """Base class for errors caused by user input; shown without a traceback."""
+
+    exit_code = 2
+
+
+class UsageError(EvalHarnessError):
+    """Bad command-line arguments or option combinations."""
+
+
+class SpecError(EvalHarnessError):
+    """A task spec, policy or leaderboard definition is invalid."""
+
+
+class DataError(EvalHarnessError):
+    """Evaluation data is missing, unreadable or does not match its task spec."""
+
+
+class ModelError(EvalHarnessError):
+    """A checkpoint cannot be found, loaded or used."""
+
+
+class UnsupportedTaskError(ModelError):
+    """The checkpoint's kind cannot answer the task (e.g. perplexity with a classifier)."""
+
+
+class MetricInputError(EvalHarnessError):
+    """Predictions or references handed to a metric are unusable (empty, misaligned, NaN...)."""
+
+
+class RecordError(EvalHarnessError):
+    """A run record is missing, corrupted, of an unknown schema version or incompatible."""
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest option, or ``""`` when none is close."""
+    options = list(options)
+    matches = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if not matches and len(name) >= 2:  # abbreviations: 'acc' -> 'accuracy'
+        matches = sorted((o for o in options if o.lower().startswith(name.lower())), key=len)[:1]
+    return f"; did you mean '{matches[0]}'?" if matches else ""

@@ -1,0 +1,193 @@
+"""The metric protocol: per-example sufficient statistics first, corpus aggregation second.
+
+Splitting a metric this way (as sacrebleu does for BLEU) makes confidence intervals, group
+breakdowns and paired significance tests cheap and generic: they all re-aggregate rows of
+the same statistics. A metric is a pure function of plain values; it never sees a model.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from evalharness.errors import MetricInputError
+from evalharness.spec.schema import StrictModel
+from evalharness.stats import Interval, bootstrap_interval, mean_interval
+from evalharness.types import GroupResult, MetricResult
+
+__all__ = ["AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
+
+
+class NoSettings(StrictModel):
+    """For metrics without settings: any key given is an error."""
+
+
+def package_version(name: str) -> str:
+    """Installed version of a distribution; evalharness's own from the source it runs from."""
+    if name == "evalharness":
+        from evalharness import __version__
+
+        return __version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Metric(ABC):
+    """One metric. Subclasses set the class attributes and implement the two functions.
+
+    - ``example_stats(predictions, references)`` returns an ``(n, k)`` float array;
+    - ``aggregate(stats)`` turns any set of rows into the corpus score.
+
+    Metrics whose corpus score depends only on column sums set ``additive = True`` and
+    implement ``aggregate_sums`` (vectorised over resamples). Metrics whose score is the mean
+    of ``example_scores`` set ``mean_of_examples = True`` and get an analytic interval.
+    """
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    ideal: ClassVar[float | None] = None
+    reference: ClassVar[str]  # the implementation this metric replicates, e.g. "sklearn"
+    reference_package: ClassVar[str | None] = None  # its distribution, for the version
+    mean_of_examples: ClassVar[bool] = False
+    additive: ClassVar[bool] = False
+    Settings: ClassVar[type[StrictModel]] = NoSettings
+
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+        if isinstance(settings, StrictModel):
+            self.settings = settings
+        else:
+            self.settings = self.Settings.model_validate(dict(settings or {}))
+
+    # -- to implement -------------------------------------------------------------------
+    @abstractmethod
+    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+        """Per-example sufficient statistics, shape ``(n, k)``."""
+
+    @abstractmethod
+    def aggregate(self, stats: np.ndarray) -> float:
+        """Corpus score from rows of statistics (any subset or resample)."""
+
+    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+        """Scores from ``(B, k)`` column sums; only for ``additive`` metrics."""
+        raise NotImplementedError(f"{self.name} is not additive")
+
+    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+        """A per-example score on the metric's scale, for samples files and reports."""
+        return np.array([self.aggregate(row[None, :]) for row in stats], dtype=float)
+
+    # -- provided -----------------------------------------------------------------------
+    def signature(self) -> str:
+        """What determines the value: metric, settings, implementation and version."""
+        parts = [self.name]
+        for key, value in sorted(self.settings.model_dump(mode="json").items()):
+            parts.append(f"{key}:{value}")
+        impl = self.reference
+        if self.reference_package:
+            impl += f"=={package_version(self.reference_package)}"
+        parts.append(f"impl:{impl}")
+        parts.append(f"evalharness:{package_version('evalharness')}")
+        return "|".join(parts)
+
+    def check_inputs(self, predictions: Sequence[Any], references: Sequence[Any]) -> None:
+        if len(predictions) != len(references):
+            raise MetricInputError(
+                f"{self.name}: {len(predictions)} predictions but {len(references)} references"
+            )
+        if len(references) == 0:
+            raise MetricInputError(f"{self.name}: no examples to score")
+
+    def interval(
+        self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float
+    ) -> Interval:
+        if self.mean_of_examples:
+            return mean_interval(self.example_scores(stats), confidence=confidence)
+        return bootstrap_interval(
+            stats,
+            aggregate=self.aggregate,
+            aggregate_sums=self.aggregate_sums if self.additive else None,
+            rng=rng,
+            n_resamples=n_resamples,
+            confidence=confidence,
+        )
+
+    def result(
+        self,
+        stats: np.ndarray,
+        *,
+        rng: np.random.Generator,
+        n_resamples: int = 1000,
+        confidence: float = 0.95,
+        groups: Sequence[str] | None = None,
+    ) -> MetricResult:
+        """Score pre-computed statistics (e.g. re-read from a run record)."""
+        value = float(self.aggregate(stats))
+        interval = self.interval(stats, rng=rng, n_resamples=n_resamples, confidence=confidence)
+        breakdown: dict[str, GroupResult] = {}
+        if groups is not None:
+            labels = np.asarray(groups, dtype=object)
+            for group in sorted(set(groups)):
+                rows = stats[labels == group]
+                sub = self.interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
+                breakdown[group] = GroupResult(
+                    float(self.aggregate(rows)), sub.low, sub.high, int(rows.shape[0])
+                )
+        return MetricResult(
+            name=self.name,
+            value=value,
+            ci_low=interval.low,
+            ci_high=interval.high,
+            stderr=interval.stderr,
+            n=int(stats.shape[0]),
+            higher_is_better=self.higher_is_better,
+            signature=self.signature(),
+            ci_method=interval.method,
+            ideal=self.ideal,
+            groups=breakdown,
+        )
+
+    def compute(
+        self,
+        predictions: Sequence[Any],
+        references: Sequence[Any],
+        *,
+        rng: np.random.Generator,
+        n_resamples: int = 1000,
+        confidence: float = 0.95,
+        groups: Sequence[str] | None = None,
+    ) -> MetricResult:
+        """Score predictions against references with a confidence interval."""
+        self.check_inputs(predictions, references)
+        stats = np.asarray(self.example_stats(predictions, references), dtype=float)
+        if stats.ndim != 2 or stats.shape[0] != len(references):
+            raise AssertionError(f"{self.name}.example_stats returned shape {stats.shape}")
+        return self.result(
+            stats, rng=rng, n_resamples=n_resamples, confidence=confidence, groups=groups
+        )
+
+
+def is_missing(value: Any) -> bool:
+    """None or a float NaN: a reference or prediction that must not be scored silently."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+class AdditiveMetric(Metric):
+    """A metric whose corpus score is a function of column sums of its statistics.
+
+    Include a count column when the score is a mean, so sums carry ``n``.
+    """
+
+    additive = True
+
+    @abstractmethod
+    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray: ...
+
+    def aggregate(self, stats: np.ndarray) -> float:
+        return float(self.aggregate_sums(np.asarray(stats).sum(axis=0, keepdims=True))[0])

@@ -1,0 +1,37 @@
+"""Metric registry: names to import paths, so names are known without importing metric code.
+
+Explicit, with no import side effects: adding a metric is one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from evalharness.errors import SpecError, did_you_mean
+from evalharness.metrics.base import Metric
+
+__all__ = ["METRICS", "build_metric", "metric_class", "metric_names"]
+
+METRICS: dict[str, str] = {
+    "accuracy": "evalharness.metrics.classification:Accuracy",
+}
+
+
+def metric_names() -> list[str]:
+    return sorted(METRICS)
+
+
+def metric_class(name: str) -> type[Metric]:
+    """The class registered under ``name``; unknown names get a "did you mean"."""
+    try:
+        target = METRICS[name]
+    except KeyError:
+        raise SpecError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}") from None
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def build_metric(name: str, settings: Mapping[str, Any] | None = None) -> Metric:
+    return metric_class(name)(settings)

@@ -1,0 +1,194 @@
+"""What every model adapter shares: locating a checkpoint, detecting its kind, choosing a
+device and dtype, fingerprinting its files, and the adapter base class.
+
+Checkpoints are local directories or Hugging Face Hub ids (resolved through the local cache
+when offline). ``trust_remote_code`` is off unless the caller turns it on; weights load from
+safetensors when present (transformers' default), and pickled weights only with
+``weights_only=True`` (transformers' own loader).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from evalharness.errors import ModelError, UsageError, did_you_mean
+from evalharness.types import RequestKind
+
+__all__ = [
+    "ARCHITECTURE_KINDS",
+    "ModelAdapter",
+    "ModelInfo",
+    "detect_kind",
+    "fingerprint_checkpoint",
+    "read_config",
+    "resolve_checkpoint",
+    "select_device",
+    "select_dtype",
+]
+
+# Architecture-name suffix -> checkpoint kind, most specific first.
+ARCHITECTURE_KINDS: dict[str, str] = {
+    "ForSequenceClassification": "sequence_classifier",
+    "ForQuestionAnswering": "extractive_qa",
+    "ForMaskedLM": "masked_lm",
+    "ForCausalLM": "causal_lm",
+    "LMHeadModel": "causal_lm",
+    "ForConditionalGeneration": "seq2seq",
+    "ForSeq2SeqLM": "seq2seq",
+    "MTModel": "seq2seq",
+}
+
+_SKIP_IN_FINGERPRINT = {"README.md", ".gitattributes", "training_args.bin"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Provenance of the loaded checkpoint, written into the run record."""
+
+    name: str
+    path: str
+    kind: str
+    fingerprint: str
+    architecture: str
+    device: str
+    dtype: str
+    num_parameters: int
+    revision: str | None = None
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def resolve_checkpoint(path_or_id: str, *, revision: str | None = None) -> Path:
+    """A local directory as is; otherwise a hub id fetched (or found in the cache offline)."""
+    local = Path(path_or_id).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelError(f"model path '{local}' is a file; give the checkpoint directory")
+        if not (local / "config.json").is_file():
+            raise ModelError(f"model directory '{local}' has no config.json")
+        return local
+    if path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") > 1:
+        raise ModelError(f"model directory '{path_or_id}' does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.py"]
+        return Path(snapshot_download(path_or_id, revision=revision, allow_patterns=patterns))
+    except Exception as exc:  # offline, not found, gated: the user must act
+        raise ModelError(
+            f"model '{path_or_id}' is not a local directory and could not be fetched from the "
+            f"Hugging Face Hub ({type(exc).__name__}: {exc}); pass a checkpoint directory"
+        ) from None
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path / 'config.json'}: unreadable ({exc})") from None
+
+
+def detect_kind(config: Mapping[str, Any], *, source: str) -> tuple[str, str]:
+    """``(kind, architecture)`` from ``config.architectures``; ``--model-kind`` overrides."""
+    architectures = config.get("architectures") or []
+    for architecture in architectures:
+        for suffix, kind in ARCHITECTURE_KINDS.items():
+            if architecture.endswith(suffix):
+                return kind, architecture
+    raise ModelError(
+        f"{source}: cannot tell the checkpoint kind from architectures={architectures}; "
+        f"pass --model-kind (one of: {', '.join(sorted(set(ARCHITECTURE_KINDS.values())))})"
+    )
+
+
+def fingerprint_checkpoint(path: Path) -> str:
+    """Hash of the checkpoint's files (weights, config, tokenizer): same bytes, same hash."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    for file in files:
+        if file.name in _SKIP_IN_FINGERPRINT:
+            continue
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def select_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {requested} was requested but CUDA is not available")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise UsageError(f"unknown --device '{requested}' (auto, cpu, cuda, cuda:N)")
+    return requested
+
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
+
+
+def select_dtype(requested: str, device: str) -> str:
+    """``auto``: bf16 on GPUs that support it, fp32 otherwise (CPU half precision is slow)."""
+    if requested == "auto":
+        import torch
+
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return "bfloat16"
+        return "float32"
+    if requested not in _DTYPES:
+        raise UsageError(f"unknown --dtype '{requested}'{did_you_mean(requested, _DTYPES)}")
+    return _DTYPES[requested]
+
+
+class ModelAdapter:
+    """A loaded checkpoint that answers some request kinds in batches.
+
+    Subclasses set ``kind`` and ``answers`` and implement the public method for each request
+    kind they answer (``classify``, ``answer``, ``loglikelihood``, ``loglikelihood_rolling``,
+    ``generate``, ``pseudo_loglikelihood``). The runner asks only for kinds in ``answers``.
+    """
+
+    kind: ClassVar[str]
+    answers: ClassVar[frozenset[RequestKind]]
+    auto_class_name: ClassVar[str]  # the transformers Auto class that loads the weights
+
+    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+
+    @classmethod
+    def prepare_tokenizer(cls, tokenizer: Any, model: Any) -> dict[str, Any]:
+        """Fix tokenizer settings the kind needs; return notes for the run record."""
+        notes: dict[str, Any] = {}
+        if tokenizer.pad_token is None:
+            fallback = tokenizer.eos_token or tokenizer.unk_token
+            if fallback is None:
+                raise ModelError(
+                    f"{model.name_or_path}: the tokenizer has no pad, eos or unk token to pad with"
+                )
+            tokenizer.pad_token = fallback
+            notes["pad_token"] = f"missing; set to {fallback!r}"
+        return notes
+
+    @property
+    def max_length(self) -> int:
+        """Longest input the model accepts, from the tokenizer or the position embeddings."""
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is None or limit > 1_000_000:  # "no limit" sentinel of tokenizers
+            limit = positions or 512
+        elif positions:
+            limit = min(limit, positions)
+        return int(limit)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.info.name!r}, device={self.info.device}, dtype={self.info.dtype})"

@@ -1,0 +1,115 @@
+"""``load_model``: from a path or hub id to a ready adapter of the right kind."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from evalharness.errors import ModelError, UsageError, did_you_mean
+from evalharness.models.base import (
+    ModelAdapter,
+    ModelInfo,
+    detect_kind,
+    fingerprint_checkpoint,
+    read_config,
+    resolve_checkpoint,
+    select_device,
+    select_dtype,
+)
+
+__all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
+
+# Checkpoint kind -> adapter class, imported only when used.
+ADAPTERS: dict[str, str] = {
+    "sequence_classifier": "evalharness.models.classifier:SequenceClassifierAdapter",
+}
+
+
+def adapter_class(kind: str) -> type[ModelAdapter]:
+    try:
+        target = ADAPTERS[kind]
+    except KeyError:
+        raise UsageError(
+            f"unknown model kind '{kind}'{did_you_mean(kind, ADAPTERS)} "
+            f"(known: {', '.join(sorted(ADAPTERS))})"
+        ) from None
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def quiet_transformers() -> None:
+    """Progress bars and advisory warnings from transformers would drown the run's output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _load_tokenizer(path: Any, *, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from None
+
+
+def _load_weights(cls: type[ModelAdapter], path: Any, *, dtype: str, trust_remote_code: bool) -> Any:
+    import torch
+    import transformers
+
+    auto_class = getattr(transformers, cls.auto_class_name)
+    try:
+        return auto_class.from_pretrained(
+            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:  # missing/corrupted weights, wrong architecture, remote code
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{path}: cannot load weights as {cls.auto_class_name} ({type(exc).__name__}: {message})"
+        ) from None
+
+
+def load_model(
+    path_or_hub_id: str,
+    kind: str | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    **options: Any,
+) -> ModelAdapter:
+    """Load a checkpoint as the adapter for its kind (detected from ``config.architectures``).
+
+    ``options`` go to the adapter (e.g. ``max_length`` for a QA head). The returned adapter's
+    request methods are public and batched; see the adapter classes for their signatures.
+    """
+    quiet_transformers()
+    path = resolve_checkpoint(str(path_or_hub_id), revision=revision)
+    config = read_config(path)
+    detected_kind, architecture = (
+        detect_kind(config, source=str(path)) if kind is None else (kind, (config.get("architectures") or ["?"])[0])
+    )
+    cls = adapter_class(detected_kind)
+    device = select_device(device)
+    dtype = select_dtype(dtype, device)
+    tokenizer = _load_tokenizer(path, trust_remote_code=trust_remote_code)
+    model = _load_weights(cls, path, dtype=dtype, trust_remote_code=trust_remote_code)
+    model.to(device)
+    model.eval()
+    notes = cls.prepare_tokenizer(tokenizer, model)
+    info = ModelInfo(
+        name=path.name if Path(str(path_or_hub_id)).expanduser().exists() else str(path_or_hub_id),
+        path=str(path_or_hub_id),
+        kind=detected_kind,
+        fingerprint=fingerprint_checkpoint(path),
+        architecture=architecture,
+        device=device,
+        dtype=dtype,
+        num_parameters=sum(p.numel() for p in model.parameters()),
+        revision=revision,
+        notes=notes,
+    )
+    return cls(model, tokenizer, info, **options)

@@ -1,0 +1,41 @@
+"""Formulations: how each checkpoint kind answers each task kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalharness.errors import UnsupportedTaskError
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.heads import ClassifierHead, RegressionHead
+from evalharness.spec.loader import Task
+
+__all__ = [
+    "FORMULATIONS",
+    "Decoded",
+    "Formulation",
+    "FormulationOptions",
+    "choose_formulation",
+]
+
+# Task kind -> formulations in order of preference. The first one the checkpoint supports wins.
+FORMULATIONS: dict[str, list[Formulation]] = {
+    "classification": [ClassifierHead()],
+    "regression": [RegressionHead()],
+    "extractive_qa": [],
+    "generation": [],
+    "language_modeling": [],
+}
+
+
+def choose_formulation(task: Task, adapter: Any) -> Formulation:
+    """The preferred formulation that ``adapter`` can serve, or an error listing why none can."""
+    reasons = []
+    for formulation in FORMULATIONS.get(task.spec.kind, []):
+        reason = formulation.unsupported_reason(task, adapter)
+        if reason is None:
+            return formulation
+        reasons.append(f"{formulation.name}: {reason}")
+    detail = "; ".join(reasons) or f"no formulation is defined for '{task.spec.kind}' tasks yet"
+    raise UnsupportedTaskError(
+        f"{task.name}: a {adapter.kind} checkpoint cannot run this {task.spec.kind} task ({detail})"
+    )

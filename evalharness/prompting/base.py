@@ -1,0 +1,70 @@
+"""Formulations: how a checkpoint kind answers a task kind.
+
+A formulation turns examples into requests of one kind and the responses back into
+predictions. It knows the task spec and what the adapter can do, but never touches
+metrics; the runner glues formulations, adapters and metrics together. The choice of
+formulation is a lookup (task kind -> candidates in preference order), not an if-ladder.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from evalharness.spec.loader import Task
+from evalharness.types import Example, RequestKind
+
+__all__ = ["Decoded", "Formulation", "FormulationOptions"]
+
+
+@dataclass(frozen=True)
+class FormulationOptions:
+    """Per-run choices that change how requests are built or decoded."""
+
+    label_map: Mapping[str, str] | None = None  # model label -> task label
+    generation: Mapping[str, Any] = field(default_factory=dict)  # overrides of task settings
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A prediction and what is shown as the input in samples files and reports."""
+
+    prediction: Any
+    input: Any
+    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. choice log-likelihoods
+
+
+class Formulation(ABC):
+    """One way of answering a task kind with one request kind."""
+
+    name: ClassVar[str]
+    request_kind: ClassVar[RequestKind]
+
+    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+        """Why this formulation cannot serve ``task`` with ``adapter`` (None: it can)."""
+        if self.request_kind not in adapter.answers:
+            return f"a {adapter.kind} checkpoint cannot answer '{self.request_kind.value}' requests"
+        return None
+
+    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> Any:
+        """Resolve per-(task, model) state once, e.g. a label mapping. Default: none."""
+        return None
+
+    def request_options(self, task: Task, state: Any) -> dict[str, Any]:
+        """Keyword arguments for the adapter method (e.g. generation settings)."""
+        return {}
+
+    def settings(self, task: Task, state: Any) -> dict[str, Any]:
+        """What to record about how requests were made (written to the run record)."""
+        return {}
+
+    @abstractmethod
+    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+        """Requests per example (several for multiple choice)."""
+
+    @abstractmethod
+    def decode(self, task: Task, example: Example, responses: Sequence[Any], state: Any) -> Decoded:
+        """The example's prediction from its responses."""

@@ -1,0 +1,290 @@
+"""The runner: the only module that knows models *and* metrics.
+
+Order of work is chosen so that mistakes surface before the expensive part: task specs and
+data are loaded and validated first, then the model, then every task's formulation is
+checked against the model's kind, and only then do forward passes start.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evalharness.catalog import TaskCatalog
+from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
+from evalharness.environment import capture_environment
+from evalharness.errors import DataError, UnsupportedTaskError, UsageError
+from evalharness.metrics.registry import build_metric
+from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
+from evalharness.records import (
+    DataEntry,
+    GroupEntry,
+    MetricEntry,
+    ModelEntry,
+    RunRecord,
+    TaskEntry,
+    finite_or_none,
+    write_record,
+    write_samples,
+)
+from evalharness.spec.kinds import TASK_KINDS
+from evalharness.spec.loader import Task
+from evalharness.types import MetricResult, RequestKind
+
+__all__ = ["ADAPTER_METHODS", "RunConfig", "RunResult", "run_evaluation", "score_predictions"]
+
+# Request kind -> the adapter's public batched method.
+ADAPTER_METHODS: dict[RequestKind, str] = {
+    RequestKind.CLASSIFY: "classify",
+    RequestKind.EXTRACT_SPAN: "answer",
+    RequestKind.LOGLIKELIHOOD: "loglikelihood",
+    RequestKind.LOGLIKELIHOOD_ROLLING: "loglikelihood_rolling",
+    RequestKind.GENERATE: "generate",
+    RequestKind.PSEUDO_LOGLIKELIHOOD: "pseudo_loglikelihood",
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``evalharness run`` was asked to do."""
+
+    model: str
+    tasks: Sequence[str]
+    output: Path | None = None
+    data_dir: Path | str | None = None
+    tasks_dirs: Sequence[Path | str] = ()
+    limit: int | None = None
+    batch_size: int = 32
+    device: str = "auto"
+    dtype: str = "auto"
+    model_kind: str | None = None
+    label_map: Mapping[str, str] | None = None
+    trust_remote_code: bool = False
+    seed: int = 1234
+    n_resamples: int = 1000
+    generation: Mapping[str, Any] = field(default_factory=dict)
+
+    def recorded_settings(self) -> dict[str, Any]:
+        return {
+            "tasks": list(self.tasks),
+            "limit": self.limit,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "dtype": self.dtype,
+            "model_kind": self.model_kind,
+            "label_map": dict(self.label_map) if self.label_map else None,
+            "seed": self.seed,
+            "n_resamples": self.n_resamples,
+            "generation": dict(self.generation),
+            "data_dir": str(self.data_dir) if self.data_dir else None,
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    record: RunRecord
+
+
+@dataclass
+class _PlannedTask:
+    task: Task
+    data: LoadedData
+    explicit: bool  # named on the command line, not reached through a group
+    formulation: Formulation | None = None
+
+
+def _metric_entry(result: MetricResult) -> MetricEntry:
+    return MetricEntry(
+        value=finite_or_none(result.value),
+        ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
+        stderr=finite_or_none(result.stderr),
+        ci_method=result.ci_method,
+        n=result.n,
+        higher_is_better=result.higher_is_better,
+        ideal=result.ideal,
+        signature=result.signature,
+        groups={
+            name: GroupEntry(
+                value=finite_or_none(group.value),
+                ci=(finite_or_none(group.ci_low), finite_or_none(group.ci_high)),
+                n=group.n,
+            )
+            for name, group in result.groups.items()
+        },
+    )
+
+
+def score_predictions(
+    task: Task,
+    predictions: Sequence[Any],
+    golds: Sequence[Any],
+    *,
+    seed: int,
+    n_resamples: int,
+) -> tuple[dict[str, MetricEntry], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every metric of the task: entries, per-example statistics and per-example scores.
+
+    Each metric gets a fresh generator from ``seed`` so its interval does not depend on
+    which other metrics the task lists.
+    """
+    entries: dict[str, MetricEntry] = {}
+    stats: dict[str, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
+    for metric_spec in task.spec.metrics:
+        metric = build_metric(metric_spec.name, metric_spec.settings)
+        metric.check_inputs(predictions, golds)
+        metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
+        result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples)
+        entries[metric.name] = _metric_entry(result)
+        stats[metric.name] = metric_stats
+        scores[metric.name] = metric.example_scores(metric_stats)
+    return entries, stats, scores
+
+
+def _call_adapter(adapter: Any, kind: RequestKind, requests: list[Any], batch_size: int, options: dict[str, Any]) -> list[Any]:
+    method = getattr(adapter, ADAPTER_METHODS[kind])
+    responses = method(requests, batch_size=batch_size, **options)
+    if len(responses) != len(requests):
+        raise AssertionError(f"{ADAPTER_METHODS[kind]} returned {len(responses)} for {len(requests)} requests")
+    return responses
+
+
+def _evaluate_task(plan: _PlannedTask, adapter: Any, config: RunConfig, run_dir: Path) -> TaskEntry:
+    task, data, formulation = plan.task, plan.data, plan.formulation
+    assert formulation is not None
+    started = time.perf_counter()
+    options = FormulationOptions(label_map=config.label_map, generation=config.generation, seed=config.seed)
+    state = formulation.prepare(task, adapter, options)
+    per_example = formulation.requests(task, data.examples, state)
+    flat = [request for requests in per_example for request in requests]
+    responses = _call_adapter(adapter, formulation.request_kind, flat, config.batch_size, formulation.request_options(task, state))
+    decoded = []
+    cursor = 0
+    for example, requests in zip(data.examples, per_example):
+        chunk = responses[cursor : cursor + len(requests)]
+        cursor += len(requests)
+        decoded.append(formulation.decode(task, example, chunk, state))
+    gold_field = TASK_KINDS[task.spec.kind].gold
+    golds = [example.fields.get(gold_field) if gold_field else None for example in data.examples]
+    predictions = [item.prediction for item in decoded]
+    entries, stats, scores = score_predictions(task, predictions, golds, seed=config.seed, n_resamples=config.n_resamples)
+    truncated = sum(bool(getattr(response, "truncated", False)) for response in responses)
+    notes = [f"{truncated} of {len(responses)} requests were truncated to fit the model"] if truncated else []
+    rows = []
+    for index, (example, item) in enumerate(zip(data.examples, decoded)):
+        rows.append(
+            {
+                "id": example.id,
+                "input": item.input,
+                "prediction": item.prediction,
+                "gold": golds[index],
+                "scores": {name: finite_or_none(float(values[index])) for name, values in scores.items()},
+                "stats": {name: values[index].tolist() for name, values in stats.items()},
+                **({"details": dict(item.extra)} if item.extra else {}),
+            }
+        )
+    samples = write_samples(run_dir, task.name, rows)
+    return TaskEntry(
+        version=task.version,
+        kind=task.spec.kind,
+        spec_hash=task.spec_hash,
+        formulation=formulation.name,
+        n_examples=len(data.examples),
+        data=DataEntry(source=data.source, location=data.location, fingerprint=data.fingerprint, n_available=data.n_available),
+        metrics=entries,
+        settings=formulation.settings(task, state),
+        notes=notes,
+        samples=samples,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], dict[str, str]]:
+    catalog = TaskCatalog(config.tasks_dirs)
+    data_dir = resolve_data_dir(config.data_dir)
+    if config.limit is not None and config.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    plans: list[_PlannedTask] = []
+    skipped: dict[str, str] = {}
+    for name, explicit in catalog.resolve(config.tasks):
+        task = catalog.load(name)
+        try:
+            data = load_examples(task, data_dir, limit=config.limit)
+        except DataError as exc:
+            if explicit:
+                raise
+            skipped[name] = str(exc)
+            progress(f"skipping {name}: data not available")
+            continue
+        plans.append(_PlannedTask(task, data, explicit))
+    return plans, skipped
+
+
+def default_run_dir(model_name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / model_name.replace("/", "__") / stamp
+
+
+def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> RunResult:
+    """Evaluate one checkpoint on the requested tasks and write the run directory."""
+    from evalharness.models.loading import load_model
+
+    report = progress or (lambda message: None)
+    started = time.perf_counter()
+    plans, skipped = _plan(config, report)
+    report(f"loading model {config.model}")
+    adapter = load_model(
+        config.model, config.model_kind, device=config.device, dtype=config.dtype, trust_remote_code=config.trust_remote_code
+    )
+    runnable = []
+    for plan in plans:
+        try:
+            plan.formulation = choose_formulation(plan.task, adapter)
+            runnable.append(plan)
+        except UnsupportedTaskError as exc:
+            if plan.explicit:
+                raise
+            skipped[plan.task.name] = str(exc)
+            report(f"skipping {plan.task.name}: {exc}")
+    if not runnable:
+        raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
+    run_dir = Path(config.output) if config.output else default_run_dir(adapter.info.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tasks: dict[str, TaskEntry] = {}
+    for plan in runnable:
+        report(f"running {plan.task.name} ({len(plan.data.examples)} examples, {plan.formulation.name})")
+        tasks[plan.task.name] = _evaluate_task(plan, adapter, config, run_dir)
+    info = adapter.info
+    record = RunRecord(
+        run_id=uuid.uuid4().hex[:12],
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=ModelEntry(
+            name=info.name,
+            path=info.path,
+            kind=info.kind,
+            fingerprint=info.fingerprint,
+            architecture=info.architecture,
+            device=info.device,
+            dtype=info.dtype,
+            num_parameters=info.num_parameters,
+            revision=info.revision,
+            notes=dict(info.notes),
+        ),
+        tasks=tasks,
+        skipped=skipped,
+        settings=config.recorded_settings(),
+        environment=capture_environment(info.device),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    write_record(run_dir, record)
+    return RunResult(run_dir, record)

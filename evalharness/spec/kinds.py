@@ -1,0 +1,54 @@
+"""Task kinds and the canonical fields each one's examples carry.
+
+The data layer maps source columns onto these names and coerces values to these types, so
+that everything downstream (prompting, adapters, metrics) can rely on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["FieldType", "KindSchema", "TASK_KINDS"]
+
+FieldType = Literal["text", "label", "float", "int", "text_list", "any"]
+
+
+@dataclass(frozen=True)
+class KindSchema:
+    """Canonical fields of a task kind. ``gold`` names the field metrics compare against."""
+
+    required: dict[str, FieldType]
+    optional: dict[str, FieldType]
+    gold: str | None
+    needs_labels: bool = False
+
+    @property
+    def fields(self) -> dict[str, FieldType]:
+        return {**self.required, **self.optional}
+
+
+TASK_KINDS: dict[str, KindSchema] = {
+    "classification": KindSchema(
+        required={"text": "text", "label": "label"},
+        optional={"text_pair": "text"},
+        gold="label",
+        needs_labels=True,
+    ),
+    "regression": KindSchema(
+        required={"text": "text", "label": "float"},
+        optional={"text_pair": "text"},
+        gold="label",
+    ),
+    "extractive_qa": KindSchema(
+        required={"question": "text", "context": "text", "answers": "text_list"},
+        optional={"title": "text"},
+        gold="answers",
+    ),
+    "generation": KindSchema(
+        required={"source": "text", "references": "text_list"},
+        optional={},
+        gold="references",
+    ),
+    "language_modeling": KindSchema(required={"text": "text"}, optional={}, gold="text"),
+}

@@ -1,0 +1,174 @@
+"""The task-spec schema (pydantic v2).
+
+A task file declares *what* to evaluate (data, canonical fields, labels, metrics) and *how*
+generative models are prompted (Jinja2 templates, no Python). Unknown keys are rejected
+everywhere so that a typo never silently changes an evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evalharness.spec.kinds import TASK_KINDS
+
+__all__ = [
+    "DataSource",
+    "FewShotSpec",
+    "GenerationSpec",
+    "HubSource",
+    "LocalSource",
+    "MetricSpec",
+    "PromptSpec",
+    "StrictModel",
+    "TaskSpec",
+]
+
+
+class StrictModel(BaseModel):
+    """Base for every configuration model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalSource(StrictModel):
+    """Files under the data directory, read with a named reader and concatenated in order."""
+
+    files: list[str] = Field(min_length=1, description="paths relative to --data-dir")
+    format: str = Field(description="reader name: tsv, csv, jsonl, json, parquet, txt, ...")
+    options: dict[str, Any] = Field(default_factory=dict, description="reader options")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="canonical field -> column name in these files"
+    )
+
+    @field_validator("files")
+    @classmethod
+    def _relative_paths(cls, files: list[str]) -> list[str]:
+        for name in files:
+            if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
+                raise ValueError(f"'{name}' must be a relative path inside the data directory")
+        return files
+
+
+class HubSource(StrictModel):
+    """A Hugging Face Hub dataset, loaded with ``datasets.load_dataset``."""
+
+    path: str
+    name: str | None = Field(default=None, description="dataset configuration")
+    split: str
+    revision: str | None = None
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="canonical field -> column name in the hub dataset"
+    )
+
+
+class DataSource(StrictModel):
+    """Where examples come from: local files, a hub dataset, or both (local wins offline)."""
+
+    local: LocalSource | None = None
+    hub: HubSource | None = None
+    label_values: dict[str, str] | None = Field(
+        default=None, description="raw label value (as text) -> label name"
+    )
+
+    @field_validator("label_values", mode="before")
+    @classmethod
+    def _stringify_keys(cls, value: Any) -> Any:
+        # YAML reads `0: negative` with an integer key; raw values are compared as text.
+        if isinstance(value, dict):
+            return {str(key): label for key, label in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one_source(self) -> DataSource:
+        if self.local is None and self.hub is None:
+            raise ValueError("give at least one of 'local' or 'hub'")
+        return self
+
+
+class FewShotSpec(StrictModel):
+    """Demonstrations drawn deterministically (seeded) from another split."""
+
+    n: int = Field(ge=0)
+    seed: int = 1234
+    data: DataSource | None = Field(
+        default=None, description="split to draw from; defaults to the evaluation data"
+    )
+    separator: str = "\n\n"
+
+
+class PromptSpec(StrictModel):
+    """How generative and language models see the task. Templates are Jinja2 strings."""
+
+    template: str = Field(description="renders the model input from the example's fields")
+    choices: list[str] | None = Field(
+        default=None, description="one continuation template per label, in label order"
+    )
+    target: str | None = Field(default=None, description="renders the gold answer in demos")
+    stop: list[str] = Field(default_factory=list, description="generation stops at any of these")
+    few_shot: FewShotSpec | None = None
+
+
+class GenerationSpec(StrictModel):
+    """Decoding settings; overridable per run and recorded in the run record."""
+
+    max_new_tokens: int = Field(default=64, ge=1)
+    num_beams: int = Field(default=1, ge=1)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(default=0, ge=0)
+    min_new_tokens: int = Field(default=0, ge=0)
+
+
+class MetricSpec(StrictModel):
+    """A metric by registry name with its settings (validated against the metric's schema)."""
+
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(StrictModel):
+    """One evaluation task. The task's name is its file path without ``.yaml``."""
+
+    version: int = Field(ge=1, description="bump when a change alters scores")
+    kind: str
+    description: str = ""
+    data: DataSource
+    labels: list[str] | None = Field(default=None, description="label names, in a fixed order")
+    prompt: PromptSpec | None = None
+    generation: GenerationSpec | None = None
+    metrics: list[MetricSpec] = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in TASK_KINDS:
+            from evalharness.errors import did_you_mean
+
+            known = ", ".join(sorted(TASK_KINDS))
+            raise ValueError(f"unknown task kind '{kind}'{did_you_mean(kind, TASK_KINDS)} (known: {known})")
+        return kind
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_shorthand(cls, value: Any) -> Any:
+        # `metrics: [accuracy]` is shorthand for `metrics: [{name: accuracy}]`.
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _labels_fit_kind(self) -> TaskSpec:
+        needs_labels = TASK_KINDS[self.kind].needs_labels
+        if needs_labels and not self.labels:
+            raise ValueError(f"a '{self.kind}' task needs 'labels' (the label names, in order)")
+        if self.labels and len(set(self.labels)) != len(self.labels):
+            raise ValueError("'labels' contains duplicates")
+        if self.prompt and self.prompt.choices and self.labels:
+            if len(self.prompt.choices) != len(self.labels):
+                raise ValueError(
+                    f"prompt.choices has {len(self.prompt.choices)} entries but there are "
+                    f"{len(self.labels)} labels; give one choice per label, in label order"
+                )
+        return self

@@ -1,0 +1,158 @@
+"""Plain, immutable values shared by every layer. No logic and no I/O live here.
+
+Requests are NamedTuples so that the public adapter API accepts plain tuples
+(``adapter.loglikelihood([("The capital is", " Paris")])``) and the runner can pass the typed
+form; both unpack the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, NamedTuple
+
+__all__ = [
+    "ClassifyRequest",
+    "ClassifyResponse",
+    "Example",
+    "ExampleOutcome",
+    "GenerateResponse",
+    "GroupResult",
+    "LoglikelihoodRequest",
+    "LoglikelihoodResponse",
+    "MetricResult",
+    "PseudoLoglikelihoodResponse",
+    "RequestKind",
+    "RollingLoglikelihoodResponse",
+    "SpanRequest",
+    "SpanResponse",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One evaluation example after the task's column mapping: canonical field names only."""
+
+    id: str
+    fields: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+
+class RequestKind(str, Enum):
+    """What a model adapter can be asked. Adapters declare the kinds they answer."""
+
+    CLASSIFY = "classify"
+    EXTRACT_SPAN = "extract_span"
+    LOGLIKELIHOOD = "loglikelihood"
+    LOGLIKELIHOOD_ROLLING = "loglikelihood_rolling"
+    GENERATE = "generate"
+    PSEUDO_LOGLIKELIHOOD = "pseudo_loglikelihood"
+
+
+class ClassifyRequest(NamedTuple):
+    text: str
+    text_pair: str | None = None
+
+
+class SpanRequest(NamedTuple):
+    question: str
+    context: str
+
+
+class LoglikelihoodRequest(NamedTuple):
+    context: str
+    continuation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyResponse:
+    """Raw head outputs: one logit per model label in ``id2label`` order (one value for a
+    regression head). ``truncated`` says the input did not fit the model and was cut."""
+
+    scores: tuple[float, ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpanResponse:
+    """An extracted answer. ``text`` is ``""`` for a no-answer prediction (SQuAD v2)."""
+
+    text: str
+    start: int | None
+    score: float
+    no_answer_probability: float | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoglikelihoodResponse:
+    """Summed log-probability of the continuation and whether greedy decoding reproduces it."""
+
+    logprob: float
+    is_greedy: bool
+    n_tokens: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RollingLoglikelihoodResponse:
+    """Summed log-probability of a whole text and the number of scored tokens."""
+
+    logprob: float
+    n_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateResponse:
+    text: str
+    n_tokens: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PseudoLoglikelihoodResponse:
+    """Sum of masked-token log-probabilities over the scored positions (Salazar et al. 2020)."""
+
+    logprob: float
+    n_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """A metric restricted to one group of examples (a bias type, a swap group...)."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """A corpus-level score with its uncertainty and provenance."""
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    stderr: float
+    n: int
+    higher_is_better: bool
+    signature: str
+    ci_method: str
+    ideal: float | None = None
+    groups: Mapping[str, GroupResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleOutcome:
+    """What the run did with one example: what it asked, what came back, what was expected."""
+
+    id: str
+    input: Any
+    prediction: Any
+    gold: Any
+    scores: Mapping[str, float] = field(default_factory=dict)

@@ -1,0 +1,134 @@
+"""Task specs: schema validation, precise error messages, safe YAML and the content hash."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from evalharness.catalog import check_task
+from evalharness.errors import SpecError
+from evalharness.spec import load_task
+
+VALID = """\
+version: 1
+kind: classification
+data:
+  local: {files: [x.tsv], format: tsv, columns: {text: sentence}}
+labels: [negative, positive]
+metrics: [accuracy]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "task.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load_checked(path: Path):
+    task = load_task(path, path.stem)
+    check_task(task)
+    return task
+
+
+def test_valid_spec_loads_with_version_and_hash(tmp_path):
+    task = load_checked(write(tmp_path, VALID))
+    assert task.version == 1
+    assert task.spec.metrics[0].name == "accuracy"
+    assert task.spec_hash.startswith("sha256:")
+
+
+def test_hash_ignores_layout_but_not_content(tmp_path):
+    reformatted = VALID.replace("metrics: [accuracy]", "metrics:\n  - name: accuracy")
+    a = load_task(write(tmp_path, VALID, "a.yaml"), "a")
+    b = load_task(write(tmp_path, reformatted, "b.yaml"), "b")
+    c = load_task(write(tmp_path, VALID.replace("version: 1", "version: 2"), "c.yaml"), "c")
+    assert a.spec_hash == b.spec_hash != c.spec_hash
+
+
+def test_unknown_key_names_file_and_field(tmp_path):
+    path = write(tmp_path, VALID + "colums: {}\n")
+    with pytest.raises(SpecError) as info:
+        load_checked(path)
+    assert str(path) in str(info.value) and "colums: unknown key" in str(info.value)
+
+
+def test_nested_unknown_key_has_field_path(tmp_path):
+    path = write(tmp_path, VALID.replace("format: tsv", "format: tsv, delimiter: ','"))
+    with pytest.raises(SpecError, match=r"data\.local\.delimiter: unknown key"):
+        load_checked(path)
+
+
+def test_wrong_type_says_what_was_expected(tmp_path):
+    path = write(tmp_path, VALID.replace("version: 1", "version: one"))
+    with pytest.raises(SpecError, match=r"version: Input should be a valid integer.*'one'"):
+        load_checked(path)
+
+
+def test_unknown_metric_suggests_the_closest(tmp_path):
+    path = write(tmp_path, VALID.replace("metrics: [accuracy]", "metrics: [acc]"))
+    with pytest.raises(SpecError) as info:
+        load_checked(path)
+    assert f"{path}: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?" in str(info.value)
+
+
+def test_unknown_kind_lists_known_kinds(tmp_path):
+    path = write(tmp_path, VALID.replace("kind: classification", "kind: clasification"))
+    with pytest.raises(SpecError, match=r"kind: unknown task kind 'clasification'; did you mean 'classification'"):
+        load_checked(path)
+
+
+def test_unknown_metric_setting_is_rejected(tmp_path):
+    path = write(tmp_path, VALID.replace("metrics: [accuracy]", "metrics: [{name: accuracy, settings: {average: macro}}]"))
+    with pytest.raises(SpecError, match=r"metrics\[0\]\.settings\.average: unknown key"):
+        load_checked(path)
+
+
+def test_yaml_syntax_error_reports_line(tmp_path):
+    path = write(tmp_path, VALID + "labels: [a, b\n")
+    with pytest.raises(SpecError, match=r"task\.yaml:\d+:\d+: YAML syntax error"):
+        load_checked(path)
+
+
+def test_duplicate_yaml_key_is_an_error_not_last_wins(tmp_path):
+    path = write(tmp_path, VALID + "version: 2\n")
+    with pytest.raises(SpecError, match="duplicate key 'version'"):
+        load_checked(path)
+
+
+def test_yaml_cannot_construct_python_objects(tmp_path):
+    path = write(tmp_path, VALID + "description: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(SpecError, match="YAML"):
+        load_checked(path)
+
+
+def test_template_field_that_the_task_kind_lacks(tmp_path):
+    path = write(tmp_path, VALID + 'prompt:\n  template: "{{ sentence }} ->"\n')
+    with pytest.raises(SpecError, match=r"prompt\.template: template uses \['sentence'\]"):
+        load_checked(path)
+
+
+def test_choices_must_match_labels(tmp_path):
+    path = write(tmp_path, VALID + 'prompt:\n  template: "{{ text }}"\n  choices: [" bad"]\n')
+    with pytest.raises(SpecError, match="prompt.choices has 1 entries but there are 2 labels"):
+        load_checked(path)
+
+
+def test_classification_needs_labels(tmp_path):
+    path = write(tmp_path, VALID.replace("labels: [negative, positive]\n", ""))
+    with pytest.raises(SpecError, match="needs 'labels'"):
+        load_checked(path)
+
+
+def test_unknown_reader_format(tmp_path):
+    path = write(tmp_path, VALID.replace("format: tsv", "format: tvs"))
+    with pytest.raises(SpecError, match=r"data\.local\.format: unknown format 'tvs'; did you mean 'tsv'"):
+        load_checked(path)
+
+
+def test_local_files_cannot_escape_the_data_dir(tmp_path):
+    path = write(tmp_path, VALID.replace("files: [x.tsv]", "files: [../../etc/passwd]"))
+    with pytest.raises(SpecError, match="must be a relative path inside the data directory"):
+        load_checked(path)
