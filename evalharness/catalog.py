@@ -98,10 +98,24 @@ def _check_sources(task: Task) -> None:
             check_local_source(source.local, f"{task.path}: {where}.local")
 
 
+def _check_formulations(task: Task) -> None:
+    from evalharness.prompting import formulation_by_name
+
+    known = formulation_by_name()
+    for name, settings in task.spec.formulations.items():
+        if name not in known:
+            raise SpecError(
+                f"{task.path}: formulations.{name}: unknown formulation{did_you_mean(name, known)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        validate_model(known[name].Settings, settings, str(task.path), prefix=("formulations", name))
+
+
 def check_task(task: Task) -> None:
     """Cross-reference checks that the schema alone cannot do."""
     _check_sources(task)
     _check_metrics(task)
+    _check_formulations(task)
     _check_templates(task)
 
 

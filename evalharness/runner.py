@@ -15,30 +15,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from evalharness.catalog import TaskCatalog
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.environment import capture_environment
 from evalharness.errors import DataError, UnsupportedTaskError, UsageError
-from evalharness.metrics.registry import build_metric
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
-from evalharness.records import (
-    DataEntry,
-    GroupEntry,
-    MetricEntry,
-    ModelEntry,
-    RunRecord,
-    TaskEntry,
-    finite_or_none,
-    write_record,
-    write_samples,
-)
-from evalharness.spec.kinds import TASK_KINDS
+from evalharness.records import ModelEntry, RunRecord, TaskEntry, write_record
+from evalharness.scoring import score_task
 from evalharness.spec.loader import Task
-from evalharness.types import MetricResult, RequestKind
+from evalharness.types import RequestKind
 
-__all__ = ["ADAPTER_METHODS", "RunConfig", "RunResult", "run_evaluation", "score_predictions"]
+__all__ = ["ADAPTER_METHODS", "RunConfig", "RunResult", "run_evaluation"]
 
 # Request kind -> the adapter's public batched method.
 ADAPTER_METHODS: dict[RequestKind, str] = {
@@ -103,54 +90,6 @@ class _PlannedTask:
     formulation: Formulation | None = None
 
 
-def _metric_entry(result: MetricResult) -> MetricEntry:
-    return MetricEntry(
-        value=finite_or_none(result.value),
-        ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
-        stderr=finite_or_none(result.stderr),
-        ci_method=result.ci_method,
-        n=result.n,
-        higher_is_better=result.higher_is_better,
-        ideal=result.ideal,
-        signature=result.signature,
-        groups={
-            name: GroupEntry(
-                value=finite_or_none(group.value),
-                ci=(finite_or_none(group.ci_low), finite_or_none(group.ci_high)),
-                n=group.n,
-            )
-            for name, group in result.groups.items()
-        },
-    )
-
-
-def score_predictions(
-    task: Task,
-    predictions: Sequence[Any],
-    golds: Sequence[Any],
-    *,
-    seed: int,
-    n_resamples: int,
-) -> tuple[dict[str, MetricEntry], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Every metric of the task: entries, per-example statistics and per-example scores.
-
-    Each metric gets a fresh generator from ``seed`` so its interval does not depend on
-    which other metrics the task lists.
-    """
-    entries: dict[str, MetricEntry] = {}
-    stats: dict[str, np.ndarray] = {}
-    scores: dict[str, np.ndarray] = {}
-    for metric_spec in task.spec.metrics:
-        metric = build_metric(metric_spec.name, metric_spec.settings)
-        metric.check_inputs(predictions, golds)
-        metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
-        result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples)
-        entries[metric.name] = _metric_entry(result)
-        stats[metric.name] = metric_stats
-        scores[metric.name] = metric.example_scores(metric_stats)
-    return entries, stats, scores
-
-
 def _call_adapter(adapter: Any, kind: RequestKind, requests: list[Any], batch_size: int, options: dict[str, Any]) -> list[Any]:
     method = getattr(adapter, ADAPTER_METHODS[kind])
     responses = method(requests, batch_size=batch_size, **options)
@@ -174,38 +113,19 @@ def _evaluate_task(plan: _PlannedTask, adapter: Any, config: RunConfig, run_dir:
         chunk = responses[cursor : cursor + len(requests)]
         cursor += len(requests)
         decoded.append(formulation.decode(task, example, chunk, state))
-    gold_field = TASK_KINDS[task.spec.kind].gold
-    golds = [example.fields.get(gold_field) if gold_field else None for example in data.examples]
-    predictions = [item.prediction for item in decoded]
-    entries, stats, scores = score_predictions(task, predictions, golds, seed=config.seed, n_resamples=config.n_resamples)
     truncated = sum(bool(getattr(response, "truncated", False)) for response in responses)
     notes = [f"{truncated} of {len(responses)} requests were truncated to fit the model"] if truncated else []
-    rows = []
-    for index, (example, item) in enumerate(zip(data.examples, decoded)):
-        rows.append(
-            {
-                "id": example.id,
-                "input": item.input,
-                "prediction": item.prediction,
-                "gold": golds[index],
-                "scores": {name: finite_or_none(float(values[index])) for name, values in scores.items()},
-                "stats": {name: values[index].tolist() for name, values in stats.items()},
-                **({"details": dict(item.extra)} if item.extra else {}),
-            }
-        )
-    samples = write_samples(run_dir, task.name, rows)
-    return TaskEntry(
-        version=task.version,
-        kind=task.spec.kind,
-        spec_hash=task.spec_hash,
+    return score_task(
+        task,
+        data,
+        decoded,
+        run_dir=run_dir,
         formulation=formulation.name,
-        n_examples=len(data.examples),
-        data=DataEntry(source=data.source, location=data.location, fingerprint=data.fingerprint, n_available=data.n_available),
-        metrics=entries,
         settings=formulation.settings(task, state),
         notes=notes,
-        samples=samples,
-        seconds=round(time.perf_counter() - started, 3),
+        seed=config.seed,
+        n_resamples=config.n_resamples,
+        seconds=time.perf_counter() - started,
     )
 
 

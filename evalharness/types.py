@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "ClassifyRequest",
     "ClassifyResponse",
+    "Decoded",
     "Example",
     "ExampleOutcome",
     "GenerateResponse",
@@ -145,6 +146,19 @@ class MetricResult:
     ci_method: str
     ideal: float | None = None
     groups: Mapping[str, GroupResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A model's (or a prediction file's) answer to one example, before scoring.
+
+    ``input`` is what samples files and reports show as the example's input; ``extra``
+    holds details worth keeping (logits, choice log-likelihoods, no-answer scores...).
+    """
+
+    prediction: Any
+    input: Any
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

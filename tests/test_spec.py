@@ -132,3 +132,12 @@ def test_local_files_cannot_escape_the_data_dir(tmp_path):
     path = write(tmp_path, VALID.replace("files: [x.tsv]", "files: [../../etc/passwd]"))
     with pytest.raises(SpecError, match="must be a relative path inside the data directory"):
         load_checked(path)
+
+
+def test_formulation_settings_are_validated(tmp_path):
+    path = write(tmp_path, VALID + "formulations:\n  classifier_hed: {}\n")
+    with pytest.raises(SpecError, match=r"formulations\.classifier_hed: unknown formulation; did you mean 'classifier_head'"):
+        load_checked(path)
+    path = write(tmp_path, VALID + "formulations:\n  classifier_head: {stride: 3}\n")
+    with pytest.raises(SpecError, match=r"formulations\.classifier_head\.stride: unknown key"):
+        load_checked(path)

@@ -11,6 +11,7 @@ from evalharness.spec.loader import Task
 
 __all__ = [
     "FORMULATIONS",
+    "formulation_by_name",
     "Decoded",
     "Formulation",
     "FormulationOptions",
@@ -39,3 +40,8 @@ def choose_formulation(task: Task, adapter: Any) -> Formulation:
     raise UnsupportedTaskError(
         f"{task.name}: a {adapter.kind} checkpoint cannot run this {task.spec.kind} task ({detail})"
     )
+
+
+def formulation_by_name() -> dict[str, Formulation]:
+    """Every formulation by its name (for validating ``formulations:`` in task files)."""
+    return {f.name: f for candidates in FORMULATIONS.values() for f in candidates}

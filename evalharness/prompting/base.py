@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from evalharness.spec.loader import Task
-from evalharness.types import Example, RequestKind
+from evalharness.spec.schema import StrictModel
+from evalharness.types import Decoded, Example, RequestKind
 
-__all__ = ["Decoded", "Formulation", "FormulationOptions"]
+__all__ = ["Decoded", "Formulation", "FormulationOptions", "NoSettings"]
 
 
 @dataclass(frozen=True)
@@ -28,20 +29,25 @@ class FormulationOptions:
     seed: int = 1234
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """A prediction and what is shown as the input in samples files and reports."""
-
-    prediction: Any
-    input: Any
-    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. choice log-likelihoods
+class NoSettings(StrictModel):
+    """For formulations without settings: any key given is an error."""
 
 
 class Formulation(ABC):
-    """One way of answering a task kind with one request kind."""
+    """One way of answering a task kind with one request kind.
+
+    Tunable behaviour (window sizes, strides, thresholds, prefixes) is declared as a
+    ``Settings`` model; a task sets it under ``formulations: {<name>: {...}}`` and the
+    catalog validates it like metric settings.
+    """
 
     name: ClassVar[str]
     request_kind: ClassVar[RequestKind]
+    Settings: ClassVar[type[StrictModel]] = NoSettings
+
+    def settings_for(self, task: Task) -> StrictModel:
+        """This formulation's settings for ``task`` (validated again here for API callers)."""
+        return self.Settings.model_validate(task.spec.formulations.get(self.name, {}))
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         """Why this formulation cannot serve ``task`` with ``adapter`` (None: it can)."""

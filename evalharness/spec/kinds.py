@@ -16,11 +16,17 @@ FieldType = Literal["text", "label", "float", "int", "text_list", "any"]
 
 @dataclass(frozen=True)
 class KindSchema:
-    """Canonical fields of a task kind. ``gold`` names the field metrics compare against."""
+    """Canonical fields of a task kind.
+
+    ``gold`` names the field metrics compare against; ``prediction`` documents the value
+    every formulation (and every prediction-file reader) must produce for this kind, which
+    is what the kind's metrics consume.
+    """
 
     required: dict[str, FieldType]
     optional: dict[str, FieldType]
     gold: str | None
+    prediction: str
     needs_labels: bool = False
 
     @property
@@ -33,22 +39,34 @@ TASK_KINDS: dict[str, KindSchema] = {
         required={"text": "text", "label": "label"},
         optional={"text_pair": "text"},
         gold="label",
+        prediction="a label name (str), one of the task's labels; None if no answer",
         needs_labels=True,
     ),
     "regression": KindSchema(
         required={"text": "text", "label": "float"},
         optional={"text_pair": "text"},
         gold="label",
+        prediction="a float",
     ),
     "extractive_qa": KindSchema(
         required={"question": "text", "context": "text", "answers": "text_list"},
         optional={"title": "text"},
         gold="answers",
+        prediction=(
+            "{'text': str, 'no_answer_probability': float | None}; text '' means no answer "
+            "(gold answers [] means unanswerable, SQuAD v2)"
+        ),
     ),
     "generation": KindSchema(
         required={"source": "text", "references": "text_list"},
         optional={},
         gold="references",
+        prediction="the generated text (str)",
     ),
-    "language_modeling": KindSchema(required={"text": "text"}, optional={}, gold="text"),
+    "language_modeling": KindSchema(
+        required={"text": "text"},
+        optional={},
+        gold="text",
+        prediction="{'logprob': float (natural log, summed), 'n_tokens': int (scored tokens)}",
+    ),
 }

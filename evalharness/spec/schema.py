@@ -138,6 +138,10 @@ class TaskSpec(StrictModel):
     prompt: PromptSpec | None = None
     generation: GenerationSpec | None = None
     metrics: list[MetricSpec] = Field(min_length=1)
+    formulations: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="settings per formulation name (e.g. span_head: {doc_stride: 128})",
+    )
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("kind")

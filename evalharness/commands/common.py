@@ -1,0 +1,53 @@
+"""Argument helpers shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalharness.errors import UsageError
+
+__all__ = ["add_tasks_dir", "parse_label_map", "positive_int", "split_names"]
+
+
+def add_tasks_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tasks-dir", action="append", default=[], metavar="DIR", help="extra folder of task YAML files (repeatable)"
+    )
+
+
+def split_names(values: Sequence[str]) -> list[str]:
+    """``--tasks a,b --tasks c`` -> ``[a, b, c]``."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def parse_label_map(value: str | None) -> dict[str, str] | None:
+    """``A=b,C=d`` or a JSON/YAML file mapping model labels to task labels."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        from evalharness.spec.loader import load_yaml
+
+        data = load_yaml(path)
+        if not isinstance(data, dict):
+            raise UsageError(f"--label-map {path}: expected a mapping of model label -> task label")
+        return {str(key): str(item) for key, item in data.items()}
+    mapping = {}
+    for pair in value.split(","):
+        key, sep, target = pair.partition("=")
+        if not sep or not key.strip() or not target.strip():
+            raise UsageError(f"--label-map: '{pair}' is not MODEL_LABEL=TASK_LABEL")
+        mapping[key.strip()] = target.strip()
+    return mapping

@@ -1,0 +1,56 @@
+"""``evalharness run``: evaluate a checkpoint on tasks and write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evalharness.commands.common import add_tasks_dir, parse_label_map, positive_int, split_names
+
+
+def _run(args: argparse.Namespace) -> int:
+    from evalharness.display import print_run
+    from evalharness.runner import RunConfig, run_evaluation
+
+    config = RunConfig(
+        model=args.model,
+        tasks=split_names(args.tasks),
+        output=args.output,
+        data_dir=args.data_dir,
+        tasks_dirs=args.tasks_dir,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        model_kind=args.model_kind,
+        label_map=parse_label_map(args.label_map),
+        trust_remote_code=args.trust_remote_code,
+        seed=args.seed,
+    )
+    result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
+    if args.json:
+        print(json.dumps(result.record.model_dump(mode="json"), indent=2))
+    else:
+        print_run(result.record, result.run_dir)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="evaluate a checkpoint on tasks and write a run directory")
+    run.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
+    run.add_argument("--tasks", required=True, action="append", help="task names or groups, comma-separated")
+    run.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
+    run.add_argument("--output", type=Path, help="run directory to write (default: runs/MODEL/TIMESTAMP)")
+    run.add_argument("--limit", type=positive_int, help="evaluate only the first N examples of each task")
+    run.add_argument("--batch-size", type=positive_int, default=32)
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    run.add_argument("--model-kind", help="override the kind detected from config.architectures")
+    run.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
+    run.add_argument("--seed", type=int, default=1234, help="seed for bootstrap and few-shot sampling")
+    run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")
+    add_tasks_dir(run)
+    run.set_defaults(handler=_run)

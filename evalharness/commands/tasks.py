@@ -1,0 +1,60 @@
+"""``evalharness tasks list|show|validate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evalharness.commands.common import add_tasks_dir
+
+
+def _list(args: argparse.Namespace) -> int:
+    from evalharness.catalog import TaskCatalog
+
+    catalog = TaskCatalog(args.tasks_dir)
+    for name in catalog.names():
+        print(name)
+    groups = catalog.groups()
+    if groups:
+        print("\ngroups: " + ", ".join(f"{group} ({len(members)})" for group, members in sorted(groups.items())))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from evalharness.catalog import TaskCatalog
+
+    task = TaskCatalog(args.tasks_dir).load(args.name)
+    print(f"# {task.name}  (version {task.version}, {task.spec_hash})  {task.path}")
+    print(task.path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from evalharness.catalog import validate_paths
+
+    failures = 0
+    for path, error in validate_paths(args.paths):
+        if error is None:
+            print(f"ok      {path}")
+        else:
+            failures += 1
+            print(f"invalid {error}", file=sys.stderr)
+    if failures:
+        print(f"{failures} invalid task file(s)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    tasks = commands.add_parser("tasks", help="list, show and validate task specs")
+    actions = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list built-in and user tasks and groups")
+    add_tasks_dir(listing)
+    listing.set_defaults(handler=_list)
+    show = actions.add_parser("show", help="print a task spec")
+    show.add_argument("name")
+    add_tasks_dir(show)
+    show.set_defaults(handler=_show)
+    validate = actions.add_parser("validate", help="validate task files or folders")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.set_defaults(handler=_validate)

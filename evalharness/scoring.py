@@ -1,0 +1,125 @@
+"""From predictions to a scored task entry and samples file: metrics → run record.
+
+Shared by ``evalharness run`` (predictions from a model) and ``evalharness score``
+(predictions from a file), so both produce identical records. Knows metrics and records,
+never models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evalharness.data.loader import LoadedData
+from evalharness.metrics.registry import build_metric
+from evalharness.records import DataEntry, GroupEntry, MetricEntry, TaskEntry, finite_or_none, write_samples
+from evalharness.spec.kinds import TASK_KINDS
+from evalharness.spec.loader import Task
+from evalharness.types import Decoded, MetricResult
+
+__all__ = ["gold_values", "metric_entry", "score_predictions", "score_task"]
+
+
+def metric_entry(result: MetricResult) -> MetricEntry:
+    """The record form of a metric result (NaN written as null)."""
+    return MetricEntry(
+        value=finite_or_none(result.value),
+        ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
+        stderr=finite_or_none(result.stderr),
+        ci_method=result.ci_method,
+        n=result.n,
+        higher_is_better=result.higher_is_better,
+        ideal=result.ideal,
+        signature=result.signature,
+        groups={
+            name: GroupEntry(
+                value=finite_or_none(group.value),
+                ci=(finite_or_none(group.ci_low), finite_or_none(group.ci_high)),
+                n=group.n,
+            )
+            for name, group in result.groups.items()
+        },
+    )
+
+
+def gold_values(task: Task, data: LoadedData) -> list[Any]:
+    """The field each example is scored against, per the task kind."""
+    gold_field = TASK_KINDS[task.spec.kind].gold
+    return [example.fields.get(gold_field) if gold_field else None for example in data.examples]
+
+
+def score_predictions(
+    task: Task,
+    predictions: Sequence[Any],
+    golds: Sequence[Any],
+    *,
+    seed: int,
+    n_resamples: int,
+) -> tuple[dict[str, MetricEntry], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every metric of the task: entries, per-example statistics and per-example scores.
+
+    Each metric gets a fresh generator from ``seed`` so its interval does not depend on
+    which other metrics the task lists.
+    """
+    entries: dict[str, MetricEntry] = {}
+    stats: dict[str, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
+    for metric_spec in task.spec.metrics:
+        metric = build_metric(metric_spec.name, metric_spec.settings)
+        metric.check_inputs(predictions, golds)
+        metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
+        result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples)
+        entries[metric.name] = metric_entry(result)
+        stats[metric.name] = metric_stats
+        scores[metric.name] = metric.example_scores(metric_stats)
+    return entries, stats, scores
+
+
+def score_task(
+    task: Task,
+    data: LoadedData,
+    decoded: Sequence[Decoded],
+    *,
+    run_dir: Path,
+    formulation: str,
+    seed: int,
+    n_resamples: int,
+    seconds: float,
+    settings: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
+) -> TaskEntry:
+    """Score one task's predictions, write its samples file and return its record entry."""
+    golds = gold_values(task, data)
+    predictions = [item.prediction for item in decoded]
+    entries, stats, scores = score_predictions(task, predictions, golds, seed=seed, n_resamples=n_resamples)
+    rows = []
+    for index, (example, item) in enumerate(zip(data.examples, decoded, strict=True)):
+        rows.append(
+            {
+                "id": example.id,
+                "input": item.input,
+                "prediction": item.prediction,
+                "gold": golds[index],
+                "scores": {name: finite_or_none(float(values[index])) for name, values in scores.items()},
+                "stats": {name: values[index].tolist() for name, values in stats.items()},
+                **({"details": dict(item.extra)} if item.extra else {}),
+            }
+        )
+    return TaskEntry(
+        version=task.version,
+        kind=task.spec.kind,
+        spec_hash=task.spec_hash,
+        formulation=formulation,
+        n_examples=len(data.examples),
+        data=DataEntry(
+            source=data.source, location=data.location, fingerprint=data.fingerprint, n_available=data.n_available
+        ),
+        metrics=entries,
+        settings=dict(settings or {}),
+        notes=list(notes),
+        samples=write_samples(run_dir, task.name, rows),
+        seconds=round(seconds, 3),
+    )
