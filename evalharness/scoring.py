@@ -72,9 +72,10 @@ def score_predictions(
         metric.check_inputs(predictions, golds)
         metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
         result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples)
-        entries[metric.name] = metric_entry(result)
-        stats[metric.name] = metric_stats
-        scores[metric.name] = metric.example_scores(metric_stats)
+        key = metric_spec.result_key
+        entries[key] = metric_entry(result)
+        stats[key] = metric_stats
+        scores[key] = metric.example_scores(metric_stats)
     return entries, stats, scores
 
 

@@ -141,3 +141,11 @@ def test_formulation_settings_are_validated(tmp_path):
     path = write(tmp_path, VALID + "formulations:\n  classifier_head: {stride: 3}\n")
     with pytest.raises(SpecError, match=r"formulations\.classifier_head\.stride: unknown key"):
         load_checked(path)
+
+
+def test_metric_listed_twice_needs_distinct_keys(tmp_path):
+    path = write(tmp_path, VALID.replace("metrics: [accuracy]", "metrics: [accuracy, accuracy]"))
+    with pytest.raises(SpecError, match=r"\['accuracy'\] listed twice; give each a distinct 'key'"):
+        load_checked(path)
+    ok = write(tmp_path, VALID.replace("metrics: [accuracy]", "metrics: [accuracy, {name: accuracy, key: accuracy_again}]"), "ok.yaml")
+    assert [m.result_key for m in load_checked(ok).spec.metrics] == ["accuracy", "accuracy_again"]

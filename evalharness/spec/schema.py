@@ -121,10 +121,20 @@ class GenerationSpec(StrictModel):
 
 
 class MetricSpec(StrictModel):
-    """A metric by registry name with its settings (validated against the metric's schema)."""
+    """A metric by registry name with its settings (validated against the metric's schema).
+
+    ``key`` names the result in the run record (default: the metric name), so one metric
+    can be listed twice with different settings (e.g. BLEU against reference A and
+    against all references).
+    """
 
     name: str
     settings: dict[str, Any] = Field(default_factory=dict)
+    key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+\-]+$")
+
+    @property
+    def result_key(self) -> str:
+        return self.key or self.name
 
 
 class TaskSpec(StrictModel):
@@ -161,6 +171,14 @@ class TaskSpec(StrictModel):
         if isinstance(value, list):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
+
+    @model_validator(mode="after")
+    def _unique_metric_keys(self) -> TaskSpec:
+        keys = [metric.result_key for metric in self.metrics]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"metrics: {duplicates} listed twice; give each a distinct 'key'")
+        return self
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> TaskSpec:
