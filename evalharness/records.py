@@ -52,6 +52,8 @@ class GroupEntry(_Record):
 
 
 class MetricEntry(_Record):
+    metric: str = Field(description="registry name; with settings, rebuilds the metric")
+    settings: dict[str, Any] = Field(default_factory=dict)
     value: float | None = Field(description="None when undefined (e.g. NaN), never a fake 0")
     ci: tuple[float | None, float | None]
     stderr: float | None

@@ -23,9 +23,11 @@ from evalharness.types import Decoded, MetricResult
 __all__ = ["gold_values", "metric_entry", "score_predictions", "score_task"]
 
 
-def metric_entry(result: MetricResult) -> MetricEntry:
+def metric_entry(result: MetricResult, settings: Mapping[str, Any]) -> MetricEntry:
     """The record form of a metric result (NaN written as null)."""
     return MetricEntry(
+        metric=result.name,
+        settings=dict(settings),
         value=finite_or_none(result.value),
         ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
         stderr=finite_or_none(result.stderr),
@@ -73,7 +75,7 @@ def score_predictions(
         metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
         result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples)
         key = metric_spec.result_key
-        entries[key] = metric_entry(result)
+        entries[key] = metric_entry(result, metric.settings.model_dump(mode="json"))
         stats[key] = metric_stats
         scores[key] = metric.example_scores(metric_stats)
     return entries, stats, scores

@@ -21,7 +21,7 @@ from evalharness.records import (
 
 
 def make_record() -> RunRecord:
-    metric = MetricEntry(value=91.5, ci=(89.0, 94.0), stderr=1.2, ci_method="analytic-t-0.95", n=10,
+    metric = MetricEntry(metric="accuracy", value=91.5, ci=(89.0, 94.0), stderr=1.2, ci_method="analytic-t-0.95", n=10,
                          higher_is_better=True, signature="accuracy|impl:sklearn")
     task = TaskEntry(version=1, kind="classification", spec_hash="sha256:0", formulation="classifier_head",
                      n_examples=10, data=DataEntry(source="local", location="x.tsv", fingerprint="sha256:1", n_available=10),
