@@ -78,12 +78,11 @@ def _check_metrics(task: Task) -> None:
             raise SpecError(
                 f"{where}.name: unknown metric '{metric.name}'{did_you_mean(metric.name, METRICS)}"
             )
-        validate_model(
-            metric_class(metric.name).Settings,
-            metric.settings,
-            str(task.path),
-            prefix=("metrics", index, "settings"),
-        )
+        cls = metric_class(metric.name)
+        settings = validate_model(cls.Settings, metric.settings, str(task.path), prefix=("metrics", index, "settings"))
+        problem = cls.spec_problem(settings, task.spec)
+        if problem is not None:
+            raise SpecError(f"{where}: {problem}")
 
 
 def _check_sources(task: Task) -> None:

@@ -83,6 +83,12 @@ class Metric(ABC):
         """A per-example score on the metric's scale, for samples files and reports."""
         return np.array([self.aggregate(row[None, :]) for row in stats], dtype=float)
 
+    @classmethod
+    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
+        """Why these settings cannot score this task spec (e.g. a positive label that is not
+        one of the task's labels, accuracy on a regression task); None when they can."""
+        return None
+
     # -- provided -----------------------------------------------------------------------
     def signature(self) -> str:
         """What determines the value: metric, settings, implementation and version."""

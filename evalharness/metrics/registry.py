@@ -16,6 +16,19 @@ __all__ = ["METRICS", "build_metric", "metric_class", "metric_names"]
 
 METRICS: dict[str, str] = {
     "accuracy": "evalharness.metrics.classification:Accuracy",
+    "f1": "evalharness.metrics.classification:F1",
+    "mcc": "evalharness.metrics.classification:MCC",
+    "pearson": "evalharness.metrics.correlation:Pearson",
+    "spearman": "evalharness.metrics.correlation:Spearman",
+    "squad_exact": "evalharness.metrics.squad:SquadExact",
+    "squad_f1": "evalharness.metrics.squad:SquadF1",
+    "squad_best_exact": "evalharness.metrics.squad:SquadBestExact",
+    "squad_best_f1": "evalharness.metrics.squad:SquadBestF1",
+    "token_perplexity": "evalharness.metrics.perplexity:TokenPerplexity",
+    "word_perplexity": "evalharness.metrics.perplexity:WordPerplexity",
+    "byte_perplexity": "evalharness.metrics.perplexity:BytePerplexity",
+    "bits_per_byte": "evalharness.metrics.perplexity:BitsPerByte",
+    "hf_evaluate": "evalharness.metrics.hf_evaluate:HFEvaluate",
 }
 
 

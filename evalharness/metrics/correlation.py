@@ -1,0 +1,122 @@
+"""Correlation metrics for regression tasks (GLUE STS-B): replicate ``scipy.stats``, x100.
+
+STS-B is scored by Pearson and Spearman correlation between predicted and gold similarity,
+never by accuracy. A correlation has no notion of a "wrong" example, so a missing or
+non-finite prediction cannot be scored silently: it is an error naming the example. When
+either side is constant the coefficient is undefined and, as in scipy, the value is NaN
+(written as null in run records), never a made-up number.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evalharness.errors import MetricInputError
+from evalharness.metrics.base import AdditiveMetric, Metric, is_missing
+from evalharness.spec.schema import StrictModel
+
+__all__ = ["Pearson", "Spearman"]
+
+
+def _numbers(name: str, values: Sequence[Any], what: str) -> np.ndarray:
+    out = np.empty(len(values), dtype=float)
+    for index, value in enumerate(values):
+        if is_missing(value) or isinstance(value, (str, bytes, bool)):
+            problem = "is missing (None/NaN)" if is_missing(value) else f"is {value!r}, not a number"
+            raise MetricInputError(
+                f"{name}: {what} {index} {problem}; a correlation needs a real value for every example"
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise MetricInputError(f"{name}: {what} {index} is {value!r}, not a number") from None
+        if not math.isfinite(number):
+            raise MetricInputError(f"{name}: {what} {index} is {number}, not a finite number")
+        out[index] = number
+    return out
+
+
+class _Correlation(Metric):
+    reference_package = "scipy"
+
+    @classmethod
+    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
+        if spec.kind != "regression":
+            return f"'{cls.name}' correlates real-valued predictions; it needs a 'regression' task, not '{spec.kind}'"
+        return None
+
+    def _pairs(self, predictions: Sequence[Any], references: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        return _numbers(self.name, predictions, "prediction"), _numbers(self.name, references, "reference")
+
+    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+        """A correlation has no per-example value."""
+        return np.full(stats.shape[0], np.nan)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy import stats
+
+    if x.size < 2:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConstantInputWarning: the NaN says it
+        return 100.0 * float(stats.pearsonr(x, y).statistic)
+
+
+class Pearson(_Correlation, AdditiveMetric):
+    """Pearson's r x100 (``scipy.stats.pearsonr``).
+
+    Statistics per example: (1, x, y, x², y², xy) with x and y shifted by their means over
+    the call (r is shift-invariant; centring avoids cancellation in the sums). The point
+    estimate is scipy's on the rows; bootstrap replicates use the closed form on column sums.
+    """
+
+    name = "pearson"
+    reference = "scipy.stats.pearsonr"
+
+    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+        x, y = self._pairs(predictions, references)
+        x, y = x - x.mean(), y - y.mean()
+        return np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
+
+    def aggregate(self, stats: np.ndarray) -> float:
+        stats = np.asarray(stats, dtype=float)
+        return _pearson(stats[:, 1], stats[:, 2])
+
+    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+        n, sx, sy, sxx, syy, sxy = (sums[:, i] for i in range(6))
+        covariance = n * sxy - sx * sy
+        variance = (n * sxx - sx * sx) * (n * syy - sy * sy)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = covariance / np.sqrt(variance)
+        return np.where(variance > 0, 100.0 * np.clip(r, -1.0, 1.0), np.nan)
+
+
+class Spearman(_Correlation):
+    """Spearman's rho x100 (``scipy.stats.spearmanr``: Pearson's r of average ranks).
+
+    Ranks depend on every other example, so the statistics are the raw (prediction, gold)
+    pairs and the interval is a percentile bootstrap that re-ranks each resample.
+    """
+
+    name = "spearman"
+    reference = "scipy.stats.spearmanr"
+
+    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+        x, y = self._pairs(predictions, references)
+        return np.column_stack([x, y])
+
+    def aggregate(self, stats: np.ndarray) -> float:
+        from scipy import stats as scipy_stats
+
+        stats = np.asarray(stats, dtype=float)
+        if stats.shape[0] < 2:
+            return float("nan")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return 100.0 * float(scipy_stats.spearmanr(stats[:, 0], stats[:, 1]).statistic)
