@@ -165,6 +165,19 @@ def _coerce(value: Any, kind: FieldType, *, field: str, example_id: str, task: T
     return value
 
 
+def _lookup(row: Row, column: str) -> tuple[bool, Any]:
+    """``(found, value)``; a dotted column ``a.b`` reads key ``b`` of the mapping in column
+    ``a`` (hub SQuAD's nested ``answers.text``) unless a column is literally named ``a.b``."""
+    if column in row:
+        return True, row[column]
+    value: Any = row
+    for part in column.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
 def _to_examples(task: Task, rows: list[Row], columns: dict[str, str], origin: str) -> list[Example]:
     schema = TASK_KINDS[task.spec.kind]
     available = set(rows[0]) if rows else set()
@@ -173,7 +186,7 @@ def _to_examples(task: Task, rows: list[Row], columns: dict[str, str], origin: s
         column = columns.get(field, field if field in available else None)
         if column is None:
             continue
-        if column not in available:
+        if column not in available and not (rows and _lookup(rows[0], column)[0]):
             raise DataError(
                 f"{task.name}: column '{column}' (for field '{field}') not found in {origin}"
                 f"{did_you_mean(column, available)}; columns are: {', '.join(sorted(available))}"
@@ -189,7 +202,7 @@ def _to_examples(task: Task, rows: list[Row], columns: dict[str, str], origin: s
     examples: list[Example] = []
     seen: set[str] = set()
     for index, row in enumerate(rows):
-        example_id = str(row[mapping["id"]]) if "id" in mapping else str(index)
+        example_id = str(_lookup(row, mapping["id"])[1]) if "id" in mapping else str(index)
         if example_id in seen:
             raise DataError(f"{task.name}: duplicate example id '{example_id}' in {origin}")
         seen.add(example_id)
@@ -197,7 +210,7 @@ def _to_examples(task: Task, rows: list[Row], columns: dict[str, str], origin: s
         for field, column in mapping.items():
             if field == "id":
                 continue
-            value = row.get(column)
+            value = _lookup(row, column)[1]
             if field in schema.optional and value in (None, ""):
                 continue
             fields[field] = _coerce(

@@ -45,6 +45,15 @@ class TextOptions(StrictModel):
     unit: Literal["line", "file"] = "line"
     field: str = "text"
     skip_blank: bool = False
+    strip: bool = Field(default=False, description="strip surrounding whitespace from each line")
+
+
+class SquadOptions(StrictModel):
+    encoding: str = "utf-8-sig"
+
+
+class WikitextOptions(StrictModel):
+    encoding: str = "utf-8-sig"
 
 
 class ParquetOptions(StrictModel):
@@ -137,7 +146,73 @@ def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
     for line in _lines(text):
         if options.skip_blank and not line.strip():
             continue
-        yield {options.field: line}
+        yield {options.field: line.strip() if options.strip else line}
+
+
+def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
+    """SQuAD JSON (``data`` → articles → ``paragraphs`` → ``qas``), one row per question.
+
+    Gold answers are the ``answers`` texts only (``answer_start`` is not needed, so the
+    reconstructed dev files work); v2.0 ``plausible_answers`` are never read: an
+    unanswerable question has ``answers: []``.
+    """
+    try:
+        document = json.loads(_read_text(path, options.encoding))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    articles = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(articles, list):
+        raise DataError(f"{path}: not SQuAD JSON (expected an object with a 'data' list of articles)")
+    for a, article in enumerate(articles):
+        for p, paragraph in enumerate(article.get("paragraphs", [])):
+            for q, qa in enumerate(paragraph.get("qas", [])):
+                where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
+                try:
+                    answers = [answer["text"] for answer in qa.get("answers", [])]
+                    row = {
+                        "id": qa["id"],
+                        "title": article.get("title", ""),
+                        "context": paragraph["context"],
+                        "question": qa["question"],
+                        "answers": answers,
+                    }
+                except (KeyError, TypeError) as exc:
+                    raise DataError(f"{where}: missing field {exc}") from None
+                if "is_impossible" in qa:
+                    if bool(qa["is_impossible"]) == bool(answers):
+                        raise DataError(f"{where}: is_impossible={qa['is_impossible']} but {len(answers)} answers")
+                    row["is_impossible"] = bool(qa["is_impossible"])
+                yield row
+
+
+def _is_article_heading(line: str) -> bool:
+    """A top-level `` = Title = `` line; section headings (`` = = Section = = ``) are not."""
+    collapsed = line.replace("= = =", "===").replace("= =", "==").strip()
+    return collapsed.startswith("= ") and collapsed.endswith(" =")
+
+
+def _read_wikitext(path: Path, options: WikitextOptions) -> Iterator[Row]:
+    """WikiText ``wiki.*.tokens``/``.raw`` split into articles, one row per article.
+
+    Replicates the document-level WikiText that lm-evaluation-harness evaluates
+    (``EleutherAI/wikitext_document_level``): lines are split on ``\\n``, a new article starts
+    at each top-level heading, an article is its lines joined with ``\\n``, and text before
+    the first heading is kept only if it is not blank.
+    """
+    lines = _read_text(path, options.encoding).split("\n")
+    article: list[str] = []
+    pages: list[str] = []
+    for line in lines:
+        if _is_article_heading(line):
+            page = "\n".join(article)
+            if page.strip():
+                pages.append(page)
+            article = []
+        article.append(line)
+    pages.append("\n".join(article))
+    for index, page in enumerate(pages):
+        title = page.split("\n", 1)[0].strip().strip("=").strip()
+        yield {"id": str(index), "title": title, "text": page}
 
 
 def _read_parquet(path: Path, options: ParquetOptions) -> Iterator[Row]:
@@ -163,6 +238,8 @@ READERS: dict[str, Reader] = {
     "json": Reader(JsonOptions, _read_json),
     "txt": Reader(TextOptions, _read_text_file),
     "parquet": Reader(ParquetOptions, _read_parquet),
+    "squad_json": Reader(SquadOptions, _read_squad),
+    "wikitext": Reader(WikitextOptions, _read_wikitext),
 }
 
 
