@@ -61,7 +61,8 @@ class RecordError(EvalHarnessError):
 def did_you_mean(name: str, options: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest option, or ``""`` when none is close."""
     options = list(options)
-    matches = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    if not matches and len(name) >= 2:  # abbreviations: 'acc' -> 'accuracy'
-        matches = sorted((o for o in options if o.lower().startswith(name.lower())), key=len)[:1]
+    # Abbreviations first ('acc' -> 'accuracy', not the equally close 'mcc'), then typos.
+    matches = sorted((o for o in options if o.lower().startswith(name.lower())), key=len)[:1] if len(name) >= 2 else []
+    if not matches:
+        matches = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return f"; did you mean '{matches[0]}'?" if matches else ""
