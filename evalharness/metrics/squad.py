@@ -16,6 +16,7 @@ score over all thresholds (the official ``best_exact`` / ``best_f1``).
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import re
 import string
@@ -46,6 +47,7 @@ Rules = Literal["v1.1", "v2.0"]
 SCRIPT = {"v1.1": "evaluate-v1.1.py", "v2.0": "evaluate-v2.0.py"}
 
 
+@functools.lru_cache(maxsize=1 << 16)  # gold answers are normalised once per metric and answer
 def normalize_answer(text: str) -> str:
     """Lowercase, drop ASCII punctuation, drop articles, collapse whitespace (official order)."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
