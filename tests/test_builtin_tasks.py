@@ -192,6 +192,7 @@ def test_squad_json_reader_on_the_official_layout(tmp_path):
         load_examples(load_task(spec, "t"), tmp_path)
 
 
+@pytest.mark.slow  # a real `evalharness run` in a subprocess
 @pytest.mark.shared_data
 def test_mrpc_run_with_limit_scores_f1_and_accuracy(cli, tmp_path, shared_data, tiny_classifier):
     out = tmp_path / "run"
@@ -209,6 +210,7 @@ def test_mrpc_run_with_limit_scores_f1_and_accuracy(cli, tmp_path, shared_data, 
     assert "positive_label:equivalent" in f1.signature and f1.settings["positive_label"] == "equivalent"
 
 
+@pytest.mark.slow  # a real `evalharness run` in a subprocess
 @pytest.mark.shared_data
 def test_stsb_run_with_limit_scores_correlations(cli, tmp_path, shared_data, tiny_regressor):
     out = tmp_path / "run"
