@@ -49,6 +49,10 @@ class _LabelMetric(AdditiveMetric):
             return f"'{cls.name}' cannot score a '{spec.kind}' task: {reason}"
         return None
 
+    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+        """F1 and MCC exist only over a set of examples: no per-example value (null)."""
+        return np.full(stats.shape[0], np.nan)
+
 
 class Accuracy(_LabelMetric):
     """Share of exact label matches, x100 (``sklearn.metrics.accuracy_score``).
