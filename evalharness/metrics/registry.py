@@ -16,6 +16,14 @@ __all__ = ["METRICS", "build_metric", "metric_class", "metric_names"]
 
 METRICS: dict[str, str] = {
     "accuracy": "evalharness.metrics.classification:Accuracy",
+    "bleu": "evalharness.metrics.translation:Bleu",
+    "chrf": "evalharness.metrics.translation:ChrF",
+    "chrf++": "evalharness.metrics.translation:ChrFPlusPlus",
+    "ter": "evalharness.metrics.translation:Ter",
+    "rouge1": "evalharness.metrics.summarization:Rouge1",
+    "rouge2": "evalharness.metrics.summarization:Rouge2",
+    "rougeL": "evalharness.metrics.summarization:RougeL",
+    "rougeLsum": "evalharness.metrics.summarization:RougeLsum",
 }
 
 
