@@ -97,17 +97,22 @@ def _porter() -> Any:
     return porter.PorterStemmer()  # rouge-score's DefaultTokenizer uses the default mode
 
 
-@functools.lru_cache(maxsize=None)
-def _stem(word: str) -> str:
-    return _porter().stem(word)
-
-
 class _MemoStemmer:
-    """The Porter stemmer with memoised results (same interface as nltk's)."""
+    """The Porter stemmer with memoised results (same ``stem`` interface as nltk's).
 
-    @staticmethod
-    def stem(word: str) -> str:
-        return _stem(word)
+    One table per process: stems depend only on the word (and nltk's version), and the
+    vocabulary of an evaluation set is small.
+    """
+
+    _table: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def stem(cls, word: str) -> str:
+        try:
+            return cls._table[word]
+        except KeyError:
+            stemmed = cls._table[word] = _porter().stem(word)
+            return stemmed
 
 
 class _RougeTokenizer:
