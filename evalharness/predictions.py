@@ -140,8 +140,10 @@ def _read_squad(path: Path, options: ReadOptions) -> Values:
 
 
 def _read_lines(path: Path, options: ReadOptions) -> Values:
-    """One prediction per line, in the task's example order (lines split on "\\n" only)."""
-    return _lines(_read_text(path, "utf-8-sig"))
+    """One prediction per line, in the task's example order, read as sacrebleu reads files:
+    UTF-8, lines split on "\\n" only, a leading byte-order mark kept as text (WMT23's official
+    chrF for AIRC en-de includes the BOM its output file starts with)."""
+    return _lines(_read_text(path, "utf-8"))
 
 
 def _read_jsonl(path: Path, options: ReadOptions) -> Values:

@@ -19,6 +19,7 @@ from evalharness.data.loader import load_examples
 from evalharness.errors import DataError, UsageError
 from evalharness.predictions import align_predictions, fingerprint_paths, read_predictions
 from evalharness.records import load_record, read_samples
+from tests.inprocess import main  # noqa: F401 - pytest fixture
 
 SOURCES = ["Der Hund bellt laut.", "Die Sonne scheint heute.", "Wir gehen nach Hause.", "Das Essen ist kalt."]
 REFS_A = ["The dog barks loudly.", "The sun is shining today.", "We are going home.", "The food is cold."]
@@ -89,21 +90,6 @@ def workspace(tmp_path):
     (data / "qa").mkdir()
     (data / "qa" / "dev.jsonl").write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS))
     return tmp_path
-
-
-@pytest.fixture
-def main(capsys):
-    """``evalharness`` in-process (fast); returns what a subprocess would: code, stdout, stderr."""
-    from types import SimpleNamespace
-
-    from evalharness.cli import main as cli_main
-
-    def run(*args: str) -> SimpleNamespace:
-        code = cli_main(list(args))
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-
-    return run
 
 
 def _score(cli, workspace, task, predictions, *extra):

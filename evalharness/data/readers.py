@@ -52,7 +52,7 @@ class ParquetOptions(StrictModel):
 
 
 class ParallelTextOptions(StrictModel):
-    encoding: str = "utf-8-sig"
+    encoding: str = "utf-8"  # as sacrebleu reads references: a BOM would be scored as text
     source_field: str = "source"
     references_field: str = "references"
 
