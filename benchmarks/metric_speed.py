@@ -52,7 +52,7 @@ def translation_corpus(data_dir: Path | None, segments: int) -> tuple[list[str],
 def timed(label: str, function, *args, **kwargs):
     started = time.perf_counter()
     value = function(*args, **kwargs)
-    print(f"  {label:<58} {time.perf_counter() - started:8.3f} s")
+    print(f"  {label:<66} {time.perf_counter() - started:8.3f} s")
     return value
 
 
@@ -69,7 +69,7 @@ def translation(data_dir: Path | None, segments: int, resamples: int) -> None:
             bootstrap_interval, stats, aggregate=metric.aggregate, aggregate_sums=metric.aggregate_sums,
             rng=np.random.default_rng(0), n_resamples=resamples,
         )
-        print(f"  {'':<58} value {metric.aggregate(stats):.2f}, 95% CI [{interval.low:.2f}, {interval.high:.2f}]")
+        print(f"  {'':<66} value {metric.aggregate(stats):.2f}, 95% CI [{interval.low:.2f}, {interval.high:.2f}]")
         scorer = sacrebleu.BLEU() if name == "bleu" else sacrebleu.CHRF()
         timed("sacrebleu corpus_score(n_bootstrap) (text -> stats -> resamples)", scorer.corpus_score, hyps, [refs], n_bootstrap=resamples)
         rng = np.random.default_rng(0)
@@ -82,7 +82,7 @@ def translation(data_dir: Path | None, segments: int, resamples: int) -> None:
         started = time.perf_counter()
         naive(10)
         per = (time.perf_counter() - started) / 10
-        print(f"  {'naive: re-score resampled text (extrapolated)':<58} {per * resamples:8.1f} s")
+        print(f"  {'naive: re-score resampled text (extrapolated)':<66} {per * resamples:8.1f} s")
 
 
 def summarization(data_dir: Path | None, examples: int) -> None:
@@ -106,8 +106,8 @@ def summarization(data_dir: Path | None, examples: int) -> None:
         build_metric(name, {"use_stemmer": True}).example_stats(hyps, refs)
         seconds = time.perf_counter() - started
         total += seconds
-        print(f"  {'evalharness ' + name:<58} {seconds:8.3f} s")
-    print(f"  {'evalharness, all four':<58} {total:8.3f} s")
+        print(f"  {'evalharness ' + name:<66} {seconds:8.3f} s")
+    print(f"  {'evalharness, all four':<66} {total:8.3f} s")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
     timed("rouge-score RougeScorer, all four in one scorer", lambda: [scorer.score(r[0], h) for h, r in zip(hyps, refs)])
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -115,17 +116,23 @@ class _MemoStemmer:
             return stemmed
 
 
+@functools.lru_cache(maxsize=1 << 15)
+def _cached_tokens(text: str, use_stemmer: bool) -> tuple[str, ...]:
+    """rouge-score's tokenization of ``text``, kept for the next metric of the same task
+    (ROUGE-1, -2 and -L tokenize the same texts); tokens are interned to share memory."""
+    from rouge_score import tokenize
+
+    return tuple(sys.intern(token) for token in tokenize.tokenize(text, _MemoStemmer if use_stemmer else None))
+
+
 class _RougeTokenizer:
-    """rouge-score's default tokenization with a memoised stemmer."""
+    """rouge-score's default tokenization (``tokenize.tokenize``) with a memoised stemmer."""
 
     def __init__(self, use_stemmer: bool) -> None:
-        from rouge_score import tokenize
-
-        self._tokenize = tokenize.tokenize
-        self._stemmer = _MemoStemmer() if use_stemmer else None
+        self._use_stemmer = use_stemmer
 
     def tokenize(self, text: str) -> list[str]:
-        return self._tokenize(text, self._stemmer)
+        return list(_cached_tokens(text, self._use_stemmer))
 
 
 class RougeSettings(ReferenceSelection):
