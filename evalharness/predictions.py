@@ -198,7 +198,7 @@ PREDICTION_FORMATS: dict[str, PredictionFormat] = {
     "lines": PredictionFormat(
         _read_lines,
         "plain text, one prediction per line in the task's example order",
-        matches=lambda path: path.is_file(),
+        matches=lambda path: path.is_file() and path.suffix not in {".json", ".jsonl"},
         kinds=frozenset({"generation"}),
     ),
 }

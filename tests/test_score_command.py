@@ -211,6 +211,10 @@ def test_usage_errors_exit_2(main, workspace):
     assert result.returncode == 2 and "did you mean 'jsonl'" in result.stderr
     result = _score(main, workspace, "tmp/mt", workspace / "nope.txt")
     assert result.returncode == 2 and "no such file or directory" in result.stderr
+    squad_style = workspace / "predictions.json"
+    squad_style.write_text('{"0": "a"}')
+    result = _score(main, workspace, "tmp/mt", squad_style)
+    assert result.returncode == 2 and "not a recognised prediction file for a 'generation' task" in result.stderr
 
 
 def test_xsum_fails_clearly_offline(cli, tmp_path):
