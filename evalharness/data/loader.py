@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalharness.data.readers import READERS, read_file
+from evalharness.data.readers import READERS, read_files
 from evalharness.errors import DataError, SpecError, did_you_mean
 from evalharness.spec.kinds import TASK_KINDS, FieldType
 from evalharness.spec.loader import Task, validate_model
@@ -88,9 +88,7 @@ def _reader_options(local: LocalSource, task: Task, where: str):
 
 def _read_local(task: Task, local: LocalSource, data_dir: Path, where: str) -> tuple[list[Row], str]:
     reader, options = _reader_options(local, task, where)
-    rows: list[Row] = []
-    for name in local.files:
-        rows.extend(read_file(data_dir / name, reader, options))
+    rows = read_files([data_dir / name for name in local.files], reader, options)
     return rows, ", ".join(str(data_dir / name) for name in local.files)
 
 

@@ -20,7 +20,7 @@ from pydantic import Field
 from evalharness.errors import DataError
 from evalharness.spec.schema import StrictModel
 
-__all__ = ["READERS", "Reader", "read_file"]
+__all__ = ["READERS", "Reader", "read_file", "read_files"]
 
 Row = dict[str, Any]
 
@@ -58,6 +58,16 @@ class WikitextOptions(StrictModel):
 
 class ParquetOptions(StrictModel):
     pass
+
+
+class ParallelTextOptions(StrictModel):
+    encoding: str = "utf-8"  # as sacrebleu reads references: a BOM would be scored as text
+    source_field: str = "source"
+    references_field: str = "references"
+
+
+class IndexedTextOptions(StrictModel):
+    encoding: str = "utf-8"
 
 
 def _read_text(path: Path, encoding: str) -> str:
@@ -225,10 +235,44 @@ def _read_parquet(path: Path, options: ParquetOptions) -> Iterator[Row]:
     yield from table.to_pylist()
 
 
+def _read_parallel_text(paths: list[Path], options: ParallelTextOptions) -> Iterator[Row]:
+    """Line-aligned parallel text (WMT ``txt`` releases): the first file holds the sources,
+    each further file one reference per line. Row id = 0-based line number; the references
+    of a line become a list, in file order (``references: [0]`` selects the first file)."""
+    if len(paths) < 2:
+        raise DataError(f"{paths[0]}: format 'parallel_text' needs a source file and at least one reference file")
+    source, *reference_files = paths
+    sources = _lines(_read_text(source, options.encoding))
+    columns = []
+    for path in reference_files:
+        lines = _lines(_read_text(path, options.encoding))
+        if len(lines) != len(sources):
+            raise DataError(
+                f"{path}: {len(lines)} lines, but the source file {source} has {len(sources)}; "
+                "parallel files must be line-aligned"
+            )
+        columns.append(lines)
+    for number, text in enumerate(sources):
+        yield {"id": str(number), options.source_field: text, options.references_field: [c[number] for c in columns]}
+
+
+def _read_indexed_text(paths: list[Path], options: IndexedTextOptions) -> Iterator[Row]:
+    """Folders or tarballs of ``NNNNNN_<field>.txt`` files (See et al.'s CNN/DailyMail
+    release): one row per index with one column per field, id = the index as written."""
+    from evalharness.data.indexed import read_indexed
+
+    for index, fields in read_indexed(paths, encoding=options.encoding).items():
+        yield {"id": index, **fields}
+
+
 @dataclass(frozen=True)
 class Reader:
+    """``read(path, options)`` per file; a ``multi_file`` reader gets all files at once
+    (``read(paths, options)``) because it joins them column-wise, not row-wise."""
+
     options: type[StrictModel]
-    read: Callable[[Path, Any], Iterator[Row]]
+    read: Callable[[Any, Any], Iterator[Row]]
+    multi_file: bool = False
 
 
 READERS: dict[str, Reader] = {
@@ -240,6 +284,8 @@ READERS: dict[str, Reader] = {
     "parquet": Reader(ParquetOptions, _read_parquet),
     "squad_json": Reader(SquadOptions, _read_squad),
     "wikitext": Reader(WikitextOptions, _read_wikitext),
+    "parallel_text": Reader(ParallelTextOptions, _read_parallel_text, multi_file=True),
+    "indexed_text": Reader(IndexedTextOptions, _read_indexed_text, multi_file=True),
 }
 
 
@@ -248,3 +294,13 @@ def read_file(path: Path, reader: Reader, options: StrictModel) -> list[Row]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     return list(reader.read(path, options))
+
+
+def read_files(paths: list[Path], reader: Reader, options: StrictModel) -> list[Row]:
+    """Rows from all of a source's files: one call for a multi-file reader, else concatenated."""
+    if not reader.multi_file:
+        return [row for path in paths for row in read_file(path, reader, options)]
+    for path in paths:
+        if not path.exists():
+            raise DataError(f"{path}: file not found")
+    return list(reader.read(paths, options))

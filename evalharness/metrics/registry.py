@@ -29,6 +29,14 @@ METRICS: dict[str, str] = {
     "byte_perplexity": "evalharness.metrics.perplexity:BytePerplexity",
     "bits_per_byte": "evalharness.metrics.perplexity:BitsPerByte",
     "hf_evaluate": "evalharness.metrics.hf_evaluate:HFEvaluate",
+    "bleu": "evalharness.metrics.translation:Bleu",
+    "chrf": "evalharness.metrics.translation:ChrF",
+    "chrf++": "evalharness.metrics.translation:ChrFPlusPlus",
+    "ter": "evalharness.metrics.translation:Ter",
+    "rouge1": "evalharness.metrics.summarization:Rouge1",
+    "rouge2": "evalharness.metrics.summarization:Rouge2",
+    "rougeL": "evalharness.metrics.summarization:RougeL",
+    "rougeLsum": "evalharness.metrics.summarization:RougeLsum",
 }
 
 

@@ -1,0 +1,62 @@
+"""``evalharness score``: score a prediction file from any system against a task's references."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evalharness.commands.common import add_tasks_dir, positive_int
+
+
+def _score(args: argparse.Namespace) -> int:
+    from evalharness.external import ScoreConfig, score_file
+    from evalharness.records import atomic_write_text
+
+    config = ScoreConfig(
+        task=args.task,
+        predictions=Path(args.predictions),
+        no_answer_probs=Path(args.no_answer_probs) if args.no_answer_probs else None,
+        format=args.format,
+        data_dir=args.data_dir,
+        tasks_dirs=args.tasks_dir,
+        run_dir=args.run_dir,
+        name=args.name,
+        seed=args.seed,
+        n_resamples=args.n_resamples,
+    )
+    result = score_file(config)
+    text = json.dumps(result.to_json(), indent=2, ensure_ascii=False, allow_nan=False)
+    if args.output:
+        atomic_write_text(args.output, text + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
+    if result.run_dir:
+        print(f"run record: {result.run_dir}/results.json", file=sys.stderr)
+    print(text)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    score = commands.add_parser(
+        "score",
+        help="score a prediction file (any system's outputs) against a task's references",
+        description=(
+            "Formats (detected from the path, or --format): squad = SQuAD JSON {question_id: answer} "
+            "(+ --no-answer-probs JSON for v2.0); lines = plain text, one prediction per line in the "
+            'task\'s example order; jsonl = {"id": ..., "prediction": ...} per line; decoded_files = '
+            "folder or .tar.gz of NNNNNN_decoded.txt (CNN/DailyMail release). Ids are the dataset's own."
+        ),
+    )
+    score.add_argument("--task", required=True, help="task name, e.g. translation/wmt21_de_en")
+    score.add_argument("--predictions", required=True, metavar="FILE", help="prediction file, folder or tarball")
+    score.add_argument("--no-answer-probs", metavar="FILE", help="SQuAD v2.0 JSON {question_id: no-answer probability}")
+    score.add_argument("--format", help="squad, lines, jsonl or decoded_files (default: from the path)")
+    score.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
+    score.add_argument("--output", type=Path, metavar="FILE.json", help="also write the printed JSON here")
+    score.add_argument("--run-dir", type=Path, metavar="DIR", help="write (or extend) a run record for this system here")
+    score.add_argument("--name", help="system name in the run record (default: the predictions file's stem)")
+    score.add_argument("--seed", type=int, default=1234, help="seed for bootstrap intervals")
+    score.add_argument("--n-resamples", type=positive_int, default=1000, help="bootstrap resamples")
+    add_tasks_dir(score)
+    score.set_defaults(handler=_score)
