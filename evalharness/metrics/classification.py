@@ -30,6 +30,7 @@ class Accuracy(AdditiveMetric):
     reference = "sklearn.metrics.accuracy_score"
     reference_package = "scikit-learn"
     mean_of_examples = True
+    paired_test = "mcnemar"  # per-example outcomes are 0/1
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         check_references(self.name, references)
