@@ -284,8 +284,8 @@ def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: st
     exceeded = amount > limit
     shown = f"{_fmt(amount)}{unit}"
     if not exceeded:
-        word = "regression" if amount > 0 else "no regression"
-        return CheckResult(check, description, PASSED, f"{word} ({shown}) within {_fmt(limit)}{unit}", **values)
+        detail = f"regression {shown} within {_fmt(limit)}{unit}" if amount > 0 else f"improved by {_fmt(-amount)}{unit}" if amount < 0 else "no change"
+        return CheckResult(check, description, PASSED, detail, **values)
     if not ctx.rule.significant:
         return CheckResult(check, description, FAILED, f"regression {shown} > {_fmt(limit)}{unit}", **values)
     if ctx.p_adjusted is None:
