@@ -12,7 +12,7 @@ from run_factory import CLASSIFICATION_TASK, classification, correct_to_predicti
 
 from evalharness.cli import main
 from evalharness.errors import SpecError
-from evalharness.gate import evaluate_gate, load_policy
+from evalharness.gate import CHECKS, evaluate_gate, load_policy
 from evalharness.gate_report import to_junit, to_markdown
 from evalharness.metrics.registry import METRICS
 
@@ -206,3 +206,32 @@ def test_bias_rules_on_the_distance_from_the_ideal(tmp_path, monkeypatch):
     path.write_text("rules:\n  - {task: bias/probe, metric: positive_share, max_drop: 1}\n")
     with pytest.raises(SpecError, match=r"gates.yaml:2: rules\[0\].max_drop: .* has an ideal value \(50\)"):
         evaluate_gate(path, run("c", 130), run("b", 110))
+
+
+def test_the_shipped_example_policy_is_valid_and_has_every_kind_of_check():
+    loaded = load_policy(Path(__file__).resolve().parent.parent / "docs" / "gates.example.yaml")
+    used = {name for rule in loaded.policy.rules for name in CHECKS if getattr(rule, name) is not None}
+    assert used == set(CHECKS) - {"max"}  # the ceiling example is commented out
+    assert loaded.policy.required_tasks == ["glue/sst2"] and loaded.policy.correction == "holm"
+
+
+def test_compare_and_gate_never_import_models(tmp_path):
+    """They read records only: no torch or transformers, even when the gate runs a paired test."""
+    import subprocess
+    import sys
+
+    base = _run(tmp_path, "b", _correct(50, 0.8))
+    cand = _run(tmp_path, "c", _correct(50, 0.7))
+    policy = tmp_path / "gates.yaml"
+    policy.write_text(MINIMAL_POLICY)
+    code = (
+        "import sys\n"
+        "from evalharness.cli import main\n"
+        f"main(['compare', {str(base)!r}, {str(cand)!r}, '--json'])\n"
+        f"main(['gate', '--candidate', {str(cand)!r}, '--baseline', {str(base)!r}, '--policy', {str(policy)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
