@@ -131,11 +131,15 @@ class LoadedPolicy:
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False)
 
     def where(self, *loc: Any) -> str:
-        """``file:line: field`` for a location in the policy (the nearest line known)."""
-        for end in range(len(loc), 0, -1):
-            if loc[:end] in self.lines:
-                return f"{self.path}:{self.lines[loc[:end]]}: {field_path(loc)}"
-        return f"{self.path}: {field_path(loc)}"
+        return _where(self.path, self.lines, loc)
+
+
+def _where(path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
+    """``file:line: field`` for a location in the policy (the nearest line known)."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return f"{path}:{lines[loc[:end]]}: {field_path(loc)}"
+    return f"{path}: {field_path(loc)}"
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -157,16 +161,15 @@ def load_policy(path: str | os.PathLike[str]) -> LoadedPolicy:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a gate policy is a mapping with 'rules:' (got {type(data).__name__})")
     lines = _node_lines(path.read_text(encoding="utf-8"))
-    loaded = LoadedPolicy(path, GatePolicy.model_construct(), lines)
     try:
         policy = GatePolicy.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
             loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
-            problems.append(f"{loaded.where(*loc) if loc else str(path)}: {_message(error)}")
+            problems.append(f"{_where(path, lines, loc) if loc else str(path)}: {_message(error)}")
         raise SpecError("\n".join(problems)) from None
-    return replace(loaded, policy=policy)
+    return LoadedPolicy(path, policy, lines)
 
 
 # -- results ----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ def demo(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo")
     from conftest import run_cli
 
-    return output, run_cli("demo", "--output", str(output))
+    # Generous timeout: training two tiny models takes minutes on a contended 2-core machine.
+    return output, run_cli("demo", "--output", str(output), timeout=1800)
 
 
 def test_demo_trains_and_evaluates_two_models(demo):
