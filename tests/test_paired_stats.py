@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binomtest
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
@@ -199,3 +201,27 @@ def test_injected_regression_is_detected():
         p_perm = paired_permutation(stats_a, stats_b, accuracy_scorer(), rng=np.random.default_rng(1), n_permutations=300)[1]
         detected["permutation"] += p_perm < ALPHA
     assert all(count / trials >= 0.95 for count in detected.values()), detected
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 60), pvalue=st.sampled_from(["two-sided", "sacrebleu"]))
+def test_swapping_the_runs_negates_the_difference_and_keeps_the_pvalue(seed, n, pvalue):
+    rng = np.random.default_rng(seed)
+    stats_a = np.column_stack([rng.integers(0, 5, n), rng.integers(5, 9, n)]).astype(float)
+    stats_b = np.column_stack([rng.integers(0, 5, n), rng.integers(5, 9, n)]).astype(float)
+    forward = paired_bootstrap(stats_a, stats_b, ratio_scorer(), rng=np.random.default_rng(seed), n_resamples=200, pvalue=pvalue)
+    backward = paired_bootstrap(stats_b, stats_a, ratio_scorer(), rng=np.random.default_rng(seed), n_resamples=200, pvalue=pvalue)
+    assert backward.difference == pytest.approx(-forward.difference)
+    assert (backward.ci_low, backward.ci_high) == pytest.approx((-forward.ci_high, -forward.ci_low))
+    assert backward.p_value == forward.p_value and 1 / 201 <= forward.p_value <= 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=30))
+def test_holm_is_at_least_as_strict_as_bh_which_is_at_least_the_raw_pvalue(p_values):
+    p = np.array(p_values)
+    holm, bh = adjust_pvalues(p, "holm"), adjust_pvalues(p, "bh")
+    assert np.all(holm >= bh - 1e-12) and np.all(bh >= p - 1e-12) and np.all(holm <= 1)
