@@ -66,19 +66,16 @@ CASES = [
 
 
 @pytest.mark.parametrize("pair, refs, column, baseline, system", CASES)
-def test_paired_bootstrap_and_randomization_agree_with_sacrebleu(tmp_path, shared_data, bleu_registered, pair, refs, column, baseline, system):
+def test_paired_bootstrap_agrees_with_sacrebleu(tmp_path, shared_data, bleu_registered, pair, refs, column, baseline, system):
     from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest
 
     wmt = shared_data / "wmt21"
     run_a, hyps_a, streams = _system_run(tmp_path, wmt, pair, baseline, refs)
     run_b, hyps_b, _ = _system_run(tmp_path, wmt, pair, system, refs)
-    task = f"wmt21/{pair}"
 
-    bootstrap = compare_runs(run_a, run_b, settings=CompareSettings(bootstrap_pvalue="sacrebleu")).get(task, "bleu")
-    randomization = compare_runs(run_a, run_b, settings=CompareSettings(test="permutation")).get(task, "bleu")
+    bootstrap = compare_runs(run_a, run_b, settings=CompareSettings(bootstrap_pvalue="sacrebleu")).get(f"wmt21/{pair}", "bleu")
     _, bs = PairedTest([(baseline, hyps_a), (system, hyps_b)], {"BLEU": BLEU()}, streams, test_type="bs", n_samples=1000)()
-    _, ar = PairedTest([(baseline, hyps_a), (system, hyps_b)], {"BLEU": BLEU()}, streams, test_type="ar", n_samples=10000)()
 
     # The corpus scores are sacrebleu's and the published WMT21 numbers.
     assert bootstrap.value_a == pytest.approx(bs["BLEU"][0].score, abs=1e-9)
@@ -87,11 +84,25 @@ def test_paired_bootstrap_and_randomization_agree_with_sacrebleu(tmp_path, share
     # Same resampling, same seed, same p-value definition: the same p-value, exactly.
     assert bootstrap.test == "paired-bootstrap" and bootstrap.n == len(hyps_a)
     assert bootstrap.p_value == bs["BLEU"][1].p_value
-    assert randomization.p_value == ar["BLEU"][1].p_value
     # sacrebleu's bootstrap CI of B's score (mean +- half-width of the 95% range) brackets
     # B's value as our CI of the difference brackets the observed difference.
     assert bootstrap.ci[0] <= bootstrap.difference <= bootstrap.ci[1]
     assert abs(bs["BLEU"][1].mean - bootstrap.value_b) < bs["BLEU"][1].ci
+
+
+@pytest.mark.parametrize("baseline, system", [("Facebook-AI", "VolcTrans-GLAT"), ("Online-A", "Online-B")])
+def test_approximate_randomization_agrees_with_sacrebleu(tmp_path, shared_data, bleu_registered, baseline, system):
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    wmt = shared_data / "wmt21"
+    run_a, hyps_a, streams = _system_run(tmp_path, wmt, "en-de", baseline, ["A"])
+    run_b, hyps_b, _ = _system_run(tmp_path, wmt, "en-de", system, ["A"])
+    randomization = compare_runs(run_a, run_b, settings=CompareSettings(test="permutation")).get("wmt21/en-de", "bleu")
+    _, ar = PairedTest([(baseline, hyps_a), (system, hyps_b)], {"BLEU": BLEU()}, streams, test_type="ar", n_samples=10000)()
+    # Same swap draws (rng.integers(2, (R, n), dtype=bool), seed 12345), same count.
+    assert randomization.test == "paired-permutation"
+    assert randomization.p_value == ar["BLEU"][1].p_value
 
 
 def test_default_two_sided_pvalue_on_a_clear_and_an_unclear_difference(tmp_path, shared_data, bleu_registered):

@@ -12,18 +12,18 @@ from evalharness.compare import compare_runs
 from evalharness.records import load_record
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    output = tmp_path_factory.mktemp("demo")
-    from conftest import run_cli
-
-    # Generous timeout: training two tiny models takes minutes on a contended 2-core machine.
-    return output, run_cli("demo", "--output", str(output), timeout=1800)
-
-
-def test_demo_trains_and_evaluates_two_models(demo):
-    output, result = demo
+def test_demo_evaluates_two_models_gates_them_and_compare_works_on_its_runs(cli, tmp_path):
+    # One test, so that parallel workers never train the demo models twice. Generous
+    # timeout: training two tiny models takes minutes on a contended 2-core machine.
+    output = tmp_path / "demo-output"
+    result = cli("demo", "--output", str(output), timeout=1800)
     assert result.returncode == 0, result.stderr
+    _check_runs(output, result.stdout)
+    _check_gate(output, result.stdout)
+    _check_compare(output, cli)
+
+
+def _check_runs(output, stdout):
     baseline = load_record(output / "runs" / "baseline")
     candidate = load_record(output / "runs" / "candidate")
     base_acc = baseline.tasks["demo/sentiment"].metrics["accuracy"].value
@@ -31,13 +31,11 @@ def test_demo_trains_and_evaluates_two_models(demo):
     assert baseline.tasks["demo/sentiment"].n_examples == 500
     # The candidate is trained ten times longer; the synthetic labels carry 4% noise.
     assert 60 < base_acc < cand_acc < 100
-    assert "demo finished" in result.stdout
+    assert "demo finished" in stdout
 
 
-def test_demo_gates_the_candidate_against_the_baseline(demo):
-    output, result = demo
-    assert result.returncode == 0, result.stderr
-    assert "gate passed" in result.stdout
+def _check_gate(output, stdout):
+    assert "gate passed" in stdout
     junit = ET.parse(output / "gate.xml").getroot()
     assert (junit.get("tests"), junit.get("failures"), junit.get("skipped")) == ("1", "0", "0")
     markdown = (output / "gate.md").read_text(encoding="utf-8")
@@ -45,8 +43,7 @@ def test_demo_gates_the_candidate_against_the_baseline(demo):
     assert "| ✅ pass | demo/sentiment accuracy | drop vs baseline ≤ 1 if significant at 0.05 |" in markdown
 
 
-def test_compare_on_the_demo_runs(demo, cli):
-    output, _ = demo
+def _check_compare(output, cli):
     runs = output / "runs"
     item = compare_runs(runs / "baseline", runs / "candidate").get("demo/sentiment", "accuracy")
     assert item.test == "mcnemar-exact" and item.n == 500
