@@ -10,20 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "load_record"]
+__all__ = ["__version__", "compare_runs", "evaluate_gate", "load_model", "load_record"]
 
 if TYPE_CHECKING:
+    from evalharness.compare import compare_runs
+    from evalharness.gate import evaluate_gate
     from evalharness.models.loading import load_model
     from evalharness.records import load_record
 
 
+# Public name -> the module that defines it, imported on first use.
+_LAZY = {
+    "compare_runs": "evalharness.compare",
+    "evaluate_gate": "evalharness.gate",
+    "load_model": "evalharness.models.loading",
+    "load_record": "evalharness.records",
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "load_model":
-        from evalharness.models.loading import load_model
+    if name in _LAZY:
+        import importlib
 
-        return load_model
-    if name == "load_record":
-        from evalharness.records import load_record
-
-        return load_record
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'evalharness' has no attribute '{name}'")

@@ -3,7 +3,8 @@
 It generates a small synthetic sentiment dataset (with negations and contrastive clauses so
 the task is not trivial), trains two tiny BERT classifiers on it for a few seconds each (a
 weaker "baseline" and a stronger "candidate"), and evaluates both through the same code
-path as ``evalharness run`` on the built-in ``demo/sentiment`` task.
+path as ``evalharness run`` on the built-in ``demo/sentiment`` task. Finally it gates the
+candidate against the baseline with ``DEMO_POLICY``, as a CI job would.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from evalharness.runner import RunConfig, RunResult, run_evaluation
 
-__all__ = ["generate_sentiment_data", "run_demo", "train_demo_classifier"]
+__all__ = ["DEMO_POLICY", "gate_demo", "generate_sentiment_data", "run_demo", "train_demo_classifier"]
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the soundtrack", "the ending", "the script", "the cast"]
 POSITIVE = ["great", "wonderful", "charming", "brilliant", "moving", "delightful", "superb", "funny"]
@@ -91,6 +92,38 @@ def train_demo_classifier(directory: Path, train_file: Path, *, steps: int, seed
     return directory
 
 
+DEMO_POLICY = """\
+# The release gate of `evalharness demo` (see docs/ci.md): the candidate must reach 70%
+# accuracy and may not lose more than 1 point against the baseline, where a drop only
+# fails the gate when the paired test (McNemar's exact test for accuracy) finds it significant.
+rules:
+  - task: demo/sentiment
+    metric: accuracy
+    min: 70
+    max_drop: 1.0
+    significant: true
+"""
+
+
+def gate_demo(output: Path, *, print_results: bool = True) -> int:
+    """Gate ``runs/candidate`` against ``runs/baseline`` under ``output``; writes the policy,
+    JUnit XML and a Markdown summary next to the runs and returns the gate's exit code."""
+    from evalharness.gate import evaluate_gate
+    from evalharness.gate_report import print_gate, to_junit, to_markdown
+
+    policy = output / "gates.yaml"
+    policy.write_text(DEMO_POLICY, encoding="utf-8")
+    report = evaluate_gate(policy, output / "runs" / "candidate", output / "runs" / "baseline")
+    (output / "gate.xml").write_text(to_junit(report), encoding="utf-8")
+    (output / "gate.md").write_text(to_markdown(report), encoding="utf-8")
+    if print_results:
+        print()
+        print_gate(report)
+        print(f"gate summary: {output / 'gate.md'}, JUnit: {output / 'gate.xml'}")
+        print(f"compare the runs yourself: evalharness compare {output / 'runs' / 'baseline'} {output / 'runs' / 'candidate'}")
+    return report.exit_code
+
+
 def run_demo(output: Path, *, print_results: bool = True) -> dict[str, RunResult]:
     """Build data and models under ``output`` and evaluate them; returns the runs by name."""
     import torch
@@ -111,6 +144,7 @@ def run_demo(output: Path, *, print_results: bool = True) -> dict[str, RunResult
         results[name] = run_evaluation(config)
         if print_results:
             print_run(results[name].record, results[name].run_dir)
+    gate_demo(output, print_results=print_results)
     if print_results:
         print(f"\ndemo finished: models in {output / 'models'}, run records in {output / 'runs'}")
     return results

@@ -6,7 +6,7 @@ from typing import Any
 
 from evalharness.records import RunRecord
 
-__all__ = ["format_value", "print_run"]
+__all__ = ["format_value", "print_run", "wide_console"]
 
 
 def format_value(value: float | None, digits: int = 2) -> str:
@@ -44,3 +44,11 @@ def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) ->
         console.print(f"[yellow]skipped[/yellow] {task_name}: {reason.splitlines()[0]}")
     if run_dir is not None:
         console.print(f"run record: {run_dir}/results.json")
+
+
+def wide_console() -> Any:
+    """A console that does not squeeze tables into 80 columns when output goes to a CI log."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)

@@ -49,6 +49,9 @@ class Metric(ABC):
     Metrics whose corpus score depends only on column sums set ``additive = True`` and
     implement ``aggregate_sums`` (vectorised over resamples). Metrics whose score is the mean
     of ``example_scores`` set ``mean_of_examples = True`` and get an analytic interval.
+    ``paired_test`` names the test ``evalharness compare`` uses for a difference between two
+    runs: ``"bootstrap"`` (any metric), ``"permutation"`` or ``"mcnemar"`` (0/1 per-example
+    scores only).
     """
 
     name: ClassVar[str]
@@ -58,6 +61,7 @@ class Metric(ABC):
     reference_package: ClassVar[str | None] = None  # its distribution, for the version
     mean_of_examples: ClassVar[bool] = False
     additive: ClassVar[bool] = False
+    paired_test: ClassVar[str] = "bootstrap"
     Settings: ClassVar[type[StrictModel]] = NoSettings
 
     def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:

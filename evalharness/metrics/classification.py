@@ -63,6 +63,7 @@ class Accuracy(_LabelMetric):
     name = "accuracy"
     reference = "sklearn.metrics.accuracy_score"
     mean_of_examples = True
+    paired_test = "mcnemar"  # per-example outcomes are 0/1
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         check_references(self.name, references)

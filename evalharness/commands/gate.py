@@ -1,0 +1,52 @@
+"""``evalharness gate``: check a candidate run against a policy (and a baseline) for CI.
+
+Exit codes: 0 every rule passes, 1 a rule fails, 2 the policy is invalid or a run is
+unusable (missing record, examples that differ from the baseline's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from evalharness.commands.compare import add_test_options, settings_from_args
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from evalharness.gate import evaluate_gate, load_policy
+    from evalharness.gate_report import print_gate, to_dict, to_junit, to_markdown
+    from evalharness.records import atomic_write_text
+
+    policy = load_policy(args.policy)  # an invalid policy fails before any run is read
+    settings = settings_from_args(args)
+    report = evaluate_gate(policy, args.candidate, args.baseline, settings=settings)
+    outputs = {args.junit: to_junit, args.markdown: to_markdown}
+    for path, render in outputs.items():
+        if path:
+            atomic_write_text(Path(path), render(report))
+    if args.output:
+        atomic_write_text(Path(args.output), json.dumps(to_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    if args.json:
+        print(json.dumps(to_dict(report), indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        print_gate(report)
+    return report.exit_code
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    gate = commands.add_parser(
+        "gate",
+        help="check a candidate run against a gate policy (exit 0 pass, 1 fail, 2 unusable input)",
+        description="Check a candidate run against the rules of a policy file, optionally against a baseline run. "
+        "Exit code 0 when every rule passes, 1 when any fails, 2 for an invalid policy or unusable runs.",
+    )
+    gate.add_argument("--candidate", required=True, metavar="RUN", help="run directory to check")
+    gate.add_argument("--baseline", metavar="RUN", help="run directory to compare against (without it, only absolute rules are checked)")
+    gate.add_argument("--policy", required=True, metavar="FILE", help="gate policy (YAML)")
+    gate.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per rule")
+    gate.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    gate.add_argument("--output", metavar="FILE", help="write the full result as JSON")
+    gate.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    add_test_options(gate)
+    gate.set_defaults(handler=_gate, alpha=0.05, correction="none")

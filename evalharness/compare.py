@@ -1,0 +1,493 @@
+"""Compare two run records with paired significance tests on the same examples.
+
+For every task and metric both runs share, examples are matched by id and the metric's own
+per-example sufficient statistics are re-aggregated (never the models): the difference of
+the two corpus scores gets a confidence interval and a p-value from the paired test the
+metric declares (``Metric.paired_test``): the paired bootstrap (Koehn 2004, resampled as
+sacrebleu's ``significance`` module does), approximate randomization (Noreen 1989), or
+McNemar's exact test for 0/1 outcomes. P-values across all comparisons are adjusted for
+multiple testing (Holm 1979 or Benjamini-Hochberg 1995). Metrics with an ``ideal`` value
+(bias scores) are compared on their distance from it, which is what is minimised.
+
+Runs whose examples differ (data fingerprint, n or ids) are refused unless
+``allow_different_data`` is set; then only the shared ids are compared, and the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evalharness.errors import EvalHarnessError, RecordError, UsageError
+from evalharness.records import MetricEntry, RunRecord, finite_or_none, load_record, read_samples
+from evalharness.stats import (
+    BOOTSTRAP_PVALUES,
+    CORRECTIONS,
+    PairedResult,
+    Scorer,
+    adjust_pvalues,
+    mcnemar_exact,
+    mean_interval,
+    paired_bootstrap,
+    paired_permutation,
+)
+
+__all__ = [
+    "COMPARE_SCHEMA",
+    "PAIRED_TESTS",
+    "CompareSettings",
+    "Comparison",
+    "IncomparableRunsError",
+    "MetricComparison",
+    "TaskComparison",
+    "compare_runs",
+]
+
+COMPARE_SCHEMA = "evalharness.compare/1"
+IMPROVED, REGRESSED, UNCHANGED, UNDEFINED = "improved", "regressed", "no significant change", "undefined"
+
+
+class IncomparableRunsError(RecordError):
+    """Two runs did not evaluate the same examples, so a paired comparison is meaningless."""
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """How differences are tested. The defaults match sacrebleu's paired bootstrap
+    (seed 12345, 1000 resamples) and its approximate randomization (10000 trials)."""
+
+    alpha: float = 0.05
+    correction: str = "holm"
+    seed: int = 12345
+    n_resamples: int = 1000
+    n_permutations: int = 10000
+    bootstrap_pvalue: str = "two-sided"
+    confidence: float = 0.95
+    test: str | None = None  # force one test for every metric instead of each metric's own
+    allow_different_data: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 < self.alpha < 1, f"alpha must be between 0 and 1, got {self.alpha}"),
+            (0 < self.confidence < 1, f"confidence must be between 0 and 1, got {self.confidence}"),
+            (self.correction in CORRECTIONS, f"unknown correction '{self.correction}' (known: {', '.join(CORRECTIONS)})"),
+            (self.bootstrap_pvalue in BOOTSTRAP_PVALUES, f"unknown bootstrap p-value '{self.bootstrap_pvalue}' (known: {', '.join(BOOTSTRAP_PVALUES)})"),
+            (self.test is None or self.test in PAIRED_TESTS, f"unknown paired test '{self.test}' (known: {', '.join(PAIRED_TESTS)})"),
+            (self.n_resamples >= 10 and self.n_permutations >= 10, "at least 10 resamples and permutations are needed"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One task and metric: A's and B's values on the shared examples and the tested change.
+
+    ``change`` is B - A of the compared quantity: the value itself, or for metrics with an
+    ideal the distance from the ideal (so a negative change is then an improvement).
+    """
+
+    task: str
+    metric: str
+    metric_name: str
+    value_a: float | None
+    value_b: float | None
+    difference: float | None
+    compared_on: str
+    change: float | None
+    ci: tuple[float | None, float | None]
+    p_value: float | None
+    p_adjusted: float | None
+    test: str
+    method: str
+    n: int
+    higher_is_better: bool
+    ideal: float | None
+    verdict: str
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def worsening(self) -> float | None:
+        """How much worse B is than A in the compared quantity (negative: better)."""
+        if self.change is None:
+            return None
+        lower_is_better = self.ideal is not None or not self.higher_is_better
+        return self.change if lower_is_better else -self.change
+
+
+@dataclass(frozen=True)
+class TaskComparison:
+    task: str
+    n_a: int
+    n_b: int
+    n_compared: int
+    fingerprint_a: str
+    fingerprint_b: str
+    same_examples: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare_runs`; ``to_dict()`` is the JSON that ``compare`` writes."""
+
+    run_a: dict[str, Any]
+    run_b: dict[str, Any]
+    settings: CompareSettings
+    tasks: list[TaskComparison]
+    metrics: list[MetricComparison]
+    not_compared: list[dict[str, str]]
+
+    def get(self, task: str, metric: str) -> MetricComparison | None:
+        return next((m for m in self.metrics if m.task == task and m.metric == metric), None)
+
+    def counts(self) -> dict[str, int]:
+        verdicts = [m.verdict for m in self.metrics]
+        return {verdict: verdicts.count(verdict) for verdict in (IMPROVED, REGRESSED, UNCHANGED, UNDEFINED)}
+
+    def to_dict(self) -> dict[str, Any]:
+        metrics = []
+        for item in self.metrics:
+            row = asdict(item)
+            for key in ("value_a", "value_b", "difference", "change", "p_value", "p_adjusted"):
+                row[key] = finite_or_none(row[key])
+            row["ci"] = [finite_or_none(bound) for bound in item.ci]
+            metrics.append(row)
+        return {
+            "schema": COMPARE_SCHEMA,
+            "run_a": self.run_a,
+            "run_b": self.run_b,
+            "settings": asdict(self.settings),
+            "summary": self.counts(),
+            "tasks": [asdict(task) for task in self.tasks],
+            "comparisons": metrics,
+            "not_compared": self.not_compared,
+        }
+
+
+# -- the paired tests, one function per declared kind --------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One metric's aligned statistics in both runs and how to score them."""
+
+    metric: Any
+    stats_a: np.ndarray
+    stats_b: np.ndarray
+    scorer: Scorer
+    settings: CompareSettings
+
+    def rng(self) -> np.random.Generator:
+        # A fresh generator per comparison, as sacrebleu seeds each system pair, so a
+        # result never depends on which other metrics are compared.
+        return np.random.default_rng(self.settings.seed)
+
+    def bootstrap(self) -> PairedResult:
+        return paired_bootstrap(
+            self.stats_a,
+            self.stats_b,
+            self.scorer,
+            rng=self.rng(),
+            n_resamples=self.settings.n_resamples,
+            confidence=self.settings.confidence,
+            pvalue=self.settings.bootstrap_pvalue,
+        )
+
+    def interval(self) -> tuple[float, float, float, str]:
+        """CI of the change: a paired t-interval when the metric is a mean of per-example
+        scores, else the paired bootstrap percentile interval."""
+        if self.metric.mean_of_examples and self.scorer.transform is None:
+            diffs = self.metric.example_scores(self.stats_b) - self.metric.example_scores(self.stats_a)
+            interval = mean_interval(diffs, confidence=self.settings.confidence)
+            return interval.low, interval.high, interval.stderr, f"paired-{interval.method}"
+        result = self.bootstrap()
+        return result.ci_low, result.ci_high, result.stderr, result.method
+
+
+def _bootstrap_test(pair: _Pair) -> PairedResult:
+    return pair.bootstrap()
+
+
+def _permutation_test(pair: _Pair) -> PairedResult:
+    observed, p_value, details = paired_permutation(
+        pair.stats_a, pair.stats_b, pair.scorer, rng=pair.rng(), n_permutations=pair.settings.n_permutations
+    )
+    low, high, stderr, ci_method = pair.interval()
+    method = f"approximate-randomization-R{pair.settings.n_permutations}; ci:{ci_method}"
+    return PairedResult("paired-permutation", observed, low, high, stderr, p_value, method, pair.stats_a.shape[0], details)
+
+
+def _binary_outcomes(pair: _Pair) -> tuple[np.ndarray, np.ndarray]:
+    scores_a = pair.metric.example_scores(pair.stats_a)
+    scores_b = pair.metric.example_scores(pair.stats_b)
+    values = np.unique(np.concatenate([scores_a, scores_b]))
+    if values.size > 2 or not np.isfinite(values).all():
+        raise RecordError(
+            f"metric '{pair.metric.name}' declares McNemar's test but its per-example scores are not "
+            f"two-valued ({values[:5].tolist()}...); compare it with --test bootstrap"
+        )
+    success = values.max() if pair.metric.higher_is_better else values.min()
+    return scores_a == success, scores_b == success
+
+
+def _mcnemar_test(pair: _Pair) -> PairedResult:
+    correct_a, correct_b = _binary_outcomes(pair)
+    result = mcnemar_exact(correct_a, correct_b)
+    observed = pair.scorer.observed(pair.stats_a, pair.stats_b)
+    low, high, stderr, ci_method = pair.interval()
+    details = {"only_a_correct": result.only_a, "only_b_correct": result.only_b}
+    return PairedResult("mcnemar-exact", observed, low, high, stderr, result.p_value, f"mcnemar-exact; ci:{ci_method}", correct_a.size, details)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    run: Callable[[_Pair], PairedResult]
+    tests_distance: bool  # can test a change of distance from an ideal value
+    reference: str
+
+
+PAIRED_TESTS: dict[str, PairedTest] = {
+    "bootstrap": PairedTest(_bootstrap_test, True, "Koehn 2004; sacrebleu significance._paired_bs_test"),
+    "permutation": PairedTest(_permutation_test, True, "Noreen 1989; sacrebleu significance._paired_ar_test"),
+    "mcnemar": PairedTest(_mcnemar_test, False, "McNemar 1947, exact binomial form"),
+}
+
+
+# -- pairing examples -------------------------------------------------------------------------
+
+
+def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "run_id": record.run_id,
+        "model": record.model.name,
+        "fingerprint": record.model.fingerprint,
+        "created": record.created,
+    }
+
+
+def _rows_by_id(run_dir: Path, task: str) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for row in read_samples(run_dir, task):
+        key = str(row.get("id"))
+        if key in rows:
+            raise RecordError(f"{run_dir}: task '{task}' has example id '{key}' twice; examples cannot be paired")
+        rows[key] = row
+    return rows
+
+
+def _example(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:3])
+    return shown + (", ..." if len(ids) > 3 else "")
+
+
+@dataclass
+class _PairedTask:
+    summary: TaskComparison
+    ids: list[str]
+    rows_a: dict[str, dict[str, Any]]
+    rows_b: dict[str, dict[str, Any]]
+
+
+def _pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunRecord]) -> tuple[_PairedTask, list[str]]:
+    """Align one task's examples; returns the pairing and why the runs' examples differ."""
+    entry_a, entry_b = records[0].tasks[task], records[1].tasks[task]
+    rows_a, rows_b = _rows_by_id(dirs[0], task), _rows_by_id(dirs[1], task)
+    problems = []
+    if entry_a.data.fingerprint != entry_b.data.fingerprint:
+        problems.append(f"data fingerprints differ ({entry_a.data.fingerprint} vs {entry_b.data.fingerprint})")
+    if entry_a.n_examples != entry_b.n_examples:
+        problems.append(f"{entry_a.n_examples} vs {entry_b.n_examples} examples")
+    only_a = [i for i in rows_a if i not in rows_b]
+    only_b = [i for i in rows_b if i not in rows_a]
+    if only_a or only_b:
+        problems.append(f"{len(only_a)} example ids only in A ({_example(only_a)}), {len(only_b)} only in B ({_example(only_b)})")
+    ids = [i for i in rows_a if i in rows_b]
+    notes = []
+    if problems:
+        notes.append(f"examples differ ({'; '.join(problems)}); compared on the {len(ids)} shared example ids")
+        golds = sum(rows_a[i].get("gold") != rows_b[i].get("gold") for i in ids)
+        if golds:
+            notes.append(f"{golds} shared ids have different gold answers in the two runs")
+    if entry_a.spec_hash != entry_b.spec_hash:
+        notes.append(f"task specs differ ({entry_a.spec_hash} vs {entry_b.spec_hash})")
+    if entry_a.formulation != entry_b.formulation:
+        notes.append(f"formulations differ ({entry_a.formulation} vs {entry_b.formulation})")
+    summary = TaskComparison(
+        task, entry_a.n_examples, entry_b.n_examples, len(ids), entry_a.data.fingerprint, entry_b.data.fingerprint, not problems, notes
+    )
+    return _PairedTask(summary, ids, rows_a, rows_b), problems
+
+
+def _stats(paired: _PairedTask, rows: Mapping[str, dict[str, Any]], key: str, run_dir: Path) -> np.ndarray:
+    try:
+        stats = np.array([rows[i]["stats"][key] for i in paired.ids], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        raise RecordError(
+            f"{run_dir}: samples of '{paired.summary.task}' lack usable per-example statistics for "
+            f"'{key}' (written by an older evalharness?); re-run the evaluation"
+        ) from None
+    return stats.reshape(len(paired.ids), -1)
+
+
+def _signature_without_version(signature: str) -> str:
+    return "|".join(part for part in signature.split("|") if not part.startswith("evalharness:"))
+
+
+# -- comparing -------------------------------------------------------------------------------
+
+
+def _verdict(change: float | None, p_adjusted: float | None, alpha: float, lower_is_better: bool) -> str:
+    if change is None or p_adjusted is None:
+        return UNDEFINED
+    if p_adjusted >= alpha or change == 0:
+        return UNCHANGED
+    return IMPROVED if (change < 0) == lower_is_better else REGRESSED
+
+
+def _scorer(metric: Any, ideal: float | None) -> Scorer:
+    transform = None if ideal is None else (lambda values: np.abs(values - ideal))
+    return Scorer(metric.aggregate, metric.aggregate_sums if metric.additive else None, transform)
+
+
+def _compare_metric(
+    paired: _PairedTask, key: str, entries: tuple[MetricEntry, MetricEntry], dirs: tuple[Path, Path], settings: CompareSettings
+) -> dict[str, Any]:
+    """One metric's raw comparison (adjusted p-value and verdict are added later)."""
+    from evalharness.metrics.registry import build_metric
+
+    entry_a, entry_b = entries
+    if (entry_a.metric, entry_a.settings) != (entry_b.metric, entry_b.settings):
+        raise _NotCompared(f"different metric or settings ({entry_a.metric} {entry_a.settings} vs {entry_b.metric} {entry_b.settings})")
+    try:
+        metric = build_metric(entry_a.metric, entry_a.settings)
+    except EvalHarnessError as exc:
+        raise _NotCompared(f"cannot rebuild the metric: {exc}") from None
+    stats_a, stats_b = _stats(paired, paired.rows_a, key, dirs[0]), _stats(paired, paired.rows_b, key, dirs[1])
+    if stats_a.shape != stats_b.shape:
+        raise _NotCompared(f"per-example statistics have different shapes ({stats_a.shape} vs {stats_b.shape})")
+    notes = []
+    if _signature_without_version(entry_a.signature) != _signature_without_version(entry_b.signature):
+        notes.append(f"signatures differ: {entry_a.signature} vs {entry_b.signature}")
+    ideal = entry_a.ideal if entry_a.ideal is not None else entry_b.ideal
+    test_name = settings.test or getattr(metric, "paired_test", "bootstrap")
+    if test_name not in PAIRED_TESTS:
+        raise _NotCompared(f"metric '{metric.name}' declares an unknown paired test '{test_name}'")
+    if ideal is not None and not PAIRED_TESTS[test_name].tests_distance:
+        notes.append(f"{test_name} cannot test a distance from the ideal {ideal:g}; used the paired bootstrap")
+        test_name = "bootstrap"
+    scorer = _scorer(metric, ideal)
+    value_a, value_b = scorer.value(stats_a), scorer.value(stats_b)
+    if paired.summary.same_examples:
+        for side, value, entry in (("A", value_a, entry_a), ("B", value_b, entry_b)):
+            if entry.value is not None and not math.isclose(value, entry.value, rel_tol=1e-6, abs_tol=1e-9):
+                notes.append(f"{side}'s value re-aggregated from its statistics ({value:.6g}) differs from the recorded {entry.value:.6g}")
+    defined = math.isfinite(value_a) and math.isfinite(value_b)
+    result = PAIRED_TESTS[test_name].run(_Pair(metric, stats_a, stats_b, scorer, settings)) if defined else None
+    return {
+        "task": paired.summary.task,
+        "metric": key,
+        "metric_name": entry_a.metric,
+        "value_a": value_a,
+        "value_b": value_b,
+        "difference": value_b - value_a if defined else None,
+        "compared_on": "value" if ideal is None else f"distance from ideal {ideal:g}",
+        "change": result.difference if result else None,
+        "ci": (result.ci_low, result.ci_high) if result else (None, None),
+        "p_value": result.p_value if result and math.isfinite(result.p_value) else None,
+        "test": result.test if result else test_name,
+        "method": result.method if result else "",
+        "n": len(paired.ids),
+        "higher_is_better": entry_a.higher_is_better,
+        "ideal": ideal,
+        "details": result.details if result else {},
+        "notes": notes,
+    }
+
+
+class _NotCompared(Exception):
+    """A metric both runs list but that cannot be compared; the reason is reported."""
+
+
+def _selected_tasks(records: tuple[RunRecord, RunRecord], tasks: Sequence[str] | None, names: tuple[str, str]) -> list[str]:
+    shared = [name for name in records[0].tasks if name in records[1].tasks]
+    if tasks is not None:
+        for name in tasks:
+            missing = [label for label, record in zip(names, records) if name not in record.tasks]
+            if missing:
+                raise RecordError(f"task '{name}' is not in run {' and '.join(missing)}")
+        shared = [name for name in shared if name in set(tasks)]
+    if not shared:
+        raise IncomparableRunsError(f"{names[0]} and {names[1]} have no task in common")
+    return shared
+
+
+def compare_runs(
+    run_a: str | os.PathLike[str],
+    run_b: str | os.PathLike[str],
+    *,
+    settings: CompareSettings | None = None,
+    tasks: Sequence[str] | None = None,
+    metrics: Mapping[str, Sequence[str]] | None = None,
+) -> Comparison:
+    """Compare run B against run A (the reference) on every shared task and metric.
+
+    ``tasks`` restricts the tasks; ``metrics`` maps a task to the metric keys to compare
+    (the gate uses it to test only what its rules name). Raises
+    :class:`IncomparableRunsError` when the runs' examples differ and
+    ``settings.allow_different_data`` is false.
+    """
+    settings = settings or CompareSettings()
+    dirs = (Path(run_a), Path(run_b))
+    records = (load_record(dirs[0]), load_record(dirs[1]))
+    names = (str(dirs[0]), str(dirs[1]))
+    selected = _selected_tasks(records, tasks if tasks is not None else (list(metrics) if metrics else None), names)
+    paired_tasks, refusals = [], []
+    for task in selected:
+        paired, problems = _pair_task(task, dirs, records)
+        paired_tasks.append(paired)
+        if problems:
+            refusals.append(f"  {task}: " + "; ".join(problems))
+    if refusals and not settings.allow_different_data:
+        raise IncomparableRunsError(
+            f"runs {names[0]} and {names[1]} did not evaluate the same examples, so a paired comparison "
+            "would be meaningless:\n" + "\n".join(refusals) + "\n(pass --allow-different-data to compare on the shared example ids)"
+        )
+    raw, not_compared = [], []
+    for paired in paired_tasks:
+        keys = [key for key in records[0].tasks[paired.summary.task].metrics if key in records[1].tasks[paired.summary.task].metrics]
+        if metrics is not None and paired.summary.task in metrics:
+            keys = [key for key in keys if key in set(metrics[paired.summary.task])]
+        for key in keys:
+            if not paired.ids:
+                not_compared.append({"task": paired.summary.task, "metric": key, "reason": "no shared example ids"})
+                continue
+            entries = (records[0].tasks[paired.summary.task].metrics[key], records[1].tasks[paired.summary.task].metrics[key])
+            try:
+                raw.append(_compare_metric(paired, key, entries, dirs, settings))
+            except _NotCompared as exc:
+                not_compared.append({"task": paired.summary.task, "metric": key, "reason": str(exc)})
+    adjusted = adjust_pvalues(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in raw]), settings.correction)
+    results = []
+    for row, p_adjusted in zip(raw, adjusted):
+        p_adj = float(p_adjusted) if math.isfinite(p_adjusted) else None
+        lower_is_better = row["ideal"] is not None or not row["higher_is_better"]
+        verdict = _verdict(row["change"], p_adj, settings.alpha, lower_is_better)
+        results.append(MetricComparison(**row, p_adjusted=p_adj, verdict=verdict))
+    return Comparison(
+        run_a=_run_info(dirs[0], records[0]),
+        run_b=_run_info(dirs[1], records[1]),
+        settings=settings,
+        tasks=[paired.summary for paired in paired_tasks],
+        metrics=results,
+        not_compared=not_compared,
+    )
