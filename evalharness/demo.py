@@ -111,6 +111,10 @@ def run_demo(output: Path, *, print_results: bool = True) -> dict[str, RunResult
         results[name] = run_evaluation(config)
         if print_results:
             print_run(results[name].record, results[name].run_dir)
+    from evalharness.report.demo import publish_demo
+
+    published = publish_demo(output, {name: result.run_dir for name, result in results.items()}, show=print_results)
     if print_results:
         print(f"\ndemo finished: models in {output / 'models'}, run records in {output / 'runs'}")
+        print("\n".join(f"{label}: {path}" for label, path in published.items()))
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,27 @@ from evalharness.leaderboard.checks import MARKER
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.records import atomic_write_text
 
-__all__ = ["OUTPUT_FILES", "format_cell", "markdown_escape", "print_leaderboard", "to_json", "to_markdown", "write_leaderboard"]
+__all__ = [
+    "OUTPUT_FILES",
+    "format_cell",
+    "markdown_escape",
+    "print_leaderboard",
+    "to_json",
+    "to_markdown",
+    "write_leaderboard",
+    "write_public_text",
+]
 
 OUTPUT_FILES = {"csv": "leaderboard.csv", "markdown": "leaderboard.md", "parquet": "leaderboard.parquet", "json": "leaderboard.json"}
+
+
+def write_public_text(path: Path, text: str) -> None:
+    """Atomic write with the usual permissions (the temp file is private), so a static host
+    serving the output can read it."""
+    atomic_write_text(path, text)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _finite(value: Any) -> float | None:
@@ -155,10 +174,10 @@ def write_leaderboard(board: Leaderboard, directory: str | Path) -> dict[str, Pa
     directory.mkdir(parents=True, exist_ok=True)
     paths = {kind: directory / name for kind, name in OUTPUT_FILES.items()}
     table = board.table()
-    atomic_write_text(paths["csv"], table.to_csv(index=False))
-    atomic_write_text(paths["markdown"], to_markdown(board))
+    write_public_text(paths["csv"], table.to_csv(index=False))
+    write_public_text(paths["markdown"], to_markdown(board))
     text = json.dumps(to_json(board), indent=2, ensure_ascii=False, allow_nan=False)
-    atomic_write_text(paths["json"], text + "\n")
+    write_public_text(paths["json"], text + "\n")
     temporary = paths["parquet"].with_name(f".{paths['parquet'].name}.tmp")
     table.to_parquet(temporary, index=False)
     temporary.replace(paths["parquet"])
