@@ -299,6 +299,7 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
     }
     if baseline is not None:
         context["baseline"] = {
+            "name": baseline.record.model.name,
             "model_facts": _model_facts(baseline.record),
             "run_facts": _run_facts(baseline),
             "only_in_baseline": sorted(set(baseline.record.tasks) - set(record.tasks)),
