@@ -260,7 +260,8 @@ def test_two_runs_of_one_model_latest_wins_and_is_stated(tmp_path):
     write_run(tmp_path / "new", model="alpha", tasks={"t": task({"accuracy": metric(70.0)})}, created="2026-01-02T00:00:00+00:00", run_id="new-run")
     board = build_leaderboard([tmp_path / "new", tmp_path / "old"])
     assert board.values.at["alpha", "t:accuracy"] == 70.0
-    assert any("latest wins: run new-run" in note and "old-run" in note for note in board.notes)
+    assert any("alpha: evaluated more than once; the latest wins: run new-run" in note and "over old-run" in note
+               and note.endswith("for t") for note in board.notes)
     with pytest.raises(RecordError, match="in 2 runs"):
         build_leaderboard([tmp_path], duplicates="error")
 

@@ -92,6 +92,7 @@ GLUE_TASKS: dict[str, GlueTask] = {
     "mrpc": GlueTask("MRPC", "MRPC", (_F1, _ACCURACY)),
     "qqp": GlueTask("QQP", "QQP", (_F1, _ACCURACY)),
     "stsb": GlueTask("STS-B", "STS-B", (("pearson", "pearsonr"), ("spearman", "spearmanr"))),
+    "mnli": _MNLI_M,  # lm-evaluation-harness names the matched split plain "mnli"
     "mnlimatched": _MNLI_M,
     "mnlim": _MNLI_M,
     "mnlimismatched": _MNLI_MM,

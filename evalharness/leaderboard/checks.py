@@ -54,24 +54,27 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.
         return frame, []
     runs = frame.drop_duplicates(["model_id", "task", "run_id", "run_dir"])
     runs = runs.sort_values(["created", "run_id"], ascending=False, kind="stable")
-    notes: list[str] = []
     keep: set[tuple[str, str, str, str]] = set()
+    # (model, winning run, runs set aside) -> tasks, so one note covers a whole re-run.
+    resolved: dict[tuple[str, str, str], list[str]] = {}
     for (model_id, task), group in runs.groupby(["model_id", "task"], sort=True):
         winner = group.iloc[0]
         keep.add((model_id, task, winner["run_id"], winner["run_dir"]))
         if len(group) == 1:
             continue
-        others = ", ".join(f"{row['run_id']} ({row['created']:%Y-%m-%d %H:%M:%S})" for _, row in group.iloc[1:].iterrows())
         if policy == "error":
             raise RecordError(
                 f"model '{model_id}' has task '{task}' in {len(group)} runs: "
                 + ", ".join(_run_label(row) for _, row in group.iterrows())
                 + "; give one run per model, or use the 'latest' policy"
             )
-        notes.append(
-            f"{model_id}: {task} evaluated in {len(group)} runs; the latest wins: run {winner['run_id']} "
-            f"({winner['created']:%Y-%m-%d %H:%M:%S}) over {others}"
-        )
+        won = f"run {winner['run_id']} ({winner['created']:%Y-%m-%d %H:%M:%S})"
+        lost = ", ".join(f"{row['run_id']} ({row['created']:%Y-%m-%d %H:%M:%S})" for _, row in group.iloc[1:].iterrows())
+        resolved.setdefault((model_id, won, lost), []).append(task)
+    notes = [
+        f"{model_id}: evaluated more than once; the latest wins: {won} over {lost} for {', '.join(tasks)}"
+        for (model_id, won, lost), tasks in resolved.items()
+    ]
     mask = [
         (row.model_id, row.task, row.run_id, row.run_dir) in keep
         for row in frame[["model_id", "task", "run_id", "run_dir"]].itertuples(index=False)

@@ -59,6 +59,7 @@ class _Site:
         self.model_pages = {m: f"models/{slugify(m)}.html" for m in board.model_ids}
         self.task_pages = {c.task: f"tasks/{slugify(c.task)}.html" for c in board.columns}
         self.reports: dict[str, list[tuple[str, str]]] = {}
+        self._rankings: dict[str, list[dict[str, Any]]] = {}
 
     def write(self, relative: str, html: str) -> None:
         write_public_text(site_path(self.dir, *relative.split("/")), html)
@@ -105,6 +106,12 @@ class _Site:
         return rows
 
     def column_ranking(self, key: str) -> list[dict[str, Any]]:
+        """Models with a value in one column, ranked on that column alone (cached)."""
+        if key not in self._rankings:
+            self._rankings[key] = self._rank_column(key)
+        return self._rankings[key]
+
+    def _rank_column(self, key: str) -> list[dict[str, Any]]:
         board = self.board
         column = board.column(key)
         ranked = rank_with_ties(board.values[key], board.ci_low[key], board.ci_high[key], direction=column.direction, ideal=column.ideal)
