@@ -129,6 +129,7 @@ def run_demo(output: Path, *, print_results: bool = True) -> dict[str, RunResult
     import torch
 
     from evalharness.display import print_run
+    from evalharness.report.demo import publish_demo
 
     torch.manual_seed(0)
     output = Path(output)
@@ -145,6 +146,8 @@ def run_demo(output: Path, *, print_results: bool = True) -> dict[str, RunResult
         if print_results:
             print_run(results[name].record, results[name].run_dir)
     gate_demo(output, print_results=print_results)
+    published = publish_demo(output, {name: result.run_dir for name, result in results.items()}, show=print_results)
     if print_results:
         print(f"\ndemo finished: models in {output / 'models'}, run records in {output / 'runs'}")
+        print("\n".join(f"{label}: {path}" for label, path in published.items()))
     return results

@@ -1,0 +1,108 @@
+"""``evalharness leaderboard``: runs → a ranked table, its files, and optionally a static site."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from evalharness.commands.common import split_names
+from evalharness.errors import UsageError
+
+
+def _parse_metrics(values: list[str]) -> dict[str, list[str]] | None:
+    """``--metrics glue/mrpc=f1,accuracy`` (repeatable) -> ``{"glue/mrpc": ["f1", "accuracy"]}``."""
+    if not values:
+        return None
+    chosen: dict[str, list[str]] = {}
+    for value in values:
+        task, sep, keys = value.partition("=")
+        names = split_names([keys])
+        if not sep or not task.strip() or not names:
+            raise UsageError(f"--metrics: '{value}' is not TASK=METRIC[,METRIC...]")
+        chosen.setdefault(task.strip(), []).extend(names)
+    return chosen
+
+
+def _options(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """Runs and build options: the definition's, overridden by what the command line gives."""
+    runs: list[Any] = list(args.runs)
+    options: dict[str, Any] = {"title": "Leaderboard"}
+    if args.definition:
+        from evalharness.leaderboard import load_definition
+
+        loaded = load_definition(args.definition)
+        spec = loaded.spec
+        runs = list(loaded.run_dirs) + runs
+        options.update(
+            title=spec.title,
+            description=spec.description,
+            tasks=spec.tasks,
+            metrics=spec.metrics,
+            aggregates=spec.aggregates,
+            rank_by=spec.rank_by,
+            allow_incomparable=spec.allow_incomparable,
+            duplicates=spec.duplicates,
+        )
+    overrides = {
+        "title": args.title,
+        "tasks": split_names(args.tasks) or None,
+        "metrics": _parse_metrics(args.metrics),
+        "aggregates": split_names(args.aggregates) or None,
+        "rank_by": args.rank_by,
+        "duplicates": args.duplicates,
+    }
+    options.update({key: value for key, value in overrides.items() if value is not None})
+    if args.allow_incomparable:
+        options["allow_incomparable"] = True
+    if not runs:
+        raise UsageError("give run directories (RUN_DIR...) or a leaderboard definition (--definition FILE)")
+    return runs, options
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from evalharness.leaderboard import build_leaderboard, print_leaderboard, to_markdown, write_leaderboard
+
+    runs, options = _options(args)
+    board = build_leaderboard(runs, **options)
+    if args.format == "markdown":
+        sys.stdout.write(to_markdown(board))
+    else:
+        print_leaderboard(board)
+    written = []
+    if args.output:
+        written += [str(path) for path in write_leaderboard(board, args.output).values()]
+    if args.site:
+        from evalharness.report.site import write_site
+
+        written.append(str(write_site(board, args.site, reports=not args.no_reports)))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr if args.format == "markdown" else sys.stdout)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    board = commands.add_parser(
+        "leaderboard",
+        help="rank models from run directories; write CSV/Markdown/Parquet/JSON and a static site",
+        description=(
+            "Rank the models of the given runs. Values of one column must be comparable (same metric "
+            "signature, data fingerprint, example count and task version); when a model has several "
+            "runs, the latest run of each task wins (stated in the notes)."
+        ),
+    )
+    board.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories (or folders holding them)")
+    board.add_argument("--definition", type=Path, metavar="FILE", help="a leaderboard definition (YAML), e.g. leaderboards/demo.yaml")
+    board.add_argument("--output", type=Path, metavar="DIR", help="write leaderboard.{csv,md,parquet,json} here")
+    board.add_argument("--site", type=Path, metavar="DIR", help="write a static leaderboard site here (with a report per run)")
+    board.add_argument("--no-reports", action="store_true", help="with --site: do not generate the per-run reports")
+    board.add_argument("--tasks", action="append", default=[], help="tasks, groups or globs to show, comma-separated")
+    board.add_argument("--metrics", action="append", default=[], metavar="TASK=KEY,...", help="metric keys to show for a task")
+    board.add_argument("--aggregates", action="append", default=[], help="glue_score, mean, mean_win_rate (comma-separated)")
+    board.add_argument("--rank-by", help="an aggregate or a TASK:METRIC column")
+    board.add_argument("--allow-incomparable", action="store_true", help="show incomparable numbers in separate marked columns instead of refusing")
+    board.add_argument("--duplicates", choices=["latest", "error"], help="several runs of one model: the latest wins (default) or refuse")
+    board.add_argument("--title", help="leaderboard title")
+    board.add_argument("--format", choices=["table", "markdown"], default="table", help="what to print (markdown for CI summaries)")
+    board.set_defaults(handler=_leaderboard)

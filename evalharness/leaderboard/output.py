@@ -1,0 +1,205 @@
+"""Leaderboard outputs: CSV and Parquet (one flat row per model), Markdown (READMEs and CI
+summaries), JSON (everything, for sites and scripts) and a terminal table.
+
+Every name that came from a record is escaped for the format it lands in: Markdown cells
+cannot break the table or inject HTML, terminal cells are plain text (no rich markup).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from evalharness.leaderboard.checks import MARKER
+from evalharness.leaderboard.table import Leaderboard
+from evalharness.records import atomic_write_text
+
+__all__ = [
+    "OUTPUT_FILES",
+    "format_cell",
+    "markdown_escape",
+    "print_leaderboard",
+    "to_json",
+    "to_markdown",
+    "write_leaderboard",
+    "write_public_text",
+]
+
+OUTPUT_FILES = {"csv": "leaderboard.csv", "markdown": "leaderboard.md", "parquet": "leaderboard.parquet", "json": "leaderboard.json"}
+
+
+def write_public_text(path: Path, text: str) -> None:
+    """Atomic write with the usual permissions (the temp file is private), so a static host
+    serving the output can read it."""
+    atomic_write_text(path, text)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def digits_for(key: str) -> int:
+    return 3 if key == "mean_win_rate" else 2
+
+
+def format_cell(value: Any, low: Any = None, high: Any = None, digits: int = 2) -> str:
+    """``97.00 [95.50, 98.50]``; ``–`` for a missing value; the interval only when defined."""
+    number = _finite(value)
+    if number is None:
+        return "–"
+    text = f"{number:.{digits}f}"
+    low, high = _finite(low), _finite(high)
+    if low is not None and high is not None:
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text
+
+
+def _cell(board: Leaderboard, model: str, key: str) -> str:
+    return format_cell(board.values.at[model, key], board.ci_low.at[model, key], board.ci_high.at[model, key], digits_for(key))
+
+
+def _headers(board: Leaderboard) -> list[tuple[str, str]]:
+    """(key, header) for every aggregate and metric column, in display order."""
+    headers = [(a.key, a.label) for a in board.aggregates]
+    headers += [(c.key, f"{c.label} {c.arrow}") for c in board.columns]
+    return headers
+
+
+def markdown_escape(text: Any) -> str:
+    """Text safe inside a Markdown table cell: no HTML, no table breaks, no formatting."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = " ".join(text.split())
+    for char in "\\`*_[]|#":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def to_markdown(board: Leaderboard) -> str:
+    headers = _headers(board)
+    lines = [f"## {markdown_escape(board.title)}", ""]
+    if board.description:
+        lines += [markdown_escape(board.description), ""]
+    lines.append(
+        f"Ranked by **{markdown_escape(board.label_of(board.rank_by))}**; values with 95% confidence intervals; "
+        "`=N` marks models whose intervals overlap (a tie)."
+    )
+    lines += ["", "| rank | model | " + " | ".join(markdown_escape(h) for _, h in headers) + " |"]
+    lines.append("|---:|:---|" + "---:|" * len(headers))
+    for model in board.model_ids:
+        cells = [board.rank_label(model), markdown_escape(model)] + [_cell(board, model, key) for key, _ in headers]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| column | better | n | data | signature |", "|:---|:---|---:|:---|:---|"]
+    for column in board.columns:
+        lines.append(
+            f"| {markdown_escape(column.label)} | {column.direction_label} | {column.n} | "
+            f"{markdown_escape(column.data_fingerprint)} | {markdown_escape(column.signature)} |"
+        )
+    for aggregate in board.aggregates:
+        lines.append(f"| {markdown_escape(aggregate.label)} | higher is better | | | {markdown_escape(aggregate.description)} |")
+    if board.notes:
+        lines += ["", "Notes:", ""] + [f"- {markdown_escape(note)}" for note in board.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(board: Leaderboard) -> dict[str, Any]:
+    """The whole leaderboard as plain JSON types (undefined numbers are null)."""
+    import pandas as pd
+
+    rows = []
+    for model in board.model_ids:
+        info = board.models.loc[model]
+        rank = board.ranking.at[model, "rank"]
+        cells = {
+            key: {
+                "value": _finite(board.values.at[model, key]),
+                "ci": [_finite(board.ci_low.at[model, key]), _finite(board.ci_high.at[model, key])],
+            }
+            for key, _ in _headers(board)
+        }
+        rows.append(
+            {
+                "rank": None if pd.isna(rank) else int(rank),
+                "tied": bool(board.ranking.at[model, "tied"]),
+                "model_id": model,
+                "model": info["model"],
+                "model_fingerprint": info["model_fingerprint"],
+                "model_kind": info["model_kind"],
+                "source": info["source"],
+                "runs": info["runs"].split(","),
+                "created": info["created"].isoformat(),
+                "values": cells,
+            }
+        )
+    return {
+        "title": board.title,
+        "description": board.description,
+        "rank_by": board.rank_by,
+        "marker": MARKER,
+        "columns": [
+            {
+                "key": c.key,
+                "task": c.task,
+                "metric": c.metric,
+                "metric_key": c.metric_key,
+                "metric_name": c.metric_name,
+                "direction": c.direction,
+                "ideal": _finite(c.ideal),
+                "signature": c.signature,
+                "data_fingerprint": c.data_fingerprint,
+                "n": c.n,
+                "task_version": c.task_version,
+                "incomparable": c.incomparable,
+            }
+            for c in board.columns
+        ],
+        "aggregates": [{"key": a.key, "label": a.label, "description": a.description} for a in board.aggregates],
+        "rows": rows,
+        "notes": list(board.notes),
+    }
+
+
+def write_leaderboard(board: Leaderboard, directory: str | Path) -> dict[str, Path]:
+    """Write the four formats into ``directory`` (fixed file names); returns their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {kind: directory / name for kind, name in OUTPUT_FILES.items()}
+    table = board.table()
+    write_public_text(paths["csv"], table.to_csv(index=False))
+    write_public_text(paths["markdown"], to_markdown(board))
+    text = json.dumps(to_json(board), indent=2, ensure_ascii=False, allow_nan=False)
+    write_public_text(paths["json"], text + "\n")
+    temporary = paths["parquet"].with_name(f".{paths['parquet'].name}.tmp")
+    table.to_parquet(temporary, index=False)
+    temporary.replace(paths["parquet"])
+    return paths
+
+
+def print_leaderboard(board: Leaderboard, *, console: Any = None) -> None:
+    """The leaderboard as a terminal table (names shown as plain text), then its notes."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    table = Table(title=Text(f"{board.title} — ranked by {board.label_of(board.rank_by)}"))
+    table.add_column("rank", justify="right")
+    table.add_column("model")
+    headers = _headers(board)
+    for _, header in headers:
+        table.add_column(Text(header), justify="right")
+    for model in board.model_ids:
+        table.add_row(board.rank_label(model), Text(model), *[_cell(board, model, key) for key, _ in headers])
+    console.print(table)
+    console.print(Text("=N: tied, the 95% confidence intervals overlap; – no value"))
+    for note in board.notes:
+        console.print(Text(f"note: {note}"))

@@ -1,0 +1,309 @@
+"""What a report shows, gathered from run records (``results.json`` and samples files).
+
+Two outputs: a context for the template (metadata, score tables, SVG charts) and plain data
+for the page's script (the per-example rows and, with a baseline, the examples whose
+outcome changed). Samples are read with ``records.read_samples``; a task whose samples are
+missing or damaged still gets its scores, with the problem stated in its section.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalharness.errors import RecordError
+from evalharness.records import MetricEntry, RunRecord, TaskEntry, load_record, read_samples
+from evalharness.report.charts import Bar, BarGroup, bar_chart
+from evalharness.report.render import slugify
+
+__all__ = ["RunView", "build_report", "load_run_view"]
+
+
+@dataclass
+class RunView:
+    """A loaded run: its record and, per task, its samples or why they could not be read."""
+
+    run_dir: Path
+    record: RunRecord
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def load_run_view(run_dir: str | Path, *, with_samples: bool = True) -> RunView:
+    run_dir = Path(run_dir)
+    view = RunView(run_dir, load_record(run_dir))
+    if with_samples:
+        for name in view.record.tasks:
+            try:
+                view.samples[name] = read_samples(run_dir, name)
+            except RecordError as exc:
+                view.problems[name] = str(exc)
+    return view
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _text(value: Any) -> str:
+    """How an input, prediction or gold value reads in the example browser."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _goodness(value: float, entry: MetricEntry) -> float:
+    if entry.ideal is not None:
+        return -abs(value - entry.ideal)
+    return value if entry.higher_is_better else -value
+
+
+def _direction(entry: MetricEntry) -> str:
+    if entry.ideal is not None:
+        return f"closest to {entry.ideal:g}"
+    return "higher is better" if entry.higher_is_better else "lower is better"
+
+
+# -- metadata ---------------------------------------------------------------------------
+
+
+def _model_facts(record: RunRecord) -> list[tuple[str, str]]:
+    model = record.model
+    facts = [
+        ("model", model.name),
+        ("kind", model.kind),
+        ("source", model.source),
+        ("path", model.path),
+        ("fingerprint", model.fingerprint),
+        ("architecture", model.architecture or "–"),
+        ("parameters", f"{model.num_parameters:,}" if model.num_parameters else "–"),
+        ("revision", model.revision or "–"),
+        ("device / dtype", f"{model.device or '–'} / {model.dtype or '–'}"),
+    ]
+    facts += [(f"note: {key}", _text(value)) for key, value in model.notes.items()]
+    return facts
+
+
+def _run_facts(view: RunView) -> list[tuple[str, str]]:
+    record = view.record
+    environment = record.environment
+    return [
+        ("run id", record.run_id),
+        ("created", record.created),
+        ("run directory", str(view.run_dir)),
+        ("total time", f"{record.seconds:.1f} s"),
+        ("evalharness revision", _text(environment.get("evalharness_revision")) or "–"),
+        ("python", _text(environment.get("python")) or "–"),
+        ("platform", _text(environment.get("platform")) or "–"),
+    ]
+
+
+def _packages(record: RunRecord) -> list[tuple[str, str]]:
+    packages = record.environment.get("packages") or {}
+    return sorted((str(k), _text(v)) for k, v in packages.items()) if isinstance(packages, Mapping) else []
+
+
+# -- scores -----------------------------------------------------------------------------
+
+
+def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None) -> dict[str, Any]:
+    row = {
+        "key": key,
+        "metric": entry.metric,
+        "value": entry.value,
+        "ci": entry.ci,
+        "stderr": entry.stderr,
+        "n": entry.n,
+        "direction": _direction(entry),
+        "ci_method": entry.ci_method,
+        "signature": entry.signature,
+        "settings": _text(entry.settings) if entry.settings else "",
+        "baseline": base,
+        "delta": None,
+        "change": "",
+    }
+    if base is not None and _finite(entry.value) is not None and _finite(base.value) is not None:
+        delta = float(entry.value) - float(base.value)
+        row["delta"] = delta
+        better = _goodness(float(entry.value), entry) - _goodness(float(base.value), entry)
+        row["change"] = "better" if better > 0 else "worse" if better < 0 else "same"
+        if base.signature != entry.signature:
+            row["change"] += " (different metric signature)"
+    return row
+
+
+def _bar(entry: MetricEntry | None, series: int) -> Bar:
+    if entry is None:
+        return Bar(None, series=series)
+    return Bar(_finite(entry.value), _finite(entry.ci[0]), _finite(entry.ci[1]), series)
+
+
+def _task_chart(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> Any:
+    groups = []
+    for key, entry in task.metrics.items():
+        bars = [_bar(entry, 0)]
+        if base_task is not None:
+            bars.append(_bar(base_task.metrics.get(key), 1))
+        groups.append(BarGroup(key, bars))
+    ideals = {entry.ideal for entry in task.metrics.values()}
+    ideal = next(iter(ideals)) if len(ideals) == 1 else None
+    return bar_chart(groups, series=series, reference=ideal, reference_label=f"ideal {ideal:g}" if ideal is not None else "")
+
+
+def _group_charts(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> list[dict[str, Any]]:
+    charts = []
+    for key, entry in task.metrics.items():
+        if not entry.groups:
+            continue
+        base = base_task.metrics.get(key) if base_task is not None else None
+        groups = []
+        for name, group in entry.groups.items():
+            bars = [Bar(_finite(group.value), _finite(group.ci[0]), _finite(group.ci[1]), 0)]
+            if base is not None and base.groups:
+                other = base.groups.get(name)
+                bars.append(Bar(*(None, None, None) if other is None else (_finite(other.value), _finite(other.ci[0]), _finite(other.ci[1])), series=1))
+            groups.append(BarGroup(f"{name} (n={group.n})", bars))
+        chart = bar_chart(
+            groups,
+            series=series if base is not None and base.groups else series[:1],
+            reference=entry.ideal,
+            reference_label=f"ideal {entry.ideal:g}" if entry.ideal is not None else "",
+        )
+        charts.append({"metric": key, "chart": chart, "count": len(entry.groups)})
+    return charts
+
+
+# -- examples ---------------------------------------------------------------------------
+
+
+def _errors(rows: Sequence[Mapping[str, Any]], key: str | None, entry: MetricEntry | None) -> list[bool]:
+    """An example is an error when its primary per-example score is below the best score
+    any example reached (0 vs 100 for accuracy); without scores, when prediction != gold."""
+    scores = [_finite((row.get("scores") or {}).get(key)) if key else None for row in rows]
+    known = [s for s in scores if s is not None]
+    if entry is None or not known or entry.ideal is not None:
+        return [_text(row.get("prediction")) != _text(row.get("gold")) for row in rows]
+    ranked = [_goodness(s, entry) if s is not None else None for s in scores]
+    best = max(g for g in ranked if g is not None)
+    return [g is None or g < best for g in ranked]
+
+
+def _example_rows(task: TaskEntry, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    keys = list(task.metrics)
+    primary = keys[0] if keys else None
+    errors = _errors(rows, primary, task.metrics.get(primary) if primary else None)
+    return [
+        [
+            _text(row.get("id")),
+            _text(row.get("input")),
+            _text(row.get("prediction")),
+            _text(row.get("gold")),
+            [_finite((row.get("scores") or {}).get(key)) for key in keys],
+            int(error),
+        ]
+        for row, error in zip(rows, errors)
+    ]
+
+
+def _changed_rows(
+    task: TaskEntry, rows: Sequence[Mapping[str, Any]], base_task: TaskEntry, base_rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[list[Any]], str]:
+    """Examples whose primary per-example score differs from the baseline's, by id."""
+    if task.data.fingerprint != base_task.data.fingerprint:
+        return [], "the baseline was evaluated on different data (data fingerprints differ); examples are not compared"
+    key = next(iter(task.metrics), None)
+    if key is None or key not in base_task.metrics:
+        return [], "the baseline has no score for this task's primary metric"
+    by_id = {_text(row.get("id")): row for row in base_rows}
+    if len(by_id) != len(base_rows) or len({_text(r.get("id")) for r in rows}) != len(rows):
+        return [], "example ids are not unique; examples are not compared"
+    entry = task.metrics[key]
+    changed = []
+    for row in rows:
+        other = by_id.get(_text(row.get("id")))
+        if other is None:
+            continue
+        score, base_score = _finite((row.get("scores") or {}).get(key)), _finite((other.get("scores") or {}).get(key))
+        if score is None or base_score is None or score == base_score:
+            continue
+        kind = "improved" if _goodness(score, entry) > _goodness(base_score, entry) else "regressed"
+        changed.append(
+            [_text(row.get("id")), _text(row.get("input")), _text(row.get("gold")), _text(other.get("prediction")),
+             _text(row.get("prediction")), base_score, score, kind]
+        )
+    return changed, f"compared on {key}"
+
+
+# -- the whole report -------------------------------------------------------------------
+
+
+def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(template context, script data) for one run, optionally against a baseline."""
+    record = run.record
+    series = [record.model.name]
+    if baseline is not None:
+        series = [f"{record.model.name} (this run)", f"{baseline.record.model.name} (baseline)"]
+    tasks, data_tasks = [], []
+    for name, task in record.tasks.items():
+        base_task = baseline.record.tasks.get(name) if baseline is not None else None
+        anchor = "task-" + slugify(name)
+        rows = run.samples.get(name)
+        section = {
+            "name": name,
+            "anchor": anchor,
+            "facts": [
+                ("kind", task.kind),
+                ("task version", str(task.version)),
+                ("spec hash", task.spec_hash),
+                ("formulation", task.formulation),
+                ("examples", f"{task.n_examples:,}"),
+                ("data", f"{task.data.source}: {task.data.location}"),
+                ("data fingerprint", task.data.fingerprint),
+                ("time", f"{task.seconds:.2f} s"),
+            ]
+            + ([("task settings", _text(task.settings))] if task.settings else []),
+            "notes": list(task.notes),
+            "metrics": [_metric_row(key, entry, base_task.metrics.get(key) if base_task else None) for key, entry in task.metrics.items()],
+            "chart": _task_chart(task, base_task, series),
+            "group_charts": _group_charts(task, base_task, series),
+            "problem": run.problems.get(name),
+            "in_baseline": base_task is not None,
+        }
+        if base_task is not None and base_task.data.fingerprint != task.data.fingerprint:
+            section["notes"].append("the baseline used different data for this task (data fingerprints differ)")
+        tasks.append(section)
+        if rows is None:
+            continue
+        entry = {"name": name, "anchor": anchor, "metrics": list(task.metrics), "rows": _example_rows(task, rows)}
+        base_rows = baseline.samples.get(name) if baseline is not None else None
+        if base_task is not None and base_rows is not None:
+            entry["changed"], entry["changed_note"] = _changed_rows(task, rows, base_task, base_rows)
+        data_tasks.append(entry)
+    context = {
+        "model_facts": _model_facts(record),
+        "run_facts": _run_facts(run),
+        "packages": _packages(record),
+        "settings": json.dumps(record.settings, indent=2, ensure_ascii=False, sort_keys=True, default=str),
+        "skipped": sorted(record.skipped.items()),
+        "tasks": tasks,
+        "series": series,
+        "baseline": None,
+    }
+    if baseline is not None:
+        context["baseline"] = {
+            "name": baseline.record.model.name,
+            "model_facts": _model_facts(baseline.record),
+            "run_facts": _run_facts(baseline),
+            "only_in_baseline": sorted(set(baseline.record.tasks) - set(record.tasks)),
+            "changed_total": sum(len(t.get("changed", [])) for t in data_tasks),
+        }
+    data = {"tasks": data_tasks, "baseline": baseline is not None}
+    return context, data
