@@ -22,6 +22,7 @@ maximum input length. Truncated inputs are flagged on every response.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -148,14 +149,22 @@ class CausalLMAdapter(ModelAdapter):
                     input_ids[row, : lengths[index]] = torch.tensor(rows[index][0], dtype=torch.long)
                     attention[row, : lengths[index]] = 1
                 logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+                # Only the scored positions of all rows, gathered at once: [n_targets, vocab].
+                row_ids, positions, targets, bounds = [], [], [], [0]
                 for row, index in enumerate(batch):
-                    targets = torch.tensor(rows[index][1], dtype=torch.long, device=logits.device)
-                    end = lengths[index]
-                    scored = logits[row, end - len(targets) : end].float()
-                    logprobs = torch.log_softmax(scored, dim=-1)
-                    picked = logprobs.gather(-1, targets[:, None]).squeeze(-1)
-                    greedy = bool((scored.argmax(dim=-1) == targets).all())
-                    results[index] = (float(picked.double().sum()), greedy)
+                    end, wanted = lengths[index], rows[index][1]
+                    row_ids.extend([row] * len(wanted))
+                    positions.extend(range(end - len(wanted), end))
+                    targets.extend(wanted)
+                    bounds.append(len(targets))
+                scored = logits[torch.tensor(row_ids), torch.tensor(positions)].float()
+                target_ids = torch.tensor(targets, dtype=torch.long, device=scored.device)
+                logprobs = torch.log_softmax(scored, dim=-1).gather(-1, target_ids[:, None]).squeeze(-1)
+                logprobs_list = logprobs.double().tolist()
+                greedy = (scored.argmax(dim=-1) == target_ids).tolist()
+                for row, index in enumerate(batch):
+                    start, stop = bounds[row], bounds[row + 1]
+                    results[index] = (math.fsum(logprobs_list[start:stop]), all(greedy[start:stop]))
         return results  # type: ignore[return-value]
 
     def _pair_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
