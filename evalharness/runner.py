@@ -59,6 +59,7 @@ class RunConfig:
     seed: int = 1234
     n_resamples: int = 1000
     generation: Mapping[str, Any] = field(default_factory=dict)
+    num_fewshot: int | None = None  # overrides prompt.few_shot.n of prompted tasks
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class RunConfig:
             "seed": self.seed,
             "n_resamples": self.n_resamples,
             "generation": dict(self.generation),
+            "num_fewshot": self.num_fewshot,
             "data_dir": str(self.data_dir) if self.data_dir else None,
         }
 
@@ -102,7 +104,13 @@ def _evaluate_task(plan: _PlannedTask, adapter: Any, config: RunConfig, run_dir:
     task, data, formulation = plan.task, plan.data, plan.formulation
     assert formulation is not None
     started = time.perf_counter()
-    options = FormulationOptions(label_map=config.label_map, generation=config.generation, seed=config.seed)
+    options = FormulationOptions(
+        label_map=config.label_map,
+        generation=config.generation,
+        seed=config.seed,
+        data_dir=resolve_data_dir(config.data_dir),
+        num_fewshot=config.num_fewshot,
+    )
     state = formulation.prepare(task, adapter, options)
     per_example = formulation.requests(task, data.examples, state)
     flat = [request for requests in per_example for request in requests]

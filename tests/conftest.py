@@ -89,3 +89,33 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# --- tiny causal LMs (byte-level BPE tokenizers trained on CORPUS) ----------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory) -> Path:
+    """GPT-2 style: '<|endoftext|>' is BOS and EOS, no pad token, no BOS added to inputs."""
+    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+
+    tokenizer = build_byte_bpe_tokenizer(CORPUS)
+    return build_causal_lm(tmp_path_factory.mktemp("causal_gpt2"), tokenizer, architecture="gpt2", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """Llama style: the tokenizer prepends BOS '<s>' to every input; EOS '</s>'; no pad."""
+    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+
+    tokenizer = build_byte_bpe_tokenizer(CORPUS, bos_token="<s>", eos_token="</s>", add_bos=True)
+    return build_causal_lm(tmp_path_factory.mktemp("causal_llama"), tokenizer, architecture="llama", seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm_no_bos(tmp_path_factory) -> Path:
+    """A tokenizer with an EOS token '</s>' and no BOS (nor pad) token."""
+    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+
+    tokenizer = build_byte_bpe_tokenizer(CORPUS, bos_token=None, eos_token="</s>")
+    return build_causal_lm(tmp_path_factory.mktemp("causal_nobos"), tokenizer, architecture="llama", seed=5)

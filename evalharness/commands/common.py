@@ -8,7 +8,7 @@ from pathlib import Path
 
 from evalharness.errors import UsageError
 
-__all__ = ["add_tasks_dir", "parse_label_map", "positive_int", "split_names"]
+__all__ = ["add_tasks_dir", "non_negative_int", "parse_label_map", "positive_int", "split_names"]
 
 
 def add_tasks_dir(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,16 @@ def positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
     return number
 
 

@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from evalharness.commands.common import add_tasks_dir, parse_label_map, positive_int, split_names
+from evalharness.commands.common import add_tasks_dir, non_negative_int, parse_label_map, positive_int, split_names
+
+
+def _generation_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """Only the decoding settings given on the command line override the tasks' own."""
+    given = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
         label_map=parse_label_map(args.label_map),
         trust_remote_code=args.trust_remote_code,
         seed=args.seed,
+        generation=_generation_overrides(args),
+        num_fewshot=args.num_fewshot,
     )
     result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
     if args.json:
@@ -51,6 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
     run.add_argument("--seed", type=int, default=1234, help="seed for bootstrap and few-shot sampling")
+    run.add_argument("--max-new-tokens", type=positive_int, help="override the tasks' generation.max_new_tokens")
+    run.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (1: greedy)")
+    run.add_argument("--num-fewshot", type=non_negative_int, help="override the tasks' prompt.few_shot.n (0: zero-shot)")
     run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")
     add_tasks_dir(run)
     run.set_defaults(handler=_run)

@@ -6,7 +6,10 @@ from typing import Any
 
 from evalharness.errors import UnsupportedTaskError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.choice import ChoiceLoglikelihood
+from evalharness.prompting.generate import PromptGenerate
 from evalharness.prompting.heads import ClassifierHead, RegressionHead
+from evalharness.prompting.rolling import RollingLoglikelihood
 from evalharness.spec.loader import Task
 
 __all__ = [
@@ -18,13 +21,15 @@ __all__ = [
     "choose_formulation",
 ]
 
+_PROMPT_GENERATE = PromptGenerate()
+
 # Task kind -> formulations in order of preference. The first one the checkpoint supports wins.
 FORMULATIONS: dict[str, list[Formulation]] = {
-    "classification": [ClassifierHead()],
+    "classification": [ClassifierHead(), ChoiceLoglikelihood()],
     "regression": [RegressionHead()],
-    "extractive_qa": [],
-    "generation": [],
-    "language_modeling": [],
+    "extractive_qa": [_PROMPT_GENERATE],
+    "generation": [_PROMPT_GENERATE],
+    "language_modeling": [RollingLoglikelihood()],
 }
 
 

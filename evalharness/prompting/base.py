@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from evalharness.spec.loader import Task
@@ -27,6 +28,8 @@ class FormulationOptions:
     label_map: Mapping[str, str] | None = None  # model label -> task label
     generation: Mapping[str, Any] = field(default_factory=dict)  # overrides of task settings
     seed: int = 1234
+    data_dir: Path | None = None  # where few-shot pools are read from (like the task's data)
+    num_fewshot: int | None = None  # overrides prompt.few_shot.n
 
 
 class NoSettings(StrictModel):

@@ -1,0 +1,150 @@
+"""Answering by comparing continuations' log-likelihoods (lm-evaluation-harness's
+``multiple_choice`` output type).
+
+The prompt is the context, each choice a continuation; the prediction is the choice with the
+highest (optionally length-normalised) log-likelihood. Normalisations replicate
+lm-evaluation-harness's metrics: ``none`` is ``acc``; ``char`` is ``acc_norm`` (divided by the
+choice's length in characters; like lm-evaluation-harness, which counts the choice without
+its target delimiter, leading whitespace is not counted); ``byte`` is the same in UTF-8
+bytes; ``token`` divides by the continuation's token count. Ties go to the first choice.
+
+:class:`ChoiceFormulation` holds the machinery; a subclass only says where the choices come
+from and what a chosen index means. :class:`ChoiceLoglikelihood` renders ``prompt.choices``
+(one Jinja2 template per label, in label order) for ``classification`` tasks; a
+``multiple_choice`` kind (BBQ, WinoBias) would read its choices from the example's fields.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from evalharness.errors import ModelError, SpecError
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.prompted import FewShot, build_prompts, few_shot_settings, prepare_few_shot, prompt_for
+from evalharness.prompting.templates import render
+from evalharness.spec.loader import Task
+from evalharness.spec.schema import StrictModel
+from evalharness.types import Example, LoglikelihoodRequest, LoglikelihoodResponse, RequestKind
+
+__all__ = ["ChoiceFormulation", "ChoiceLoglikelihood", "ChoiceSettings", "NORMALISERS", "pick_choice"]
+
+Normalisation = Literal["none", "token", "char", "byte"]
+
+
+def _text_length(text: str) -> int:
+    return len(text.lstrip())
+
+
+def _byte_length(text: str) -> int:
+    return len(text.lstrip().encode("utf-8"))
+
+
+# Normalisation -> the length a choice's log-likelihood is divided by.
+NORMALISERS: dict[str, Callable[[LoglikelihoodResponse, str], float]] = {
+    "none": lambda response, text: 1.0,
+    "token": lambda response, text: float(response.n_tokens),
+    "char": lambda response, text: float(_text_length(text)),
+    "byte": lambda response, text: float(_byte_length(text)),
+}
+
+
+class ChoiceSettings(StrictModel):
+    normalization: Normalisation = "none"
+
+
+def pick_choice(loglikelihoods: Sequence[float], lengths: Sequence[float]) -> tuple[int, list[float]]:
+    """Index of the best ``loglikelihood / length`` (first on ties) and all the scores."""
+    scores = [value / length for value, length in zip(loglikelihoods, lengths, strict=True)]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return best, scores
+
+
+@dataclass(frozen=True)
+class ChoiceState:
+    settings: ChoiceSettings
+    few_shot: FewShot | None
+
+
+class ChoiceFormulation(Formulation):
+    """Shared machinery: one log-likelihood request per choice, arg-max decoding."""
+
+    request_kind = RequestKind.LOGLIKELIHOOD
+    Settings = ChoiceSettings
+
+    @abstractmethod
+    def choices(self, task: Task, example: Example) -> list[str]:
+        """The continuations to compare, in order."""
+
+    @abstractmethod
+    def answer(self, task: Task, example: Example, index: int) -> Any:
+        """The prediction when choice ``index`` wins (per the task kind's contract)."""
+
+    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> ChoiceState:
+        return ChoiceState(self.settings_for(task), prepare_few_shot(task, options))
+
+    def settings(self, task: Task, state: ChoiceState) -> dict[str, Any]:
+        return {**state.settings.model_dump(mode="json"), "few_shot": few_shot_settings(task, state.few_shot)}
+
+    def _checked_choices(self, task: Task, example: Example, normalization: str) -> list[str]:
+        continuations = self.choices(task, example)
+        for index, text in enumerate(continuations):
+            if not text or (normalization in ("char", "byte") and not text.strip()):
+                raise SpecError(
+                    f"{task.path}: choice {index} renders to {text!r} for example {example.id}; "
+                    "every choice needs visible text to be scored"
+                )
+        return continuations
+
+    def requests(self, task: Task, examples: Sequence[Example], state: ChoiceState) -> list[list[Any]]:
+        prompts = build_prompts(task, examples, state.few_shot)
+        normalization = state.settings.normalization
+        return [
+            [LoglikelihoodRequest(prompt, text) for text in self._checked_choices(task, example, normalization)]
+            for prompt, example in zip(prompts, examples)
+        ]
+
+    def decode(
+        self, task: Task, example: Example, responses: Sequence[LoglikelihoodResponse], state: ChoiceState
+    ) -> Decoded:
+        continuations = self.choices(task, example)
+        loglikelihoods = [response.logprob for response in responses]
+        if not all(math.isfinite(value) for value in loglikelihoods):
+            raise ModelError(f"{task.name}: example {example.id}: non-finite log-likelihoods {loglikelihoods}")
+        normaliser = NORMALISERS[state.settings.normalization]
+        lengths = [normaliser(response, text) for response, text in zip(responses, continuations)]
+        best, scores = pick_choice(loglikelihoods, lengths)
+        extra: dict[str, Any] = {
+            "choices": continuations,
+            "loglikelihoods": loglikelihoods,
+            "n_tokens": [response.n_tokens for response in responses],
+            "is_greedy": [response.is_greedy for response in responses],
+        }
+        if state.settings.normalization != "none":
+            extra["scores"] = scores
+        return Decoded(self.answer(task, example, best), prompt_for(task, example, state.few_shot), extra)
+
+
+class ChoiceLoglikelihood(ChoiceFormulation):
+    """Classification by prompting: ``prompt.choices[i]`` is the continuation of label ``i``."""
+
+    name = "choice_loglikelihood"
+
+    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+        reason = super().unsupported_reason(task, adapter)
+        if reason is None and (task.spec.prompt is None or not task.spec.prompt.choices):
+            return "the task has no prompt.choices (one continuation template per label) to compare"
+        return reason
+
+    def choices(self, task: Task, example: Example) -> list[str]:
+        templates = task.spec.prompt.choices if task.spec.prompt else None
+        return [
+            render(template, example, task, where=f"prompt.choices[{index}]")
+            for index, template in enumerate(templates or [])
+        ]
+
+    def answer(self, task: Task, example: Example, index: int) -> str:
+        return (task.spec.labels or [])[index]

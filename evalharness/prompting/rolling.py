@@ -1,0 +1,79 @@
+"""Language modelling: the log-likelihood of every token of each text (perplexity's input).
+
+Prediction contract (``language_modeling``): ``{'logprob': float, 'n_tokens': int}``, the
+natural-log probability of the whole text summed over its tokens, conditioned on BOS/EOS,
+and the number of tokens scored. Perplexity metrics turn these into token-, word- or
+byte-level perplexities. The windowing changes the number, so it is a setting, resolved
+against the model and written to the run record (see ``models.windows``):
+
+- ``window``: ``disjoint`` (lm-evaluation-harness's rolling windows) or ``sliding`` (the
+  strided method of the Hugging Face perplexity guide);
+- ``max_length``: tokens per model input (default: the model's maximum);
+- ``stride``: how far a sliding window moves (default: ``max_length // 2``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from evalharness.errors import EvalHarnessError, ModelError, SpecError
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.spec.loader import Task
+from evalharness.spec.schema import StrictModel
+from evalharness.types import Example, RequestKind, RollingLoglikelihoodResponse
+
+__all__ = ["RollingLoglikelihood", "RollingSettings"]
+
+_PREVIEW = 200  # characters of each text shown as the sample's input (the gold holds it all)
+
+
+class RollingSettings(StrictModel):
+    window: Literal["disjoint", "sliding"] = "disjoint"
+    max_length: int | None = Field(default=None, ge=1, description="tokens per window; default: the model's")
+    stride: int | None = Field(default=None, ge=1, description="sliding windows only; default max_length // 2")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> RollingSettings:
+        if self.stride is not None and self.window != "sliding":
+            raise ValueError("'stride' applies to window: sliding only")
+        if self.stride is not None and self.max_length is not None and self.stride > self.max_length:
+            raise ValueError(f"stride {self.stride} is larger than max_length {self.max_length}")
+        return self
+
+
+class RollingLoglikelihood(Formulation):
+    """Whole-text log-likelihoods with explicit windows (``loglikelihood_rolling`` requests)."""
+
+    name = "rolling_loglikelihood"
+    request_kind = RequestKind.LOGLIKELIHOOD_ROLLING
+    Settings = RollingSettings
+
+    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
+        settings = self.settings_for(task)
+        try:
+            return adapter.rolling_settings(settings.window, settings.max_length, settings.stride)
+        except EvalHarnessError as exc:
+            raise SpecError(f"{task.path}: formulations.{self.name}: {exc}") from None
+
+    def request_options(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
+        return {key: state[key] for key in ("window", "max_length", "stride")}
+
+    def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "scored": "every token of each text, conditioned on the prefix token"}
+
+    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+        return [[example["text"]] for example in examples]
+
+    def decode(
+        self, task: Task, example: Example, responses: Sequence[RollingLoglikelihoodResponse], state: Any
+    ) -> Decoded:
+        (response,) = responses
+        if not math.isfinite(response.logprob):
+            raise ModelError(f"{task.name}: example {example.id}: the model returned log-likelihood {response.logprob}")
+        text = example["text"]
+        shown = text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…"
+        return Decoded({"logprob": response.logprob, "n_tokens": response.n_tokens}, shown)
