@@ -1,61 +1,21 @@
 """``evalharness run`` with tiny causal LMs: GLUE SST-2 by choices, and temporary language
-modelling, generation and QA tasks (the built-in ones and their metrics are written
-elsewhere, so these tasks use small metrics defined here and registered for the test)."""
+modelling, generation and QA tasks scored with the built-in perplexity, BLEU and SQuAD
+metrics."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+import math
 
 import numpy as np
+
 import pytest
 from sklearn.metrics import accuracy_score
 
-from evalharness.metrics.base import AdditiveMetric
 from evalharness.models import load_model
 from evalharness.records import load_record, read_samples
 from evalharness.runner import RunConfig, run_evaluation
 from tests.conftest import CORPUS
-
-
-class LogprobPerToken(AdditiveMetric):
-    """Corpus log-likelihood per token: sum(logprob) / sum(n_tokens) (perplexity's log)."""
-
-    name = "test_logprob_per_token"
-    reference = "tests: sum of logprob over sum of n_tokens"
-
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
-        return np.array([[p["logprob"], p["n_tokens"]] for p in predictions], dtype=float)
-
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
-        return sums[:, 0] / sums[:, 1]
-
-
-class ExactMatchAny(AdditiveMetric):
-    """100 x share of predictions equal to one of the references (text, or QA's 'text')."""
-
-    name = "test_exact_match"
-    reference = "tests: string equality"
-    mean_of_examples = True
-
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
-        texts = [p["text"] if isinstance(p, dict) else p for p in predictions]
-        return np.array([[float(t in refs), 1.0] for t, refs in zip(texts, references)])
-
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
-        return 100.0 * sums[:, 0] / sums[:, 1]
-
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
-        return 100.0 * stats[:, 0]
-
-
-@pytest.fixture
-def test_metrics(monkeypatch):
-    from evalharness.metrics.registry import METRICS
-
-    monkeypatch.setitem(METRICS, LogprobPerToken.name, f"{__name__}:LogprobPerToken")
-    monkeypatch.setitem(METRICS, ExactMatchAny.name, f"{__name__}:ExactMatchAny")
 
 
 def write(path, text):
@@ -127,13 +87,13 @@ LM_TASK = """\
 version: 1
 kind: language_modeling
 data: {local: {files: [lm/docs.jsonl], format: jsonl}}
-metrics: [test_logprob_per_token]
+metrics: [token_perplexity]
 formulations:
   rolling_loglikelihood: {window: sliding, max_length: 16, stride: 8}
 """
 
 
-def test_language_modelling_task_end_to_end(tmp_path, tiny_causal_lm, test_metrics):
+def test_language_modelling_task_end_to_end(tmp_path, tiny_causal_lm):
     documents = [" ".join(CORPUS[:3]), CORPUS[5], " ".join(CORPUS[2:7])]
     write(tmp_path / "data" / "lm" / "docs.jsonl", "".join(json.dumps({"text": d}) + "\n" for d in documents))
     write(tmp_path / "tasks" / "tmp" / "lm.yaml", LM_TASK)
@@ -152,7 +112,7 @@ def test_language_modelling_task_end_to_end(tmp_path, tiny_causal_lm, test_metri
         assert row["prediction"]["n_tokens"] == response.n_tokens
         assert row["prediction"]["logprob"] == pytest.approx(response.logprob, abs=1e-4)
     total = sum(r.logprob for r in expected) / sum(r.n_tokens for r in expected)
-    assert task.metrics["test_logprob_per_token"].value == pytest.approx(total, abs=1e-5)
+    assert task.metrics["token_perplexity"].value == pytest.approx(math.exp(-total), rel=1e-5)
 
 
 GENERATION_TASK = """\
@@ -163,7 +123,7 @@ prompt:
   template: "Source: {{ source }}\\nTarget:"
   stop: ["\\n", "."]
 generation: {max_new_tokens: 6}
-metrics: [test_exact_match]
+metrics: [bleu]
 """
 
 QA_TASK = """\
@@ -173,11 +133,11 @@ data: {local: {files: [qa/data.jsonl], format: jsonl}}
 prompt:
   template: "{{ context }}\\nQuestion: {{ question }}\\nAnswer:"
   stop: ["\\n"]
-metrics: [test_exact_match]
+metrics: [squad_exact]
 """
 
 
-def test_generation_and_qa_tasks_end_to_end(tmp_path, tiny_llama, test_metrics):
+def test_generation_and_qa_tasks_end_to_end(tmp_path, tiny_llama):
     sources = ["the movie was", "a wonderful , moving", "is the question answered"]
     write(tmp_path / "data" / "gen" / "data.jsonl", "".join(json.dumps({"source": s, "references": [s]}) + "\n" for s in sources))
     qa = [{"id": f"q{i}", "context": CORPUS[i], "question": "what is it ?", "answers": ["it"]} for i in range(3)]
@@ -204,4 +164,5 @@ def test_generation_and_qa_tasks_end_to_end(tmp_path, tiny_llama, test_metrics):
     assert record.tasks["tmp/qa"].formulation == "prompt_generate"
     expected = adapter.generate([f"{r['context']}\nQuestion: what is it ?\nAnswer:" for r in qa], stop=["\n"], max_new_tokens=4)
     assert [row["prediction"] for row in answers] == [{"text": r.text.strip(), "no_answer_probability": None} for r in expected]
-    assert record.tasks["tmp/qa"].metrics["test_exact_match"].n == 3
+    assert record.tasks["tmp/qa"].metrics["squad_exact"].n == 3
+    assert record.tasks["tmp/gen"].metrics["bleu"].n == 3
