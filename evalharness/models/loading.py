@@ -23,6 +23,7 @@ __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 # Checkpoint kind -> adapter class, imported only when used.
 ADAPTERS: dict[str, str] = {
     "sequence_classifier": "evalharness.models.classifier:SequenceClassifierAdapter",
+    "extractive_qa": "evalharness.models.qa:ExtractiveQAAdapter",
 }
 
 

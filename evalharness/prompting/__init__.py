@@ -7,6 +7,7 @@ from typing import Any
 from evalharness.errors import UnsupportedTaskError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.heads import ClassifierHead, RegressionHead
+from evalharness.prompting.span_head import SpanHead
 from evalharness.spec.loader import Task
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
 FORMULATIONS: dict[str, list[Formulation]] = {
     "classification": [ClassifierHead()],
     "regression": [RegressionHead()],
-    "extractive_qa": [],
+    "extractive_qa": [SpanHead()],
     "generation": [],
     "language_modeling": [],
 }
