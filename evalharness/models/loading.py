@@ -24,6 +24,7 @@ __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 ADAPTERS: dict[str, str] = {
     "sequence_classifier": "evalharness.models.classifier:SequenceClassifierAdapter",
     "extractive_qa": "evalharness.models.qa:ExtractiveQAAdapter",
+    "seq2seq": "evalharness.models.seq2seq:Seq2SeqAdapter",
 }
 
 

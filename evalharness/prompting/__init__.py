@@ -7,6 +7,7 @@ from typing import Any
 from evalharness.errors import UnsupportedTaskError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.heads import ClassifierHead, RegressionHead
+from evalharness.prompting.seq2seq import Seq2SeqGenerate
 from evalharness.prompting.span_head import SpanHead
 from evalharness.spec.loader import Task
 
@@ -19,12 +20,15 @@ __all__ = [
     "choose_formulation",
 ]
 
+_SEQ2SEQ = Seq2SeqGenerate()  # one instance, listed under each task kind it answers
+
 # Task kind -> formulations in order of preference. The first one the checkpoint supports wins.
+# seq2seq_generate refuses non-seq2seq checkpoints, so it can precede prompt-based generation.
 FORMULATIONS: dict[str, list[Formulation]] = {
     "classification": [ClassifierHead()],
     "regression": [RegressionHead()],
-    "extractive_qa": [SpanHead()],
-    "generation": [],
+    "extractive_qa": [SpanHead(), _SEQ2SEQ],
+    "generation": [_SEQ2SEQ],
     "language_modeling": [],
 }
 
