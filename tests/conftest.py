@@ -122,11 +122,11 @@ def tiny_qa_model(tmp_path_factory, tiny_qa_tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_masked_lm(tmp_path_factory, tiny_tokenizer) -> Path:
-    """A random-init BERT masked LM on the WordPiece test tokenizer."""
+def tiny_masked_lm(tmp_path_factory, tiny_qa_tokenizer) -> Path:
+    """A random-init BERT masked LM (the QA tokenizer: real sentences become word pieces)."""
     from evalharness.tiny import build_masked_lm
 
-    return build_masked_lm(tmp_path_factory.mktemp("mlm"), tiny_tokenizer, seed=3)
+    return build_masked_lm(tmp_path_factory.mktemp("mlm"), tiny_qa_tokenizer, seed=3)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ ADAPTERS: dict[str, str] = {
     "sequence_classifier": "evalharness.models.classifier:SequenceClassifierAdapter",
     "extractive_qa": "evalharness.models.qa:ExtractiveQAAdapter",
     "seq2seq": "evalharness.models.seq2seq:Seq2SeqAdapter",
+    "masked_lm": "evalharness.models.masked:MaskedLMAdapter",
 }
 
 

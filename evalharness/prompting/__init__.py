@@ -7,6 +7,7 @@ from typing import Any
 from evalharness.errors import UnsupportedTaskError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.heads import ClassifierHead, RegressionHead
+from evalharness.prompting.masked import PseudoLoglikelihood
 from evalharness.prompting.seq2seq import Seq2SeqGenerate
 from evalharness.prompting.span_head import SpanHead
 from evalharness.spec.loader import Task
@@ -29,7 +30,7 @@ FORMULATIONS: dict[str, list[Formulation]] = {
     "regression": [RegressionHead()],
     "extractive_qa": [SpanHead(), _SEQ2SEQ],
     "generation": [_SEQ2SEQ],
-    "language_modeling": [],
+    "language_modeling": [PseudoLoglikelihood()],
 }
 
 
