@@ -18,8 +18,7 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -> Any:
     """A BERT-style uncased WordPiece tokenizer trained on ``corpus``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     from evalharness.models.loading import quiet_transformers
 
@@ -31,6 +30,14 @@ def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
     backend.train_from_iterator(list(corpus), trainer=trainer)
+    return _bert_tokenizer(backend)
+
+
+def _bert_tokenizer(backend: Any) -> Any:
+    """[CLS]/[SEP] templates, the WordPiece decoder and the transformers wrapper."""
+    from tokenizers import decoders, processors
+    from transformers import PreTrainedTokenizerFast
+
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -100,6 +107,7 @@ def build_classifier(
 # Builders for the adapters in models/qa.py, models/masked.py and models/seq2seq.py.
 
 __all__ += [
+    "build_frequency_wordpiece_tokenizer",
     "build_bart",
     "build_bpe_tokenizer",
     "build_marian",
@@ -108,6 +116,36 @@ __all__ += [
     "build_t5",
     "build_unigram_tokenizer",
 ]
+
+
+def build_frequency_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 1000) -> Any:
+    """A BERT-style uncased WordPiece tokenizer with a vocabulary chosen deterministically.
+
+    tokenizers' WordPiece trainer breaks ties in hash order, so its vocabulary changes from
+    one process to the next; this one is the special tokens, every character seen (word
+    initial and ``##`` continued), then the most frequent words (ties alphabetical). Words
+    outside the vocabulary fall back to the longest known pieces, down to characters.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from evalharness.models.loading import quiet_transformers
+
+    quiet_transformers()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in corpus:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({char for word in words for char in word})
+    vocab = SPECIAL_TOKENS + characters + ["##" + char for char in characters]
+    ranked = sorted((w for w in words if w not in set(vocab)), key=lambda w: (-words[w], w))
+    vocab += ranked[: max(0, vocab_size - len(vocab))]
+    backend = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    return _bert_tokenizer(backend)
 
 
 def build_qa_model(
@@ -173,7 +211,11 @@ def build_unigram_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400, ext
         vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
     )
     backend.train_from_iterator(list(corpus), trainer=trainer)
-    pieces = [(piece, float(score)) for piece, score in json.loads(backend.to_str())["model"]["vocab"]]
+    trained = json.loads(backend.to_str())["model"]["vocab"]
+    # The trainer's scores vary in the last bits and order ties by hash between processes:
+    # round them and sort, so that ids (and hence tiny models) are the same in every run.
+    pieces = trained[:3] + sorted(((p, round(float(s), 6)) for p, s in trained[3:]), key=lambda item: (-item[1], item[0]))
+    pieces = [(piece, float(score)) for piece, score in pieces]
     pieces += [(f"<extra_id_{index}>", 0.0) for index in range(extra_ids - 1, -1, -1)]
     return T5Tokenizer(vocab=pieces, extra_ids=extra_ids, model_max_length=128)
 

@@ -93,12 +93,10 @@ def cli():
 
 # -- extractive QA heads, masked LMs and seq2seq models (tests/test_qa_head.py, ...) ----------
 
-# Every letter and digit in word-initial and word-internal position, plus some prose, so that
-# real SQuAD paragraphs tokenize into word pieces rather than [UNK].
-_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+# Every letter, digit and common punctuation mark, so that real SQuAD paragraphs tokenize into
+# word pieces rather than [UNK], plus some prose for whole-word entries.
 QA_CORPUS = CORPUS + [
-    " ".join(a + b + a for a in _CHARS for b in _CHARS[i::7]) for i in range(7)
-] + [
+    " ".join("abcdefghijklmnopqrstuvwxyz0123456789") + " ( ) ' \" - , . ; : ? ! % $ & / [ ]",
     "the super bowl was played on february 7 , 2016 at levi 's stadium in santa clara , california .",
     "the normans were the people who in the 10th and 11th centuries gave their name to normandy .",
     "which nfl team represented the afc at super bowl 50 ? who won the game and in what year ?",
@@ -108,9 +106,10 @@ QA_CORPUS = CORPUS + [
 
 @pytest.fixture(scope="session")
 def tiny_qa_tokenizer():
-    from evalharness.tiny import build_wordpiece_tokenizer
+    """Deterministic vocabulary: the QA and masked-LM tests compare behaviour across runs."""
+    from evalharness.tiny import build_frequency_wordpiece_tokenizer
 
-    return build_wordpiece_tokenizer(QA_CORPUS, vocab_size=700)
+    return build_frequency_wordpiece_tokenizer(QA_CORPUS, vocab_size=400)
 
 
 @pytest.fixture(scope="session")
