@@ -13,6 +13,7 @@ per forward pass, the fast tokenizer's own ``Encoding.word_to_chars`` for word a
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from evalharness.errors import UsageError
 from evalharness.models import load_model
 from evalharness.records import load_record, read_samples
 from evalharness.types import RequestKind, SpanRequest
-from tests.conftest import squad_examples
+from tests.conftest import REPO, squad_examples
 
 LONG_CONTEXT = (
     "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, "
@@ -208,3 +209,29 @@ def test_qa_head_cannot_run_a_classification_task(cli, tmp_path, shared_data, ti
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "extractive_qa checkpoint cannot run this classification task" in result.stderr
     assert "cannot answer 'classify' requests" in result.stderr
+
+
+def test_span_head_settings_are_validated_with_file_and_field(tmp_path):
+    from evalharness.catalog import validate_paths
+
+    write_squad_task(tmp_path, [], formulations="formulations: {span_head: {doc_strid: 5, scoring: softmax}}\n")
+    ((path, error),) = validate_paths([tmp_path / "tasks" / "squad_mini.yaml"])
+    assert f"{path}: formulations.span_head.doc_strid: unknown key" in error
+    assert f"{path}: formulations.span_head.scoring: Input should be 'probability' or 'logit'" in error
+
+
+@pytest.mark.skipif(not os.environ.get("EVALHARNESS_QA_REFERENCE_PYTHON"), reason="needs a Python with transformers<5.3")
+def test_answers_equal_the_real_pipeline_class(qa, tiny_qa_model, shared_data, tmp_path):
+    """The pipeline class itself (benchmarks/qa_pipeline_reference.py under transformers 5.2.0)."""
+    import subprocess
+
+    rows = squad_examples(shared_data, "v2", paragraphs=2)
+    request = {"model": str(tiny_qa_model), "settings": {"handle_impossible_answer": True}, "rows": rows}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    script = REPO / "benchmarks" / "qa_pipeline_reference.py"
+    subprocess.run([os.environ["EVALHARNESS_QA_REFERENCE_PYTHON"], str(script), str(tmp_path / "request.json"), str(tmp_path / "out.json")],
+                   check=True, env={**os.environ, "PYTHONPATH": ""}, timeout=600)
+    reference = json.loads((tmp_path / "out.json").read_text())["answers"]
+    ours = qa.answer([(r["question"], r["context"]) for r in rows], n_best=12, allow_no_answer=True)
+    assert [r.text for r in ours] == [a["answer"] for a in reference]
+    assert [r.score for r in ours] == pytest.approx([a["score"] for a in reference], rel=1e-4)
