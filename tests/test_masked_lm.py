@@ -100,7 +100,7 @@ def test_text_longer_than_the_model_is_scored_in_windows(mlm):
 
 
 def test_crows_pairs_shared_tokens_as_in_nangia_et_al(mlm, shared_data):
-    for more, less in crows_pairs(shared_data, 3):
+    for index, (more, less) in enumerate(crows_pairs(shared_data, 6)):
         shared_more, shared_less = mlm.shared_positions(more, less)
         ids_more, ids_less = mlm.tokenize(more), mlm.tokenize(less)
         assert [ids_more[p] for p in shared_more] == [ids_less[p] for p in shared_less]
@@ -114,6 +114,8 @@ def test_crows_pairs_shared_tokens_as_in_nangia_et_al(mlm, shared_data):
             if op[0] == "equal" for i in range(op[1], op[2])
         ][1:-1]
         assert [p + 1 for p in shared_more] == template
+        if index > 0:
+            continue  # scoring against the slow direct loop once is enough
         scored = mlm.pseudo_loglikelihood([(more, shared_more), (less, shared_less)])
         for response, text, positions in zip(scored, (more, less), (shared_more, shared_less)):
             expected, count = direct_pll(mlm, text, positions)
