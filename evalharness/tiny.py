@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "build_bart",
+    "build_bpe_tokenizer",
     "build_byte_bpe_tokenizer",
     "build_causal_lm",
     "build_classifier",
+    "build_frequency_wordpiece_tokenizer",
+    "build_marian",
+    "build_masked_lm",
+    "build_qa_model",
+    "build_t5",
+    "build_unigram_tokenizer",
     "build_wordpiece_tokenizer",
 ]
 
@@ -23,8 +31,7 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -> Any:
     """A BERT-style uncased WordPiece tokenizer trained on ``corpus``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     from evalharness.models.loading import quiet_transformers
 
@@ -36,6 +43,14 @@ def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
     backend.train_from_iterator(list(corpus), trainer=trainer)
+    return _bert_tokenizer(backend)
+
+
+def _bert_tokenizer(backend: Any) -> Any:
+    """[CLS]/[SEP] templates, the WordPiece decoder and the transformers wrapper."""
+    from tokenizers import decoders, processors
+    from transformers import PreTrainedTokenizerFast
+
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -98,6 +113,256 @@ def build_classifier(
     model = BertForSequenceClassification(config)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
+# -- extractive QA heads, masked LMs and seq2seq models ----------------------------------------
+# Builders for the adapters in models/qa.py, models/masked.py and models/seq2seq.py.
+
+
+
+def build_frequency_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 1000) -> Any:
+    """A BERT-style uncased WordPiece tokenizer with a vocabulary chosen deterministically.
+
+    tokenizers' WordPiece trainer breaks ties in hash order, so its vocabulary changes from
+    one process to the next; this one is the special tokens, every character seen (word
+    initial and ``##`` continued), then the most frequent words (ties alphabetical). Words
+    outside the vocabulary fall back to the longest known pieces, down to characters.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from evalharness.models.loading import quiet_transformers
+
+    quiet_transformers()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in corpus:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({char for word in words for char in word})
+    vocab = SPECIAL_TOKENS + characters + ["##" + char for char in characters]
+    ranked = sorted((w for w in words if w not in set(vocab)), key=lambda w: (-words[w], w))
+    vocab += ranked[: max(0, vocab_size - len(vocab))]
+    backend = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    return _bert_tokenizer(backend)
+
+
+def build_qa_model(
+    directory: Path,
+    tokenizer: Any,
+    *,
+    seed: int = 0,
+    hidden: int = 32,
+    layers: int = 2,
+    logit_scale: float = 8.0,
+    null_boost: float = 0.3,
+) -> Path:
+    """A randomly initialised BERT extractive-QA head.
+
+    ``logit_scale`` multiplies the span head's weights so that start/end distributions are
+    peaked, as in a trained model: with near-uniform logits every span ties and decoding
+    tests would compare float noise. ``null_boost`` moves the [CLS] embedding towards the
+    span head's direction so that, like a SQuAD v2.0 model, it sometimes prefers "no answer"
+    (0.3 gives a mix of answers and abstentions on SQuAD paragraphs).
+    """
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    torch.manual_seed(seed)
+    model = BertForQuestionAnswering(_bert_config(tokenizer, hidden=hidden, layers=layers))
+    with torch.no_grad():
+        model.qa_outputs.weight.mul_(logit_scale)
+        direction = model.qa_outputs.weight.sum(0)
+        model.bert.embeddings.word_embeddings.weight[tokenizer.cls_token_id] += null_boost * direction / direction.norm()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
+def build_masked_lm(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """A randomly initialised BERT masked LM (for pseudo-log-likelihood scoring)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(seed)
+    BertForMaskedLM(_bert_config(tokenizer, hidden=hidden, layers=layers)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
+def build_unigram_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400, extra_ids: int = 8) -> Any:
+    """A T5 tokenizer (``T5Tokenizer``) around a Unigram model trained on ``corpus``.
+
+    Ids follow T5's layout: ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, pieces, then the sentinel
+    ``<extra_id_N>`` tokens in reverse order.
+    """
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import T5Tokenizer
+
+    from evalharness.models.loading import quiet_transformers
+
+    quiet_transformers()
+    backend = Tokenizer(models.Unigram())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    backend.train_from_iterator(list(corpus), trainer=trainer)
+    trained = json.loads(backend.to_str())["model"]["vocab"]
+    # The trainer's scores vary in the last bits and order ties by hash between processes:
+    # round them and sort, so that ids (and hence tiny models) are the same in every run.
+    pieces = trained[:3] + sorted(((p, round(float(s), 6)) for p, s in trained[3:]), key=lambda item: (-item[1], item[0]))
+    pieces = [(piece, float(score)) for piece, score in pieces]
+    pieces += [(f"<extra_id_{index}>", 0.0) for index in range(extra_ids - 1, -1, -1)]
+    return T5Tokenizer(vocab=pieces, extra_ids=extra_ids, model_max_length=128)
+
+
+def build_t5(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """A randomly initialised T5 (``T5ForConditionalGeneration``, ``model_type`` t5).
+
+    Weights are initialised larger than T5's default so that greedy output varies with the
+    input (the tests compare generations)."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=hidden,
+        d_kv=8,
+        d_ff=hidden * 2,
+        num_layers=layers,
+        num_decoder_layers=layers,
+        num_heads=max(1, hidden // 8),
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=32,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        initializer_factor=5.0,  # default-scale random weights only ever emit <pad>
+    )
+    T5ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
+def build_bpe_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400) -> Any:
+    """A BART tokenizer (byte-level BPE, ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3)."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import BartTokenizer
+
+    from evalharness.models.loading import quiet_transformers
+
+    quiet_transformers()
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(list(corpus), trainer=trainer)
+    model = json.loads(backend.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return BartTokenizer(vocab=model["vocab"], merges=merges, model_max_length=128)
+
+
+def build_bart(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """A randomly initialised BART (``BartForConditionalGeneration``, ``model_type`` bart)."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=hidden,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=max(1, hidden // 8),
+        decoder_attention_heads=max(1, hidden // 8),
+        encoder_ffn_dim=hidden * 2,
+        decoder_ffn_dim=hidden * 2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+        init_std=0.2,  # default-scale random weights emit </s> at once
+    )
+    BartForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
+def build_marian(directory: Path, corpus: Sequence[str], *, seed: int = 0, hidden: int = 32, layers: int = 2, vocab_size: int = 300) -> Path:
+    """A randomly initialised Marian MT model with its SentencePiece ``MarianTokenizer``.
+
+    As in the OPUS-MT checkpoints, one SentencePiece model serves source and target, and
+    ``vocab.json`` maps its pieces to ids with ``</s>`` 0, ``<unk>`` 1 and ``<pad>`` last.
+    """
+    import io
+    import json
+    import tempfile
+
+    import sentencepiece
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    from evalharness.models.loading import quiet_transformers
+
+    quiet_transformers()
+    buffer = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(corpus)),
+        model_writer=buffer,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        hard_vocab_limit=False,
+        unk_id=1,
+        eos_id=0,
+        bos_id=-1,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    processor = sentencepiece.SentencePieceProcessor(model_proto=buffer.getvalue())
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    vocab = {piece: index for index, piece in enumerate(pieces)}
+    vocab["<pad>"] = len(vocab)
+    with tempfile.TemporaryDirectory() as scratch:
+        spm = Path(scratch, "spm.model")
+        spm.write_bytes(buffer.getvalue())
+        vocab_file = Path(scratch, "vocab.json")
+        vocab_file.write_text(json.dumps(vocab), encoding="utf-8")
+        tokenizer = MarianTokenizer(str(spm), str(spm), str(vocab_file), model_max_length=128)
+        tokenizer.save_pretrained(directory)
+    torch.manual_seed(seed)
+    config = MarianConfig(
+        vocab_size=len(vocab),
+        d_model=hidden,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=max(1, hidden // 8),
+        decoder_attention_heads=max(1, hidden // 8),
+        encoder_ffn_dim=hidden * 2,
+        decoder_ffn_dim=hidden * 2,
+        max_position_embeddings=128,
+        pad_token_id=vocab["<pad>"],
+        eos_token_id=0,
+        decoder_start_token_id=vocab["<pad>"],
+        forced_eos_token_id=0,
+        init_std=0.2,
+    )
+    MarianMTModel(config).save_pretrained(directory)
     return Path(directory)
 
 

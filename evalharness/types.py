@@ -23,6 +23,7 @@ __all__ = [
     "LoglikelihoodRequest",
     "LoglikelihoodResponse",
     "MetricResult",
+    "PseudoLoglikelihoodRequest",
     "PseudoLoglikelihoodResponse",
     "RequestKind",
     "RollingLoglikelihoodResponse",
@@ -66,6 +67,14 @@ class SpanRequest(NamedTuple):
 class LoglikelihoodRequest(NamedTuple):
     context: str
     continuation: str
+
+
+class PseudoLoglikelihoodRequest(NamedTuple):
+    """A text and, optionally, the token positions to score (indices into the text's tokens
+    without special tokens); ``None`` scores every token."""
+
+    text: str
+    positions: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

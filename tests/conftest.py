@@ -119,3 +119,89 @@ def tiny_causal_lm_no_bos(tmp_path_factory) -> Path:
 
     tokenizer = build_byte_bpe_tokenizer(CORPUS, bos_token=None, eos_token="</s>")
     return build_causal_lm(tmp_path_factory.mktemp("causal_nobos"), tokenizer, architecture="llama", seed=5)
+# -- extractive QA heads, masked LMs and seq2seq models (tests/test_qa_head.py, ...) ----------
+
+# Every letter, digit and common punctuation mark, so that real SQuAD paragraphs tokenize into
+# word pieces rather than [UNK], plus some prose for whole-word entries.
+QA_CORPUS = CORPUS + [
+    " ".join("abcdefghijklmnopqrstuvwxyz0123456789") + " ( ) ' \" - , . ; : ? ! % $ & / [ ]",
+    "the super bowl was played on february 7 , 2016 at levi 's stadium in santa clara , california .",
+    "the normans were the people who in the 10th and 11th centuries gave their name to normandy .",
+    "which nfl team represented the afc at super bowl 50 ? who won the game and in what year ?",
+    "the denver broncos defeated the carolina panthers 24 - 10 to earn their third title .",
+] * 3
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_tokenizer():
+    """Deterministic vocabulary: the QA and masked-LM tests compare behaviour across runs."""
+    from evalharness.tiny import build_frequency_wordpiece_tokenizer
+
+    return build_frequency_wordpiece_tokenizer(QA_CORPUS, vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_model(tmp_path_factory, tiny_qa_tokenizer) -> Path:
+    """A random-init BERT QA head (128 positions, peaked span logits)."""
+    from evalharness.tiny import build_qa_model
+
+    return build_qa_model(tmp_path_factory.mktemp("qa"), tiny_qa_tokenizer, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_masked_lm(tmp_path_factory, tiny_qa_tokenizer) -> Path:
+    """A random-init BERT masked LM (the QA tokenizer: real sentences become word pieces)."""
+    from evalharness.tiny import build_masked_lm
+
+    return build_masked_lm(tmp_path_factory.mktemp("mlm"), tiny_qa_tokenizer, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> Path:
+    """A random-init T5 (model_type t5) with a Unigram T5Tokenizer."""
+    from evalharness.tiny import build_t5, build_unigram_tokenizer
+
+    return build_t5(tmp_path_factory.mktemp("t5"), build_unigram_tokenizer(CORPUS, vocab_size=200), seed=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_bart(tmp_path_factory) -> Path:
+    """A random-init BART (model_type bart) with a byte-level BPE tokenizer."""
+    from evalharness.tiny import build_bart, build_bpe_tokenizer
+
+    return build_bart(tmp_path_factory.mktemp("bart"), build_bpe_tokenizer(CORPUS, vocab_size=300), seed=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_marian(tmp_path_factory) -> Path:
+    """A random-init Marian MT model with a SentencePiece MarianTokenizer (not a fast one)."""
+    pytest.importorskip("sentencepiece")
+    from evalharness.tiny import build_marian
+
+    return build_marian(tmp_path_factory.mktemp("marian"), CORPUS, seed=6, vocab_size=120)
+
+
+SQUAD_DEV = {
+    "v1": "squad/dev_reconstructed_from_explorer_html/dev-v1.1.from_explorer_html.json",
+    "v2": "squad/dev_reconstructed_from_explorer_html/dev-v2.0.from_explorer_html.json",
+}
+
+
+def squad_examples(shared_data: Path, version: str, *, paragraphs: int, start: int = 0) -> list[dict]:
+    """Flat SQuAD rows (id, title, question, context, answers) from the first article's
+    paragraphs ``start .. start + paragraphs`` of the reconstructed dev set (read in place)."""
+    import json
+
+    document = json.loads((shared_data / SQUAD_DEV[version]).read_text(encoding="utf-8"))
+    article = document["data"][0]
+    return [
+        {
+            "id": qa["id"],
+            "title": article["title"],
+            "question": qa["question"],
+            "context": paragraph["context"],
+            "answers": [answer["text"] for answer in qa["answers"]],
+        }
+        for paragraph in article["paragraphs"][start : start + paragraphs]
+        for qa in paragraph["qas"]
+    ]

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ from evalharness.types import RequestKind
 
 __all__ = [
     "ARCHITECTURE_KINDS",
+    "AUTO_MAPPINGS",
     "ModelAdapter",
     "ModelInfo",
     "detect_kind",
@@ -31,7 +33,20 @@ __all__ = [
     "select_dtype",
 ]
 
-# Architecture-name suffix -> checkpoint kind, most specific first.
+# Checkpoint kind -> the transformers auto mapping (model type -> class name) that lists its
+# head classes, most specific first. Class names are matched exactly: a suffix alone would
+# call Gemma3ForConditionalGeneration (a decoder-only model) a seq2seq model.
+AUTO_MAPPINGS: dict[str, str] = {
+    "sequence_classifier": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+    "extractive_qa": "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+    "seq2seq": "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+    "masked_lm": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+    "causal_lm": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+}
+
+# Fallback for class names transformers does not know (remote code, old names such as
+# T5WithLMHeadModel): architecture-name suffix -> checkpoint kind, most specific first.
+# Generic LM suffixes are settled by the config (see _lm_kind).
 ARCHITECTURE_KINDS: dict[str, str] = {
     "ForSequenceClassification": "sequence_classifier",
     "ForQuestionAnswering": "extractive_qa",
@@ -95,14 +110,43 @@ def read_config(path: Path) -> dict[str, Any]:
 def detect_kind(config: Mapping[str, Any], *, source: str) -> tuple[str, str]:
     """``(kind, architecture)`` from ``config.architectures``; ``--model-kind`` overrides."""
     architectures = config.get("architectures") or []
+    known = _transformers_head_kinds()
     for architecture in architectures:
+        if architecture in known:
+            return known[architecture], architecture
         for suffix, kind in ARCHITECTURE_KINDS.items():
             if architecture.endswith(suffix):
-                return kind, architecture
+                return (_lm_kind(config) if kind in _GENERIC_LM_KINDS else kind), architecture
     raise ModelError(
         f"{source}: cannot tell the checkpoint kind from architectures={architectures}; "
         f"pass --model-kind (one of: {', '.join(sorted(set(ARCHITECTURE_KINDS.values())))})"
     )
+
+
+_GENERIC_LM_KINDS = {"causal_lm", "seq2seq"}
+
+
+@lru_cache(maxsize=1)
+def _transformers_head_kinds() -> dict[str, str]:
+    """Head class name -> kind, from transformers' auto mappings (first kind listed wins)."""
+    from transformers.models.auto import modeling_auto
+
+    kinds: dict[str, str] = {}
+    for kind, mapping_name in AUTO_MAPPINGS.items():
+        for names in getattr(modeling_auto, mapping_name, {}).values():
+            for name in (names,) if isinstance(names, str) else names:
+                kinds.setdefault(name, kind)
+    return kinds
+
+
+def _lm_kind(config: Mapping[str, Any]) -> str:
+    """``seq2seq`` for encoder-decoder configs (``T5WithLMHeadModel``), else ``causal_lm``."""
+    if config.get("is_encoder_decoder"):
+        return "seq2seq"
+    from transformers.models.auto import modeling_auto
+
+    seq2seq_types = modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+    return "seq2seq" if config.get("model_type") in seq2seq_types else "causal_lm"
 
 
 def fingerprint_checkpoint(path: Path) -> str:

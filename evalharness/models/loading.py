@@ -24,6 +24,9 @@ __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 ADAPTERS: dict[str, str] = {
     "sequence_classifier": "evalharness.models.classifier:SequenceClassifierAdapter",
     "causal_lm": "evalharness.models.causal:CausalLMAdapter",
+    "extractive_qa": "evalharness.models.qa:ExtractiveQAAdapter",
+    "seq2seq": "evalharness.models.seq2seq:Seq2SeqAdapter",
+    "masked_lm": "evalharness.models.masked:MaskedLMAdapter",
 }
 
 

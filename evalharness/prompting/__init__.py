@@ -10,6 +10,9 @@ from evalharness.prompting.choice import ChoiceLoglikelihood
 from evalharness.prompting.generate import PromptGenerate
 from evalharness.prompting.heads import ClassifierHead, RegressionHead
 from evalharness.prompting.rolling import RollingLoglikelihood
+from evalharness.prompting.masked import PseudoLoglikelihood
+from evalharness.prompting.seq2seq import Seq2SeqGenerate
+from evalharness.prompting.span_head import SpanHead
 from evalharness.spec.loader import Task
 
 __all__ = [
@@ -22,14 +25,16 @@ __all__ = [
 ]
 
 _PROMPT_GENERATE = PromptGenerate()
+_SEQ2SEQ = Seq2SeqGenerate()  # one instance, listed under each task kind it answers
 
-# Task kind -> formulations in order of preference. The first one the checkpoint supports wins.
+# Task kind -> formulations in order of preference. The first one the checkpoint supports wins:
+# fine-tuned heads and seq2seq generation (which refuses other kinds) before prompting.
 FORMULATIONS: dict[str, list[Formulation]] = {
     "classification": [ClassifierHead(), ChoiceLoglikelihood()],
     "regression": [RegressionHead()],
-    "extractive_qa": [_PROMPT_GENERATE],
-    "generation": [_PROMPT_GENERATE],
-    "language_modeling": [RollingLoglikelihood()],
+    "extractive_qa": [SpanHead(), _SEQ2SEQ, _PROMPT_GENERATE],
+    "generation": [_SEQ2SEQ, _PROMPT_GENERATE],
+    "language_modeling": [RollingLoglikelihood(), PseudoLoglikelihood()],
 }
 
 

@@ -1,0 +1,41 @@
+"""Masked LMs answer ``language_modeling`` tasks with pseudo-log-likelihoods.
+
+Salazar et al. 2020: every token is masked in turn and the log-probabilities of the true
+tokens are summed. The prediction has the same shape as a causal LM's (``logprob``,
+``n_tokens``), but a pseudo-perplexity is not comparable with a causal perplexity; the
+formulation name in the run record says which one a number is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.spec.loader import Task
+from evalharness.types import Example, PseudoLoglikelihoodResponse, RequestKind
+
+__all__ = ["PseudoLoglikelihood"]
+
+
+class PseudoLoglikelihood(Formulation):
+    """Summed pseudo-log-likelihood of each example's ``text`` (every token scored)."""
+
+    name = "pseudo_loglikelihood"
+    request_kind = RequestKind.PSEUDO_LOGLIKELIHOOD
+
+    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
+        return {
+            "score": "pseudo-log-likelihood (Salazar et al. 2020), natural log, summed over tokens",
+            "long_texts": f"disjoint windows of {adapter.window_tokens} tokens",
+        }
+
+    def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
+        return dict(state)
+
+    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+        return [[example["text"]] for example in examples]
+
+    def decode(self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: Any) -> Decoded:
+        (response,) = responses
+        return Decoded({"logprob": response.logprob, "n_tokens": response.n_tokens}, example["text"])

@@ -1,0 +1,138 @@
+"""Encoder-decoder checkpoints generate answers: translation, summarization, T5-style QA.
+
+The encoder input is the example's ``source`` field, or the formulation's own ``template``
+(the task's ``prompt.template`` is written for causal LMs and is not used). A task prefix is
+prepended only when the checkpoint's ``config.model_type`` has one under ``prefixes``: T5 was
+trained with "translate German to English: ", Marian and BART were not. Decoding settings come
+from the task's ``generation:`` section, overridden per run (``FormulationOptions.generation``),
+and the effective configuration is written to the run record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from evalharness.errors import UsageError
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.templates import render
+from evalharness.spec.kinds import TASK_KINDS
+from evalharness.spec.loader import Task
+from evalharness.spec.schema import GenerationSpec, StrictModel
+from evalharness.types import Example, GenerateResponse, RequestKind
+
+__all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
+
+
+class Seq2SeqSettings(StrictModel):
+    """``formulations: {seq2seq_generate: {...}}``."""
+
+    template: str | None = Field(
+        default=None, description="Jinja2 template for the encoder input (default: the 'source' field)"
+    )
+    prefixes: dict[str, str] = Field(
+        default_factory=dict,
+        description="config.model_type -> text put before the input, e.g. {t5: 'translate German to English: '}",
+    )
+    no_answer_text: str | None = Field(
+        default=None, description="extractive_qa: a generated answer equal to this (any case) means no answer"
+    )
+
+
+def generation_settings(task: Task, overrides: Mapping[str, Any]) -> GenerationSpec:
+    """The task's ``generation:`` section with the run's overrides, validated."""
+    base = task.spec.generation.model_dump() if task.spec.generation else {}
+    try:
+        return GenerationSpec.model_validate({**base, **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise UsageError(f"{task.name}: invalid generation settings ({problems})") from None
+
+
+# GenerationSpec fields the seq2seq adapter's ``generate`` takes.
+DECODING_FIELDS = ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size", "min_new_tokens")
+
+
+@dataclass(frozen=True)
+class _State:
+    settings: Seq2SeqSettings
+    prefix: str
+    decoding: dict[str, Any]  # keyword arguments for the adapter's generate
+    recorded: dict[str, Any]
+
+
+def _generated_text(settings: Seq2SeqSettings, text: str) -> Any:
+    return text
+
+
+def _qa_answer(settings: Seq2SeqSettings, text: str) -> Any:
+    abstains = settings.no_answer_text is not None and text.strip().casefold() == settings.no_answer_text.casefold()
+    return {"text": "" if abstains else text, "no_answer_probability": None}
+
+
+# Task kind -> how the generated text becomes that kind's prediction (spec/kinds.py).
+PREDICTIONS: dict[str, Callable[[Seq2SeqSettings, str], Any]] = {
+    "generation": _generated_text,
+    "extractive_qa": _qa_answer,
+}
+
+
+class Seq2SeqGenerate(Formulation):
+    """Generated text from an encoder-decoder model, as the task kind's prediction."""
+
+    name = "seq2seq_generate"
+    request_kind = RequestKind.GENERATE
+    Settings = Seq2SeqSettings
+
+    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+        reason = super().unsupported_reason(task, adapter)
+        if reason is None and adapter.kind != "seq2seq":
+            return f"needs an encoder-decoder (seq2seq) checkpoint, not a {adapter.kind} one"
+        if reason is None and task.spec.kind not in PREDICTIONS:
+            return f"cannot answer '{task.spec.kind}' tasks"
+        if reason is None and self.settings_for(task).template is None and "source" not in TASK_KINDS[task.spec.kind].fields:  # type: ignore[attr-defined]
+            return (
+                f"a '{task.spec.kind}' task needs formulations.seq2seq_generate.template, e.g. "
+                "'question: {{ question }} context: {{ context }}'"
+            )
+        return reason
+
+    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
+        settings: Seq2SeqSettings = self.settings_for(task)  # type: ignore[assignment]
+        generation = generation_settings(task, options.generation).model_dump()
+        decoding = {name: generation[name] for name in DECODING_FIELDS}
+        prefix = settings.prefixes.get(adapter.model_type, "")
+        recorded = {
+            "model_type": adapter.model_type,
+            "prefix": prefix,
+            "template": settings.template or "{{ source }}",
+            "generation": adapter.generation_settings(**decoding),
+        }
+        if settings.no_answer_text is not None:
+            recorded["no_answer_text"] = settings.no_answer_text
+        return _State(settings, prefix, decoding, recorded)
+
+    def request_options(self, task: Task, state: _State) -> dict[str, Any]:
+        return dict(state.decoding)
+
+    def settings(self, task: Task, state: _State) -> dict[str, Any]:
+        return dict(state.recorded)
+
+    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Any]]:
+        return [[_encoder_input(task, example, state)] for example in examples]
+
+    def decode(self, task: Task, example: Example, responses: Sequence[GenerateResponse], state: _State) -> Decoded:
+        (response,) = responses
+        prediction = PREDICTIONS[task.spec.kind](state.settings, response.text)
+        return Decoded(prediction, _encoder_input(task, example, state), {"n_tokens": response.n_tokens})
+
+
+def _encoder_input(task: Task, example: Example, state: _State) -> str:
+    """Prefix + the ``source`` field or the rendered template (rendering is cheap and pure)."""
+    template = state.settings.template
+    if template is None:
+        return state.prefix + str(example["source"])
+    return state.prefix + render(template, example, task, where="formulations.seq2seq_generate.template")
