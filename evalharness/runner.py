@@ -18,7 +18,7 @@ from typing import Any
 from evalharness.catalog import TaskCatalog
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.environment import capture_environment
-from evalharness.errors import DataError, UnsupportedTaskError, UsageError
+from evalharness.errors import DataError, EvalHarnessError, UsageError
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
 from evalharness.records import ModelEntry, RunRecord, TaskEntry, write_record
 from evalharness.scoring import score_task
@@ -90,6 +90,7 @@ class _PlannedTask:
     data: LoadedData
     explicit: bool  # named on the command line, not reached through a group
     formulation: Formulation | None = None
+    state: Any = None  # the formulation's per-(task, model) state, e.g. a label mapping
 
 
 def _call_adapter(adapter: Any, kind: RequestKind, requests: list[Any], batch_size: int, options: dict[str, Any]) -> list[Any]:
@@ -100,18 +101,43 @@ def _call_adapter(adapter: Any, kind: RequestKind, requests: list[Any], batch_si
     return responses
 
 
-def _evaluate_task(plan: _PlannedTask, adapter: Any, config: RunConfig, run_dir: Path) -> TaskEntry:
-    task, data, formulation = plan.task, plan.data, plan.formulation
-    assert formulation is not None
-    started = time.perf_counter()
-    options = FormulationOptions(
+def _formulation_options(config: RunConfig) -> FormulationOptions:
+    return FormulationOptions(
         label_map=config.label_map,
         generation=config.generation,
         seed=config.seed,
         data_dir=resolve_data_dir(config.data_dir),
         num_fewshot=config.num_fewshot,
     )
-    state = formulation.prepare(task, adapter, options)
+
+
+def _prepare(plans: list[_PlannedTask], adapter: Any, config: RunConfig, skipped: dict[str, str], report: Progress) -> list[_PlannedTask]:
+    """Choose and prepare every task's formulation before any forward pass.
+
+    Label mappings and few-shot pools are resolved here, so that a task the checkpoint
+    cannot answer stops the run before the expensive part (when named explicitly) or is
+    skipped with its reason (when reached through a group).
+    """
+    options = _formulation_options(config)
+    runnable = []
+    for plan in plans:
+        try:
+            plan.formulation = choose_formulation(plan.task, adapter)
+            plan.state = plan.formulation.prepare(plan.task, adapter, options)
+        except EvalHarnessError as exc:
+            if plan.explicit:
+                raise
+            skipped[plan.task.name] = str(exc)
+            report(f"skipping {plan.task.name}: {str(exc).splitlines()[0]}")
+            continue
+        runnable.append(plan)
+    return runnable
+
+
+def _evaluate_task(plan: _PlannedTask, adapter: Any, config: RunConfig, run_dir: Path) -> TaskEntry:
+    task, data, formulation, state = plan.task, plan.data, plan.formulation, plan.state
+    assert formulation is not None
+    started = time.perf_counter()
     per_example = formulation.requests(task, data.examples, state)
     flat = [request for requests in per_example for request in requests]
     responses = _call_adapter(adapter, formulation.request_kind, flat, config.batch_size, formulation.request_options(task, state))
@@ -174,16 +200,7 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> Ru
     adapter = load_model(
         config.model, config.model_kind, device=config.device, dtype=config.dtype, trust_remote_code=config.trust_remote_code
     )
-    runnable = []
-    for plan in plans:
-        try:
-            plan.formulation = choose_formulation(plan.task, adapter)
-            runnable.append(plan)
-        except UnsupportedTaskError as exc:
-            if plan.explicit:
-                raise
-            skipped[plan.task.name] = str(exc)
-            report(f"skipping {plan.task.name}: {exc}")
+    runnable = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
     run_dir = Path(config.output) if config.output else default_run_dir(adapter.info.name)

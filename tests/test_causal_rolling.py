@@ -157,3 +157,15 @@ def test_rolling_scores_only_the_texts_tokens_with_a_bos_adding_tokenizer(tiny_l
     assert response.n_tokens == len(tokens)
     ids = [tokenizer.bos_token_id, *tokens]
     assert response.logprob == pytest.approx(direct_logprob(model, ids, len(tokens)), abs=1e-4)
+
+
+def test_append_eos_scores_the_end_of_each_text(tiny_causal_lm):
+    # PTB-style corpora count one <eos> per sentence; append_eos makes the model predict it.
+    adapter = load_model(str(tiny_causal_lm))
+    model, tokenizer = reference_model(tiny_causal_lm)
+    text = CORPUS[1]
+    ids = [tokenizer.bos_token_id, *plain_ids(tokenizer, text), tokenizer.eos_token_id]
+    (plain,) = adapter.loglikelihood_rolling([text])
+    (ended,) = adapter.loglikelihood_rolling([text], append_eos=True)
+    assert ended.n_tokens == plain.n_tokens + 1
+    assert ended.logprob == pytest.approx(direct_logprob(model, ids, len(ids) - 1), abs=1e-4)

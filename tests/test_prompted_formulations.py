@@ -216,5 +216,5 @@ def test_rolling_settings_are_validated_and_resolved(tmp_path, tiny_causal_lm):
         RollingLoglikelihood().prepare(too_long, adapter, FormulationOptions())
     sliding = make_task(tmp_path, base + "formulations: {rolling_loglikelihood: {window: sliding, max_length: 32}}\n", "ok")
     state = RollingLoglikelihood().prepare(sliding, adapter, FormulationOptions())
-    assert RollingLoglikelihood().request_options(sliding, state) == {"window": "sliding", "max_length": 32, "stride": 16}
+    assert RollingLoglikelihood().request_options(sliding, state) == {"window": "sliding", "max_length": 32, "stride": 16, "append_eos": False}
     assert RollingLoglikelihood().settings(sliding, state)["prefix_token_id"] == adapter.tokenizer.bos_token_id

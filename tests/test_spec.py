@@ -149,3 +149,9 @@ def test_metric_listed_twice_needs_distinct_keys(tmp_path):
         load_checked(path)
     ok = write(tmp_path, VALID.replace("metrics: [accuracy]", "metrics: [accuracy, {name: accuracy, key: accuracy_again}]"), "ok.yaml")
     assert [m.result_key for m in load_checked(ok).spec.metrics] == ["accuracy", "accuracy_again"]
+
+
+def test_generation_min_cannot_exceed_max(tmp_path):
+    path = write(tmp_path, VALID + "generation: {max_new_tokens: 8, min_new_tokens: 56}\n")
+    with pytest.raises(SpecError, match=r"generation: min_new_tokens \(56\) is larger than max_new_tokens \(8\)"):
+        load_checked(path)

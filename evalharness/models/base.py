@@ -223,6 +223,13 @@ class ModelAdapter:
             notes["pad_token"] = f"missing; set to {fallback!r}"
         return notes
 
+    def check_generation(self, max_new_tokens: int) -> None:
+        """Raise ``UsageError`` when generation settings cannot work with this checkpoint.
+
+        Called while a run is planned, so a hopeless setting stops it before any forward
+        pass. Nothing to check by default (an encoder-decoder's output has its own positions).
+        """
+
     @property
     def max_length(self) -> int:
         """Longest input the model accepts, from the tokenizer or the position embeddings."""

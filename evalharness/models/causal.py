@@ -247,6 +247,7 @@ class CausalLMAdapter(ModelAdapter):
         window: str = "disjoint",
         max_length: int | None = None,
         stride: int | None = None,
+        append_eos: bool = False,
     ) -> list[RollingLoglikelihoodResponse]:
         """Summed log-probability of every token of each text, conditioned on BOS/EOS.
 
@@ -254,10 +255,17 @@ class CausalLMAdapter(ModelAdapter):
         ``"sliding"`` moves by ``stride`` (default ``max_length // 2``). Windows of all
         texts are batched together. The text is encoded without special tokens, so only its
         own tokens are scored (``n_tokens``); an empty text scores 0.0 over 0 tokens.
+        ``append_eos`` also scores the EOS token after each text: the end of a sentence is
+        then predicted, as corpora that count one ``<eos>`` per sentence (PTB) assume.
         """
         settings = self.rolling_settings(window, max_length, stride)
         length, step, prefix = settings["max_length"], settings["stride"], settings["prefix_token_id"]
         token_lists = self._encode([str(text) for text in texts], bos=False)
+        if append_eos:
+            eos = self.tokenizer.eos_token_id
+            if eos is None:
+                raise ModelError(f"{self.info.name}: append_eos needs an EOS token, the tokenizer has none")
+            token_lists = [[*tokens, eos] for tokens in token_lists]
         rows: list[Row] = []
         owners: list[int] = []
         for owner, tokens in enumerate(token_lists):
@@ -271,6 +279,14 @@ class CausalLMAdapter(ModelAdapter):
         return [RollingLoglikelihoodResponse(total, len(tokens)) for total, tokens in zip(totals, token_lists)]
 
     # -- generation ------------------------------------------------------------------------
+    def check_generation(self, max_new_tokens: int) -> None:
+        """Prompt and generated tokens share the model's positions: leave room for both."""
+        if max_new_tokens < 1 or self.max_length - max_new_tokens < 1:
+            raise UsageError(
+                f"max_new_tokens={max_new_tokens} must be at least 1 and leave room for the prompt "
+                f"in the model's {self.max_length} positions"
+            )
+
     def _eos_ids(self) -> list[int]:
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         if configured is None:
@@ -315,12 +331,8 @@ class CausalLMAdapter(ModelAdapter):
         stops = [str(s) for s in stop]
         if any(not s for s in stops):
             raise UsageError(f"stop sequences must be non-empty strings, got {stops}")
+        self.check_generation(max_new_tokens)
         budget = self.max_length - max_new_tokens
-        if max_new_tokens < 1 or budget < 1:
-            raise UsageError(
-                f"max_new_tokens={max_new_tokens} must be at least 1 and leave room for the prompt "
-                f"in the model's {self.max_length} positions"
-            )
         rows, truncated = [], []
         for ids in self._encode([str(p) for p in prompts]):
             ids = ids or [self.prefix_token_id]  # an empty prompt starts from BOS/EOS

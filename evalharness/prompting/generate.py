@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from evalharness.errors import UsageError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.prompted import FewShot, build_prompts, few_shot_settings, prepare_few_shot, prompt_for
 from evalharness.spec.loader import Task, validate_model
@@ -66,6 +67,10 @@ class PromptGenerate(Formulation):
             {**base, **dict(options.generation)},
             f"{task.path}: generation (task settings with this run's overrides)",
         )
+        try:
+            adapter.check_generation(generation.max_new_tokens)
+        except UsageError as exc:
+            raise UsageError(f"{task.name}: {exc} (set generation.max_new_tokens, or --max-new-tokens)") from None
         stop = tuple(task.spec.prompt.stop) if task.spec.prompt else ()
         return GenerateState(generation, stop, prepare_few_shot(task, options))
 

@@ -84,7 +84,7 @@ class ClassifierHead(Formulation):
         return resolve_label_map(adapter.labels, task.spec.labels or [], options.label_map)
 
     def settings(self, task: Task, state: tuple[str, ...]) -> dict[str, Any]:
-        return {"label_map": dict(enumerate(state))}
+        return {"label_map": {str(index): label for index, label in enumerate(state)}}
 
     def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
         return [[_inputs(example)] for example in examples]

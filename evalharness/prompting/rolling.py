@@ -35,6 +35,9 @@ class RollingSettings(StrictModel):
     window: Literal["disjoint", "sliding"] = "disjoint"
     max_length: int | None = Field(default=None, ge=1, description="tokens per window; default: the model's")
     stride: int | None = Field(default=None, ge=1, description="sliding windows only; default max_length // 2")
+    append_eos: bool = Field(
+        default=False, description="also score the EOS token after each text (sentence-level corpora such as PTB)"
+    )
 
     @model_validator(mode="after")
     def _stride_fits(self) -> RollingSettings:
@@ -55,12 +58,13 @@ class RollingLoglikelihood(Formulation):
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
         settings = self.settings_for(task)
         try:
-            return adapter.rolling_settings(settings.window, settings.max_length, settings.stride)
+            resolved = adapter.rolling_settings(settings.window, settings.max_length, settings.stride)
         except EvalHarnessError as exc:
             raise SpecError(f"{task.path}: formulations.{self.name}: {exc}") from None
+        return {**resolved, "append_eos": settings.append_eos}
 
     def request_options(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
-        return {key: state[key] for key in ("window", "max_length", "stride")}
+        return {key: state[key] for key in ("window", "max_length", "stride", "append_eos")}
 
     def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "scored": "every token of each text, conditioned on the prefix token"}

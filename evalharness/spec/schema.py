@@ -119,6 +119,14 @@ class GenerationSpec(StrictModel):
     no_repeat_ngram_size: int = Field(default=0, ge=0)
     min_new_tokens: int = Field(default=0, ge=0)
 
+    @model_validator(mode="after")
+    def _min_below_max(self) -> GenerationSpec:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) is larger than max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
 
 class MetricSpec(StrictModel):
     """A metric by registry name with its settings (validated against the metric's schema).
