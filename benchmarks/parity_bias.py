@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> int:
     from parity_lm_eval import build_parity_model, ensure_peer_venv
 
-    from evalharness.records import read_samples
-    from evalharness.runner import RunConfig, run_evaluation
+    from evalharness.records.record import read_samples
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)

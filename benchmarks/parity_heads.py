@@ -19,7 +19,7 @@ On the same local checkpoints and real data from ``../shared/data``:
        /tmp/qa-ref/bin/pip install "transformers==5.2.0" "huggingface_hub>=1.3,<2" "tokenizers==0.22.2"
 
 Checkpoints are local: by default a tiny BERT classifier fine-tuned for a few hundred steps on
-SST-2 train and a tiny random BERT QA head (``evalharness.tiny``), built under ``--work``;
+SST-2 train and a tiny random BERT QA head (``evalharness.testing.tiny``), built under ``--work``;
 ``--classifier`` / ``--qa-model`` take real checkpoint directories instead. Timings compare
 inference only (the adapter call against the pipeline call) on this machine, in one run.
 
@@ -44,8 +44,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from evalharness.records import read_samples  # noqa: E402
-from evalharness.runner import RunConfig, run_evaluation  # noqa: E402
+from evalharness.records.record import read_samples  # noqa: E402
+from evalharness.evaluation.runner import RunConfig, run_evaluation  # noqa: E402
 
 MARK_START, MARK_END = "<!-- parity_heads:start -->", "<!-- parity_heads:end -->"
 SQUAD = {
@@ -65,7 +65,7 @@ def train_classifier(work: Path, data_dir: Path, steps: int) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from evalharness.tiny import build_classifier, build_frequency_wordpiece_tokenizer
+    from evalharness.testing.tiny import build_classifier, build_frequency_wordpiece_tokenizer
 
     rows = read_sst2(data_dir, "train")
     tokenizer = build_frequency_wordpiece_tokenizer([sentence for sentence, _ in rows], vocab_size=4000)
@@ -148,7 +148,7 @@ def squad_rows(data_dir: Path, version: str, paragraphs: int) -> list[dict]:
 
 
 def build_qa_head(work: Path, data_dir: Path) -> Path:
-    from evalharness.tiny import build_frequency_wordpiece_tokenizer, build_qa_model
+    from evalharness.testing.tiny import build_frequency_wordpiece_tokenizer, build_qa_model
 
     corpus = [row["context"] for row in squad_rows(data_dir, "v2.0", 400)]
     corpus += [row["question"] for row in squad_rows(data_dir, "v1.1", 400)]
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoints = (
         (f"`{args.classifier}`" if args.classifier else f"tiny BERT classifier (hidden 64) fine-tuned {args.train_steps} steps on SST-2 train")
         + "; "
-        + (f"`{args.qa_model}`" if args.qa_model else "tiny random BERT QA head (hidden 64, `evalharness.tiny.build_qa_model`, WordPiece trained on SQuAD dev text)")
+        + (f"`{args.qa_model}`" if args.qa_model else "tiny random BERT QA head (hidden 64, `evalharness.testing.tiny.build_qa_model`, WordPiece trained on SQuAD dev text)")
     )
     environment = {
         "date": date.today().isoformat(),

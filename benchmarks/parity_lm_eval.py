@@ -62,7 +62,7 @@ def build_parity_model(directory: Path, data_dir: Path, *, steps: int, seed: int
     import torch
     from transformers import AutoModelForCausalLM
 
-    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+    from evalharness.testing.tiny import build_byte_bpe_tokenizer, build_causal_lm
 
     stamp = directory / "parity_stamp.json"
     wanted = {"steps": steps, "seed": seed, "data_dir": str(data_dir.resolve())}
@@ -106,7 +106,7 @@ def evalharness_side(model_dir: Path, data_dir: Path, documents: list[str], *, b
     import numpy as np
 
     import evalharness
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
     from evalharness.data import load_examples
     from evalharness.prompting import FormulationOptions
     from evalharness.prompting.choice import NORMALISERS, ChoiceLoglikelihood

@@ -55,7 +55,7 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10"
 
 def rss_child(args: argparse.Namespace) -> None:
     """Run one evaluation and print this process's peak RSS in KiB (ru_maxrss)."""
-    from evalharness.runner import RunConfig, run_evaluation
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
 
     model, task, limit = args.rss_child
     with tempfile.TemporaryDirectory() as out:

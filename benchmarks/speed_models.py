@@ -1,7 +1,7 @@
 """Tiny-but-realistic checkpoints for ``speed.py``, built from configs into a cache dir.
 
 Random weights (speed is what is measured; scores are compared between paths, not judged),
-tokenizers trained locally on the shared data with ``evalharness.tiny``'s builders:
+tokenizers trained locally on the shared data with ``evalharness.testing.tiny``'s builders:
 
 - BERT, 6 layers, 384 wide, 12 heads, FFN 1536, 512 positions: an SST-2 classifier, a QNLI
   classifier (same weights, different ``id2label``) and an extractive-QA head;
@@ -63,7 +63,7 @@ def build_all(cache: Path, data_dir: Path) -> dict[str, Path]:
         T5ForConditionalGeneration,
     )
 
-    from evalharness.tiny import build_byte_bpe_tokenizer, build_frequency_wordpiece_tokenizer, build_unigram_tokenizer
+    from evalharness.testing.tiny import build_byte_bpe_tokenizer, build_frequency_wordpiece_tokenizer, build_unigram_tokenizer
 
     paths = {name: cache / "models" / name for name in ("sst2", "qnli", "qa", "causal", "t5")}
     settings = {"version": STAMP_VERSION, "vocab": VOCAB, "data_dir": str(data_dir.resolve())}

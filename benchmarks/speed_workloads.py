@@ -29,7 +29,7 @@ from parity_lm_eval import wikitext_documents  # noqa: E402 - the same article s
 
 
 def run_config_fields() -> set[str]:
-    from evalharness.runner import RunConfig
+    from evalharness.evaluation.runner import RunConfig
 
     return {f.name for f in fields(RunConfig)}
 
@@ -37,8 +37,8 @@ def run_config_fields() -> set[str]:
 def eh_run(ctx: dict, model: Path, task: str, output: Path, *, limit: int | None, batch_size: int | str,
            generation: dict | None = None, fresh: bool = True) -> dict:
     """One ``run_evaluation``; returns task seconds, wall seconds, metric values, samples."""
-    from evalharness.records import read_samples
-    from evalharness.runner import RunConfig, run_evaluation
+    from evalharness.records.record import read_samples
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
 
     options: dict[str, Any] = dict(model=str(model), tasks=[task], output=output, data_dir=ctx["data_dir"], limit=limit,
                                    batch_size=batch_size, device=ctx["device"], dtype=ctx["dtype"])

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from evalharness.version import __version__
 
 __all__ = ["__version__", "compare_runs", "evaluate_gate", "load_model", "load_record"]
 
 if TYPE_CHECKING:
-    from evalharness.compare import compare_runs
-    from evalharness.gate import evaluate_gate
+    from evalharness.comparison.compare import compare_runs
+    from evalharness.comparison.gate import evaluate_gate
     from evalharness.models.loading import load_model
-    from evalharness.records import load_record
+    from evalharness.records.record import load_record
 
 
 # Public name -> the module that defines it, imported on first use.
 _LAZY = {
-    "compare_runs": "evalharness.compare",
-    "evaluate_gate": "evalharness.gate",
+    "compare_runs": "evalharness.comparison.compare",
+    "evaluate_gate": "evalharness.comparison.gate",
     "load_model": "evalharness.models.loading",
-    "load_record": "evalharness.records",
+    "load_record": "evalharness.records.record",
 }
 
 

@@ -44,7 +44,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from evalharness.tiny import build_wordpiece_tokenizer
+    from evalharness.testing.tiny import build_wordpiece_tokenizer
 
     return build_wordpiece_tokenizer(CORPUS, vocab_size=300)
 
@@ -52,7 +52,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory, tiny_tokenizer) -> Path:
     """A random-init 2-label BERT classifier with id2label {0: negative, 1: positive}."""
-    from evalharness.tiny import build_classifier
+    from evalharness.testing.tiny import build_classifier
 
     return build_classifier(tmp_path_factory.mktemp("classifier"), tiny_tokenizer, ["negative", "positive"], seed=0)
 
@@ -60,14 +60,14 @@ def tiny_classifier(tmp_path_factory, tiny_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_generic_classifier(tmp_path_factory, tiny_tokenizer) -> Path:
     """A classifier whose labels are transformers' defaults (LABEL_0, LABEL_1)."""
-    from evalharness.tiny import build_classifier
+    from evalharness.testing.tiny import build_classifier
 
     return build_classifier(tmp_path_factory.mktemp("generic"), tiny_tokenizer, ["LABEL_0", "LABEL_1"], seed=1)
 
 
 @pytest.fixture(scope="session")
 def tiny_regressor(tmp_path_factory, tiny_tokenizer) -> Path:
-    from evalharness.tiny import build_classifier
+    from evalharness.testing.tiny import build_classifier
 
     return build_classifier(tmp_path_factory.mktemp("regressor"), tiny_tokenizer, ["score"], seed=2)
 
@@ -97,7 +97,7 @@ def cli():
 @pytest.fixture(scope="session")
 def tiny_causal_lm(tmp_path_factory) -> Path:
     """GPT-2 style: '<|endoftext|>' is BOS and EOS, no pad token, no BOS added to inputs."""
-    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+    from evalharness.testing.tiny import build_byte_bpe_tokenizer, build_causal_lm
 
     tokenizer = build_byte_bpe_tokenizer(CORPUS)
     return build_causal_lm(tmp_path_factory.mktemp("causal_gpt2"), tokenizer, architecture="gpt2", seed=0)
@@ -106,7 +106,7 @@ def tiny_causal_lm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """Llama style: the tokenizer prepends BOS '<s>' to every input; EOS '</s>'; no pad."""
-    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+    from evalharness.testing.tiny import build_byte_bpe_tokenizer, build_causal_lm
 
     tokenizer = build_byte_bpe_tokenizer(CORPUS, bos_token="<s>", eos_token="</s>", add_bos=True)
     return build_causal_lm(tmp_path_factory.mktemp("causal_llama"), tokenizer, architecture="llama", seed=3)
@@ -115,7 +115,7 @@ def tiny_llama(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_causal_lm_no_bos(tmp_path_factory) -> Path:
     """A tokenizer with an EOS token '</s>' and no BOS (nor pad) token."""
-    from evalharness.tiny import build_byte_bpe_tokenizer, build_causal_lm
+    from evalharness.testing.tiny import build_byte_bpe_tokenizer, build_causal_lm
 
     tokenizer = build_byte_bpe_tokenizer(CORPUS, bos_token=None, eos_token="</s>")
     return build_causal_lm(tmp_path_factory.mktemp("causal_nobos"), tokenizer, architecture="llama", seed=5)
@@ -135,7 +135,7 @@ QA_CORPUS = CORPUS + [
 @pytest.fixture(scope="session")
 def tiny_qa_tokenizer():
     """Deterministic vocabulary: the QA and masked-LM tests compare behaviour across runs."""
-    from evalharness.tiny import build_frequency_wordpiece_tokenizer
+    from evalharness.testing.tiny import build_frequency_wordpiece_tokenizer
 
     return build_frequency_wordpiece_tokenizer(QA_CORPUS, vocab_size=400)
 
@@ -143,7 +143,7 @@ def tiny_qa_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_qa_model(tmp_path_factory, tiny_qa_tokenizer) -> Path:
     """A random-init BERT QA head (128 positions, peaked span logits)."""
-    from evalharness.tiny import build_qa_model
+    from evalharness.testing.tiny import build_qa_model
 
     return build_qa_model(tmp_path_factory.mktemp("qa"), tiny_qa_tokenizer, seed=0)
 
@@ -151,7 +151,7 @@ def tiny_qa_model(tmp_path_factory, tiny_qa_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_masked_lm(tmp_path_factory, tiny_qa_tokenizer) -> Path:
     """A random-init BERT masked LM (the QA tokenizer: real sentences become word pieces)."""
-    from evalharness.tiny import build_masked_lm
+    from evalharness.testing.tiny import build_masked_lm
 
     return build_masked_lm(tmp_path_factory.mktemp("mlm"), tiny_qa_tokenizer, seed=3)
 
@@ -159,7 +159,7 @@ def tiny_masked_lm(tmp_path_factory, tiny_qa_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> Path:
     """A random-init T5 (model_type t5) with a Unigram T5Tokenizer."""
-    from evalharness.tiny import build_t5, build_unigram_tokenizer
+    from evalharness.testing.tiny import build_t5, build_unigram_tokenizer
 
     return build_t5(tmp_path_factory.mktemp("t5"), build_unigram_tokenizer(CORPUS, vocab_size=200), seed=4)
 
@@ -167,7 +167,7 @@ def tiny_t5(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bart(tmp_path_factory) -> Path:
     """A random-init BART (model_type bart) with a byte-level BPE tokenizer."""
-    from evalharness.tiny import build_bart, build_bpe_tokenizer
+    from evalharness.testing.tiny import build_bart, build_bpe_tokenizer
 
     return build_bart(tmp_path_factory.mktemp("bart"), build_bpe_tokenizer(CORPUS, vocab_size=300), seed=5)
 
@@ -176,7 +176,7 @@ def tiny_bart(tmp_path_factory) -> Path:
 def tiny_marian(tmp_path_factory) -> Path:
     """A random-init Marian MT model with a SentencePiece MarianTokenizer (not a fast one)."""
     pytest.importorskip("sentencepiece")
-    from evalharness.tiny import build_marian
+    from evalharness.testing.tiny import build_marian
 
     return build_marian(tmp_path_factory.mktemp("marian"), CORPUS, seed=6, vocab_size=120)
 

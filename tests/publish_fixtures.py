@@ -30,8 +30,8 @@ def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _build_tiny_runs(root: Path) -> None:
-    from evalharness.demo import generate_sentiment_data
-    from evalharness.tiny import build_classifier, build_wordpiece_tokenizer
+    from evalharness.testing.demo import generate_sentiment_data
+    from evalharness.testing.tiny import build_classifier, build_wordpiece_tokenizer
 
     data_dir = root / "data"
     generate_sentiment_data(data_dir / "demo" / "sentiment", n_train=10, n_test=120, seed=5)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.errors import RecordError
-from evalharness.records import (
+from evalharness.records.record import (
     DataEntry,
     GroupEntry,
     MetricEntry,

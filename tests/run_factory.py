@@ -16,8 +16,8 @@ import numpy as np
 
 from evalharness.data.loader import LoadedData, fingerprint_examples
 from evalharness.metrics.base import AdditiveMetric
-from evalharness.records import ModelEntry, RunRecord, write_record
-from evalharness.scoring import score_task
+from evalharness.records.record import ModelEntry, RunRecord, write_record
+from evalharness.evaluation.scoring import score_task
 from evalharness.spec.loader import load_task
 from evalharness.types import Decoded, Example
 

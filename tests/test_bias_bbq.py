@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from evalharness.bbq_predictions import answer_index
+from evalharness.external.bbq_predictions import answer_index
 from evalharness.errors import DataError
 
 COLUMN = "unifiedqa-t5-11b_pred_race"
@@ -102,8 +102,8 @@ def test_truncated_answers_map_to_the_one_choice_they_start():
 
 
 def test_bbq_file_without_the_answer_column_is_refused_with_the_columns_found(shared_data, tmp_path):
-    from evalharness.catalog import TaskCatalog
-    from evalharness.predictions import read_predictions
+    from evalharness.spec.catalog import TaskCatalog
+    from evalharness.external.predictions import read_predictions
 
     task = TaskCatalog().load("bias/bbq")
     with pytest.raises(DataError, match="no 'prediction' column; answer columns here"):

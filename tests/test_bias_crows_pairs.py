@@ -16,8 +16,8 @@ import difflib
 
 import pytest
 
-from evalharness.records import load_record, read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import load_record, read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 
 N = 12
 
@@ -75,7 +75,7 @@ def run_crows(model_path, shared_data, tmp_path, limit=N):
 def test_crows_pairs_has_the_official_1508_pairs_in_9_bias_types(shared_data):
     from collections import Counter
 
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
     from evalharness.data.loader import load_examples
 
     examples = load_examples(TaskCatalog().load("bias/crows_pairs"), shared_data).examples
@@ -122,7 +122,7 @@ def test_causal_crows_pairs_matches_lm_eval_style_preferences_and_score(tiny_cau
 def test_length_normalised_variant_is_a_formulation_setting(tiny_causal_lm, shared_data, tmp_path):
     tasks = tmp_path / "tasks" / "mine"
     tasks.mkdir(parents=True)
-    from evalharness.catalog import builtin_tasks_dir
+    from evalharness.spec.catalog import builtin_tasks_dir
 
     yaml = (builtin_tasks_dir() / "bias" / "crows_pairs.yaml").read_text(encoding="utf-8")
     (tasks / "crows_norm.yaml").write_text(yaml.replace("normalization: none", "normalization: token"), encoding="utf-8")

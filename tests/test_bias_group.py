@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from evalharness.catalog import TaskCatalog
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.data.loader import load_examples
-from evalharness.records import load_record, read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import load_record, read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 
 pytestmark = [pytest.mark.shared_data]
 

@@ -8,7 +8,7 @@ import pytest
 
 from evalharness.cli import main
 from evalharness.report import render_report
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score
 
-from evalharness.catalog import TaskCatalog
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.data import load_examples
 from evalharness.errors import DataError
-from evalharness.records import load_record, read_samples
+from evalharness.records.record import load_record, read_samples
 from evalharness.spec import load_task
 
 CATALOG = TaskCatalog()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalharness.records import load_record, read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import load_record, read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from evalharness.cache import PredictionCache, decode_response, encode_response, request_key
+from evalharness.execution.cache import PredictionCache, decode_response, encode_response, request_key
 from evalharness.types import (
     ClassifyRequest,
     ClassifyResponse,
@@ -62,7 +62,7 @@ def test_several_processes_writing_one_cache_lose_nothing(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        from evalharness.cache import PredictionCache
+        from evalharness.execution.cache import PredictionCache
         from evalharness.types import GenerateResponse
         worker = int(sys.argv[1])
         cache = PredictionCache({str(path)!r})
@@ -85,7 +85,7 @@ def test_several_processes_writing_one_cache_lose_nothing(tmp_path):
 def test_model_key_separates_dtype_and_device_type_but_not_the_gpu_index():
     from types import SimpleNamespace
 
-    from evalharness.cache import model_key
+    from evalharness.execution.cache import model_key
 
     def info(**changes):
         base = {"fingerprint": "sha256:abc", "kind": "causal_lm", "dtype": "float32", "device": "cpu", "notes": {"max_length": 64}}

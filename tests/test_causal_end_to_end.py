@@ -13,8 +13,8 @@ import pytest
 from sklearn.metrics import accuracy_score
 
 from evalharness.models import load_model
-from evalharness.records import load_record, read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import load_record, read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 from tests.conftest import CORPUS
 
 

@@ -22,7 +22,7 @@ def test_kind_detection_and_provenance(tiny_classifier):
 
 
 def test_fingerprint_changes_with_weights(tiny_classifier, tmp_path, tiny_tokenizer):
-    from evalharness.tiny import build_classifier
+    from evalharness.testing.tiny import build_classifier
 
     other = build_classifier(tmp_path / "other", tiny_tokenizer, ["negative", "positive"], seed=99)
     assert load_model(str(tiny_classifier)).info.fingerprint != load_model(str(other)).info.fingerprint

@@ -28,7 +28,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from evalharness.metrics.summarization import SENTENCE_SPLITS
-from evalharness.records import read_samples
+from evalharness.records.record import read_samples
 from tests.inprocess import main  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.shared_data

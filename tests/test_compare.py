@@ -12,7 +12,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
 from evalharness.cli import main
-from evalharness.compare import CompareSettings, IncomparableRunsError, compare_runs
+from evalharness.comparison.compare import CompareSettings, IncomparableRunsError, compare_runs
 from evalharness.errors import RecordError, UsageError
 from evalharness.metrics.registry import METRICS
 
@@ -172,7 +172,7 @@ def test_cli_prints_a_table_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "t/sst" in printed and "mcnemar-exact" in printed and "improved" in printed
     data = json.loads(output.read_text())
-    assert data["schema"] == "evalharness.compare/1" and data["summary"]["improved"] == 1
+    assert data["schema"] == "evalharness.comparison.compare/1" and data["summary"]["improved"] == 1
     row = data["comparisons"][0]
     assert row["value_b"] == 100.0 and row["verdict"] == "improved" and row["p_value"] < 1e-10
     assert main(["compare", str(run_a), str(run_b), "--json", "--correction", "bh", "--test", "bootstrap"]) == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from run_factory import GENERATION_TASK, TaskRun, write_run
 
-from evalharness.compare import CompareSettings, compare_runs
+from evalharness.comparison.compare import CompareSettings, compare_runs
 from evalharness.metrics.registry import METRICS
 from evalharness.types import Example
 

@@ -8,11 +8,11 @@ import json
 import pytest
 import yaml
 
-from evalharness.catalog import TaskCatalog, builtin_tasks_dir
+from evalharness.spec.catalog import TaskCatalog, builtin_tasks_dir
 from evalharness.errors import SpecError
 from evalharness.prompting.swaps import Swapper
-from evalharness.records import read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 
 GENDER = [["he", "she"], ["his", "her"], ["him", "her"], ["man", "woman"], ["Mr.", "Mrs."]]
 

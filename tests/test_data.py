@@ -118,7 +118,7 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
 
 @pytest.mark.shared_data
 def test_builtin_sst2_reads_the_real_dev_set(shared_data):
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
 
     data = load_examples(TaskCatalog().load("glue/sst2"), shared_data)
     assert len(data.examples) == 872  # GLUE SST-2 dev size

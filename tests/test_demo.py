@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from evalharness.compare import compare_runs
-from evalharness.records import load_record
+from evalharness.comparison.compare import compare_runs
+from evalharness.records.record import load_record
 from tests.conftest import REPO
 
 

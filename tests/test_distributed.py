@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from evalharness.distributed import (
+from evalharness.execution.distributed import (
     DistributedContext,
     compute_sharded,
     device_for_rank,
@@ -21,8 +21,8 @@ from evalharness.distributed import (
     shard_by_cost,
 )
 from evalharness.errors import UsageError
-from evalharness.records import load_record, read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import load_record, read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 from evalharness.types import ClassifyRequest, LoglikelihoodRequest
 from tests.conftest import REPO
 
@@ -222,7 +222,7 @@ def test_device_map_auto_loads_through_accelerate_with_unchanged_predictions(tmp
 
 RANK_SCRIPT = """
 import json, os, sys
-from evalharness.distributed import compute_sharded, distributed_session
+from evalharness.execution.distributed import compute_sharded, distributed_session
 
 out = sys.argv[1]
 with distributed_session("cpu") as context:

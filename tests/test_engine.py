@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evalharness.cache import PredictionCache
-from evalharness.engine import Engine, compare_responses
+from evalharness.execution.cache import PredictionCache
+from evalharness.execution.engine import Engine, compare_responses
 from evalharness.models.batching import BatchStats, batching_scope, sorted_batches
 from evalharness.models.classifier import SequenceClassifierAdapter
 from evalharness.models.loading import load_model

@@ -12,8 +12,8 @@ from run_factory import CLASSIFICATION_TASK, classification, correct_to_predicti
 
 from evalharness.cli import main
 from evalharness.errors import SpecError
-from evalharness.gate import CHECKS, evaluate_gate, load_policy
-from evalharness.gate_report import to_junit, to_markdown
+from evalharness.comparison.gate import CHECKS, evaluate_gate, load_policy
+from evalharness.comparison.gate_report import to_junit, to_markdown
 from evalharness.metrics.registry import METRICS
 
 MINIMAL_POLICY = """\

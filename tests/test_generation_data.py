@@ -105,7 +105,7 @@ def test_indexed_text_missing_members_and_bad_names_are_errors(tmp_path):
 
 @pytest.mark.shared_data
 def test_cnndm_see_release_reads_all_11490_examples_quickly(shared_data):
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
 
     started = time.perf_counter()
     data = load_examples(TaskCatalog().load("summarization/cnn_dailymail"), shared_data)
@@ -125,7 +125,7 @@ def test_cnndm_see_release_reads_all_11490_examples_quickly(shared_data):
     [("translation/wmt21_de_en", 1000, 2), ("translation/wmt21_en_de", 1002, 3), ("translation/wmt23_de_en", 549, 1), ("translation/wmt23_en_de", 557, 1)],
 )
 def test_wmt_tasks_load_with_all_references(shared_data, task, n, n_refs):
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
 
     data = load_examples(TaskCatalog().load(task), shared_data)
     assert len(data.examples) == n

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
-from evalharness.catalog import validate_paths
+from evalharness.spec.catalog import validate_paths
 from evalharness.errors import MetricInputError
 from evalharness.metrics import build_metric
 from evalharness.metrics.lcs import lcs_indices, lcs_length, summary_level_hits

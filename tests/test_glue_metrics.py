@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from evalharness.catalog import TaskCatalog, check_task
+from evalharness.spec.catalog import TaskCatalog, check_task
 from evalharness.data import load_examples
 from evalharness.errors import MetricInputError, SpecError
 from evalharness.metrics import build_metric

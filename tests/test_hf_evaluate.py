@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from evalharness.catalog import check_task
+from evalharness.spec.catalog import check_task
 from evalharness.errors import MetricInputError, SpecError
 from evalharness.metrics import build_metric
 from evalharness.spec import load_task

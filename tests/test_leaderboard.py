@@ -338,7 +338,7 @@ def test_definition_is_validated_with_file_and_field(tmp_path):
     bad.write_text("title: Board\nruns: ['../runs/*']\nrank: mean\naggregates: [median]\n")
     with pytest.raises(SpecError) as caught:
         load_definition(bad)
-    assert f"{bad}: rank: unknown key" in str(caught.value) and f"{bad}: aggregates[0]:" in str(caught.value)
+    assert f"{bad}:3: rank: unknown key" in str(caught.value) and f"{bad}:4: aggregates[0]:" in str(caught.value)
     empty = tmp_path / "defs" / "empty.yaml"
     empty.write_text("title: Board\nruns: ['../nothing/*']\n")
     with pytest.raises(SpecError, match=r"runs\[0\]: '../nothing/\*' matches no run directory"):

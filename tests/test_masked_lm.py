@@ -11,8 +11,8 @@ import pytest
 
 from evalharness.errors import UnsupportedTaskError, UsageError
 from evalharness.models import load_model
-from evalharness.records import load_record, read_samples
-from evalharness.runner import RunConfig, run_evaluation
+from evalharness.records.record import load_record, read_samples
+from evalharness.evaluation.runner import RunConfig, run_evaluation
 from evalharness.types import PseudoLoglikelihoodRequest, RequestKind
 
 TEXTS = [

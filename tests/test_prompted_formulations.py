@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalharness.catalog import TaskCatalog, check_task
+from evalharness.spec.catalog import TaskCatalog, check_task
 from evalharness.errors import SpecError, UnsupportedTaskError
 from evalharness.models import load_model
 from evalharness.prompting import FormulationOptions, choose_formulation

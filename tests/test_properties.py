@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evalharness.catalog import check_task
+from evalharness.spec.catalog import check_task
 from evalharness.errors import EvalHarnessError, MetricInputError
 from evalharness.metrics import build_metric
 from evalharness.spec import load_task

@@ -20,7 +20,7 @@ import pytest
 
 from evalharness.errors import UsageError
 from evalharness.models import load_model
-from evalharness.records import load_record, read_samples
+from evalharness.records.record import load_record, read_samples
 from evalharness.types import RequestKind, SpanRequest
 from tests.conftest import REPO, squad_examples
 
@@ -212,7 +212,7 @@ def test_qa_head_cannot_run_a_classification_task(cli, tmp_path, shared_data, ti
 
 
 def test_span_head_settings_are_validated_with_file_and_field(tmp_path):
-    from evalharness.catalog import validate_paths
+    from evalharness.spec.catalog import validate_paths
 
     write_squad_task(tmp_path, [], formulations="formulations: {span_head: {doc_strid: 5, scoring: softmax}}\n")
     ((path, error),) = validate_paths([tmp_path / "tasks" / "squad_mini.yaml"])

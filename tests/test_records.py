@@ -7,7 +7,7 @@ import json
 import pytest
 
 from evalharness.errors import RecordError
-from evalharness.records import (
+from evalharness.records.record import (
     DataEntry,
     MetricEntry,
     ModelEntry,

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from evalharness.records import load_record, read_samples
+from evalharness.records.record import load_record, read_samples
 from evalharness.report import render_report, write_report
 from evalharness.report.charts import Bar, BarGroup, bar_chart, nice_ticks
 from evalharness.report.context import build_report, load_run_view

@@ -10,7 +10,7 @@ import sys
 import pytest
 from sklearn.metrics import f1_score
 
-from evalharness.records import load_record, read_samples
+from evalharness.records.record import load_record, read_samples
 from tests.conftest import REPO
 from tests.inprocess import main  # noqa: F401 - the in-process CLI fixture
 from tests.test_resume import TASK, _write_task

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.records import load_record
+from evalharness.records.record import load_record
 from tests.conftest import CORPUS, REPO
 from tests.inprocess import main  # noqa: F401 - the in-process CLI fixture
 

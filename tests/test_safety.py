@@ -207,7 +207,7 @@ def test_model_name_cannot_steer_the_default_run_directory_out_of_runs(main, tmp
 
 def test_hand_edited_samples_path_cannot_read_outside_the_run(tmp_path):
     from evalharness.errors import RecordError
-    from evalharness.records import read_samples
+    from evalharness.records.record import read_samples
     from tests.record_factory import metric, task, write_run
 
     run = write_run(tmp_path / "run", model="m", tasks={"t": task({"accuracy": metric(70.0, n=1)}, n=1)})

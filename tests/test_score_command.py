@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from evalharness.catalog import TaskCatalog
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.data.loader import load_examples
 from evalharness.errors import DataError, UsageError
-from evalharness.predictions import align_predictions, fingerprint_paths, read_predictions
-from evalharness.records import load_record, read_samples
+from evalharness.external.predictions import align_predictions, fingerprint_paths, read_predictions
+from evalharness.records.record import load_record, read_samples
 from tests.inprocess import main  # noqa: F401 - pytest fixture
 
 SOURCES = ["Der Hund bellt laut.", "Die Sonne scheint heute.", "Wir gehen nach Hause.", "Das Essen ist kalt."]

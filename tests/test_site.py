@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from evalharness.leaderboard import build_leaderboard, load_runs
-from evalharness.records import load_record
+from evalharness.records.record import load_record
 from evalharness.report.site import write_site
 from tests.conftest import REPO
 from tests.publish_fixtures import HOSTILE_MODEL, HOSTILE_TASK, tiny_runs, write_hostile_run  # noqa: F401
@@ -124,7 +124,7 @@ def test_definition_errors_exit_2(cli, tmp_path):
     bad = tmp_path / "board.yaml"
     bad.write_text("title: x\nruns: []\nsort: mean\n")
     result = cli("leaderboard", "--definition", str(bad))
-    assert result.returncode == 2 and f"{bad}: runs:" in result.stderr and f"{bad}: sort: unknown key" in result.stderr
+    assert result.returncode == 2 and f"{bad}:2: runs:" in result.stderr and f"{bad}:3: sort: unknown key" in result.stderr
     none = cli("leaderboard")
     assert none.returncode == 2 and "give run directories" in none.stderr
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.catalog import check_task
+from evalharness.spec.catalog import check_task
 from evalharness.errors import SpecError
 from evalharness.spec import load_task
 

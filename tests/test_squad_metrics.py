@@ -22,7 +22,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from evalharness.catalog import TaskCatalog
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.data import load_examples
 from evalharness.errors import MetricInputError
 from evalharness.metrics import build_metric

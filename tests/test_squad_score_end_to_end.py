@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from evalharness.records import load_record
+from evalharness.records.record import load_record
 
 pytestmark = pytest.mark.shared_data
 

@@ -12,7 +12,7 @@ import json
 import pytest
 from sklearn.metrics import accuracy_score
 
-from evalharness.records import load_record, read_samples
+from evalharness.records.record import load_record, read_samples
 
 pytestmark = pytest.mark.shared_data
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.records import load_record
+from evalharness.records.record import load_record
 from tests.inprocess import main  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.shared_data

@@ -48,7 +48,7 @@ def parse_label_map(value: str | None) -> dict[str, str] | None:
         return None
     path = Path(value)
     if path.is_file():
-        from evalharness.spec.loader import load_yaml
+        from evalharness.config import load_yaml
 
         data = load_yaml(path)
         if not isinstance(data, dict):

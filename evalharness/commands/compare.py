@@ -31,7 +31,7 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     """A table of every compared task and metric, then notes and what was not compared."""
     from rich.table import Table
 
-    from evalharness.display import wide_console
+    from evalharness.commands.display import wide_console
 
     console = console or wide_console()
     settings = comparison.settings
@@ -75,7 +75,7 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    from evalharness.compare import CompareSettings
+    from evalharness.comparison.compare import CompareSettings
 
     return CompareSettings(
         alpha=args.alpha,
@@ -107,8 +107,8 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from evalharness.compare import compare_runs
-    from evalharness.records import atomic_write_text
+    from evalharness.comparison.compare import compare_runs
+    from evalharness.records.record import atomic_write_text
 
     comparison = compare_runs(
         args.run_a, args.run_b, settings=settings_from_args(args), tasks=split_names(args.tasks) if args.tasks else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from evalharness.demo import run_demo
+    from evalharness.testing.demo import run_demo
 
     run_demo(Path(args.output))
     return 0

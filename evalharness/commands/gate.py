@@ -14,9 +14,14 @@ from evalharness.commands.compare import add_test_options, settings_from_args
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from evalharness.gate import evaluate_gate, load_policy
-    from evalharness.gate_report import print_gate, to_dict, to_junit, to_markdown
-    from evalharness.records import atomic_write_text
+    from evalharness.comparison.gate import evaluate_gate, load_policy
+    from evalharness.comparison.gate_report import (
+        print_gate,
+        to_dict,
+        to_junit,
+        to_markdown,
+    )
+    from evalharness.records.record import atomic_write_text
 
     policy = load_policy(args.policy)  # an invalid policy fails before any run is read
     settings = settings_from_args(args)

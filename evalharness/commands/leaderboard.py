@@ -62,7 +62,12 @@ def _options(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from evalharness.leaderboard import build_leaderboard, print_leaderboard, to_markdown, write_leaderboard
+    from evalharness.leaderboard import (
+        build_leaderboard,
+        print_leaderboard,
+        to_markdown,
+        write_leaderboard,
+    )
 
     runs, options = _options(args)
     board = build_leaderboard(runs, **options)

@@ -10,8 +10,8 @@ from evalharness.commands.common import add_tasks_dir, split_names
 
 
 def _rescore(args: argparse.Namespace) -> int:
-    from evalharness.display import print_run
-    from evalharness.rescore import rescore_run
+    from evalharness.commands.display import print_run
+    from evalharness.external.rescore import rescore_run
 
     record = rescore_run(
         args.run_dir, tasks=split_names(args.tasks) if args.tasks else None, tasks_dirs=args.tasks_dir, data_dir=args.data_dir

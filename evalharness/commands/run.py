@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from evalharness.commands.common import add_tasks_dir, non_negative_int, parse_label_map, positive_int, split_names
+from evalharness.commands.common import (
+    add_tasks_dir,
+    non_negative_int,
+    parse_label_map,
+    positive_int,
+    split_names,
+)
 
 
 def batch_size(text: str) -> int | str:
@@ -22,9 +28,9 @@ def _generation_overrides(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from evalharness.display import print_run
-    from evalharness.distributed import launch_environment
-    from evalharness.runner import RunConfig, run_evaluation
+    from evalharness.commands.display import print_run
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
+    from evalharness.execution.distributed import launch_environment
 
     config = RunConfig(
         model=args.model,

@@ -11,8 +11,8 @@ from evalharness.commands.common import add_tasks_dir, positive_int
 
 
 def _score(args: argparse.Namespace) -> int:
-    from evalharness.external import ScoreConfig, score_file
-    from evalharness.records import atomic_write_text
+    from evalharness.external.score import ScoreConfig, score_file
+    from evalharness.records.record import atomic_write_text
 
     config = ScoreConfig(
         task=args.task,

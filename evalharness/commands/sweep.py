@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evalharness.commands.common import add_tasks_dir, non_negative_int, positive_int, split_names
+from evalharness.commands.common import (
+    add_tasks_dir,
+    non_negative_int,
+    positive_int,
+    split_names,
+)
 from evalharness.errors import SpecError, UsageError
 
 # Command-line option -> field of RunOptions (the settings every job shares).
@@ -21,8 +26,8 @@ _RUN_OPTIONS = ("data_dir", "limit", "batch_size", "device", "dtype", "device_ma
 def _spec(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
-    from evalharness.spec.loader import field_path
-    from evalharness.sweep import SweepSpec, load_sweep_spec
+    from evalharness.config import field_path
+    from evalharness.evaluation.sweep import SweepSpec, load_sweep_spec
 
     top = {
         "models": split_names(args.models) or None,
@@ -55,7 +60,7 @@ def _spec(args: argparse.Namespace) -> Any:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from evalharness.sweep import run_sweep
+    from evalharness.evaluation.sweep import run_sweep
 
     spec = _spec(args)
     result = run_sweep(spec, progress=lambda message: print(message, file=sys.stderr))

@@ -9,7 +9,7 @@ from evalharness.commands.common import add_tasks_dir
 
 
 def _list(args: argparse.Namespace) -> int:
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
 
     catalog = TaskCatalog(args.tasks_dir)
     for name in catalog.names():
@@ -21,7 +21,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from evalharness.catalog import TaskCatalog
+    from evalharness.spec.catalog import TaskCatalog
 
     task = TaskCatalog(args.tasks_dir).load(args.name)
     print(f"# {task.name}  (version {task.version}, {task.spec_hash})  {task.path}")
@@ -30,7 +30,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from evalharness.catalog import validate_paths
+    from evalharness.spec.catalog import validate_paths
 
     failures = 0
     for path, error in validate_paths(args.paths):

@@ -31,8 +31,9 @@ from typing import Any
 
 from pydantic import Field
 
+from evalharness.config import StrictModel
+from evalharness.data.textio import json_lines, read_text, split_lines
 from evalharness.errors import DataError
-from evalharness.spec.schema import StrictModel
 
 __all__ = ["BBQOptions", "WinoBiasOptions", "bbq_reference", "read_bbq", "read_winobias"]
 
@@ -90,8 +91,6 @@ def bbq_id(row: Mapping[str, Any]) -> str:
 
 
 def read_bbq(path: Path, options: BBQOptions) -> Iterator[Row]:
-    from evalharness.data.readers import json_lines
-
     for where, row in json_lines(path, options.encoding):
         reference = bbq_reference(row, where)
         yield {
@@ -138,14 +137,12 @@ def _find_occupation(text: str, occupations: list[str]) -> str | None:
 
 
 def read_winobias(path: Path, options: WinoBiasOptions) -> Iterator[Row]:
-    from evalharness.data.readers import _lines, _read_text
-
     occupations = _occupations(path, options)
     named = _FILE_NAME.match(path.name)
     if named is None:
         raise DataError(f"{path}: expected a WinoBias file name such as pro_stereotyped_type1.txt.test")
     stereotype, kind = named.groups()
-    for number, line in enumerate(_lines(_read_text(path, options.encoding)), start=1):
+    for number, line in enumerate(split_lines(read_text(path, options.encoding)), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

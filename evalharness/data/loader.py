@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalharness.config import validate_model
 from evalharness.data.readers import READERS, read_files
 from evalharness.errors import DataError, SpecError, did_you_mean
 from evalharness.spec.kinds import TASK_KINDS, FieldType
-from evalharness.spec.loader import Task, validate_model
+from evalharness.spec.loader import Task
 from evalharness.spec.schema import DataSource, HubSource, LocalSource
 from evalharness.types import Example
 

@@ -17,9 +17,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from evalharness.data.bias_readers import BBQOptions, WinoBiasOptions, read_bbq, read_winobias
+from evalharness.config import StrictModel
+from evalharness.data.bias_readers import (
+    BBQOptions,
+    WinoBiasOptions,
+    read_bbq,
+    read_winobias,
+)
+from evalharness.data.textio import json_lines, read_text, split_lines
 from evalharness.errors import DataError
-from evalharness.spec.schema import StrictModel
 
 __all__ = ["READERS", "Reader", "read_file", "read_files"]
 
@@ -71,29 +77,8 @@ class IndexedTextOptions(StrictModel):
     encoding: str = "utf-8"
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    try:
-        return path.read_text(encoding=encoding)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not valid {encoding} at byte {exc.start} ({exc.reason}); "
-            "re-encode the file as UTF-8 or set the reader's 'encoding' option"
-        ) from None
-    except LookupError:
-        raise DataError(f"{path}: unknown encoding '{encoding}'") from None
-
-
-def _lines(text: str) -> list[str]:
-    """Split on newlines only (line-aligned corpora may contain U+2028), dropping the final
-    empty string that a trailing newline produces, and a CR before each newline."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
 def _read_delimited(path: Path, options: DelimitedOptions, delimiter: str, quoting: str) -> Iterator[Row]:
-    text = _read_text(path, options.encoding)
+    text = read_text(path, options.encoding)
     mode = csv.QUOTE_NONE if (options.quoting or quoting) == "none" else csv.QUOTE_MINIMAL
     # Only "\n" ends a record: str.splitlines() would also split on U+2028 and friends.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=mode)
@@ -125,22 +110,6 @@ def _read_csv(path: Path, options: DelimitedOptions) -> Iterator[Row]:
     return _read_delimited(path, options, ",", "minimal")
 
 
-def json_lines(path: Path, encoding: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(file:line, object)`` for each non-blank line of a JSON Lines file; a line that is
-    not a JSON object is an error naming the file and line."""
-    for line_number, line in enumerate(_lines(_read_text(path, encoding)), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object per line")
-        yield where, row
-
-
 def _read_jsonl(path: Path, options: JsonOptions) -> Iterator[Row]:
     for _, row in json_lines(path, options.encoding):
         yield row
@@ -148,7 +117,7 @@ def _read_jsonl(path: Path, options: JsonOptions) -> Iterator[Row]:
 
 def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
     try:
-        document = json.loads(_read_text(path, options.encoding))
+        document = json.loads(read_text(path, options.encoding))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     records = document[options.records_key] if options.records_key else document
@@ -158,11 +127,11 @@ def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
 
 
 def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
-    text = _read_text(path, options.encoding)
+    text = read_text(path, options.encoding)
     if options.unit == "file":
         yield {options.field: text}
         return
-    for line in _lines(text):
+    for line in split_lines(text):
         if options.skip_blank and not line.strip():
             continue
         yield {options.field: line.strip() if options.strip else line}
@@ -176,7 +145,7 @@ def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
     unanswerable question has ``answers: []``.
     """
     try:
-        document = json.loads(_read_text(path, options.encoding))
+        document = json.loads(read_text(path, options.encoding))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     articles = document.get("data") if isinstance(document, dict) else None
@@ -218,7 +187,7 @@ def _read_wikitext(path: Path, options: WikitextOptions) -> Iterator[Row]:
     at each top-level heading, an article is its lines joined with ``\\n``, and text before
     the first heading is kept only if it is not blank.
     """
-    lines = _read_text(path, options.encoding).split("\n")
+    lines = read_text(path, options.encoding).split("\n")
     article: list[str] = []
     pages: list[str] = []
     for line in lines:
@@ -251,10 +220,10 @@ def _read_parallel_text(paths: list[Path], options: ParallelTextOptions) -> Iter
     if len(paths) < 2:
         raise DataError(f"{paths[0]}: format 'parallel_text' needs a source file and at least one reference file")
     source, *reference_files = paths
-    sources = _lines(_read_text(source, options.encoding))
+    sources = split_lines(read_text(source, options.encoding))
     columns = []
     for path in reference_files:
-        lines = _lines(_read_text(path, options.encoding))
+        lines = split_lines(read_text(path, options.encoding))
         if len(lines) != len(sources):
             raise DataError(
                 f"{path}: {len(lines)} lines, but the source file {source} has {len(sources)}; "

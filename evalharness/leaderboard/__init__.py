@@ -14,13 +14,35 @@ See ``aggregates`` for the GLUE-score and win-rate conventions, ``checks`` for w
 numbers comparable and how repeated runs of a model are resolved, ``ranking`` for ties.
 """
 
-from evalharness.leaderboard.aggregates import GLUE_TASKS, AggregateResult, glue_score, mean_win_rate, suite_mean
-from evalharness.leaderboard.checks import IncomparableRunsError, resolve_duplicates, split_incomparable
+from evalharness.leaderboard.aggregates import (
+    GLUE_TASKS,
+    AggregateResult,
+    glue_score,
+    mean_win_rate,
+    suite_mean,
+)
+from evalharness.leaderboard.checks import (
+    IncomparableRunsError,
+    resolve_duplicates,
+    split_incomparable,
+)
 from evalharness.leaderboard.definition import LeaderboardDefinition, load_definition
 from evalharness.leaderboard.frame import FRAME_COLUMNS, discover_runs, load_runs
-from evalharness.leaderboard.output import print_leaderboard, to_json, to_markdown, write_leaderboard
+from evalharness.leaderboard.output import (
+    print_leaderboard,
+    to_json,
+    to_markdown,
+    write_leaderboard,
+)
 from evalharness.leaderboard.ranking import rank_with_ties
-from evalharness.leaderboard.table import AggregateColumn, Column, Leaderboard, build_leaderboard, pivot, select
+from evalharness.leaderboard.table import (
+    AggregateColumn,
+    Column,
+    Leaderboard,
+    build_leaderboard,
+    pivot,
+    select,
+)
 
 __all__ = [
     "FRAME_COLUMNS",

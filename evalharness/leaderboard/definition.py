@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from evalharness.config import StrictModel
 from evalharness.errors import SpecError
-from evalharness.spec.schema import StrictModel
 
 __all__ = ["LeaderboardDefinition", "LoadedDefinition", "load_definition"]
 
@@ -73,10 +73,10 @@ def _expand(pattern: str, base: Path, where: str) -> list[Path]:
 
 def load_definition(path: str | Path) -> LoadedDefinition:
     """Load and validate a definition and expand its run globs (relative to the file)."""
-    from evalharness.spec.loader import load_yaml, validate_model
+    from evalharness.config import load_config
 
     path = Path(path)
-    spec = validate_model(LeaderboardDefinition, load_yaml(path), str(path))
+    spec = load_config(path, LeaderboardDefinition, what="a leaderboard definition").value
     run_dirs: list[Path] = []
     for index, pattern in enumerate(spec.runs):
         run_dirs.extend(_expand(pattern, path.parent, f"{path}: runs[{index}]"))

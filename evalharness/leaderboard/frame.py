@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalharness.errors import RecordError
-from evalharness.records import RESULTS_FILE, RunRecord, load_record
+from evalharness.records.record import RESULTS_FILE, RunRecord, load_record
 
 if TYPE_CHECKING:
     import pandas as pd

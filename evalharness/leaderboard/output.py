@@ -15,7 +15,7 @@ from typing import Any
 
 from evalharness.leaderboard.checks import MARKER
 from evalharness.leaderboard.table import Leaderboard
-from evalharness.records import atomic_write_text
+from evalharness.records.record import atomic_write_text
 
 __all__ = [
     "OUTPUT_FILES",

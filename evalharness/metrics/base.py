@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.spec.schema import StrictModel
 from evalharness.stats import Interval, bootstrap_interval, mean_interval
 from evalharness.types import GroupResult, MetricResult
 
@@ -29,7 +29,7 @@ class NoSettings(StrictModel):
 def package_version(name: str) -> str:
     """Installed version of a distribution; evalharness's own from the source it runs from."""
     if name == "evalharness":
-        from evalharness import __version__
+        from evalharness.version import __version__
 
         return __version__
     from importlib.metadata import PackageNotFoundError, version
@@ -57,6 +57,7 @@ class Metric(ABC):
     name: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     ideal: ClassVar[float | None] = None
+    bounds: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # every value the metric can take
     reference: ClassVar[str]  # the implementation this metric replicates, e.g. "sklearn"
     reference_package: ClassVar[str | None] = None  # its distribution, for the version
     mean_of_examples: ClassVar[bool] = False

@@ -8,14 +8,15 @@ so it counts as wrong. Missing gold labels are refused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, is_missing
-from evalharness.spec.schema import StrictModel
 
 __all__ = ["F1", "MCC", "Accuracy", "check_references", "zero_division_value"]
 
@@ -61,6 +62,7 @@ class Accuracy(_LabelMetric):
     """
 
     name = "accuracy"
+    bounds = (0.0, 100.0)
     reference = "sklearn.metrics.accuracy_score"
     mean_of_examples = True
     paired_test = "mcnemar"  # per-example outcomes are 0/1
@@ -95,6 +97,7 @@ class F1(_LabelMetric):
     """
 
     name = "f1"
+    bounds = (0.0, 100.0)
     reference = "sklearn.metrics.f1_score"
     Settings = F1Settings
 
@@ -138,6 +141,7 @@ class MCC(_LabelMetric):
     """
 
     name = "mcc"
+    bounds = (-100.0, 100.0)
     reference = "sklearn.metrics.matthews_corrcoef"
     Settings = MCCSettings
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, Metric, is_missing
-from evalharness.spec.schema import StrictModel
 
 __all__ = ["Pearson", "Spearman"]
 
@@ -77,6 +77,7 @@ class Pearson(_Correlation, AdditiveMetric):
     """
 
     name = "pearson"
+    bounds = (-100.0, 100.0)
     reference = "scipy.stats.pearsonr"
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
@@ -105,6 +106,7 @@ class Spearman(_Correlation):
     """
 
     name = "spearman"
+    bounds = (-100.0, 100.0)
     reference = "scipy.stats.spearmanr"
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import Metric
-from evalharness.spec.schema import StrictModel
 from evalharness.stats import bootstrap_interval
 from evalharness.types import GroupResult, MetricResult
 
@@ -91,6 +91,7 @@ class FlipRate(_GroupedCounterfactual):
     """% of (example, swap group) pairs whose prediction changed under the swap."""
 
     name = "flip_rate"
+    bounds = (0.0, 100.0)
     reference = "counterfactual prediction flip rate (HELM fairness perturbations)"
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:

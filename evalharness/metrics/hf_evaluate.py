@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import Metric
-from evalharness.spec.schema import StrictModel
 from evalharness.stats import Interval
 
 __all__ = ["HFEvaluate", "resolve_module_script"]

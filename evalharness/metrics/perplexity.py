@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric
-from evalharness.spec.schema import StrictModel
 
 __all__ = [
     "COUNTING_RULES",
@@ -137,6 +137,7 @@ class TokenPerplexity(_CorpusLM):
     """exp(-sum logprob / sum scored tokens); depends on the model's tokenizer."""
 
     name = "token_perplexity"
+    bounds = (1.0, math.inf)
     unit = "token"
 
     def counting(self) -> str:
@@ -157,6 +158,7 @@ class WordPerplexity(_CorpusLM):
     """exp(-sum logprob / sum words), words counted from the reference text."""
 
     name = "word_perplexity"
+    bounds = (1.0, math.inf)
     unit = "word"
     Settings = WordSettings
 
@@ -171,6 +173,7 @@ class BytePerplexity(_CorpusLM):
     """exp(-sum logprob / sum UTF-8 bytes): comparable across tokenizers."""
 
     name = "byte_perplexity"
+    bounds = (1.0, math.inf)
     unit = "byte"
 
     def counting(self) -> str:
@@ -184,6 +187,7 @@ class BitsPerByte(BytePerplexity):
     """-sum logprob / (sum UTF-8 bytes * ln 2) (lm-evaluation-harness ``bits_per_byte``)."""
 
     name = "bits_per_byte"
+    bounds = (0.0, math.inf)
     reference = "lm-evaluation-harness.bits_per_byte"
 
     def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:

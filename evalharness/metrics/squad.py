@@ -26,9 +26,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, Metric
-from evalharness.spec.schema import StrictModel
 from evalharness.stats import Interval, mean_interval
 
 __all__ = [
@@ -128,6 +128,7 @@ def _answers(reference: Any, index: int, name: str) -> list[str]:
 
 
 class _SquadBase(Metric):
+    bounds = (0.0, 100.0)
     score: ClassVar[str]  # "exact" or "f1"
     reference = "official-squad-evaluate-v2.0.py"
 

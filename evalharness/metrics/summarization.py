@@ -152,6 +152,8 @@ class RougeLsumSettings(RougeSettings):
 class Rouge(AdditiveMetric):
     """One ROUGE type. Statistics per example: precision, recall, F1 (x100) and a count."""
 
+    bounds = (0.0, 100.0)
+
     reference = "rouge_score.rouge_scorer.RougeScorer"
     reference_package = "rouge-score"
     mean_of_examples = True

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import Field, NonNegativeInt
 
+from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.spec.schema import StrictModel
 
 __all__ = ["ReferenceSelection", "check_texts", "select_references"]
 

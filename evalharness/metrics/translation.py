@@ -16,6 +16,7 @@ the best-matching reference per segment). Heavy imports are lazy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -91,6 +92,7 @@ def _streams(references: list[list[str]]) -> list[list[str | None]]:
 class SacreBleuMetric(AdditiveMetric):
     """Common machinery: build the sacrebleu object once, extract statistics, score sums."""
 
+    bounds = (0.0, 100.0)
     reference_package = "sacrebleu"
     sacrebleu_class: ClassVar[str]
 
@@ -181,6 +183,7 @@ class Ter(SacreBleuMetric):
     over total (average) reference length, x100. Lower is better."""
 
     name = "ter"
+    bounds = (0.0, math.inf)
     higher_is_better = False
     reference = "sacrebleu.metrics.TER"
     sacrebleu_class = "TER"

@@ -1,7 +1,7 @@
 """Length-sorted batching: similar lengths share a batch so little compute goes to padding.
 
 Every adapter cuts its model inputs into batches with :func:`sorted_batches`. The engine
-(``evalharness.engine``) can, for the duration of one call, set a token budget (a batch holds
+(``evalharness.execution.engine``) can, for the duration of one call, set a token budget (a batch holds
 at most ``max_tokens`` padded tokens, as well as at most ``batch_size`` rows) and collect
 padding statistics, through :func:`batching_scope`; outside such a scope batching is plain
 ``batch_size`` batching, so the adapters' public API behaves as it always did.

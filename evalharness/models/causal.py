@@ -345,9 +345,17 @@ class CausalLMAdapter(ModelAdapter):
         on the left and are flagged ``truncated``.
         """
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import (
+            GenerationConfig,
+            LogitsProcessorList,
+            StoppingCriteriaList,
+        )
 
-        from evalharness.models.stopping import RefuseNonFiniteLogits, StopSequences, cut_at_stop
+        from evalharness.models.stopping import (
+            RefuseNonFiniteLogits,
+            StopSequences,
+            cut_at_stop,
+        )
 
         stops = [str(s) for s in stop]
         if any(not s for s in stops):

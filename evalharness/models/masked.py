@@ -24,7 +24,11 @@ from typing import Any
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import ModelAdapter
 from evalharness.models.batching import sorted_batches
-from evalharness.types import PseudoLoglikelihoodRequest, PseudoLoglikelihoodResponse, RequestKind
+from evalharness.types import (
+    PseudoLoglikelihoodRequest,
+    PseudoLoglikelihoodResponse,
+    RequestKind,
+)
 
 __all__ = ["MaskedLMAdapter"]
 

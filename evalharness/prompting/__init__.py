@@ -10,10 +10,10 @@ from evalharness.prompting.choice import ChoiceLoglikelihood
 from evalharness.prompting.counterfactual import wrap_counterfactual
 from evalharness.prompting.generate import PromptGenerate
 from evalharness.prompting.heads import ClassifierHead, RegressionHead
-from evalharness.prompting.rolling import RollingLoglikelihood
 from evalharness.prompting.masked import PseudoLoglikelihood
 from evalharness.prompting.multiple_choice import FieldChoiceLoglikelihood, MaskedChoice
 from evalharness.prompting.pairs import PairLoglikelihood, PairPseudoLoglikelihood
+from evalharness.prompting.rolling import RollingLoglikelihood
 from evalharness.prompting.seq2seq import Seq2SeqGenerate
 from evalharness.prompting.span_head import SpanHead
 from evalharness.spec.loader import Task

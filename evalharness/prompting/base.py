@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from evalharness.config import StrictModel
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import StrictModel
 from evalharness.types import Decoded, Example, RequestKind
 
 __all__ = ["Decoded", "Formulation", "FormulationOptions", "NoSettings"]

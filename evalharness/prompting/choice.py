@@ -22,13 +22,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
-from evalharness.prompting.prompted import FewShot, build_prompts, few_shot_settings, prepare_few_shot, prompt_for
+from evalharness.prompting.prompted import (
+    FewShot,
+    build_prompts,
+    few_shot_settings,
+    prepare_few_shot,
+    prompt_for,
+)
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import StrictModel
-from evalharness.types import Example, LoglikelihoodRequest, LoglikelihoodResponse, RequestKind
+from evalharness.types import (
+    Example,
+    LoglikelihoodRequest,
+    LoglikelihoodResponse,
+    RequestKind,
+)
 
 __all__ = ["ChoiceFormulation", "ChoiceLoglikelihood", "ChoiceSettings", "NORMALISERS", "pick_choice"]
 

@@ -14,10 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from evalharness.config import validate_model
 from evalharness.errors import UsageError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
-from evalharness.prompting.prompted import FewShot, build_prompts, few_shot_settings, prepare_few_shot, prompt_for
-from evalharness.spec.loader import Task, validate_model
+from evalharness.prompting.prompted import (
+    FewShot,
+    build_prompts,
+    few_shot_settings,
+    prepare_few_shot,
+    prompt_for,
+)
+from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
 from evalharness.types import Example, GenerateResponse, RequestKind
 

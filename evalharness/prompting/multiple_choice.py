@@ -19,13 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick_choice
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import StrictModel
-from evalharness.types import Example, PseudoLoglikelihoodRequest, PseudoLoglikelihoodResponse, RequestKind
+from evalharness.types import (
+    Example,
+    PseudoLoglikelihoodRequest,
+    PseudoLoglikelihoodResponse,
+    RequestKind,
+)
 
 __all__ = ["FieldChoiceLoglikelihood", "MaskedChoice"]
 

@@ -19,11 +19,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from evalharness.config import StrictModel
 from evalharness.errors import ModelError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.choice import NORMALISERS, Normalisation
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import StrictModel
 from evalharness.types import (
     Example,
     LoglikelihoodRequest,

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from evalharness.config import StrictModel
 from evalharness.errors import EvalHarnessError, ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import StrictModel
 from evalharness.types import Example, RequestKind, RollingLoglikelihoodResponse
 
 __all__ = ["RollingLoglikelihood", "RollingSettings"]

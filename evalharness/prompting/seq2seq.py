@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from evalharness.config import StrictModel
 from evalharness.errors import UsageError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import GenerationSpec, StrictModel
+from evalharness.spec.schema import GenerationSpec
 from evalharness.types import Example, GenerateResponse, RequestKind
 
 __all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]

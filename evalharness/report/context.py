@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.errors import RecordError
-from evalharness.records import MetricEntry, RunRecord, TaskEntry, load_record, read_samples
+from evalharness.records.record import (
+    MetricEntry,
+    RunRecord,
+    TaskEntry,
+    load_record,
+    read_samples,
+)
 from evalharness.report.charts import Bar, BarGroup, bar_chart
 from evalharness.report.render import slugify
 

@@ -11,7 +11,11 @@ __all__ = ["publish_demo"]
 def publish_demo(output: Path, runs: Mapping[str, Path], *, show: bool = True) -> dict[str, Path]:
     """Under ``output``: ``leaderboard/`` (CSV, Markdown, Parquet, JSON), ``report.html``
     (the candidate against the baseline) and ``site/``. Returns the paths to show."""
-    from evalharness.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
+    from evalharness.leaderboard import (
+        build_leaderboard,
+        print_leaderboard,
+        write_leaderboard,
+    )
     from evalharness.report import write_report
     from evalharness.report.site import write_site
 

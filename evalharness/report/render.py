@@ -88,7 +88,7 @@ def render_page(template: str, *, title: str, scripts: Sequence[str] = (), data:
     """Render ``template`` into one HTML document with inline CSS, scripts and data."""
     from datetime import datetime, timezone
 
-    from evalharness import __version__
+    from evalharness.version import __version__
 
     code = [asset(name) for name in scripts]
     context.setdefault("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

@@ -19,7 +19,13 @@ from typing import Any
 
 from evalharness.errors import RecordError
 from evalharness.leaderboard.aggregates import goodness
-from evalharness.leaderboard.output import OUTPUT_FILES, digits_for, format_cell, write_leaderboard, write_public_text
+from evalharness.leaderboard.output import (
+    OUTPUT_FILES,
+    digits_for,
+    format_cell,
+    write_leaderboard,
+    write_public_text,
+)
 from evalharness.leaderboard.ranking import format_rank, rank_with_ties
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.report.charts import Bar, BarGroup, bar_chart

@@ -1,7 +1,7 @@
 """Declarative task specs: schema, kinds and safe YAML loading."""
 
 from evalharness.spec.kinds import TASK_KINDS, KindSchema
-from evalharness.spec.loader import Task, load_task, load_yaml, spec_hash, validate_model
+from evalharness.spec.loader import Task, load_task, spec_hash
 from evalharness.spec.schema import (
     DataSource,
     FewShotSpec,
@@ -10,7 +10,6 @@ from evalharness.spec.schema import (
     LocalSource,
     MetricSpec,
     PromptSpec,
-    StrictModel,
     TaskSpec,
 )
 
@@ -23,12 +22,9 @@ __all__ = [
     "LocalSource",
     "MetricSpec",
     "PromptSpec",
-    "StrictModel",
     "TASK_KINDS",
     "Task",
     "TaskSpec",
     "load_task",
-    "load_yaml",
     "spec_hash",
-    "validate_model",
 ]

@@ -1,116 +1,23 @@
-"""Load YAML configuration safely and turn validation failures into precise messages.
+"""Load a task file: the shared configuration loader (``evalharness.config``) plus the task's
+identity (name, content hash) and the line of every field, for later cross-reference errors.
 
-Only ``yaml.SafeLoader`` is used (no Python objects from YAML); duplicate keys are errors
-rather than "last one wins". Every message starts with the file and the field path, e.g.
-``tasks/glue/sst2.yaml: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?``.
+Every message starts with the file, line and field path, e.g.
+``tasks/glue/sst2.yaml:12: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from evalharness.errors import SpecError
+from evalharness.config import Location, load_config, where
 from evalharness.spec.schema import TaskSpec
 
-__all__ = ["Task", "field_path", "load_task", "load_yaml", "validate_model", "spec_hash"]
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}' (line {mark.line + 1})", mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file safely; syntax errors name the file, line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(f"{path}{where}: YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: YAML error: {exc}") from None
-
-
-def field_path(loc: Sequence[str | int]) -> str:
-    """Render a pydantic location tuple as ``metrics[0].name``."""
-    rendered = ""
-    for part in loc:
-        if isinstance(part, int):
-            rendered += f"[{part}]"
-        else:
-            rendered += f".{part}" if rendered else str(part)
-    return rendered or "(top level)"
-
-
-def _describe(error: dict[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (remove it or check its spelling)"
-    if kind == "missing":
-        return "required field is missing"
-    message = error["msg"].removeprefix("Value error, ")
-    if kind not in {"value_error", "assertion_error"} and "input" in error:
-        got = error["input"]
-        shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
-        message += f" (got {shown})"
-    return message
-
-
-def validate_model(
-    model: type[ModelT], data: Any, source: str, *, prefix: Sequence[str | int] = ()
-) -> ModelT:
-    """Validate ``data`` against ``model``; raise :class:`SpecError` listing every problem.
-
-    ``prefix`` is the location of ``data`` inside its file (e.g. ``("metrics", 0, "settings")``).
-    """
-    if not isinstance(data, dict):
-        where = field_path(prefix) if prefix else "top level"
-        raise SpecError(f"{source}: {where}: expected a mapping, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_url=False):
-            loc = [*prefix, *error["loc"]]
-            # Drop pydantic's union-branch markers such as 'function-after[...]'.
-            loc = [part for part in loc if not (isinstance(part, str) and "[" in part)]
-            lines.append(f"{source}: {field_path(loc)}: {_describe(error)}")
-        raise SpecError("\n".join(lines)) from None
+__all__ = ["Task", "load_task", "spec_hash"]
 
 
 def spec_hash(spec: BaseModel) -> str:
@@ -127,13 +34,18 @@ class Task:
     path: Path
     spec: TaskSpec
     spec_hash: str
+    lines: dict[Location, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> int:
         return self.spec.version
 
+    def where(self, *loc: str | int) -> str:
+        """``file:line: field`` of a location in the task file, for error messages."""
+        return where(str(self.path), self.lines, loc)
+
 
 def load_task(path: Path, name: str) -> Task:
     """Load and validate one task file (schema only; see ``catalog`` for cross-references)."""
-    spec = validate_model(TaskSpec, load_yaml(path), str(path))
-    return Task(name=name, path=path, spec=spec, spec_hash=spec_hash(spec))
+    loaded = load_config(path, TaskSpec, what="a task file")
+    return Task(name=name, path=path, spec=loaded.value, spec_hash=spec_hash(loaded.value), lines=loaded.lines)

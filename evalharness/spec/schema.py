@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from evalharness.config import StrictModel
 from evalharness.spec.kinds import TASK_KINDS
 
 __all__ = [
@@ -22,15 +23,8 @@ __all__ = [
     "LocalSource",
     "MetricSpec",
     "PromptSpec",
-    "StrictModel",
     "TaskSpec",
 ]
-
-
-class StrictModel(BaseModel):
-    """Base for every configuration model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LocalSource(StrictModel):

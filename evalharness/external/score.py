@@ -1,6 +1,6 @@
 """Scoring outputs of systems that evalharness did not run: a prediction file -> metrics.
 
-The file is read and aligned by :mod:`evalharness.predictions`, scored by the same
+The file is read and aligned by :mod:`evalharness.external.predictions`, scored by the same
 ``scoring`` code as ``evalharness run``, and can be written as a run record
 (``model.source = "predictions"``) so that published system outputs (WMT submissions, See et
 al.'s summaries, SQuAD leaderboard predictions) sit in leaderboards, reports and ``compare``
@@ -19,13 +19,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalharness.catalog import TaskCatalog
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
-from evalharness.environment import capture_environment
 from evalharness.errors import UsageError
-from evalharness.predictions import Predictions, align_predictions, read_predictions
-from evalharness.records import RESULTS_FILE, MetricEntry, ModelEntry, RunRecord, load_record, write_record
-from evalharness.scoring import gold_values, score_predictions, score_task
+from evalharness.evaluation.scoring import gold_values, score_predictions, score_task
+from evalharness.external.predictions import (
+    Predictions,
+    align_predictions,
+    read_predictions,
+)
+from evalharness.records.environment import capture_environment
+from evalharness.records.record import (
+    RESULTS_FILE,
+    MetricEntry,
+    ModelEntry,
+    RunRecord,
+    load_record,
+    write_record,
+)
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
 
 __all__ = ["ScoreConfig", "ScoreResult", "score_file"]

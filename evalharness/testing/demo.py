@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from evalharness.runner import RunConfig, RunResult, run_evaluation
+from evalharness.evaluation.runner import RunConfig, RunResult, run_evaluation
 
 __all__ = ["DEMO_POLICY", "gate_demo", "generate_sentiment_data", "run_demo", "train_demo_classifier"]
 
@@ -70,7 +70,7 @@ def train_demo_classifier(directory: Path, train_file: Path, *, steps: int, seed
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from evalharness.tiny import build_classifier, build_wordpiece_tokenizer
+    from evalharness.testing.tiny import build_classifier, build_wordpiece_tokenizer
 
     rows = _read_tsv(train_file)
     tokenizer = build_wordpiece_tokenizer(text for text, _ in rows)
@@ -108,8 +108,8 @@ rules:
 def gate_demo(output: Path, *, print_results: bool = True) -> int:
     """Gate ``runs/candidate`` against ``runs/baseline`` under ``output``; writes the policy,
     JUnit XML and a Markdown summary next to the runs and returns the gate's exit code."""
-    from evalharness.gate import evaluate_gate
-    from evalharness.gate_report import print_gate, to_junit, to_markdown
+    from evalharness.comparison.gate import evaluate_gate
+    from evalharness.comparison.gate_report import print_gate, to_junit, to_markdown
 
     policy = output / "gates.yaml"
     policy.write_text(DEMO_POLICY, encoding="utf-8")
@@ -128,7 +128,7 @@ def run_demo(output: Path, *, print_results: bool = True) -> dict[str, RunResult
     """Build data and models under ``output`` and evaluate them; returns the runs by name."""
     import torch
 
-    from evalharness.display import print_run
+    from evalharness.commands.display import print_run
     from evalharness.report.demo import publish_demo
 
     torch.manual_seed(0)

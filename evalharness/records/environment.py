@@ -20,7 +20,7 @@ _PACKAGES = (
 
 def source_revision() -> str | None:
     """The git commit of an evalharness checkout (with ``+dirty``), None for a wheel."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:

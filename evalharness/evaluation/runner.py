@@ -16,18 +16,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalharness import distributed
-from evalharness.cache import PredictionCache
-from evalharness.catalog import TaskCatalog
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
-from evalharness.engine import Engine
-from evalharness.environment import capture_environment
 from evalharness.errors import DataError, EvalHarnessError, UsageError
-from evalharness.lock import run_dir_lock
-from evalharness.progress import progress_enabled, summary_line, task_progress
+from evalharness.evaluation.scoring import score_task
+from evalharness.execution import distributed
+from evalharness.execution.cache import PredictionCache
+from evalharness.execution.engine import Engine
+from evalharness.execution.lock import run_dir_lock
+from evalharness.execution.progress import progress_enabled, summary_line, task_progress
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
-from evalharness.records import ModelEntry, RunRecord, TaskEntry, write_record
-from evalharness.scoring import score_task
+from evalharness.records.environment import capture_environment
+from evalharness.records.record import ModelEntry, RunRecord, TaskEntry, write_record
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
 
 __all__ = ["RunConfig", "RunResult", "run_evaluation"]
@@ -206,7 +206,7 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> Ru
 
     Under ``torchrun``/``accelerate launch`` every rank calls this: requests are sharded
     across ranks, and rank 0 alone locks the directory, keeps the cache and writes the run
-    (see ``evalharness.distributed``).
+    (see ``evalharness.execution.distributed``).
     """
     with distributed.distributed_session(config.device) as context, ExitStack() as stack:
         if config.device_map and context.enabled:

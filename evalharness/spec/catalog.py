@@ -15,19 +15,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalharness.config import validate_model
 from evalharness.errors import EvalHarnessError, SpecError, UsageError, did_you_mean
 from evalharness.spec.kinds import TASK_KINDS
-from evalharness.spec.loader import Task, load_task, validate_model
+from evalharness.spec.loader import Task, load_task
 
 __all__ = ["TaskCatalog", "builtin_tasks_dir", "check_task", "template_fields"]
 
 
 def builtin_tasks_dir() -> Path:
     """``evalharness/tasks`` in an installed wheel, the repository's ``tasks/`` in a checkout."""
-    packaged = Path(__file__).resolve().parent / "tasks"
+    packaged = Path(__file__).resolve().parents[1] / "tasks"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "tasks"
+    return Path(__file__).resolve().parents[2] / "tasks"
 
 
 def template_fields(template: str) -> set[str]:

@@ -7,12 +7,19 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from typing import Any
 
-from evalharness.gate import FAILED, NOT_EVALUATED, PASSED, CheckResult, GateReport, RuleResult
-from evalharness.records import finite_or_none
+from evalharness.comparison.gate import (
+    FAILED,
+    NOT_EVALUATED,
+    PASSED,
+    CheckResult,
+    GateReport,
+    RuleResult,
+)
+from evalharness.records.record import finite_or_none
 
 __all__ = ["GATE_SCHEMA", "print_gate", "to_dict", "to_junit", "to_markdown"]
 
-GATE_SCHEMA = "evalharness.gate/1"
+GATE_SCHEMA = "evalharness.comparison.gate/1"
 BADGES = {PASSED: "✅ pass", FAILED: "❌ fail", NOT_EVALUATED: "⚠️ not evaluated"}
 STYLES = {PASSED: "green", FAILED: "red", NOT_EVALUATED: "yellow"}
 
@@ -42,7 +49,7 @@ def to_junit(report: GateReport) -> str:
     for name, value in (("policy", report.policy_path), ("candidate", _run_label(report.candidate)), ("baseline", _run_label(report.baseline))):
         ET.SubElement(properties, "property", {"name": name, "value": value})
     for rule in report.rules:
-        case = ET.SubElement(suite, "testcase", {"classname": f"evalharness.gate.{rule.task}", "name": _case_name(rule), "time": "0"})
+        case = ET.SubElement(suite, "testcase", {"classname": f"evalharness.comparison.gate.{rule.task}", "name": _case_name(rule), "time": "0"})
         lines = "\n".join(_check_line(check) for check in rule.checks) + f"\n(rule at {rule.where})"
         failed = [check for check in rule.checks if check.status == FAILED]
         skipped = [check for check in rule.checks if check.status == NOT_EVALUATED]
@@ -135,7 +142,7 @@ def print_gate(report: GateReport, *, console: Any = None) -> None:
     """One row per check, then the verdict."""
     from rich.table import Table
 
-    from evalharness.display import wide_console
+    from evalharness.commands.display import wide_console
 
     console = console or wide_console()
     console.print(f"candidate: {_run_label(report.candidate)}")

@@ -192,7 +192,7 @@ def load_record(run: str | os.PathLike[str]) -> RunRecord:
     try:
         return RunRecord.model_validate(data)
     except ValidationError as exc:
-        from evalharness.spec.loader import field_path
+        from evalharness.config import field_path
 
         problems = [f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
         raise RecordError(f"{path}: invalid run record: " + "; ".join(problems[:5])) from None

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalharness.bbq_predictions import BBQ_COLUMNS, bbq_reader
 from evalharness.data.indexed import is_indexed_archive, read_indexed
 from evalharness.data.loader import LoadedData
-from evalharness.data.readers import _lines, _read_text, json_lines
+from evalharness.data.textio import json_lines, read_text, split_lines
 from evalharness.errors import DataError, UsageError, did_you_mean
+from evalharness.external.bbq_predictions import BBQ_COLUMNS, bbq_reader
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Example
 
@@ -88,7 +88,7 @@ def _load_json_object(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        document = json.loads(_read_text(path, "utf-8-sig"), object_pairs_hook=_unique_object(path))
+        document = json.loads(read_text(path, "utf-8-sig"), object_pairs_hook=_unique_object(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(document, dict):
@@ -144,7 +144,7 @@ def _read_lines(path: Path, options: ReadOptions) -> Values:
     """One prediction per line, in the task's example order, read as sacrebleu reads files:
     UTF-8, lines split on "\\n" only, a leading byte-order mark kept as text (WMT23's official
     chrF for AIRC en-de includes the BOM its output file starts with)."""
-    return _lines(_read_text(path, "utf-8"))
+    return split_lines(read_text(path, "utf-8"))
 
 
 def _read_jsonl(path: Path, options: ReadOptions) -> Values:

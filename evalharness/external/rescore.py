@@ -12,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from evalharness.catalog import TaskCatalog
 from evalharness.data.loader import load_examples, resolve_data_dir
 from evalharness.errors import DataError, RecordError
-from evalharness.lock import run_dir_lock
-from evalharness.records import RunRecord, TaskEntry, load_record, read_samples, write_record
-from evalharness.scoring import score_task
+from evalharness.evaluation.scoring import score_task
+from evalharness.execution.lock import run_dir_lock
+from evalharness.records.record import (
+    RunRecord,
+    TaskEntry,
+    load_record,
+    read_samples,
+    write_record,
+)
+from evalharness.spec.catalog import TaskCatalog
 from evalharness.types import Decoded
 
 __all__ = ["rescore_run"]

@@ -15,7 +15,14 @@ import numpy as np
 
 from evalharness.data.loader import LoadedData
 from evalharness.metrics.registry import build_metric
-from evalharness.records import DataEntry, GroupEntry, MetricEntry, TaskEntry, finite_or_none, write_samples
+from evalharness.records.record import (
+    DataEntry,
+    GroupEntry,
+    MetricEntry,
+    TaskEntry,
+    finite_or_none,
+    write_samples,
+)
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, MetricResult

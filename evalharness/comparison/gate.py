@@ -3,7 +3,7 @@
 A policy (YAML, validated like task specs: strict types, unknown keys rejected, errors as
 ``file:line: field: problem``) lists rules per task and metric: absolute bounds, the largest
 allowed regression against the baseline (absolute or relative; optionally only when the
-paired test of :mod:`evalharness.compare` finds it significant), and bias rules on the
+paired test of :mod:`evalharness.comparison.compare` finds it significant), and bias rules on the
 distance from a metric's ``ideal`` value. Reads run records only, never models.
 
 Outcome: every rule passes (exit 0), some rule fails (1), or the policy or runs are unusable
@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from evalharness.compare import CompareSettings, Comparison, MetricComparison, compare_runs
+from evalharness.comparison.compare import (
+    CompareSettings,
+    Comparison,
+    MetricComparison,
+    compare_runs,
+)
+from evalharness.config import Location, StrictModel, load_config, where
 from evalharness.errors import SpecError, did_you_mean
-from evalharness.records import MetricEntry, RunRecord, TaskEntry, load_record
-from evalharness.spec.loader import field_path, load_yaml
-from evalharness.spec.schema import StrictModel
+from evalharness.records.record import MetricEntry, RunRecord, TaskEntry, load_record
 from evalharness.stats import adjust_pvalues
 
 __all__ = [
@@ -102,74 +106,20 @@ class GatePolicy(_PolicyModel):
 # -- loading with line numbers ----------------------------------------------------------------
 
 
-def _node_lines(text: str) -> dict[tuple[Any, ...], int]:
-    """Line of every mapping key and sequence item, by its location (as pydantic gives it)."""
-    import yaml
-
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def walk(node: Any, loc: tuple[Any, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                lines[(*loc, key.value)] = key.start_mark.line + 1
-                walk(value, (*loc, key.value))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines[(*loc, index)] = item.start_mark.line + 1
-                walk(item, (*loc, index))
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 @dataclass(frozen=True)
 class LoadedPolicy:
     path: Path
     policy: GatePolicy
-    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False)
+    lines: dict[Location, int] = field(default_factory=dict, repr=False)
 
     def where(self, *loc: Any) -> str:
-        return _where(self.path, self.lines, loc)
-
-
-def _where(path: Path, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
-    """``file:line: field`` for a location in the policy (the nearest line known)."""
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return f"{path}:{lines[loc[:end]]}: {field_path(loc)}"
-    return f"{path}: {field_path(loc)}"
-
-
-def _message(error: dict[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        known = {*GateRule.model_fields, *GatePolicy.model_fields}
-        return f"unknown key (remove it or check its spelling){did_you_mean(str(error['loc'][-1]), known)}"
-    if error["type"] == "missing":
-        return "required field is missing"
-    message = error["msg"].removeprefix("Value error, ")
-    if "input" in error and not isinstance(error["input"], (dict, list)) and error["type"] != "value_error":
-        message += f" (got {error['input']!r})"
-    return message
+        return where(str(self.path), self.lines, loc)
 
 
 def load_policy(path: str | os.PathLike[str]) -> LoadedPolicy:
     """Read and validate a gate policy; every problem is reported as ``file:line: field: ...``."""
-    path = Path(path)
-    data = load_yaml(path)  # safe loading; syntax errors and duplicate keys name the line
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a gate policy is a mapping with 'rules:' (got {type(data).__name__})")
-    lines = _node_lines(path.read_text(encoding="utf-8"))
-    try:
-        policy = GatePolicy.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
-            problems.append(f"{_where(path, lines, loc) if loc else str(path)}: {_message(error)}")
-        raise SpecError("\n".join(problems)) from None
-    return LoadedPolicy(path, policy, lines)
+    loaded = load_config(path, GatePolicy, what="a gate policy (a mapping with 'rules:')")
+    return LoadedPolicy(loaded.path, loaded.value, loaded.lines)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -203,7 +153,7 @@ class RuleResult:
 
 @dataclass(frozen=True)
 class GateReport:
-    """What :func:`evaluate_gate` found; rendered by :mod:`evalharness.gate_report`."""
+    """What :func:`evaluate_gate` found; rendered by :mod:`evalharness.comparison.gate_report`."""
 
     policy_path: str
     policy: GatePolicy

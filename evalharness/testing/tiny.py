@@ -387,7 +387,14 @@ def build_byte_bpe_tokenizer(
     token, no BOS added to inputs. ``add_bos=True`` prepends BOS to every encoded input as
     Llama tokenizers do; ``bos_token=None`` gives a tokenizer with an EOS token only.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     from evalharness.models.loading import quiet_transformers

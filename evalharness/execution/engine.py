@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
-from evalharness import distributed
-from evalharness.cache import PredictionCache, model_key, request_key
 from evalharness.errors import ModelError
+from evalharness.execution import distributed
+from evalharness.execution.cache import PredictionCache, model_key, request_key
 from evalharness.models.batching import BatchStats, batching_scope
 from evalharness.types import LoglikelihoodRequest, RequestKind
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from evalharness.errors import EvalHarnessError, SpecError, UsageError
-from evalharness.spec.schema import StrictModel
+from evalharness.config import StrictModel, load_config
+from evalharness.errors import EvalHarnessError, UsageError
 
 __all__ = [
     "CRASH_ONCE_ENV",
@@ -112,19 +112,8 @@ class SweepSpec(StrictModel):
 
 
 def load_sweep_spec(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
-    """A sweep YAML (``yaml.safe_load``; unknown keys rejected), with command-line overrides."""
-    from evalharness.spec.loader import field_path, load_yaml
-
-    path = Path(path)
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a sweep file is a mapping (models, tasks, output, ...)")
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    try:
-        return SweepSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{path}: {field_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
-        raise SpecError("\n".join(problems)) from None
+    """A sweep YAML (safe loading; unknown keys rejected), with command-line overrides."""
+    return load_config(path, SweepSpec, what="a sweep file (models, tasks, output, ...)", overrides=overrides).value
 
 
 def _slug(name: str) -> str:
@@ -262,7 +251,7 @@ def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, _cra
 
     Raises what ``run_evaluation`` raises; a URL output is written only once the run finished.
     """
-    from evalharness.runner import RunConfig, run_evaluation
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
 
     location = _join(spec.output, *job.key.split("/"))
     with tempfile.TemporaryDirectory(prefix="evalharness-sweep-") as scratch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalharness.records import RunRecord
+from evalharness.records.record import RunRecord
 
 __all__ = ["format_value", "print_run", "wide_console"]
 

@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from evalharness.errors import EvalHarnessError, RecordError, UsageError
-from evalharness.records import MetricEntry, RunRecord, finite_or_none, load_record, read_samples
+from evalharness.records.record import (
+    MetricEntry,
+    RunRecord,
+    finite_or_none,
+    load_record,
+    read_samples,
+)
 from evalharness.stats import (
     BOOTSTRAP_PVALUES,
     CORRECTIONS,
@@ -49,7 +55,7 @@ __all__ = [
     "compare_runs",
 ]
 
-COMPARE_SCHEMA = "evalharness.compare/1"
+COMPARE_SCHEMA = "evalharness.comparison.compare/1"
 IMPROVED, REGRESSED, UNCHANGED, UNDEFINED = "improved", "regressed", "no significant change", "undefined"
 
 
