@@ -7,15 +7,19 @@ every batch costs nothing in error rate (Ville's inequality), unlike repeating a
 test, which inflates it. Two targets:
 
 - ``population``: the examples are i.i.d. draws and the rule is about the population
-  mean, as a non-inferiority test is. Unsettled after every example, the rule fails
-  (inferiority was not ruled out).
+  mean, as a non-inferiority test is. alpha is spent in two parts (a union bound):
+  ``(1 - final_share) alpha`` on the anytime-valid sequence, and, if the rule is still
+  unsettled when the examples run out, ``final_share alpha`` on the fixed-n t test of all of
+  them (a one-sided test read off the two-sided t interval), so that a rule the sequence
+  could not settle still gets nearly the full-data test's power. ``final_share=0`` is the
+  pure sequential rule: unsettled at the end, it fails.
 - ``test-set``: the rule is about the mean over the whole test set (the full-data value
   that a point-estimate rule such as ``min`` compares), estimated while sampling it without
   replacement; at the end the value is known exactly, so the decision is the full-data
   decision, and an early stop disagrees with it with probability at most alpha.
 
-Each side of the sequence is at level alpha (two-sided confidence 1 - 2 alpha): passing
-when the rule is false, and failing when it is true, each have probability at most alpha.
+Each side of the sequence is at its level (two-sided confidence 1 - 2 level): passing when
+the rule is false, and failing when it is true, each have probability at most alpha.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from evalharness.errors import MetricInputError, UsageError
 from evalharness.inference.betting import confidence_bounds, log_capital
@@ -37,6 +42,7 @@ __all__ = [
     "SequentialRun",
     "checkpoints",
     "decide",
+    "final_test_passes",
     "run_sequential",
     "settlement",
 ]
@@ -48,7 +54,9 @@ PASSED, FAILED, NOT_SETTLED = "passed", "failed", "not settled"
 class SequentialRule:
     """Is the mean of per-example scores above (or, with ``above=False``, below)
     ``threshold``? ``bounds`` is the range every score lies in (the betting sequence needs
-    it); ``inclusive`` makes the full-data comparison >= (<=) rather than strict."""
+    it); ``inclusive`` makes the test-set comparison >= (<=) rather than strict;
+    ``final_share`` is the part of alpha kept for the final fixed-n test (population
+    target only)."""
 
     threshold: float
     bounds: tuple[float, float]
@@ -57,9 +65,12 @@ class SequentialRule:
     target: Literal["population", "test-set"] = "population"
     inclusive: bool = False
     label: str = ""
+    final_share: float = 0.5
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
+        if isinstance(self.final_share, bool) or not isinstance(self.final_share, (int, float)) or not 0 <= self.final_share < 1:
+            raise UsageError(f"final_share must be a number in [0, 1), got {self.final_share!r}")
         low, high = self.bounds
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise UsageError(f"{self.label or 'sequential rule'}: the scores need finite bounds low < high, got {self.bounds}")
@@ -72,12 +83,24 @@ class SequentialRule:
             raise UsageError(f"target must be 'population' or 'test-set', got {self.target!r}")
 
     @classmethod
-    def noninferiority(cls, *, margin: float, bounds: tuple[float, float], alpha: float, label: str = "") -> SequentialRule:
+    def noninferiority(
+        cls, *, margin: float, bounds: tuple[float, float], alpha: float, label: str = "", final_share: float = 0.5
+    ) -> SequentialRule:
         """Paired differences (candidate minus baseline, in the better direction) of scores
         in ``bounds``: passes when the mean difference is shown to be above -margin."""
         margin = check_margin(margin)
         span = bounds[1] - bounds[0]
-        return cls(-margin, (-span, span), alpha, above=True, target="population", label=label)
+        return cls(-margin, (-span, span), alpha, above=True, target="population", label=label, final_share=final_share)
+
+    @property
+    def sequence_alpha(self) -> float:
+        """The level each side of the confidence sequence is run at."""
+        return self.alpha * (1 - self.final_share) if self.population else self.alpha
+
+    @property
+    def final_alpha(self) -> float:
+        """The level of the fixed-n test when the examples run out (0: none)."""
+        return self.alpha * self.final_share if self.population else 0.0
 
     def scaled(self, values: np.ndarray) -> np.ndarray:
         """Scores mapped to [0, 1] so that passing means a high mean."""
@@ -97,7 +120,8 @@ class SequentialRule:
         return self.target == "population"
 
     def method(self) -> str:
-        return f"betting-cs-{'iid' if self.population else 'wor'}|alpha:{self.alpha:g}|bounds:{self.bounds[0]:g},{self.bounds[1]:g}"
+        base = f"betting-cs-{'iid' if self.population else 'wor'}|alpha:{self.alpha:g}|bounds:{self.bounds[0]:g},{self.bounds[1]:g}"
+        return base + (f"|final-t-share:{self.final_share:g}" if self.final_alpha else "")
 
 
 @dataclass(frozen=True)
@@ -160,10 +184,31 @@ def _decision(rule: SequentialRule, values: np.ndarray, used: int, total: int, o
         passed = (mean >= rule.threshold if rule.inclusive else mean > rule.threshold) if rule.above else (
             mean <= rule.threshold if rule.inclusive else mean < rule.threshold)
         return SequentialDecision(rule.label, PASSED if passed else FAILED, passed, True, used, total, mean, mean, mean, rule.method())
-    low, high = confidence_bounds(x, alpha=rule.alpha, population=population)
+    if outcome == 0 and used == total and rule.final_alpha:
+        return _final_test(rule, seen)
+    low, high = confidence_bounds(x, alpha=rule.sequence_alpha, population=population)
     bounds = sorted((rule.unscaled(low), rule.unscaled(high)))
     verdict = {1: PASSED, -1: FAILED, 0: NOT_SETTLED}[outcome]
     return SequentialDecision(rule.label, verdict, outcome == 1, outcome != 0, used, total, float(seen.mean()), bounds[0], bounds[1], rule.method())
+
+
+def final_test_passes(values: np.ndarray, threshold: float, *, alpha: float, above: bool = True) -> np.ndarray:
+    """The fixed-n decision on rows of values: the one-sided bound of the (1 - 2 alpha) t
+    interval beyond ``threshold``. Rows without variance pass only on a t interval, so never."""
+    n = values.shape[-1]
+    mean = values.mean(axis=-1)
+    half = scipy_stats.t.ppf(1 - alpha, n - 1) * values.std(axis=-1, ddof=1) / math.sqrt(n)
+    with np.errstate(invalid="ignore"):
+        return (mean - half > threshold) & (half > 0) if above else (mean + half < threshold) & (half > 0)
+
+
+def _final_test(rule: SequentialRule, values: np.ndarray) -> SequentialDecision:
+    n, mean = values.size, float(values.mean())
+    half = float(scipy_stats.t.ppf(1 - rule.final_alpha, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    passed = bool(final_test_passes(values, rule.threshold, alpha=rule.final_alpha, above=rule.above))
+    verdict = PASSED if passed else FAILED
+    method = rule.method() + f"|final:t-alpha:{rule.final_alpha:g}"
+    return SequentialDecision(rule.label, verdict, passed, True, n, n, mean, mean - half, mean + half, method)
 
 
 def decide(rule: SequentialRule, seen: Any, *, total: int, ids: Sequence[Any] | None = None) -> SequentialDecision:
@@ -174,7 +219,7 @@ def decide(rule: SequentialRule, seen: Any, *, total: int, ids: Sequence[Any] | 
     if values.size > total:
         raise MetricInputError(f"{rule.label or 'scores'}: {values.size} scores seen but the test set has {total} examples")
     population = None if rule.population else total
-    _, outcome = settlement(rule.scaled(values)[None, :], rule.scaled_threshold, alpha=rule.alpha,
+    _, outcome = settlement(rule.scaled(values)[None, :], rule.scaled_threshold, alpha=rule.sequence_alpha,
                             at=np.array([values.size]), population=population)
     return _decision(rule, values, values.size, total, int(outcome[0]))
 
@@ -222,7 +267,7 @@ def run_sequential(
     for (rule, _), values in zip(rules, arrays):
         ordered = values[order]
         population = None if rule.population else total
-        first, outcome = settlement(rule.scaled(ordered)[None, :], rule.scaled_threshold, alpha=rule.alpha, at=at, population=population)
+        first, outcome = settlement(rule.scaled(ordered)[None, :], rule.scaled_threshold, alpha=rule.sequence_alpha, at=at, population=population)
         decisions.append(_decision(rule, ordered, int(at[first[0]]), total, int(outcome[0])))
     used = max(decision.examples_used for decision in decisions)
     return SequentialRun(tuple(decisions), used, total, batch_size, order)

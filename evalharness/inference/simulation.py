@@ -18,10 +18,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from evalharness.errors import UsageError
-from evalharness.inference.sequential import SequentialRule, checkpoints, settlement
+from evalharness.inference.sequential import SequentialRule, checkpoints, final_test_passes, settlement
 
 __all__ = ["SimulationResult", "simulate_noninferiority", "simulate_test_set_minimum"]
 
@@ -58,15 +57,6 @@ def _paired_outcomes(rng: np.random.Generator, shape: tuple[int, int], true_diff
     return (draws < gain).astype(float) - ((draws >= gain) & (draws < gain + loss)).astype(float)
 
 
-def _full_data_noninferior(differences: np.ndarray, margin: float, alpha: float) -> np.ndarray:
-    """The fixed-n decision on all examples: lower bound of the (1 - 2 alpha) paired t
-    interval above -margin (zero-variance rows pass only when their mean is above -margin)."""
-    n = differences.shape[-1]
-    mean = differences.mean(axis=-1)
-    stderr = differences.std(axis=-1, ddof=1) / math.sqrt(n)
-    return mean - scipy_stats.t.ppf(1 - alpha, n - 1) * stderr > -margin
-
-
 def _summary(scenario: str, rule: SequentialRule, n: int, passed: np.ndarray, full: np.ndarray, used: np.ndarray) -> SimulationResult:
     runs = passed.size
     rate = float(passed.mean())
@@ -99,21 +89,26 @@ def simulate_noninferiority(
     alpha: float,
     rng: np.random.Generator,
     discordance: float = 0.3,
+    final_share: float = 0.5,
 ) -> SimulationResult:
     """The sequential non-inferiority rule (population target) against the full-data paired
-    t decision. With ``true_difference = -margin`` (the boundary of the null) the pass rate
-    is the type I error."""
+    t decision at alpha. With ``true_difference = -margin`` (the boundary of the null) the
+    pass rate is the type I error."""
     _check_runs(runs, n)
-    rule = SequentialRule.noninferiority(margin=margin, bounds=(0.0, 1.0), alpha=alpha, label="simulated")
+    rule = SequentialRule.noninferiority(margin=margin, bounds=(0.0, 1.0), alpha=alpha, label="simulated", final_share=final_share)
     at = checkpoints(n, batch_size)
     passed, full, used = [], [], []
     for start in range(0, runs, _CHUNK):
         differences = _paired_outcomes(rng, (min(_CHUNK, runs - start), n), true_difference, discordance)
-        first, outcome = settlement(rule.scaled(differences), rule.scaled_threshold, alpha=alpha, at=at)
-        passed.append(outcome == 1)
+        first, outcome = settlement(rule.scaled(differences), rule.scaled_threshold, alpha=rule.sequence_alpha, at=at)
+        final = final_test_passes(differences, -margin, alpha=rule.final_alpha) if rule.final_alpha else False
+        passed.append((outcome == 1) | ((outcome == 0) & final))
         used.append(at[first])
-        full.append(_full_data_noninferior(differences, margin, alpha))
-    scenario = f"non-inferiority: true difference {true_difference:g}, margin {margin:g}, discordance {discordance:g}, batches of {batch_size}"
+        full.append(final_test_passes(differences, -margin, alpha=alpha))
+    scenario = (
+        f"non-inferiority: true difference {true_difference:g}, margin {margin:g}, discordance {discordance:g}, "
+        f"batches of {batch_size}, final share {final_share:g}"
+    )
     return _summary(scenario, rule, n, np.concatenate(passed), np.concatenate(full), np.concatenate(used))
 
 
