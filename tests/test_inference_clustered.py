@@ -193,3 +193,8 @@ def test_cluster_totals_without_variation_give_no_interval():
     # every cluster has the same mean: the CR1 variance is exactly zero
     estimate = cluster_robust_mean([1.0, 0.0, 0.0, 1.0, 1.0, 0.0], [0, 0, 1, 1, 2, 2])
     assert not estimate.defined and "do not vary" in estimate.notes[-1]
+
+
+def test_numpy_nan_cluster_id_is_refused_not_made_a_cluster_of_its_own():
+    with pytest.raises(MetricInputError, match="example #1 has no cluster id"):
+        cluster_robust_mean([1.0, 0.0, 1.0], np.array([0.0, np.nan, 1.0], dtype=np.float32))

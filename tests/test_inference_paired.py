@@ -258,3 +258,29 @@ def test_score_outside_the_metric_range_is_refused_naming_the_example():
 def test_non_numeric_scores_are_refused_as_project_errors():
     with pytest.raises(EvalHarnessError):
         paired_difference(["a", "b"], [1.0, 0.0])
+
+
+def test_numbers_given_as_strings_are_refused_not_parsed():
+    with pytest.raises(MetricInputError, match="must be numbers"):
+        paired_difference(["1", "0", "1"], [1.0, 0.0, 0.0])
+
+
+def test_direction_given_as_a_string_is_refused_since_false_strings_are_truthy(runs):
+    candidate, baseline = runs
+    with pytest.raises(UsageError, match="higher_is_better must be true or false"):
+        paired_difference(candidate, baseline, higher_is_better="false")
+
+
+@pytest.mark.parametrize("value", [1.0, 5.0])
+def test_relative_margin_of_a_whole_baseline_or_more_is_refused_as_checking_nothing(value):
+    with pytest.raises(UsageError, match="fraction of the baseline"):
+        Margin(value, relative=True)
+
+
+def test_bootstrap_statistics_with_a_nan_row_are_refused_naming_the_example():
+    stats = np.column_stack([np.arange(10) % 2, np.ones(10)]).astype(float)
+    broken = stats.copy()
+    broken[4, 0] = np.nan
+    scorer = Scorer(lambda s: float(s[:, 0].sum() / s[:, 1].sum()), lambda sums: sums[:, 0] / sums[:, 1])
+    with pytest.raises(MetricInputError, match="candidate: example 'e4' has non-finite statistics"):
+        paired_bootstrap_difference(broken, stats, scorer, rng=np.random.default_rng(0), ids=[f"e{i}" for i in range(10)])

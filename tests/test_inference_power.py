@@ -83,3 +83,12 @@ def test_smaller_alpha_or_higher_power_needs_a_larger_effect():
     assert detectable_difference(1.0, n=100, alpha=0.01, df=99).value > base
     assert detectable_difference(1.0, n=100, alpha=0.05, power=0.9, df=99).value > base
     assert detectable_difference(1.0, n=100, alpha=0.05, df=99, two_sided=True).value > base
+
+
+def test_mde_of_an_undefined_interval_says_why():
+    from evalharness.inference import Estimate
+
+    undefined = Estimate(0.0, float("nan"), float("nan"), 0.9, float("nan"), 40, "paired-bootstrap-percentile-B1000",
+                         notes=("the resampled differences do not vary",))
+    effect = detectable_from(undefined, alpha=0.05)
+    assert math.isnan(effect.value) and "do not vary" in cannot_see(effect, 1.0)

@@ -18,6 +18,7 @@ from evalharness.errors import MetricInputError, UsageError
 __all__ = [
     "check_alpha",
     "check_confidence",
+    "check_flag",
     "check_margin",
     "cluster_codes",
     "example_name",
@@ -39,8 +40,11 @@ def scores(
     minimum: int = 1,
 ) -> np.ndarray:
     """Per-example scores as a finite 1-d float array (within ``bounds`` when given)."""
+    raw = np.asarray(values)
+    if raw.dtype.kind in "USV" or (raw.dtype.kind == "O" and not all(_number_or_none(v) for v in raw.ravel())):
+        raise MetricInputError(f"{name}: per-example scores must be numbers, got {raw.dtype} values")
     try:
-        array = np.asarray(values, dtype=float)
+        array = raw.astype(float)
     except (TypeError, ValueError):
         raise MetricInputError(f"{name}: per-example scores must be numbers") from None
     if array.ndim != 1:
@@ -87,6 +91,17 @@ def paired_scores(
     return cand, base
 
 
+def _number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)))
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A yes/no setting: only a real bool, since ``"false"`` is truthy."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise UsageError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def check_alpha(alpha: float, *, name: str = "alpha", upper: float = 0.5) -> float:
     """An error rate strictly between 0 and ``upper`` (0.5 for one-sided tests, whose
     two-sided interval has confidence 1 - 2 alpha)."""
@@ -123,14 +138,14 @@ def cluster_codes(clusters: Any, n: int, *, ids: Sequence[Any] | None = None) ->
     codes = np.empty(n, dtype=np.int64)
     seen: dict[Hashable, int] = {}
     for index, value in enumerate(values):
+        value = value.item() if isinstance(value, np.generic) else value
         if _missing(value):
             raise MetricInputError(
                 f"clusters: {example_name(index, ids)} has no cluster id ({value!r}); every example needs its source "
                 "(paragraph, template, document) for cluster-robust intervals"
             )
-        key = value.item() if isinstance(value, np.generic) else value
         try:
-            codes[index] = seen.setdefault(key, len(seen))
+            codes[index] = seen.setdefault(value, len(seen))
         except TypeError:
             raise MetricInputError(f"clusters: {example_name(index, ids)} has an unusable cluster id {value!r}") from None
     return codes, len(seen)

@@ -28,7 +28,7 @@ from scipy import stats as scipy_stats
 
 from evalharness.errors import MetricInputError, UsageError
 from evalharness.inference.betting import confidence_bounds
-from evalharness.inference.checks import check_confidence, example_name, paired_scores
+from evalharness.inference.checks import check_confidence, check_flag, example_name, paired_scores
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap, cluster_robust_mean
 from evalharness.inference.estimate import Estimate
 from evalharness.stats import Scorer, paired_bootstrap
@@ -89,6 +89,7 @@ def paired_difference(
     that positive is better. ``bounds`` are the per-example scores' possible range (checked,
     and used when the differences do not vary); ``clusters`` one source id per example."""
     confidence = check_confidence(confidence)
+    higher_is_better = check_flag(higher_is_better, "higher_is_better")
     cand, base = paired_scores(candidate, baseline, ids=ids, bounds=bounds)
     differences = _orient(cand, base, higher_is_better)
     scale = max(1.0, float(np.max(np.abs(cand))), float(np.max(np.abs(base))))
@@ -106,7 +107,10 @@ def paired_difference(
 
 
 def _check_stats(stats_candidate: Any, stats_baseline: Any, ids: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray]:
-    cand, base = np.asarray(stats_candidate, dtype=float), np.asarray(stats_baseline, dtype=float)
+    try:
+        cand, base = np.asarray(stats_candidate, dtype=float), np.asarray(stats_baseline, dtype=float)
+    except (TypeError, ValueError):
+        raise MetricInputError("paired statistics must be numeric (examples, statistics) arrays") from None
     if cand.ndim != 2 or cand.shape != base.shape:
         raise MetricInputError(
             f"paired statistics: candidate {cand.shape} and baseline {base.shape} must be (examples, statistics) "
@@ -183,6 +187,9 @@ def paired_bootstrap_difference(
     :func:`evalharness.stats.paired_bootstrap`'s draws), or whole clusters when ``clusters``
     is given. The seed is the caller's: record it with the generator that made ``rng``."""
     confidence = check_confidence(confidence)
+    higher_is_better = check_flag(higher_is_better, "higher_is_better")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a seeded numpy.random.Generator, got {type(rng).__name__}")
     n_resamples = _check_resamples(n_resamples, confidence)
     cand, base = _check_stats(stats_candidate, stats_baseline, ids)
     n = cand.shape[0]

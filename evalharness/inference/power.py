@@ -19,7 +19,7 @@ is truly as good as the baseline passes with probability ``power``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scipy import optimize
 from scipy import stats as scipy_stats
@@ -80,7 +80,7 @@ def detectable_difference(
     if df is not None and df < 1:
         return DetectableEffect(math.nan, stderr, n, alpha, power, two_sided, df, method, "fewer than 2 independent units")
     if not math.isfinite(stderr) or stderr <= 0:
-        reason = "the differences do not vary, so the spread a test would face is unknown"
+        reason = "no standard error" if not math.isfinite(stderr) else "the differences do not vary, so the spread a test would face is unknown"
         return DetectableEffect(math.nan, stderr, n, alpha, power, two_sided, df, method, reason)
     # power(delta) rises from ~alpha at 0 to 1; bracket generously in units of the stderr.
     upper = stderr
@@ -93,7 +93,10 @@ def detectable_difference(
 def detectable_from(estimate: Estimate, *, alpha: float, power: float = DEFAULT_POWER, two_sided: bool = False) -> DetectableEffect:
     """MDE of the test behind an interval: its standard error and (for t intervals) its df,
     i.e. n - 1 for a paired t and G - 1 for a cluster-robust interval."""
-    return detectable_difference(estimate.stderr, n=estimate.n, alpha=alpha, power=power, two_sided=two_sided, df=estimate.df)
+    effect = detectable_difference(estimate.stderr, n=estimate.n, alpha=alpha, power=power, two_sided=two_sided, df=estimate.df)
+    if not math.isfinite(estimate.stderr) and estimate.notes:
+        return replace(effect, reason="; ".join(estimate.notes))
+    return effect
 
 
 def cannot_see(effect: DetectableEffect, threshold: float, *, what: str = "drop", unit: str = "") -> str | None:

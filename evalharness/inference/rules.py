@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from scipy import stats as scipy_stats
 
 from evalharness.errors import UsageError
-from evalharness.inference.checks import check_alpha, check_margin
+from evalharness.inference.checks import check_alpha, check_flag, check_margin
 from evalharness.inference.estimate import Estimate
 
 __all__ = ["Decision", "Margin", "confidence_for", "equivalence", "noninferiority"]
@@ -42,7 +42,13 @@ class Margin:
     relative: bool = False
 
     def __post_init__(self) -> None:
+        check_flag(self.relative, "relative")
         check_margin(self.value, name="relative margin" if self.relative else "margin")
+        if self.relative and self.value >= 1:
+            raise UsageError(
+                f"a relative margin is a fraction of the baseline (0.02 = 2%), got {self.value:g}: "
+                "a drop of 100% or more would pass any candidate"
+            )
 
     def absolute(self, baseline_value: float | None = None) -> float:
         if not self.relative:

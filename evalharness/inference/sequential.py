@@ -34,7 +34,7 @@ from scipy import stats as scipy_stats
 
 from evalharness.errors import MetricInputError, UsageError
 from evalharness.inference.betting import confidence_bounds, log_capital
-from evalharness.inference.checks import check_alpha, check_margin, scores
+from evalharness.inference.checks import check_alpha, check_flag, check_margin, scores
 
 __all__ = [
     "SequentialDecision",
@@ -69,6 +69,8 @@ class SequentialRule:
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
+        check_flag(self.above, "above")
+        check_flag(self.inclusive, "inclusive")
         if isinstance(self.final_share, bool) or not isinstance(self.final_share, (int, float)) or not 0 <= self.final_share < 1:
             raise UsageError(f"final_share must be a number in [0, 1), got {self.final_share!r}")
         low, high = self.bounds
@@ -257,6 +259,8 @@ def run_sequential(
     (for a paired rule, the per-example differences in the better direction)."""
     if not rules:
         raise UsageError("a sequential run needs at least one rule")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a seeded numpy.random.Generator, got {type(rng).__name__}")
     arrays = [scores(values, name=rule.label or "scores", ids=ids, bounds=rule.bounds) for rule, values in rules]
     total = arrays[0].size
     if any(array.size != total for array in arrays):
