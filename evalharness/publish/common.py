@@ -12,48 +12,32 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalharness.errors import EvalHarnessError, UsageError, did_you_mean
-from evalharness.records.record import MetricEntry, RunRecord, TaskEntry
+from evalharness.records.record import RunRecord, TaskEntry
 
 __all__ = [
     "HubDataset",
-    "MetricValue",
     "PublishError",
+    "check_task_names",
     "file_names",
+    "finite",
     "hub_dataset",
     "json_text",
-    "metric_values",
     "parse_assignments",
     "partial_reasons",
     "sha256_file",
+    "string_map",
 ]
 
 
 class PublishError(EvalHarnessError):
     """An export cannot be made faithfully (a value it would have to invent, a name clash,
     an output that does not read back as written)."""
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    """One recorded metric of one task, with the task it belongs to."""
-
-    task: str
-    key: str
-    entry: MetricEntry
-    task_entry: TaskEntry
-
-
-def metric_values(record: RunRecord) -> Iterator[MetricValue]:
-    """Every (task, metric key) of the record, in record order."""
-    for task_name, task in record.tasks.items():
-        for key, entry in task.metrics.items():
-            yield MetricValue(task_name, key, entry, task)
 
 
 def partial_reasons(task: TaskEntry) -> list[str]:

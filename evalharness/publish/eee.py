@@ -156,14 +156,14 @@ def _metric_config(task: TaskEntry, key: str, entry: MetricEntry) -> dict[str, A
     }
 
 
-def _result(task_name: str, task: TaskEntry, key: str, entry: MetricEntry, record: RunRecord, options: EeeOptions,
+def _result(task_name: str, task: TaskEntry, key: str, entry: MetricEntry, record: RunRecord, source: dict[str, Any],
             value: float, uncertainty: dict[str, Any], suffix: str = "") -> dict[str, Any]:
     details = {"n_examples": task.n_examples, "partial": "; ".join(partial_reasons(task)) or None,
                "notes": "; ".join(task.notes) or None}
     return {
         "evaluation_result_id": f"{task_name}/{key}{suffix}",
         "evaluation_name": task_name + (f" [{suffix.removeprefix('/group:')}]" if suffix else ""),
-        "source_data": _source_data(task_name, task, options),
+        "source_data": source,
         "evaluation_timestamp": record.created,
         "metric_config": _metric_config(task, key, entry),
         "score_details": {"score": value, "details": string_map(details), "uncertainty": uncertainty},
@@ -175,12 +175,13 @@ def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) ->
     results = []
     n_resamples = record.settings.get("n_resamples", 1000)
     for task_name, task in record.tasks.items():
+        source = _source_data(task_name, task, options)  # reads the task spec once per task
         for key, entry in task.metrics.items():
             value = finite(entry.value)
             if value is None:
                 omitted[f"{task_name}/{key}"] = "value undefined in the run (null), not exported as a number"
                 continue
-            results.append(_result(task_name, task, key, entry, record, options, value, _uncertainty(entry, n_resamples)))
+            results.append(_result(task_name, task, key, entry, record, source, value, _uncertainty(entry, n_resamples)))
             for group, group_entry in entry.groups.items():
                 group_value = finite(group_entry.value)
                 if group_value is None:
@@ -190,7 +191,7 @@ def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) ->
                 uncertainty: dict[str, Any] = {"num_samples": group_entry.n}
                 if low is not None and high is not None:
                     uncertainty["confidence_interval"] = {"lower": low, "upper": high, "method": entry.ci_method}
-                results.append(_result(task_name, task, key, entry, record, options, group_value, uncertainty, f"/group:{group}"))
+                results.append(_result(task_name, task, key, entry, record, source, group_value, uncertainty, f"/group:{group}"))
     return results
 
 

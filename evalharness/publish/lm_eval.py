@@ -58,6 +58,17 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats (lm-eval may write NaN) become null, others text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -157,7 +168,8 @@ def _per_doc(rows: list[dict[str, Any]], metric: str, filter_name: str, filters:
     return values
 
 
-def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] | None, run_dir: Path, lm_eval: str) -> TaskEntry:
+def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] | None, run_dir: Path, lm_eval: str) -> tuple[TaskEntry, list[dict[str, Any]]]:
+    """The task's record entry and its per-document rows (written only once every task passed)."""
     from evalharness.metrics.registry import build_metric
     from evalharness.stats import mean_interval
 
@@ -208,15 +220,12 @@ def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] |
                                        ci=(None, None), ci_method="none (lm-eval reports a stderr only)",
                                        n=int(counts.get("effective") or n_docs or 0), **common)
     n_examples = int(counts.get("effective") or n_docs or 0)
-    name = TASK_PREFIX + task
-    if rows:
-        docs = _sample_rows(rows, scores, stats, filters)
-        if len(docs) != n_examples:
-            raise DataError(f"lm-eval task '{task}': the samples hold {len(docs)} documents but n-samples says {n_examples}")
-        samples = write_samples(run_dir, name, docs)
-    else:
-        samples = samples_path(run_dir, name).relative_to(run_dir).as_posix()
+    docs = _sample_rows(rows, scores, stats, filters) if rows else []
+    if rows and len(docs) != n_examples:
+        raise DataError(f"lm-eval task '{task}': the samples hold {len(docs)} documents but n-samples says {n_examples}")
+    if not rows:
         notes.append("no samples file: per-example rows are not available (lm-eval ran without --log_samples)")
+    samples = samples_path(run_dir, TASK_PREFIX + task).relative_to(run_dir).as_posix()
     location = " ".join(str(config.get(k)) for k in ("dataset_path", "dataset_name") if config.get(k)) or task
     split = config.get("test_split") or config.get("validation_split")
     task_hash = (data.get("task_hashes") or {}).get(task)
@@ -235,7 +244,7 @@ def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] |
         notes=notes,
         samples=samples,
         seconds=0.0,
-    )
+    ), docs
 
 
 def _sample_rows(rows: list[dict[str, Any]], scores: dict[str, list[float]], stats: dict[str, list[list[float]]], filters: set[str]) -> list[dict[str, Any]]:
@@ -295,14 +304,13 @@ def import_lm_eval(results: str | Path, *, run_dir: str | Path, samples: Sequenc
     tasks = [task for task in data["results"] if task not in groups]
     files = _samples_files(results_path, [Path(p) for p in samples], tasks)
     lm_eval = str(data.get("lm_eval_version") or "unknown")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    entries = {}
-    for task in tasks:
+    entries, documents = {}, {}
+    for task in tasks:  # everything is checked before anything is written
         rows = None
         if task in files:
             rows = _read_samples_file(files[task])
             _check_task_hash(files[task], rows, (data.get("task_hashes") or {}).get(task))
-        entries[TASK_PREFIX + task] = _task_entry(task, data, rows, run_dir, lm_eval)
+        entries[TASK_PREFIX + task], documents[TASK_PREFIX + task] = _task_entry(task, data, rows, run_dir, lm_eval)
     if not entries:
         raise DataError(f"{results_path}: no task results to import (only groups: {', '.join(groups)})")
     record = RunRecord(
@@ -312,9 +320,13 @@ def import_lm_eval(results: str | Path, *, run_dir: str | Path, samples: Sequenc
         tasks=entries,
         skipped={TASK_PREFIX + group: f"lm-eval group over {len(subtasks)} subtasks ({', '.join(subtasks[:5])}); its subtasks are imported, the pooled value is not"
                  for group, subtasks in groups.items() if group in data["results"]},
-        settings={"imported_by": f"evalharness {package_version('evalharness')}", "lm_eval_config": json.loads(_canonical(data.get("config") or {}))},
+        settings={"imported_by": f"evalharness {package_version('evalharness')}", "lm_eval_config": _plain(data.get("config") or {})},
         environment=capture_environment(None),
     )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name, docs in documents.items():
+        if docs:
+            write_samples(run_dir, name, docs)
     try:
         write_record(run_dir, record)
     except ValueError as exc:  # NaN/Infinity in lm-eval's settings cannot be written as JSON

@@ -148,7 +148,7 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _log_mlflow(run_dir: Path, record: RunRecord, tracker: Tracker) -> str:
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
