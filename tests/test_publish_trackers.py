@@ -101,3 +101,20 @@ def test_a_tracker_that_fails_after_the_record_is_written_says_the_record_is_saf
     assert "MLflow tracking store unsupported-scheme://" in result.stderr
     assert f"the run record is complete at {run_dir}; log it again with 'evalharness publish log {run_dir} --to {unusable}'" in result.stderr
     assert load_record(run_dir).tasks["tmp/mt"].metrics["bleu"].value is not None
+
+
+def test_run_logs_the_evaluated_checkpoint_to_mlflow(main, tiny_classifier, tmp_path):
+    from evalharness.testing.demo import generate_sentiment_data
+
+    generate_sentiment_data(tmp_path / "data" / "demo" / "sentiment", n_train=4, n_test=12, seed=3)
+    run_dir, store = tmp_path / "run", tmp_path / "mlruns"
+    result = main("run", "--model", str(tiny_classifier), "--tasks", "demo/sentiment", "--data-dir", str(tmp_path / "data"),
+                  "--output", str(run_dir), "--log-to", f"mlflow:{store}")
+    assert result.returncode == 0, result.stderr
+    assert "logged to MLflow run" in result.stderr
+    _, [logged] = _client(store)
+    record = load_record(run_dir)
+    for key, entry in record.tasks["demo/sentiment"].metrics.items():
+        assert logged.data.metrics[f"demo/sentiment/{key}"] == entry.value
+        assert logged.data.tags[f"signature/demo/sentiment/{key}"] == entry.signature
+    assert logged.data.params["model/fingerprint"] == record.model.fingerprint
