@@ -8,7 +8,6 @@ so it counts as wrong. Missing gold labels are refused.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 

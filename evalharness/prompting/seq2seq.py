@@ -23,7 +23,7 @@ from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
-from evalharness.types import Example, GenerateResponse, RequestKind
+from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
 
@@ -116,8 +116,8 @@ class Seq2SeqGenerate(Formulation):
             recorded["no_answer_text"] = settings.no_answer_text
         return _State(settings, prefix, decoding, recorded)
 
-    def request_options(self, task: Task, state: _State) -> dict[str, Any]:
-        return dict(state.decoding)
+    def request_options(self, task: Task, state: _State) -> GenerationOptions:
+        return GenerationOptions(**state.decoding)
 
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         return dict(state.recorded)
