@@ -71,6 +71,7 @@ class CheckResult:
     baseline: float | None = None
     change: float | None = None
     p_value: float | None = None
+    n: int | None = None  # examples that entered the metric (compared examples for baseline checks)
 
 
 @dataclass(frozen=True)
@@ -166,19 +167,19 @@ def _fmt(value: float | None) -> str:
 
 def _check_min(ctx: _Context, limit: float) -> CheckResult:
     ok = ctx.entry.value >= limit
-    return CheckResult("min", ctx.describe("min"), PASSED if ok else FAILED, f"{_fmt(ctx.entry.value)} {'≥' if ok else '<'} {limit:g}", ctx.entry.value)
+    return CheckResult("min", ctx.describe("min"), PASSED if ok else FAILED, f"{_fmt(ctx.entry.value)} {'≥' if ok else '<'} {limit:g}", ctx.entry.value, n=ctx.entry.n)
 
 
 def _check_max(ctx: _Context, limit: float) -> CheckResult:
     ok = ctx.entry.value <= limit
-    return CheckResult("max", ctx.describe("max"), PASSED if ok else FAILED, f"{_fmt(ctx.entry.value)} {'≤' if ok else '>'} {limit:g}", ctx.entry.value)
+    return CheckResult("max", ctx.describe("max"), PASSED if ok else FAILED, f"{_fmt(ctx.entry.value)} {'≤' if ok else '>'} {limit:g}", ctx.entry.value, n=ctx.entry.n)
 
 
 def _check_distance(ctx: _Context, limit: float) -> CheckResult:
     distance = abs(ctx.entry.value - ctx.ideal)
     ok = distance <= limit
     detail = f"|{_fmt(ctx.entry.value)} - {ctx.ideal:g}| = {_fmt(distance)} {'≤' if ok else '>'} {limit:g}"
-    return CheckResult("max_distance_from_ideal", ctx.describe("max_distance_from_ideal"), PASSED if ok else FAILED, detail, ctx.entry.value)
+    return CheckResult("max_distance_from_ideal", ctx.describe("max_distance_from_ideal"), PASSED if ok else FAILED, detail, ctx.entry.value, n=ctx.entry.n)
 
 
 def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: str) -> CheckResult:
@@ -188,7 +189,7 @@ def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: st
     test could say which."""
     comparison = ctx.comparison
     description = ctx.describe(check)
-    values = {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "p_value": ctx.p_adjusted}
+    values = {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "p_value": ctx.p_adjusted, "n": comparison.n}
     shown = f"{_fmt(amount)}{unit}"
     if amount <= limit:
         detail = f"drop {shown} within {_fmt(limit)}{unit}" if amount > 0 else f"no drop ({_fmt(-amount)}{unit} the other way)" if amount < 0 else "no change"
@@ -330,7 +331,7 @@ def _evaluate_rule(
     results = []
     for name in rule.checks():
         if name in BASELINE_CHECKS and missing is not None:
-            results.append(CheckResult(name, ctx.describe(name), _unevaluated(rule), missing, found.value))
+            results.append(CheckResult(name, ctx.describe(name), _unevaluated(rule), missing, found.value, n=found.n))
         else:
             results.append(CHECKS[name].run(ctx, getattr(rule, name)))
     return RuleResult(rule.label, rule.task, rule.metric, where, results)

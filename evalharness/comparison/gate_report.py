@@ -116,8 +116,8 @@ def to_markdown(report: GateReport) -> str:
         f"- Candidate: {_cell(_run_label(report.candidate))}",
         f"- Baseline: {_cell(_run_label(report.baseline))}",
         "",
-        "| Result | Rule | Check | Candidate | Baseline | Change | p (adj.) | Detail |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "| Result | Rule | Check | Candidate | Baseline | Change | p (adj.) | n | Detail |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for rule in report.rules:
         for check in rule.checks:
@@ -129,6 +129,7 @@ def to_markdown(report: GateReport) -> str:
                 _number(check.baseline),
                 _number(check.change, signed=True),
                 _p(check.p_value),
+                "" if check.n is None else str(check.n),
                 check.detail,
             ]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
@@ -181,12 +182,13 @@ def print_gate(report: GateReport, *, console: Any = None) -> None:
     console.print(f"candidate: {escape(_run_label(report.candidate))}")
     console.print(f"baseline:  {escape(_run_label(report.baseline))}")
     table = Table(title=escape(f"gate {report.policy_path}"))
-    for column in ("result", "rule", "check", "detail"):
-        table.add_column(column)
+    for column in ("result", "rule", "check", "n", "detail"):
+        table.add_column(column, justify="right" if column == "n" else "left")
     for rule in report.rules:
         for check in rule.checks:
             style = STYLES[check.status]
-            table.add_row(f"[{style}]{check.status}[/{style}]", escape(rule.name), escape(check.description), escape(check.detail))
+            n = "" if check.n is None else str(check.n)
+            table.add_row(f"[{style}]{check.status}[/{style}]", escape(rule.name), escape(check.description), n, escape(check.detail))
     console.print(table)
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")

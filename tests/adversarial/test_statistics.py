@@ -295,3 +295,41 @@ def test_compare_change_interval_stays_within_the_possible_change(tmp_path):
     b = write_run(tmp_path / "b", [classification("t/sst", golds, correct_to_predictions(golds, [False, True]))], model="b")
     item = compare_runs(a, b).get("t/sst", "accuracy")
     assert -100 <= item.ci[0] <= item.ci[1] <= 100 and item.verdict == "no significant change"
+
+
+# -- n and intervals where they are shown -------------------------------------------------------
+
+
+def test_compare_terminal_shows_the_n_of_each_metric(tmp_path, capsys):
+    from evalharness.cli import main
+
+    a = write_run(tmp_path / "a", [_squad("qa/v2", ["Paris", "", "Broncos", "x", "", "1066", ""])], model="a")
+    b = write_run(tmp_path / "b", [_squad("qa/v2", ["Paris", "", "Denver Broncos", "", "", "1066", "gold"])], model="b")
+    assert main(["compare", str(a), str(b), "--n-resamples", "100", "--n-permutations", "100"]) == 0
+    rows = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in capsys.readouterr().out.splitlines() if "qa/v2" in line}
+    assert rows["NoAns_exact"] == "3" and rows["HasAns_f1"] == "4" and rows["exact"] == "7"
+
+
+def test_gate_output_shows_the_n_that_entered_the_metric(tmp_path):
+    from evalharness.comparison.gate import evaluate_gate
+    from evalharness.comparison.gate_report import to_markdown
+
+    run = write_run(tmp_path / "run", [_squad("qa/v2", ["Paris", "", "Broncos", "x", "", "1066", ""])])
+    policy = tmp_path / "gates.yaml"
+    policy.write_text("rules:\n  - {task: qa/v2, metric: NoAns_exact, min: 50}\n")
+    report = evaluate_gate(policy, run)
+    assert report.rules[0].checks[0].n == 3
+    assert "| ✅ pass | qa/v2 NoAns_exact | value ≥ 50 | 66.67 |  |  |  | 3 |" in to_markdown(report)
+
+
+def test_undefined_interval_is_printed_not_swallowed_as_markup(tmp_path):
+    from record_factory import metric, task
+    from record_factory import write_run as write_record_run
+    from rich.console import Console
+
+    from evalharness.commands.display import print_run
+
+    run = write_record_run(tmp_path / "r", model="m", tasks={"t/x": task({"accuracy": metric(None)})})
+    console = Console(width=200, record=True)
+    print_run(load_record(run), console=console)
+    assert "[n/a, n/a]" in console.export_text()
