@@ -208,9 +208,8 @@ class _Pair:
         )
 
     def interval(self) -> tuple[float, float, float, str]:
-        """CI of the change: the paired bootstrap percentile interval, whatever the test. Each
-        replicate is a difference the two runs can show, so the interval never leaves the
-        range a change can take (a t-interval of 0/100 differences can pass +-100)."""
+        """CI of the change, whatever the test: the paired bootstrap percentile interval, which
+        cannot leave the range a change can take (a t-interval of 0/100 differences can)."""
         result = self.bootstrap()
         return result.ci_low, result.ci_high, result.stderr, result.method
 
@@ -389,8 +388,7 @@ def _compare_metric(
     if ideal is not None and not PAIRED_TESTS[test_name].tests_distance:
         notes.append(f"{test_name} cannot test a distance from the ideal {ideal:g}; used the paired bootstrap")
         test_name = "bootstrap"
-    # Only the examples that entered the metric (a SQuAD v2 subset, a BBQ condition, the
-    # swappable examples) are its n and are resampled; the others hold zeros.
+    # Only examples that entered the metric (a SQuAD v2 subset...) are its n and are resampled.
     entered = metric.entered(stats_a) | metric.entered(stats_b)
     stats_a, stats_b = stats_a[entered], stats_b[entered]
     if not entered.any():

@@ -206,8 +206,11 @@ def _wilson(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_res
     """A proportion of 0/1 outcomes, mapped onto the metric's bounds (x100: [0, 100])."""
     low, high = metric.bounds
     outcomes = metric.outcomes(rows)
-    if outcomes is None:
-        raise ValueError(f"{metric.name} declares a Wilson interval but its examples are not 0/1 outcomes")
+    if outcomes is None:  # statistics re-read from a samples file that was edited or damaged
+        raise MetricInputError(
+            f"{metric.name}: per-example statistics are not 0/1 outcomes, so the proportion's Wilson interval "
+            "is undefined; the samples file was edited or damaged (re-run the evaluation)"
+        )
     interval = wilson_interval(int(outcomes.sum()), outcomes.size, confidence=confidence)
     span = high - low
     return Interval(low + span * interval.low, low + span * interval.high, span * interval.stderr, interval.method)

@@ -333,3 +333,10 @@ def test_undefined_interval_is_printed_not_swallowed_as_markup(tmp_path):
     console = Console(width=200, record=True)
     print_run(load_record(run), console=console)
     assert "[n/a, n/a]" in console.export_text()
+
+
+def test_proportion_rescored_from_damaged_statistics_is_refused_not_crashed():
+    from evalharness.errors import MetricInputError
+
+    with pytest.raises(MetricInputError, match="not 0/1 outcomes"):
+        build_metric("accuracy").result(np.array([[0.5, 1.0], [1.0, 1.0]]), rng=np.random.default_rng(0))
