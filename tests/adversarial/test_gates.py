@@ -26,7 +26,6 @@ from run_factory import write_run as write_scored_run
 from evalharness.cli import main
 from evalharness.comparison.gate import evaluate_gate, load_policy
 from evalharness.comparison.gate_policy import validate_policy
-from evalharness.errors import SpecError
 from evalharness.spec.catalog import TaskCatalog
 
 REPO = Path(__file__).resolve().parents[2]
