@@ -76,7 +76,7 @@ def test_corpus_score_is_invariant_to_example_order(name):
     order = np.random.default_rng(42).permutation(len(case["references"]))
     _, shuffled = _score(name, [case["imperfect"][i] for i in order], [case["references"][i] for i in order])
     assert shuffled.value == pytest.approx(original.value, rel=1e-9, abs=1e-9)
-    assert shuffled.n == original.n == len(order)
+    assert shuffled.n == original.n <= len(order)  # a subset metric counts only its examples
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -28,7 +28,13 @@ def _p(value: float | None) -> str:
 
 
 def print_comparison(comparison: Any, *, console: Any = None) -> None:
-    """A table of every compared task and metric, then notes and what was not compared."""
+    """A table of every compared task and metric, then notes and what was not compared.
+
+    ``result`` is the paired test's verdict: improved/regressed only when the corrected
+    p-value is below alpha, else "no significant change". ``n`` counts the examples that
+    entered the metric (a SQuAD v2 subset, the swappable examples...). Names and notes come
+    from the records, so they are escaped rather than read as rich markup."""
+    from rich.markup import escape
     from rich.table import Table
 
     from evalharness.commands.display import wide_console
@@ -36,22 +42,23 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     console = console or wide_console()
     settings = comparison.settings
     a, b = comparison.run_a, comparison.run_b
-    console.print(f"A: {a['model']} ({a['path']}, {a['fingerprint']})")
-    console.print(f"B: {b['model']} ({b['path']}, {b['fingerprint']})")
+    console.print(escape(f"A: {a['model']} ({a['path']}, {a['fingerprint']})"))
+    console.print(escape(f"B: {b['model']} ({b['path']}, {b['fingerprint']})"))
     table = Table(title=f"B vs A: paired tests, {CORRECTION_NAMES[settings.correction]} across {len(comparison.metrics)} comparisons, alpha {settings.alpha:g}")
-    for column in ("task", "metric", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result"):
+    for column in ("task", "metric", "n", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result"):
         table.add_column(column, justify="left" if column in {"task", "metric", "test", "result"} else "right", no_wrap=True)
     for item in comparison.metrics:
         low, high = item.ci
         marker = "" if item.ideal is None else f" (dist. to {item.ideal:g})"
         style = VERDICT_STYLES[item.verdict]
         table.add_row(
-            item.task,
-            item.metric + marker,
+            escape(item.task),
+            escape(item.metric + marker),
+            str(item.n),
             _number(item.value_a),
             _number(item.value_b),
             _signed(item.change),
-            f"[{_signed(low)}, {_signed(high)}]",
+            escape(f"[{_signed(low)}, {_signed(high)}]"),  # "[n/a, n/a]" would read as a markup tag
             _p(item.p_value),
             _p(item.p_adjusted),
             item.test,
@@ -66,12 +73,13 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     )
     for task in comparison.tasks:
         for note in task.notes:
-            console.print(f"[yellow]note[/yellow] {task.task}: {note}")
+            console.print(f"[yellow]note[/yellow] {escape(task.task + ': ' + note)}")
     for item in comparison.metrics:
         for note in item.notes:
-            console.print(f"[yellow]note[/yellow] {item.task} {item.metric}: {note}")
+            console.print(f"[yellow]note[/yellow] {escape(item.task + ' ' + item.metric + ': ' + note)}")
     for skipped in comparison.not_compared:
-        console.print(f"[yellow]not compared[/yellow] {skipped['task']} {skipped['metric']}: {skipped['reason']}")
+        reason = f"{skipped['task']} {skipped['metric']}: {skipped['reason']}"
+        console.print(f"[yellow]not compared[/yellow] {escape(reason)}")
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

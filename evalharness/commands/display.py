@@ -22,6 +22,7 @@ def _direction(entry: Any) -> str:
 def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) -> None:
     """Print one row per (task, metric) with value, 95% CI, n and direction."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -32,10 +33,10 @@ def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) ->
         for metric_name, entry in task.metrics.items():
             low, high = entry.ci
             table.add_row(
-                task_name,
-                metric_name,
+                escape(task_name),
+                escape(metric_name),
                 format_value(entry.value),
-                f"[{format_value(low)}, {format_value(high)}]",
+                escape(f"[{format_value(low)}, {format_value(high)}]"),  # "[n/a, n/a]" is not markup
                 str(entry.n),
                 _direction(entry),
             )
