@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from evalharness.commands.backend_flags import add_backend_flags, backend_config
 from evalharness.commands.common import (
     add_tasks_dir,
     non_negative_int,
@@ -56,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
         check_determinism=args.check_determinism,
         show_progress=args.progress,
         device_map=args.device_map,
+        backend=backend_config(args),
+        tokenizer=args.tokenizer,
     )
     check_log_to(args)  # a missing tracker package is refused before the evaluation, not after
     result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
@@ -71,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="evaluate a checkpoint on tasks and write a run directory")
-    run.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
+    run.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id (--backend openai: the served model's name)")
     run.add_argument("--tasks", required=True, action="append", help="task names or groups, comma-separated")
     run.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
     run.add_argument("--output", type=Path, help="run directory to write (default: runs/MODEL/TIMESTAMP)")
@@ -99,6 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (1: greedy)")
     run.add_argument("--num-fewshot", type=non_negative_int, help="override the tasks' prompt.few_shot.n (0: zero-shot)")
     run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")
+    add_backend_flags(run)
     add_log_to(run)
     add_tasks_dir(run)
     run.set_defaults(handler=_run)

@@ -7,6 +7,7 @@ checked against the model's kind, and only then do forward passes start.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalharness.backends import BackendConfig, BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.errors import DataError, EvalHarnessError, UsageError
 from evalharness.evaluation.scoring import score_task
@@ -61,6 +63,8 @@ class RunConfig:
     check_determinism: bool = False  # rerun a sample of each task at another batch size
     show_progress: bool = False  # a progress bar per task on stderr
     device_map: str | None = None  # "auto": spread a checkpoint too large for one device (accelerate)
+    backend: BackendConfig = field(default_factory=BackendConfig)  # hf (in process), openai (a server), vllm
+    tokenizer: str | None = None  # the tokenizer directory (a served model's, for log-likelihoods)
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
@@ -78,6 +82,8 @@ class RunConfig:
             "num_fewshot": self.num_fewshot,
             "data_dir": str(self.data_dir) if self.data_dir else None,
             **({"device_map": self.device_map} if self.device_map else {}),
+            **({"backend": self.backend.recorded()} if self.backend.name != "hf" else {}),
+            **({"tokenizer": self.tokenizer} if self.tokenizer else {}),
         }
 
 
@@ -223,7 +229,8 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunRes
     if config.output and distributed.is_primary():
         stack.enter_context(run_dir_lock(Path(config.output)))
     report(f"loading model {config.model}")
-    adapter = load_model(
+    in_process = functools.partial(
+        load_model,
         config.model,
         config.model_kind,
         device=distributed.device_for_rank(config.device),
@@ -231,6 +238,8 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunRes
         trust_remote_code=config.trust_remote_code,
         device_map=config.device_map,
     )
+    request = BackendRequest(config.model, in_process, tokenizer=config.tokenizer, dtype=config.dtype, seed=config.seed)
+    adapter = load_backend(config.backend, request)
     runnable = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
