@@ -122,6 +122,19 @@ def build_app(engine: TinyEngine, name: str, faults: Faults) -> Any:
             setattr(faults, key, value)
         return {"ok": True}
 
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        """No chat template: the user message is the prompt (enough to test the client)."""
+        body = await request.json()
+        prompt = "".join(message["content"] for message in body["messages"] if message["role"] == "user")
+        answer = complete(engine, {**body, "prompt": prompt, "logprobs": None, "echo": False})
+        if isinstance(answer, JSONResponse):
+            return answer
+        choice = answer["choices"][0]
+        message = {"role": "assistant", "content": choice["text"]}
+        faults.received += 1
+        return {**answer, "object": "chat.completion", "model": name, "choices": [{"index": 0, "message": message, "finish_reason": choice["finish_reason"]}]}
+
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         faults.received += 1
@@ -242,3 +255,74 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- pytest fixtures shared by the backend and parity tests (imported by those files) -------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+GENERATION_TASK = """\
+version: 1
+kind: generation
+data: {local: {files: [gen.jsonl], format: jsonl}}
+prompt: {template: "Source: {{ source }}\\nTarget:", stop: ["ar"]}
+generation: {max_new_tokens: 8}
+metrics: [bleu, chrf]
+"""
+CHOICE_TASK = """\
+version: 1
+kind: classification
+data: {local: {files: [reviews.jsonl], format: jsonl}}
+labels: [negative, positive]
+prompt: {template: "Review: {{ text }}\\nSentiment:", choices: [" negative", " positive"]}
+metrics: [accuracy]
+"""
+ROLLING_TASK = """\
+version: 1
+kind: language_modeling
+data: {local: {files: [texts.txt], format: txt}}
+formulations: {rolling_loglikelihood: {window: sliding, max_length: 24}}
+metrics: [word_perplexity]
+"""
+SOURCES = [
+    "the movie was great", "a wonderful , moving and funny story", "what a boring script",
+    "the acting is awful", "two sentences that mean the same thing", "it 's a charming journey",
+]
+
+
+@pytest.fixture(scope="session")
+def serving_tasks(tmp_path_factory) -> tuple[Path, Path]:
+    """(tasks dir, data dir) with serving/gen, serving/choice and serving/lm."""
+    root = tmp_path_factory.mktemp("serving_tasks")
+    tasks, data = root / "tasks" / "serving", root / "data"
+    tasks.mkdir(parents=True)
+    data.mkdir()
+    for name, text in {"gen": GENERATION_TASK, "choice": CHOICE_TASK, "lm": ROLLING_TASK}.items():
+        (tasks / f"{name}.yaml").write_text(text, encoding="utf-8")
+    (data / "gen.jsonl").write_text("".join(json.dumps({"id": str(i), "source": s, "references": [s]}) + "\n" for i, s in enumerate(SOURCES)))
+    reviews = [{"id": str(i), "text": s, "label": ["negative", "positive"][i % 2]} for i, s in enumerate(SOURCES)]
+    (data / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reviews))
+    (data / "texts.txt").write_text("".join((s + " . ") * 4 + "\n" for s in SOURCES))
+    return root / "tasks", data
+
+
+@pytest.fixture(scope="session")
+def serving_engine(tiny_causal_lm) -> TinyEngine:
+    return TinyEngine(str(tiny_causal_lm))
+
+
+@pytest.fixture(scope="session")
+def _logprob_server(serving_engine, tiny_causal_lm):
+    with ThreadServer(serving_engine, str(tiny_causal_lm)) as server:
+        yield server
+
+
+@pytest.fixture
+def logprob_server(_logprob_server) -> ThreadServer:
+    """The vLLM-like server on the tiny GPT-2 (served under its directory), faults cleared."""
+    _logprob_server.faults.__init__()
+    yield _logprob_server
+    _logprob_server.faults.__init__()
