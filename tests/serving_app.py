@@ -139,8 +139,9 @@ def build_app(engine: TinyEngine, name: str, faults: Faults) -> Any:
     async def completions(request: Request) -> Any:
         faults.received += 1
         body = await request.json()
-        if faults.delay:
-            time.sleep(faults.delay)  # blocks the worker: a slow server
+        if faults.delay:  # a slow server: blocks the worker, answers late (the client has gone)
+            time.sleep(faults.delay)
+            return complete(engine, body)
         if faults.statuses:
             status = faults.statuses.pop(0)
             headers = {"Retry-After": faults.retry_after} if faults.retry_after is not None else {}
@@ -326,3 +327,21 @@ def logprob_server(_logprob_server) -> ThreadServer:
     _logprob_server.faults.__init__()
     yield _logprob_server
     _logprob_server.faults.__init__()
+
+
+NAMED = "org/tiny-gpt2"
+
+
+@pytest.fixture(scope="session")
+def _named_server(serving_engine):
+    with ThreadServer(serving_engine, NAMED) as server:
+        yield server
+
+
+@pytest.fixture
+def named_server(_named_server) -> ThreadServer:
+    """The same model served under a name that is no local directory (a hub id, as vLLM
+    names it): without --tokenizer there is no start-up probe, only generation."""
+    _named_server.faults.__init__()
+    yield _named_server
+    _named_server.faults.__init__()

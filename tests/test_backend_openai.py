@@ -22,7 +22,7 @@ from evalharness.models import load_model
 from evalharness.models.base import ModelInfo
 from evalharness.records.record import load_record, read_samples
 from tests.inprocess import main  # noqa: F401 - fixture
-from tests.serving_app import LOCALHOST, ThreadServer, _logprob_server, free_port, logprob_server, serving_engine, serving_tasks, wait_ready  # noqa: F401
+from tests.serving_app import LOCALHOST, _logprob_server, _named_server, named_server, free_port, logprob_server, serving_engine, serving_tasks, wait_ready  # noqa: F401
 
 pytest.importorskip("openai")
 SECRET = "sk-test-7d1f0a9c2b4e6f8a"
@@ -144,13 +144,6 @@ def test_unset_api_key_variable_is_refused(main, tmp_path, tiny_causal_lm, servi
 def test_model_the_server_does_not_serve_is_refused(main, tmp_path, tiny_causal_lm, serving_tasks, logprob_server):
     result = main(*run_args(serving_tasks, tmp_path / "api", "--tasks", "serving/gen", *served(logprob_server, "not-the-model")))
     assert result.returncode == 2 and "not-the-model" in result.stderr and str(tiny_causal_lm) in result.stderr
-
-
-@pytest.fixture(scope="module")
-def named_server(serving_engine):
-    """The same model served under a name that is no local directory (a hub id, as vLLM would)."""
-    with ThreadServer(serving_engine, "org/tiny-gpt2") as server:
-        yield server
 
 
 def test_loglikelihood_without_the_served_tokenizer_is_refused_with_the_reason(main, tmp_path, serving_tasks, named_server):
