@@ -140,7 +140,7 @@ def build_app(engine: TinyEngine, name: str, faults: Faults) -> Any:
         faults.received += 1
         body = await request.json()
         if faults.delay:  # a slow server: blocks the worker, answers late (the client has gone)
-            time.sleep(faults.delay)
+            time.sleep(faults.delay)  # noqa: ASYNC251 - blocking on purpose
             return complete(engine, body)
         if faults.statuses:
             status = faults.statuses.pop(0)
@@ -220,7 +220,7 @@ class ThreadServer:
             time.sleep(0.02)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
@@ -260,10 +260,10 @@ if __name__ == "__main__":
 
 # -- pytest fixtures shared by the backend and parity tests (imported by those files) -------
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 GENERATION_TASK = """\
 version: 1

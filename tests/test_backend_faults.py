@@ -16,7 +16,19 @@ from evalharness.execution.cache import PredictionCache
 from evalharness.records.record import load_record, read_samples
 from tests.conftest import REPO
 from tests.inprocess import main  # noqa: F401 - fixture
-from tests.serving_app import NAMED, LOCALHOST, ThreadServer, _logprob_server, _named_server, named_server, free_port, logprob_server, serving_engine, serving_tasks, wait_ready  # noqa: F401
+from tests.serving_app import (  # noqa: F401
+    LOCALHOST,
+    NAMED,
+    ThreadServer,
+    _logprob_server,
+    _named_server,
+    free_port,
+    logprob_server,
+    named_server,
+    serving_engine,
+    serving_tasks,
+    wait_ready,
+)
 
 pytest.importorskip("openai")
 

@@ -22,7 +22,17 @@ from evalharness.models import load_model
 from evalharness.models.base import ModelInfo
 from evalharness.records.record import load_record, read_samples
 from tests.inprocess import main  # noqa: F401 - fixture
-from tests.serving_app import LOCALHOST, _logprob_server, _named_server, named_server, free_port, logprob_server, serving_engine, serving_tasks, wait_ready  # noqa: F401
+from tests.serving_app import (  # noqa: F401
+    LOCALHOST,
+    _logprob_server,
+    _named_server,
+    free_port,
+    logprob_server,
+    named_server,
+    serving_engine,
+    serving_tasks,
+    wait_ready,
+)
 
 pytest.importorskip("openai")
 SECRET = "sk-test-7d1f0a9c2b4e6f8a"
@@ -103,7 +113,7 @@ def test_choice_and_perplexity_tasks_over_http_score_like_in_process(main, tmp_p
     assert predictions(tmp_path / "api", "serving/choice") == predictions(tmp_path / "hf", "serving/choice")
     for a, b in zip(read_samples(tmp_path / "hf", "serving/lm"), read_samples(tmp_path / "api", "serving/lm")):
         assert b["prediction"]["logprob"] == pytest.approx(a["prediction"]["logprob"], abs=1e-4)
-    value = lambda out: load_record(out).tasks["serving/lm"].metrics["word_perplexity"].value  # noqa: E731
+    value = lambda out: load_record(out).tasks["serving/lm"].metrics["word_perplexity"].value
     assert value(tmp_path / "api") == pytest.approx(value(tmp_path / "hf"), rel=1e-5)
 
 

@@ -11,6 +11,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -32,7 +33,7 @@ class ScriptedLLM:
     """``vllm.LLM`` answered by transformers on CPU (greedy; prompt log-probabilities with
     the prompt token and the top-1 token, as ``prompt_logprobs=1`` returns them)."""
 
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
     def __init__(self, model: str, tokenizer: str, dtype: str, seed: int, gpu_memory_utilization: float) -> None:
         import torch

@@ -13,7 +13,14 @@ from evalharness.comparison.parity import backend_parity
 from evalharness.evaluation.runner import RunConfig, run_evaluation
 from evalharness.records.record import load_record
 from tests.inprocess import main  # noqa: F401 - fixture
-from tests.serving_app import ThreadServer, TinyEngine, _logprob_server, logprob_server, serving_engine, serving_tasks  # noqa: F401
+from tests.serving_app import (  # noqa: F401
+    ThreadServer,
+    TinyEngine,
+    _logprob_server,
+    logprob_server,
+    serving_engine,
+    serving_tasks,
+)
 
 pytest.importorskip("openai")
 

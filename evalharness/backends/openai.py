@@ -27,7 +27,13 @@ from pydantic import BaseModel, ValidationError
 
 from evalharness.backends.config import BackendConfig, public_url, read_api_key
 from evalharness.backends.http import MalformedAnswer, ServerRefused, Transport
-from evalharness.backends.remote import GeneratedText, RemoteCausalLM, ScoredPrompt, context_length_of, preview
+from evalharness.backends.remote import (
+    GeneratedText,
+    RemoteCausalLM,
+    ScoredPrompt,
+    context_length_of,
+    preview,
+)
 from evalharness.errors import ModelError, UsageError, did_you_mean
 from evalharness.models.base import ModelInfo
 from evalharness.types import GenerationOptions, RequestKind

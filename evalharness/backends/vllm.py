@@ -14,9 +14,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalharness.backends.config import BackendConfig
-from evalharness.backends.remote import GeneratedText, RemoteCausalLM, ScoredPrompt, context_length_of, preview
+from evalharness.backends.remote import (
+    GeneratedText,
+    RemoteCausalLM,
+    ScoredPrompt,
+    context_length_of,
+    preview,
+)
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelInfo, detect_kind, fingerprint_checkpoint, read_config, resolve_checkpoint, select_dtype
+from evalharness.models.base import (
+    ModelInfo,
+    detect_kind,
+    fingerprint_checkpoint,
+    read_config,
+    resolve_checkpoint,
+    select_dtype,
+)
 from evalharness.types import GenerationOptions
 
 __all__ = ["VLLMBackend", "import_vllm", "load_vllm"]

@@ -17,7 +17,12 @@ from typing import Any
 
 from evalharness.backends.config import BackendConfig
 from evalharness.commands.backend_flags import add_backend_flags, openai_flags
-from evalharness.commands.common import add_tasks_dir, non_negative_int, positive_int, split_names
+from evalharness.commands.common import (
+    add_tasks_dir,
+    non_negative_int,
+    positive_int,
+    split_names,
+)
 from evalharness.commands.run import batch_size
 
 DEFAULT_LIMIT = 100

@@ -25,8 +25,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalharness.comparison.compare import CompareSettings, IncomparableRunsError, compare_runs
-from evalharness.records.record import atomic_write_text, finite_or_none, load_record, read_samples, write_record
+from evalharness.comparison.compare import (
+    CompareSettings,
+    IncomparableRunsError,
+    compare_runs,
+)
+from evalharness.records.record import (
+    atomic_write_text,
+    finite_or_none,
+    load_record,
+    read_samples,
+    write_record,
+)
 
 __all__ = ["PARITY_FILE", "PARITY_SCHEMA", "TaskParity", "backend_parity", "record_parity"]
 
