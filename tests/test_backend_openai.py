@@ -24,6 +24,7 @@ from evalharness.records.record import load_record, read_samples
 from tests.inprocess import main  # noqa: F401 - fixture
 from tests.serving_app import (  # noqa: F401
     LOCALHOST,
+    NAMED,
     _logprob_server,
     _named_server,
     free_port,
@@ -157,23 +158,29 @@ def test_model_the_server_does_not_serve_is_refused(main, tmp_path, tiny_causal_
 
 
 def test_loglikelihood_without_the_served_tokenizer_is_refused_with_the_reason(main, tmp_path, serving_tasks, named_server):
-    result = main(*run_args(serving_tasks, tmp_path / "api", "--tasks", "serving/choice", *served(named_server, "org/tiny-gpt2")))
+    result = main(*run_args(serving_tasks, tmp_path / "api", "--tasks", "serving/choice", *served(named_server, NAMED)))
     assert result.returncode == 2 and "serving/choice" in result.stderr and "--tokenizer DIR" in result.stderr
 
 
 def test_generation_only_run_needs_no_tokenizer(main, tmp_path, tiny_causal_lm, serving_tasks, named_server):
     assert main(*run_args(serving_tasks, tmp_path / "hf", "--tasks", "serving/gen", "--model", str(tiny_causal_lm))).returncode == 0
-    api = main(*run_args(serving_tasks, tmp_path / "api", "--tasks", "serving/gen", *served(named_server, "org/tiny-gpt2")))
+    api = main(*run_args(serving_tasks, tmp_path / "api", "--tasks", "serving/gen", *served(named_server, NAMED)))
     assert api.returncode == 0, api.stderr
     assert predictions(tmp_path / "api", "serving/gen") == predictions(tmp_path / "hf", "serving/gen")
     assert load_record(tmp_path / "api").model.notes["tokenizer"] is None
 
 
 def test_served_tokenizer_given_explicitly_enables_loglikelihoods(tmp_path, tiny_causal_lm, named_server):
-    served_lm = load_openai(BackendConfig(name="openai", base_url=named_server.url), "org/tiny-gpt2", tokenizer=str(tiny_causal_lm))
+    served_lm = load_openai(BackendConfig(name="openai", base_url=named_server.url), NAMED, tokenizer=str(tiny_causal_lm))
     local = load_model(str(tiny_causal_lm))
     pair = [("the movie was", " great")]
     assert served_lm.loglikelihood(pair)[0].logprob == pytest.approx(local.loglikelihood(pair)[0].logprob, abs=1e-4)
+
+
+def test_tokenizer_that_is_not_the_served_models_is_refused_for_loglikelihoods(main, tmp_path, tiny_llama, serving_tasks, named_server):
+    args = served(named_server, NAMED, "--tokenizer", str(tiny_llama))
+    result = main(*run_args(serving_tasks, tmp_path / "api", "--tasks", "serving/choice", *args))
+    assert result.returncode == 2 and "the server's tokenizer is not the one given" in result.stderr
 
 
 def test_beam_search_over_the_openai_backend_is_refused(main, tmp_path, tiny_causal_lm, serving_tasks, logprob_server):

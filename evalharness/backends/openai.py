@@ -47,6 +47,7 @@ MAX_SENT_STOPS = 4  # OpenAI's limit; with more, stop strings are only cut here
 class _Logprobs(BaseModel):
     token_logprobs: list[float | None]
     top_logprobs: list[dict[str, float] | None] | None = None
+    tokens: list[str] | None = None
 
 
 class _Choice(BaseModel):
@@ -203,16 +204,26 @@ def _probe_prompt(tokenizer: Any) -> list[int]:
 
 
 def _probe_logprobs(transport: Transport, tokenizer: Any) -> str | None:
-    """None when the server echoes prompt log-probabilities as vLLM does, else why not."""
+    """None when the server echoes prompt log-probabilities as vLLM does and its tokens are
+    this tokenizer's, else why log-likelihoods cannot be trusted (recorded: no server text)."""
     prompt = _probe_prompt(tokenizer)
     what = "the start-up probe of echo + logprobs"
     body = {"prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
     try:
-        _prompt_logprobs(transport, _answer(transport, transport.post("completions", body, what), what), len(prompt), what)
-    except ServerRefused as exc:  # the reason is recorded (and keys the cache): no server text in it
+        answer = _answer(transport, transport.post("completions", body, what), what)
+        _prompt_logprobs(transport, answer, len(prompt), what)
+    except ServerRefused as exc:
         return f"the server refused a completions request with echo and logprobs on a token-id prompt (HTTP {exc.status})"
     except MalformedAnswer:
         return "the server does not return prompt log-probabilities (completions with echo and logprobs), which log-likelihoods need"
+    tokens = answer.choices[0].logprobs.tokens or []  # type: ignore[union-attr]
+    for position, (token, echoed) in enumerate(zip(prompt, tokens)):
+        expected = tokenizer.decode([token])
+        if echoed != expected:
+            return (
+                f"the server's tokenizer is not the one given (token id {token} at position {position} is {echoed!r} "
+                f"there and {expected!r} here); pass the served model's tokenizer with --tokenizer DIR"
+            )
     return None
 
 
