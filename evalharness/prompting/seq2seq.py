@@ -66,11 +66,12 @@ class _State:
 
 
 def _generated_text(settings: Seq2SeqSettings, text: str) -> Any:
-    return text
+    return text.strip()
 
 
 def _qa_answer(settings: Seq2SeqSettings, text: str) -> Any:
-    abstains = settings.no_answer_text is not None and text.strip().casefold() == settings.no_answer_text.casefold()
+    text = text.strip()
+    abstains = settings.no_answer_text is not None and text.casefold() == settings.no_answer_text.casefold()
     return {"text": "" if abstains else text, "no_answer_probability": None}
 
 
