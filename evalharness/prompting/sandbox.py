@@ -87,9 +87,8 @@ _BUDGET: contextvars.ContextVar[_Budget] = contextvars.ContextVar("template_budg
 
 def _budget() -> _Budget:
     budget = _BUDGET.get(None)
-    if budget is None:  # a template rendered without render_bounded gets a budget of its own
-        budget = _Budget()
-        _BUDGET.set(budget)
+    if budget is None:
+        raise RuntimeError("task templates are rendered with render_bounded, which sets the budget")
     return budget
 
 

@@ -231,6 +231,8 @@ def validate_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str | None]]
     for item in map(Path, paths):
         if not item.exists():
             results.append((item, f"{item}: no such file or directory"))
+        elif not item.is_file() and not item.is_dir():
+            results.append((item, f"{item}: not a regular file or a folder"))
         elif item.is_file() and item.suffix.lower() not in (".yaml", ".yml"):
             results.append((item, f"{item}: not a task file (task files end in '.yaml')"))
         else:
@@ -250,6 +252,9 @@ def validate_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str | None]]
 
     discovery = _Discovery(roots, show)
     selected = [show(file) for _, resolved in given for file in _files(resolved)]
+    for item, resolved in given:
+        if resolved.is_dir() and not any(file.suffix.lower() in (".yaml", ".yml") for file in _files(resolved)):
+            results.append((item, f"{item}: no task files (*.yaml) in this folder; nothing was validated"))
     by_path = {entry.path: entry.name for entry in discovery.entries.values()}
     for path in dict.fromkeys(selected):
         if path in discovery.problems:

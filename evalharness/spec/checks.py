@@ -5,9 +5,11 @@ The schema (``spec.schema``) checks each field on its own; ``check_task`` checks
 options, column maps, label maps, metric names and settings, formulation names and settings,
 generation settings, few-shot settings, every Jinja2 template (compiled in the sandbox that
 renders it, and read only names an example of the kind has), and counterfactual swap groups.
-``run`` calls it through ``TaskCatalog.load``, so what validates is what runs. A setting that
-the task's kind would silently ignore is an error, not a no-op. Messages start with
-``file:line: field``.
+``run`` calls it through ``TaskCatalog.load``, so what validates is what runs. Settings that
+the task's kind would silently ignore (label maps without a label field, a column map for a
+field the kind lacks, formulation settings for a formulation that never answers the kind,
+generation settings for a kind that never generates, per-label prompt choices without labels)
+are errors, not no-ops. Messages start with ``file:line: field``.
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ class DataSource(StrictModel):
     local: LocalSource | None = None
     hub: HubSource | None = None
     label_values: dict[str, str] | None = Field(
-        default=None, description="raw label value (as text) -> label name"
+        default=None,
+        description="raw label value (as text) -> label name; a few-shot source without one uses the task's",
     )
 
     @field_validator("label_values", mode="before")
@@ -151,6 +152,13 @@ class PromptSpec(StrictModel):
     target: Annotated[str | None, TEMPLATE] = Field(default=None, description="renders the gold answer in demos")
     stop: list[str] = Field(default_factory=list, description="generation stops at any of these")
     few_shot: FewShotSpec | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: list[str]) -> list[str]:
+        if "" in stop:  # found at position 0 of every text: every generation would be cut to ""
+            raise ValueError("an empty stop string would cut every generation to nothing; remove it")
+        return stop
 
 
 class GenerationSpec(StrictModel):
