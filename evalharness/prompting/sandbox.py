@@ -43,8 +43,10 @@ __all__ = [
     "MAX_RENDER_SECONDS",
     "MAX_RENDER_STEPS",
     "RenderLimitError",
+    "MUTATING_METHODS",
     "compile_template",
     "parse_template",
+    "refused_attributes",
     "render_bounded",
 ]
 
@@ -340,6 +342,30 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 _ENVIRONMENT = BoundedSandbox()
+
+# Methods of lists, dicts, sets and deques that change them (what ImmutableSandboxedEnvironment
+# refuses), found in the parsed template so that ``tasks validate`` refuses it before a run.
+MUTATING_METHODS = frozenset({
+    "append", "appendleft", "clear", "difference_update", "discard", "extend", "extendleft", "insert",
+    "intersection_update", "pop", "popitem", "popleft", "remove", "reverse", "rotate", "setdefault", "sort",
+    "symmetric_difference_update", "update", "add",
+})
+
+
+def refused_attributes(template: nodes.Template) -> list[str]:
+    """Attributes the template reaches (``x.name`` or ``x|attr('name')``) that rendering would
+    refuse: methods that mutate, private names and the str methods the sandbox blocks."""
+    found = set()
+    for node in template.find_all((nodes.Getattr, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
+            name = str(node.args[0].value)
+        else:
+            continue
+        if name.startswith("_") or name in MUTATING_METHODS or name in _UNSAFE_STR_METHODS:
+            found.add(name)
+    return sorted(found)
 
 
 def parse_template(template: str) -> nodes.Template:

@@ -187,7 +187,11 @@ def _all_templates(task: Task) -> Iterator[tuple[Location, str]]:
 
 
 def _check_templates(task: Task) -> None:
-    from evalharness.prompting.sandbox import compile_template
+    from evalharness.prompting.sandbox import (
+        compile_template,
+        parse_template,
+        refused_attributes,
+    )
     from evalharness.prompting.templates import TEMPLATE_GLOBALS
 
     known = set(TASK_KINDS[task.spec.kind].fields) | set(TEMPLATE_GLOBALS)
@@ -198,6 +202,12 @@ def _check_templates(task: Task) -> None:
             compile_template(template)
         except Exception as exc:  # a syntax error, or a template the sandbox cannot compile
             raise SpecError(f"{where}: {str(exc).removeprefix('invalid template: ')}") from None
+        refused = refused_attributes(parse_template(template))
+        if refused:
+            raise SpecError(
+                f"{where}: template uses {refused}, which rendering refuses: a template may not change the "
+                "labels or the example it is given, nor reach Python internals"
+            )
         unknown = sorted(used - known)
         if unknown:
             raise SpecError(

@@ -283,7 +283,8 @@ class TaskSpec(StrictModel):
                 if seen[same] == label:
                     raise ValueError(f"{label!r} is listed twice")
                 raise ValueError(
-                    f"{seen[same]!r} and {label!r} differ only in case, spaces, '-' or '_'; a model label would match both"
+                    f"{seen[same]!r} and {label!r} differ only in case, spaces, '-' or '_'; "
+                    "a model label would match both"
                 )
             seen[same] = label
         return labels

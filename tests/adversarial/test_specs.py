@@ -449,9 +449,20 @@ def test_two_renders_of_an_example_give_the_same_prompt(prompted):
     assert render(template, EXAMPLE, task) == render(template, EXAMPLE, task) == "negativepositive2 a fine film"
 
 
-def test_template_mutating_labels_stops_the_run_naming_file_field_and_example(main, tmp_path, tiny_causal_lm):
-    ws = _workspace(tmp_path, PROMPTED.replace('"TEMPLATE"', '"{{ labels.pop() }}{{ text }}"'))
-    _run(main, ws, f"{ws.path}:8: prompt.template: cannot render for example 0", model=str(tiny_causal_lm))
+@pytest.mark.parametrize("template", ["{% set _ = labels.append('x') %}{{ text }}", "{{ labels.pop() }}{{ text }}",
+                                      "{{ (labels|attr('sort'))() }}{{ text }}", "{{ text.__class__ }}"])
+def test_template_that_mutates_or_reaches_internals_is_caught_by_validate(main, tmp_path, template):
+    ws = _workspace(tmp_path, PROMPTED.replace('"TEMPLATE"', json.dumps(template)))
+    _both(main, ws, ":8: prompt.template: template uses", "which rendering refuses")
+
+
+def test_template_mutating_labels_at_render_time_stops_the_run_naming_file_field_and_example(
+    main, tmp_path, tiny_causal_lm
+):
+    # Reached through a subscript, the method is only known when the template runs.
+    ws = _workspace(tmp_path, PROMPTED.replace('"TEMPLATE"', '"{{ labels[\'pop\']() }}{{ text }}"'))
+    text = _run(main, ws, f"{ws.path}:8: prompt.template: cannot render for example 0", model=str(tiny_causal_lm))
+    assert "unsafe" in text
 
 
 @pytest.mark.parametrize("template", ["{{ 'x' * 10**9 }}", "{{ text * 100000000 }}", "{{ '%999999999s' % text }}",
