@@ -5,7 +5,7 @@ YAML holds plain data only (no Python objects, no merge keys, no tags beyond the
 scalars resolve as in YAML 1.2 (``no`` is text, not false), duplicate keys are errors, and the
 input is bounded before anything is built from it: file size, one document, nesting depth and
 number of values while parsing, then values and characters after alias expansion (a "billion
-laughs" file, a deeply nested or a 100,000-item flow list is refused in milliseconds instead of
+laughs" file, a deeply nested or a 60,000-item flow list is refused in milliseconds instead of
 hanging or overflowing the stack of whatever walks it later). Every validation problem is reported as
 ``file:line: field.path: problem`` with a "did you mean" for misspelt keys.
 """
@@ -42,7 +42,8 @@ __all__ = [
 
 MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest built-in task file is a few KiB
 MAX_YAML_DEPTH = 64
-MAX_YAML_NODES = 100_000  # scalars, lists and mappings, before and after alias expansion
+MAX_YAML_NODES = 50_000  # scalars, lists and mappings, before and after alias expansion
+MAX_PROBLEMS = 20  # validation problems listed in one message
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Location = tuple[str | int, ...]
@@ -427,7 +428,8 @@ def validate_model(
     prefix: Sequence[str | int] = (),
     lines: dict[Location, int] | None = None,
 ) -> ModelT:
-    """Validate ``data`` against ``model``; raise :class:`SpecError` listing every problem.
+    """Validate ``data`` against ``model``; raise :class:`SpecError` listing the problems (the
+    first ``MAX_PROBLEMS``, then how many more).
 
     ``prefix`` is the location of ``data`` inside its file (e.g. ``("metrics", 0, "settings")``)
     and ``lines`` the file's line map, so each message starts with ``file:line: field``.
@@ -439,10 +441,13 @@ def validate_model(
         return model.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors(include_url=False):
+        errors = exc.errors(include_url=False)
+        for error in errors[:MAX_PROBLEMS]:
             # Drop pydantic's union-branch markers such as 'function-after[...]'.
             inner = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
             problems.append(f"{where(source, lines, (*prefix, *inner))}: {_describe(error, model, inner)}")
+        if len(errors) > MAX_PROBLEMS:
+            problems.append(f"{source}: ... and {len(errors) - MAX_PROBLEMS:,} more problems")
         raise SpecError("\n".join(problems)) from None
 
 
