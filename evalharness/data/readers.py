@@ -147,6 +147,8 @@ def _load_json(path: Path, encoding: str) -> Any:
 
 def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
     document = _load_json(path, options.encoding)
+    if options.records_key is not None and not (isinstance(document, dict) and options.records_key in document):
+        raise DataError(f"{path}: no top-level key '{options.records_key}' (reader option 'records_key')")
     records = document[options.records_key] if options.records_key else document
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise DataError(f"{path}: expected a list of objects (set 'records_key' if nested)")
@@ -164,6 +166,14 @@ def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
         yield {options.field: line.strip() if options.strip else line}
 
 
+def _objects(parent: Any, key: str, where: str) -> list[dict[str, Any]]:
+    """``parent[key]``, a list of objects, or an error naming where the SQuAD layout breaks."""
+    items = parent.get(key, []) if isinstance(parent, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise DataError(f"{where}: not SQuAD JSON (expected an object whose '{key}' is a list of objects)")
+    return items
+
+
 def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
     """SQuAD JSON (``data`` → articles → ``paragraphs`` → ``qas``), one row per question.
 
@@ -176,11 +186,11 @@ def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
     if not isinstance(articles, list):
         raise DataError(f"{path}: not SQuAD JSON (expected an object with a 'data' list of articles)")
     for a, article in enumerate(articles):
-        for p, paragraph in enumerate(article.get("paragraphs", [])):
-            for q, qa in enumerate(paragraph.get("qas", [])):
+        for p, paragraph in enumerate(_objects(article, "paragraphs", f"{path}: data[{a}]")):
+            for q, qa in enumerate(_objects(paragraph, "qas", f"{path}: data[{a}].paragraphs[{p}]")):
                 where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
                 try:
-                    answers = [answer["text"] for answer in qa.get("answers", [])]
+                    answers = [answer["text"] for answer in qa["answers"]]  # absent is not unanswerable
                     row = {
                         "id": qa["id"],
                         "title": article.get("title", ""),

@@ -588,3 +588,24 @@ def test_validating_a_folder_without_task_files_fails(main, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not a task", encoding="utf-8")
     _refused(main("tasks", "validate", str(tmp_path / "empty")), "no task files (*.yaml) in this folder")
+
+
+def test_json_records_key_that_is_absent_is_an_error_not_a_traceback(tmp_path):
+    spec = JSONL_SPEC.replace("format: jsonl", "format: json\n    options: {records_key: rows}").replace("d.jsonl", "d.json")
+    with pytest.raises(DataError, match=r"d\.json: no top-level key 'rows' \(reader option 'records_key'\)"):
+        _load(tmp_path, spec, {"d.json": json.dumps({"data": []})})
+
+
+SQUAD_SPEC = ("version: 1\nkind: extractive_qa\ndata: {local: {files: [s.json], format: squad_json}}\n"
+              "metrics: [squad_exact]\n")
+
+
+def test_squad_file_with_a_malformed_article_is_an_error_not_a_traceback(tmp_path):
+    with pytest.raises(DataError, match=r"s\.json: data\[0\]: not SQuAD JSON"):
+        _load(tmp_path, SQUAD_SPEC, {"s.json": json.dumps({"data": [5]})})
+
+
+def test_squad_question_without_answers_is_not_read_as_unanswerable(tmp_path):
+    document = {"data": [{"title": "t", "paragraphs": [{"context": "ann", "qas": [{"id": "q1", "question": "who?"}]}]}]}
+    with pytest.raises(DataError, match=r"qas\[0\]: missing field 'answers'"):
+        _load(tmp_path, SQUAD_SPEC, {"s.json": json.dumps(document)})
