@@ -591,7 +591,8 @@ def test_validating_a_folder_without_task_files_fails(main, tmp_path):
 
 
 def test_json_records_key_that_is_absent_is_an_error_not_a_traceback(tmp_path):
-    spec = JSONL_SPEC.replace("format: jsonl", "format: json\n    options: {records_key: rows}").replace("d.jsonl", "d.json")
+    spec = JSONL_SPEC.replace("format: jsonl", "format: json\n    options: {records_key: rows}")
+    spec = spec.replace("d.jsonl", "d.json")
     with pytest.raises(DataError, match=r"d\.json: no top-level key 'rows' \(reader option 'records_key'\)"):
         _load(tmp_path, spec, {"d.json": json.dumps({"data": []})})
 
