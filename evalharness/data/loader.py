@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,9 @@ def check_local_source(task: Task, local: LocalSource, loc: Sequence[str]) -> tu
         )
     reader = READERS[local.format]
     if len(local.files) < reader.min_files:
-        raise SpecError(f"{task.where(*loc, 'files')}: format '{local.format}' needs at least {reader.min_files} files")
+        raise SpecError(
+            f"{task.where(*loc, 'files')}: format '{local.format}' needs at least {reader.min_files} files"
+        )
     options = validate_model(reader.options, local.options, str(task.path), prefix=(*loc, "options"), lines=task.lines)
     return reader, options
 
@@ -123,53 +125,79 @@ def _missing_data_message(task: Task, source: DataSource, data_dir: Path | None,
     return "\n".join(lines)
 
 
-def _coerce(
-    value: Any, kind: FieldType, *, field: str, example_id: str, task: Task, label_values: dict[str, str] | None
-) -> Any:
-    def fail(problem: str) -> DataError:
-        return DataError(f"{task.name}: example {example_id}: field '{field}' {problem}")
+@dataclass(frozen=True)
+class _Field:
+    """What coercing one field of one example needs: the task, its label map, the error."""
 
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise fail("is missing (None/NaN)")
-    if kind == "text":
-        if isinstance(value, (list, dict)):
-            raise fail(f"should be text, got {type(value).__name__}")
-        return str(value)
-    if kind in ("float", "int"):
-        return _number(value, kind, fail)
-    if kind == "text_list":
-        if not isinstance(value, str | list | tuple):  # list() of a mapping would be its keys
-            raise fail(f"should be a list of texts, got {type(value).__name__}")
-        items = [value] if isinstance(value, str) else list(value)
-        if any(item is None or isinstance(item, list | dict | tuple) for item in items):
-            raise fail("should be a list of texts; an entry is missing (None) or not text")
-        return [str(item) for item in items]
-    if kind == "label":
-        raw = str(value)
-        label = label_values.get(raw, raw) if label_values else raw
-        if label_values and raw not in label_values and raw not in (task.spec.labels or []):
-            raise fail(f"has label value {raw!r}, not in data.label_values {sorted(label_values)}")
-        if label not in (task.spec.labels or []):
-            raise fail(f"has label {label!r}, not one of the task's labels {task.spec.labels}")
-        return label
-    return value
+    task: Task
+    label_values: dict[str, str] | None
+    name: str
+    example_id: str
+
+    def fail(self, problem: str) -> DataError:
+        return DataError(f"{self.task.name}: example {self.example_id}: field '{self.name}' {problem}")
 
 
-def _number(value: Any, kind: FieldType, fail: Any) -> float | int:
-    """A finite float, or an int that is one (``3.7`` is not silently ``3``); never a boolean."""
+def _text(value: Any, field: _Field) -> str:
+    if isinstance(value, (list, dict)):
+        raise field.fail(f"should be text, got {type(value).__name__}")
+    return str(value)
+
+
+def _number(value: Any, field: _Field) -> float:
+    """A finite number; a boolean is not one."""
     if isinstance(value, bool):
-        raise fail(f"should be a number, got {value!r}")
+        raise field.fail(f"should be a number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise fail(f"should be a number, got {value!r}") from None
+        raise field.fail(f"should be a number, got {value!r}") from None
     if not math.isfinite(number):
-        raise fail(f"should be a finite number, got {value!r}")
-    if kind == "float":
-        return number
-    if number != int(number):
-        raise fail(f"should be an integer, got {value!r}")
+        raise field.fail(f"should be a finite number, got {value!r}")
+    return number
+
+
+def _integer(value: Any, field: _Field) -> int:
+    number = _number(value, field)
+    if number != int(number):  # 3.7 is not silently 3
+        raise field.fail(f"should be an integer, got {value!r}")
     return int(number)
+
+
+def _text_list(value: Any, field: _Field) -> list[str]:
+    if not isinstance(value, str | list | tuple):  # list() of a mapping would be its keys
+        raise field.fail(f"should be a list of texts, got {type(value).__name__}")
+    items = [value] if isinstance(value, str) else list(value)
+    if any(item is None or isinstance(item, list | dict | tuple) for item in items):
+        raise field.fail("should be a list of texts; an entry is missing (None) or not text")
+    return [str(item) for item in items]
+
+
+def _label(value: Any, field: _Field) -> str:
+    raw, mapping, labels = str(value), field.label_values, field.task.spec.labels or []
+    label = mapping.get(raw, raw) if mapping else raw
+    if mapping and raw not in mapping and raw not in labels:
+        raise field.fail(f"has label value {raw!r}, not in data.label_values {sorted(mapping)}")
+    if label not in labels:
+        raise field.fail(f"has label {label!r}, not one of the task's labels {list(labels)}")
+    return label
+
+
+# Canonical field type -> how a raw value becomes it (spec/kinds.py).
+_COERCE: dict[FieldType, Callable[[Any, _Field], Any]] = {
+    "text": _text,
+    "float": _number,
+    "int": _integer,
+    "text_list": _text_list,
+    "label": _label,
+    "any": lambda value, field: value,
+}
+
+
+def _coerce(value: Any, kind: FieldType, field: _Field) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise field.fail("is missing (None/NaN)")
+    return _COERCE[kind](value, field)
 
 
 def _lookup(row: Row, column: str) -> tuple[bool, Any]:
@@ -240,9 +268,7 @@ def _to_examples(
         for field, (_, value) in values.items():
             if field in schema.optional and (value in (None, "") or (isinstance(value, float) and math.isnan(value))):
                 continue
-            fields[field] = _coerce(
-                value, schema.fields[field], field=field, example_id=example_id, task=task, label_values=label_values
-            )
+            fields[field] = _coerce(value, schema.fields[field], _Field(task, label_values, field, example_id))
         examples.append(Example(id=example_id, fields=fields))
     return examples
 
