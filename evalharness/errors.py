@@ -14,6 +14,7 @@ from collections.abc import Iterable
 __all__ = [
     "DataError",
     "EvalHarnessError",
+    "Interrupted",
     "MetricInputError",
     "ModelError",
     "RecordError",
@@ -56,6 +57,29 @@ class MetricInputError(EvalHarnessError):
 
 class RecordError(EvalHarnessError):
     """A run record is missing, corrupted, of an unknown schema version or incompatible."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, or SIGTERM (how Slurm and Kubernetes pre-empt jobs), turned into one exception.
+
+    A ``KeyboardInterrupt`` rather than an :class:`EvalHarnessError`, so that no handler of
+    user mistakes (e.g. "skip this task") swallows it. The CLI prints ``detail`` (how to
+    resume) and exits ``128 + signal number``: 130 for Ctrl-C, 143 for SIGTERM.
+    """
+
+    def __init__(self, signal_number: int = 2, detail: str = "") -> None:
+        super().__init__(signal_number, detail)
+        self.signal_number = signal_number
+        self.detail = detail
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number
+
+    @classmethod
+    def wrap(cls, exc: KeyboardInterrupt, detail: str) -> Interrupted:
+        """The same interruption, now saying what was kept and how to resume."""
+        return cls(getattr(exc, "signal_number", 2), detail)
 
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:
