@@ -17,7 +17,6 @@ the handlers so ``evalharness --help`` and ``evalharness tasks list`` stay fast.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import signal
 import sys
@@ -26,25 +25,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from evalharness.commands import COMMANDS
-from evalharness.errors import EvalHarnessError, Interrupted
+from evalharness.errors import EvalHarnessError, Interrupted, environment_fault
 
 __all__ = ["build_parser", "main"]
-
-# OSErrors that say something about the user's machine, not about evalharness.
-_ENVIRONMENT_FAULTS = {
-    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
-    errno.EDQUOT: "the disk quota is exhausted: free some space or write elsewhere",
-    errno.EROFS: "the file system is read-only: write elsewhere",
-    errno.EACCES: "permission denied: write elsewhere or fix the permissions",
-    errno.EPERM: "operation not permitted: write elsewhere or fix the permissions",
-    errno.ENOTDIR: "a file is where a directory should be",
-    errno.EISDIR: "a directory is where a file should be",
-    errno.EEXIST: "a file is in the way",
-    errno.ENOENT: "no such file or directory",
-    errno.EIO: "input/output error from the storage",
-    errno.ENAMETOOLONG: "the file name is too long",
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -92,10 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as exc:
             return _interrupted(exc)
         except OSError as exc:
-            if exc.errno not in _ENVIRONMENT_FAULTS:
+            fault = environment_fault(exc)
+            if fault is None:
                 raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc} ({_ENVIRONMENT_FAULTS[exc.errno]})", file=sys.stderr)
+            print(f"error: {fault}", file=sys.stderr)
             return 2
 
 

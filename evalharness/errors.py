@@ -9,6 +9,7 @@ Messages name the offending file, field or example and say what was expected.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "UnsupportedTaskError",
     "UsageError",
     "did_you_mean",
+    "environment_fault",
 ]
 
 
@@ -80,6 +82,32 @@ class Interrupted(KeyboardInterrupt):
     def wrap(cls, exc: KeyboardInterrupt, detail: str) -> Interrupted:
         """The same interruption, now saying what was kept and how to resume."""
         return cls(getattr(exc, "signal_number", 2), detail)
+
+
+# OSErrors that say something about the user's machine, not about evalharness.
+_ENVIRONMENT_FAULTS = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exhausted: free some space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere or fix the permissions",
+    errno.EPERM: "operation not permitted: write elsewhere or fix the permissions",
+    errno.ENOTDIR: "a file is where a directory should be",
+    errno.EISDIR: "a directory is where a file should be",
+    errno.EEXIST: "a file is in the way",
+    errno.ENOENT: "no such file or directory",
+    errno.EIO: "input/output error from the storage",
+    errno.ENAMETOOLONG: "the file name is too long",
+}
+
+
+def environment_fault(exc: OSError) -> str | None:
+    """``file: what happened (what to do)`` for an OSError the user's machine caused (a full
+    disk, a read-only location, a file in the way); None for one that would be a bug."""
+    hint = _ENVIRONMENT_FAULTS.get(exc.errno) if exc.errno is not None else None
+    if hint is None:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} ({hint})"
 
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:

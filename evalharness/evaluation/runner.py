@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
-from evalharness.errors import DataError, EvalHarnessError, Interrupted, UsageError
+from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
 from evalharness.evaluation.scoring import score_task
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
@@ -35,6 +35,10 @@ from evalharness.spec.loader import Task
 __all__ = ["RunConfig", "RunResult", "run_evaluation"]
 
 Progress = Callable[[str], None]
+_RESUME = (
+    "predictions computed so far are kept in the prediction cache; run the same command again to resume "
+    "(the run directory still holds its previous record, if any)"
+)
 
 
 @dataclass(frozen=True)
@@ -238,11 +242,12 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> Ru
         try:
             return _run_locked(config, stack, report)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI's handler
-            raise Interrupted.wrap(
-                exc,
-                "predictions computed so far are kept in the prediction cache; run the same command "
-                "again to resume (the run directory still holds its previous record, if any)",
-            ) from None
+            raise Interrupted.wrap(exc, _RESUME) from None
+        except OSError as exc:  # a full disk or a vanished directory while writing samples
+            fault = environment_fault(exc)
+            if fault is None:
+                raise
+            raise RecordError(f"{fault}; {_RESUME}") from None
 
 
 def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunResult:

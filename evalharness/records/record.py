@@ -158,7 +158,8 @@ def load_record(run: str | os.PathLike[str]) -> RunRecord:
     """Load and validate a run directory's ``results.json`` (or the file itself)."""
     path = _results_file(Path(run))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
     except FileNotFoundError:
         raise RecordError(f"{path}: no run record here (expected {RESULTS_FILE})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -174,7 +175,8 @@ def load_record(run: str | os.PathLike[str]) -> RunRecord:
             f"(it reads version {SCHEMA_VERSION}); use a matching evalharness release"
         )
     try:
-        record = RunRecord.model_validate(data)
+        # strict: a number written as a string or a boolean was typed in by hand, not by a writer
+        record = RunRecord.model_validate_json(text, strict=True)
     except ValidationError as exc:
         from evalharness.config import field_path
 

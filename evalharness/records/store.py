@@ -45,11 +45,9 @@ class Commit:
     kept: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        parts = [
-            f"{label} {', '.join(names)}"
-            for label, names in (("added", self.added), ("replaced", self.replaced), ("kept from an earlier run", self.kept))
-            if names
-        ]
+        parts = [f"{label} {', '.join(names)}" for label, names in (("added", self.added), ("replaced", self.replaced)) if names]
+        if self.kept:
+            parts.append(f"kept {', '.join(self.kept)} (from an earlier run in this directory)")
         return f"{self.path}: " + "; ".join(parts or ["unchanged"])
 
 

@@ -78,7 +78,7 @@ def test_second_run_with_other_tasks_keeps_the_earlier_tasks(main, tmp_path, tin
     first = load_record(out)
     second = main(*run_args(tiny_classifier, root, out, "mine/beta"))
     assert second.returncode == 0, second.stderr
-    assert "added mine/beta" in second.stderr and "kept from an earlier run mine/alpha" in second.stderr
+    assert "added mine/beta" in second.stderr and "kept mine/alpha (from an earlier run in this directory)" in second.stderr
     record = load_record(out)
     assert list(record.tasks) == ["mine/alpha", "mine/beta"]
     assert record.tasks["mine/alpha"] == first.tasks["mine/alpha"]  # kept as it was
@@ -269,6 +269,8 @@ IMPLAUSIBLE = {
     "group_out_of_range": (_set("tasks.t.metrics.accuracy.groups", {"g": {"value": -3.0, "ci": [None, None], "n": 2}}), "tasks.t.metrics.accuracy.groups.g.value: -3 is outside"),
     "empty_group": (_set("tasks.t.metrics.accuracy.groups", {"g": {"value": None, "ci": [None, None], "n": 0}}), "tasks.t.metrics.accuracy.groups.g.n: 0"),
     "seed_out_of_range": (_set("settings.seed", -1), "settings.seed: -1 is not an integer between 0 and 4294967295"),
+    "number_written_as_a_string": (_set("tasks.t.metrics.accuracy.value", "50.0"), "tasks.t.metrics.accuracy.value: Input should be a valid number"),
+    "boolean_as_a_count": (_set("tasks.t.metrics.accuracy.n", True), "tasks.t.metrics.accuracy.n: Input should be a valid integer"),
 }
 
 
