@@ -22,12 +22,12 @@ from evalharness.evaluation.scoring import score_task
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
 from evalharness.execution.engine import Engine
-from evalharness.execution.lock import ensure_run_dir, run_dir_lock
+from evalharness.execution.lock import run_dir_lock
 from evalharness.execution.progress import progress_enabled, summary_line, task_progress
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
-from evalharness.records.store import Commit, check_mergeable, merge_records, update_record
+from evalharness.records.store import Commit, check_mergeable, merge_records, prepare_run_dir, update_record
 from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
@@ -202,7 +202,7 @@ def default_run_dir(model_name: str) -> Path:
 def _claim_run_dir(config: RunConfig, run_dir: Path, stack: ExitStack) -> PredictionCache:
     """Lock the run directory and open its cache: the faults of the output (a file in the
     way, no write permission, someone else's database as ``--cache``) stop the run here."""
-    ensure_run_dir(run_dir)
+    prepare_run_dir(run_dir)
     stack.enter_context(run_dir_lock(run_dir))
     cache = PredictionCache(config.cache or run_dir / "cache" / "predictions.sqlite")
     stack.callback(cache.close)

@@ -23,7 +23,6 @@ from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.evaluation.scoring import gold_values, score_predictions, score_task
-from evalharness.execution.lock import ensure_run_dir
 from evalharness.external.predictions import (
     Predictions,
     align_predictions,
@@ -31,7 +30,7 @@ from evalharness.external.predictions import (
 )
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import MetricEntry, ModelEntry, RunRecord, TaskEntry
-from evalharness.records.store import Commit, check_mergeable, merge_records, update_record
+from evalharness.records.store import Commit, check_mergeable, merge_records, prepare_run_dir, update_record
 from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
@@ -157,7 +156,7 @@ def score_file(config: ScoreConfig) -> ScoreResult:
         )
         return ScoreResult(task, data, predictions, config.system, entries, None)
     # refuse before spending time on scoring: an unwritable directory, another system, other settings
-    ensure_run_dir(config.run_dir)
+    prepare_run_dir(config.run_dir)
     check_mergeable(config.run_dir, _system(config.system, {}), _settings(config), [task.name])
     entry = score_task(
         task,

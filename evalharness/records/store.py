@@ -23,11 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.errors import RecordError
-from evalharness.execution.lock import record_lock
+from evalharness.execution.lock import ensure_run_dir, record_lock
 from evalharness.records.files import SAMPLES_DIR, samples_digest
 from evalharness.records.record import RESULTS_FILE, ModelEntry, RunRecord, load_record, parse_samples, write_record
 
-__all__ = ["Commit", "check_mergeable", "compatibility_problems", "existing_record", "merge_records", "update_record"]
+__all__ = [
+    "Commit",
+    "check_mergeable",
+    "compatibility_problems",
+    "existing_record",
+    "merge_records",
+    "prepare_run_dir",
+    "update_record",
+]
 
 # Settings that say how a run was executed, not what its numbers mean: they may differ
 # between the runs whose tasks one record holds (the newest run's values are kept).
@@ -49,6 +57,14 @@ class Commit:
         if self.kept:
             parts.append(f"kept {', '.join(self.kept)} (from an earlier run in this directory)")
         return f"{self.path}: " + "; ".join(parts or ["unchanged"])
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Prove that the run directory (and its samples folder, when there is one) can be
+    written, before anything expensive runs; a ``UsageError`` naming it otherwise."""
+    ensure_run_dir(run_dir)
+    if (run_dir / SAMPLES_DIR).exists():
+        ensure_run_dir(run_dir / SAMPLES_DIR)
 
 
 def existing_record(run_dir: Path) -> RunRecord | None:
@@ -130,8 +146,8 @@ def merge_records(run_dir: Path, existing: RunRecord | None, new: RunRecord) -> 
     problems = compatibility_problems(existing, new.model, new.settings, keeps_tasks=bool(kept))
     if problems:
         raise _refusal(run_dir, existing, problems)
-    if not kept:
-        return new.model_copy(update={"skipped": {k: v for k, v in new.skipped.items() if k not in new.tasks}})
+    if not kept:  # a rerun of everything the directory held: nothing to merge
+        return new
     tasks = {name: new.tasks.get(name, entry) for name, entry in existing.tasks.items()}
     tasks.update(new.tasks)
     skipped = {name: why for name, why in {**existing.skipped, **new.skipped}.items() if name not in tasks}

@@ -62,9 +62,20 @@ def test_sigterm_mid_run_keeps_predictions_exits_143_and_resumes(main, tmp_path,
     kept = _cached_rows(cache)
     assert 10 <= kept < 400
 
-    resumed = main(*run_args(tiny_classifier, root, out, "mine/alpha", "--batch-size", "2"))
+    resumed = main(*run_args(tiny_classifier, root, out, "mine/alpha", "--batch-size", "64"))  # not part of the cache key
     assert resumed.returncode == 0, resumed.stderr
     assert load_record(out).tasks["mine/alpha"].execution["cache"]["hits"] >= kept
+
+
+def test_ctrl_c_outside_a_run_exits_130_with_a_message_and_no_traceback(main, tmp_path, monkeypatch):
+    run = write_run(tmp_path / "r", model="m", tasks={"t": task({"accuracy": metric(50.0, n=4)}, n=4)})
+
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("evalharness.comparison.compare.compare_runs", pressed)
+    result = main("compare", str(run), str(run))
+    assert result.returncode == 130 and "interrupted by SIGINT" in result.stderr and "Traceback" not in result.stderr
 
 
 # -- the output location -----------------------------------------------------------------------
@@ -109,6 +120,16 @@ def test_output_path_that_is_a_file_is_refused_and_left_alone(main, tmp_path, ti
     assert "loading model" not in result.stderr and out.read_text(encoding="utf-8") == "my notes\n"
     scored = main(*score_args(root, out, "alpha", predictions_file(root, "alpha")))
     assert scored.returncode == 2 and "is a file" in scored.stderr and out.read_text(encoding="utf-8") == "my notes\n"
+
+
+def test_samples_folder_that_is_a_file_is_refused_before_the_model_loads(main, tmp_path, tiny_classifier):
+    root = write_tasks(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "samples").write_text("in the way\n", encoding="utf-8")
+    result = main(*run_args(tiny_classifier, root, out, "mine/alpha"))
+    assert result.returncode == 2 and f"'{out / 'samples'}' is a file" in result.stderr, result.stderr
+    assert "loading model" not in result.stderr and (out / "samples").read_text(encoding="utf-8") == "in the way\n"
 
 
 def test_full_disk_while_writing_samples_keeps_the_previous_record_and_the_predictions(main, tmp_path, tiny_classifier, monkeypatch):
