@@ -136,7 +136,8 @@ class PredictionCache:
         try:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
-            pass
+            if not self.path.stat().st_mode & 0o222:  # marked read-only (even for root)
+                raise RecordError(f"{self.path}: the prediction cache is read-only; pass another --cache") from None
 
     def _check_header(self) -> None:
         """Refuse a file that is plainly not ours without letting SQLite open it."""
@@ -164,15 +165,18 @@ class PredictionCache:
         """Use the file only if it is ours (or empty); mark a new one as ours.
 
         Nothing is written before the file is known to be ours: ``journal_mode=WAL`` alone
-        would rewrite another program's database header. A cache of the previous layout
-        (no checksum column, no application id) is adopted; its rows stay readable.
+        would rewrite another program's database header. An empty file is claimed; a cache
+        of the previous layout (no checksum column, no application id) is adopted, its rows
+        stay readable; any other database, even one without tables, is refused.
         """
         owner = self._db.execute("PRAGMA application_id").fetchone()[0]
         if owner == APPLICATION_ID:
             return
         tables = self._tables()
-        legacy = tables == {"predictions": _COLUMNS[:4]}
-        if owner != 0 or (tables and not legacy):
+        ours = tables == {"predictions": _COLUMNS[:4]} or (not tables and self.path.stat().st_size == 0)
+        if owner != 0 or not ours:
+            if self._db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+                return  # another evalharness process created it meanwhile
             found = ", ".join(sorted(tables)) or "no tables"
             raise RecordError(
                 f"{self.path}: this SQLite database is not an evalharness prediction cache (application_id {owner:#x}, "

@@ -38,6 +38,8 @@ def ensure_run_dir(run_dir: Path) -> None:
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"run directory '{run_dir}' is a file, not a directory; choose another output directory")
+    if run_dir.is_dir() and not run_dir.stat().st_mode & 0o222:  # marked read-only (even for root)
+        raise UsageError(f"run directory '{run_dir}' is read-only (mode {run_dir.stat().st_mode & 0o777:o}); choose another output directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalharness.errors import RecordError
+from evalharness.errors import RecordError, UsageError
 from evalharness.execution.lock import ensure_run_dir, record_lock
 from evalharness.records.files import SAMPLES_DIR, samples_digest
 from evalharness.records.record import RESULTS_FILE, ModelEntry, RunRecord, load_record, parse_samples, write_record
@@ -65,6 +65,9 @@ def prepare_run_dir(run_dir: Path) -> None:
     ensure_run_dir(run_dir)
     if (run_dir / SAMPLES_DIR).exists():
         ensure_run_dir(run_dir / SAMPLES_DIR)
+    results = run_dir / RESULTS_FILE
+    if results.is_file() and not results.stat().st_mode & 0o222:
+        raise UsageError(f"{results} is read-only; evalharness will not replace it. Choose another output directory")
 
 
 def existing_record(run_dir: Path) -> RunRecord | None:

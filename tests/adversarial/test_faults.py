@@ -81,34 +81,30 @@ def test_ctrl_c_outside_a_run_exits_130_with_a_message_and_no_traceback(main, tm
 # -- the output location -----------------------------------------------------------------------
 
 
-def _read_only(monkeypatch, directory: Path) -> None:
-    """A read-only directory; as root (where chmod does not stop writes) the kernel's EROFS is
-    simulated for every file created below it."""
-    directory.chmod(0o555)
-    if os.geteuid() != 0:
-        return
-    real_open = os.open
-
-    def open_(path, flags, *args, **kwargs):
-        if Path(path).resolve().is_relative_to(directory.resolve()) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", open_)
-
-
-def test_read_only_output_directory_is_refused_before_the_model_loads(main, tmp_path, tiny_classifier, monkeypatch):
+def test_read_only_output_directory_is_refused_before_the_model_loads(main, tmp_path, tiny_classifier):
+    """Mode 0555 is refused even for root (whom the kernel would let write)."""
     root = write_tasks(tmp_path)
     out = tmp_path / "readonly"
     out.mkdir()
-    _read_only(monkeypatch, out)
+    out.chmod(0o555)
     try:
         result = main(*run_args(tiny_classifier, root, out, "mine/alpha"))
     finally:
         out.chmod(0o755)
     assert result.returncode == 2, result.stderr
-    assert f"run directory '{out}' is not writable" in result.stderr and "loading model" not in result.stderr
+    assert f"run directory '{out}' is read-only" in result.stderr and "loading model" not in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_read_only_record_in_the_output_directory_is_not_replaced(main, tmp_path, tiny_classifier):
+    root = write_tasks(tmp_path)
+    out = tmp_path / "run"
+    assert main(*run_args(tiny_classifier, root, out, "mine/alpha")).returncode == 0
+    (out / "results.json").chmod(0o444)
+    before = (out / "results.json").read_bytes()
+    result = main(*run_args(tiny_classifier, root, out, "mine/beta"))
+    assert result.returncode == 2 and "results.json is read-only" in result.stderr, result.stderr
+    assert "loading model" not in result.stderr and (out / "results.json").read_bytes() == before
 
 
 def test_output_path_that_is_a_file_is_refused_and_left_alone(main, tmp_path, tiny_classifier):
@@ -223,6 +219,18 @@ def test_cache_path_pointing_at_another_programs_database_is_refused_untouched(m
     assert "users" in result.stderr and "loading model" not in result.stderr
     assert _digest(foreign) == before and sorted(p.name for p in tmp_path.glob("app.db*")) == ["app.db"]
     assert not (out / "results.json").exists()
+
+
+def test_cache_path_pointing_at_an_empty_database_of_another_program_is_refused_untouched(main, tmp_path, tiny_classifier):
+    root = write_tasks(tmp_path)
+    foreign = tmp_path / "fresh.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("PRAGMA user_version = 7")  # a database, but with no tables yet
+    db.close()
+    before = _digest(foreign)
+    result = main(*run_args(tiny_classifier, root, tmp_path / "run", "mine/alpha", "--cache", str(foreign)))
+    assert result.returncode == 2 and "not an evalharness prediction cache" in result.stderr, result.stderr
+    assert _digest(foreign) == before
 
 
 def test_cache_path_pointing_at_a_file_that_is_not_sqlite_is_refused_untouched(main, tmp_path, tiny_classifier):
