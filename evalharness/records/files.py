@@ -82,7 +82,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), file_mode())
+            if hasattr(os, "fchmod"):  # POSIX: mkstemp's 0600 becomes what open() would give
+                os.fchmod(stream.fileno(), file_mode())
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
