@@ -8,7 +8,7 @@ from pathlib import Path
 
 from evalharness.errors import UsageError
 
-__all__ = ["add_tasks_dir", "non_negative_int", "parse_label_map", "positive_int", "split_names"]
+__all__ = ["add_tasks_dir", "non_negative_int", "parse_label_map", "positive_int", "seed", "split_names"]
 
 
 def add_tasks_dir(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,19 @@ def non_negative_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
     if number < 0:
         raise argparse.ArgumentTypeError("must be at least 0")
+    return number
+
+
+def seed(value: str) -> int:
+    """A seed every consumer accepts (0 .. 2**32 - 1), refused before anything runs."""
+    from evalharness.seeds import MAX_SEED
+
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
+    if not 0 <= number <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{number} is not between 0 and {MAX_SEED} (2**32 - 1)")
     return number
 
 

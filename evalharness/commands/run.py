@@ -12,6 +12,7 @@ from evalharness.commands.common import (
     non_negative_int,
     parse_label_map,
     positive_int,
+    seed,
     split_names,
 )
 from evalharness.commands.publish import add_log_to
@@ -61,6 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
     if not launch_environment().primary:  # torchrun / accelerate launch: rank 0 reports
         return 0
+    if result.commit is not None:
+        print(result.commit.describe(), file=sys.stderr)
     if args.json:
         print(json.dumps(result.record.model_dump(mode="json"), indent=2))
     else:
@@ -94,7 +97,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--model-kind", help="override the kind detected from config.architectures")
     run.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
-    run.add_argument("--seed", type=int, default=1234, help="seed for bootstrap and few-shot sampling")
+    run.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap and few-shot sampling")
     run.add_argument("--max-new-tokens", type=positive_int, help="override the tasks' generation.max_new_tokens")
     run.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (1: greedy)")
     run.add_argument("--num-fewshot", type=non_negative_int, help="override the tasks' prompt.few_shot.n (0: zero-shot)")

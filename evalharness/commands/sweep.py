@@ -15,6 +15,7 @@ from evalharness.commands.common import (
     add_tasks_dir,
     non_negative_int,
     positive_int,
+    seed,
     split_names,
 )
 from evalharness.errors import SpecError, UsageError
@@ -107,7 +108,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--device-map", help="auto: spread each checkpoint over the job's GPUs (needs accelerate)")
     sweep.add_argument("--dtype", help="auto, float32, bfloat16 or float16")
     sweep.add_argument("--model-kind", help="override the kind detected from config.architectures")
-    sweep.add_argument("--seed", type=int)
+    sweep.add_argument("--seed", type=seed)
     sweep.add_argument("--num-fewshot", type=non_negative_int)
     sweep.add_argument("--trust-remote-code", action="store_true")
     add_tasks_dir(sweep)

@@ -32,6 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel, load_config
 from evalharness.errors import EvalHarnessError, UsageError
+from evalharness.seeds import Seed
 
 __all__ = [
     "CRASH_ONCE_ENV",
@@ -67,7 +68,7 @@ class RunOptions(StrictModel):
     device_map: str | None = None
     model_kind: str | None = None
     trust_remote_code: bool = False
-    seed: int = 1234
+    seed: Seed = 1234
     n_resamples: int = Field(default=1000, ge=0)
     num_fewshot: int | None = Field(default=None, ge=0)
 
