@@ -32,10 +32,15 @@ def _show(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from evalharness.spec.catalog import validate_paths
 
+    from evalharness.metrics.registry import TRUST_TASK_CODE_FLAG, task_code
+    from evalharness.spec.loader import load_task
+
     failures = 0
     for path, error in validate_paths(args.paths):
         if error is None:
             print(f"ok      {path}")
+            for line in task_code(load_task(path, path.stem)):  # valid, but runs only with the flag
+                print(f"        needs {TRUST_TASK_CODE_FLAG}: {line}")
         else:
             failures += 1
             print(f"invalid {error}", file=sys.stderr)
