@@ -16,6 +16,7 @@ from evalharness.data.loader import load_examples, resolve_data_dir
 from evalharness.errors import DataError, RecordError
 from evalharness.evaluation.scoring import score_task
 from evalharness.execution.lock import run_dir_lock
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.record import (
     RunRecord,
     TaskEntry,
@@ -64,8 +65,12 @@ def rescore_run(
     tasks: Sequence[str] | None = None,
     tasks_dirs: Sequence[str | Path] = (),
     data_dir: str | Path | None = None,
+    trust_task_code: bool = False,
 ) -> RunRecord:
-    """Rescore ``tasks`` (default: all) of the run in ``run_dir`` and rewrite its record."""
+    """Rescore ``tasks`` (default: all) of the run in ``run_dir`` and rewrite its record.
+
+    Metrics that run code (an ``hf_evaluate`` module) need ``trust_task_code``, which is then
+    recorded in the run's settings."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RecordError(f"{run_dir}: no run directory here")
@@ -76,11 +81,13 @@ def rescore_run(
         if unknown:
             raise RecordError(f"{run_dir}: the run has no task {', '.join(unknown)} (it has: {', '.join(record.tasks)})")
         catalog = TaskCatalog(tasks_dirs)
+        refuse_untrusted_code([catalog.load(name) for name in names], trusted=trust_task_code)
         data_root = resolve_data_dir(data_dir if data_dir is not None else record.settings.get("data_dir"))
         updated = dict(record.tasks)
         for name in names:
             updated[name] = _rescore_task(run_dir, record, name, catalog, data_root)
-        record = record.model_copy(update={"tasks": updated})
+        settings = {**record.settings, "trust_task_code": True} if trust_task_code else record.settings
+        record = record.model_copy(update={"tasks": updated, "settings": settings})
         write_record(run_dir, record)
     return record
 

@@ -28,6 +28,7 @@ from evalharness.external.predictions import (
     check_scorable,
     read_predictions,
 )
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import (
     RESULTS_FILE,
@@ -57,6 +58,7 @@ class ScoreConfig:
     name: str | None = None
     seed: int = 1234
     n_resamples: int = 1000
+    trust_task_code: bool = False  # let the task's metrics run code (an hf_evaluate module)
 
     @property
     def system(self) -> str:
@@ -143,7 +145,12 @@ def _write_run(run_dir: Path, config: ScoreConfig, result: ScoreResult, entry: A
         ),
         tasks=tasks,
         skipped={name: why for name, why in (existing.skipped.items() if existing else []) if name not in tasks},
-        settings={"seed": config.seed, "n_resamples": config.n_resamples, "data_dir": str(config.data_dir) if config.data_dir else None},
+        settings={
+            "seed": config.seed,
+            "n_resamples": config.n_resamples,
+            "data_dir": str(config.data_dir) if config.data_dir else None,
+            **({"trust_task_code": True} if config.trust_task_code or (existing and existing.settings.get("trust_task_code")) else {}),
+        },
         environment=capture_environment(None),
         seconds=round((existing.seconds if existing else 0.0) + seconds, 3),
     )
@@ -156,6 +163,7 @@ def score_file(config: ScoreConfig) -> ScoreResult:
     started = time.perf_counter()
     task = TaskCatalog(config.tasks_dirs).load(config.task)
     check_scorable(task)
+    refuse_untrusted_code([task], trusted=config.trust_task_code)
     data = load_examples(task, resolve_data_dir(config.data_dir))
     predictions = read_predictions(config.predictions, task, format=config.format, no_answer_probs=config.no_answer_probs)
     decoded = align_predictions(predictions, task, data)
