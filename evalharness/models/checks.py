@@ -76,7 +76,8 @@ def _state_names(auto_class: Any, config: Any, trust_remote_code: bool) -> set[s
 
 def _revealed_heads(model: Any, unexpected: Collection[str], auto_classes: Mapping[str, str], *, kind: str, trust_remote_code: bool) -> dict[str, list[str]]:
     """Unused checkpoint weights that are the head of another kind's class for the same
-    config (``qa_outputs.*`` loaded as a classifier): kind -> those weight names.
+    config (``qa_outputs.*`` loaded as a classifier): kind (``a or b`` when two kinds' heads
+    have the same weights) -> those weight names.
 
     Weights of the bare model (a pooler the loaded class lacks) and of heads no kind uses
     (BERT's next-sentence head) reveal nothing: published checkpoints carry them.
@@ -86,15 +87,17 @@ def _revealed_heads(model: Any, unexpected: Collection[str], auto_classes: Mappi
     base = _state_names(transformers.AutoModel, model.config, trust_remote_code) or set()
     prefix = getattr(model, "base_model_prefix", "")
     shared = set(model.state_dict()) | base | {f"{prefix}.{name}" for name in base}
-    revealed = {}
+    revealed: dict[tuple[str, ...], list[str]] = {}
     for other, class_name in auto_classes.items():
         if other == kind:
             continue
         names = _state_names(getattr(transformers, class_name), model.config, trust_remote_code)
         heads = sorted(set(unexpected) & ((names or set()) - shared))
-        if heads:
-            revealed[other] = heads
-    return revealed
+        if heads:  # kinds whose heads have the same weights (BERT's masked and causal LM) are one
+            kinds = next((key for key, keys in revealed.items() if keys == heads), ())
+            revealed.pop(kinds, None)
+            revealed[(*kinds, other)] = heads
+    return {" or ".join(kinds): keys for kinds, keys in revealed.items()}
 
 
 def _random_weights(loading_info: Mapping[str, Any]) -> list[str]:
@@ -131,13 +134,14 @@ def check_weights(
     heads = _revealed_heads(model, unexpected, auto_classes, kind=kind, trust_remote_code=trust_remote_code) if unexpected else {}
     problems = []
     if heads and not allow_kind_mismatch:
-        claimed = (model.config.architectures or ["?"])[0]
+        architectures = list(model.config.architectures or [])
+        # Where config.json names a known class, --model-kind may not contradict it: the file is wrong.
+        fix = "fix config.json's architectures" if checkpoint_kinds(model.config.to_dict()) else f"pass --model-kind {next(iter(heads))}"
         problems.append(
             "the checkpoint's weights hold "
             + "; ".join(f"the head of a {other} ({_names(keys)})" for other, keys in heads.items())
             + f" that {name} does not use: the checkpoint is not of kind {kind}, whatever config.json's architectures "
-            f"({claimed}) claim. Load it as its own kind (--model-kind {next(iter(heads))}), fix config.json, "
-            f"or pass {KIND_MISMATCH_FLAG}"
+            f"{architectures} claim. To evaluate it as what its weights are, {fix}; or pass {KIND_MISMATCH_FLAG}"
         )
     if random and not allow_random_weights:
         problems.append(

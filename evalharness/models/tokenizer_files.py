@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,13 @@ def _read_config(directory: Path, where: str) -> dict[str, Any]:
 
 def _refuse_redirected_files(directory: Path, config: dict[str, Any], where: str) -> None:
     """A ``*_file`` setting naming a file outside the directory: transformers 4.x reads it."""
-    root = directory.resolve()
+    # Paths compared as written, symlinks not followed: a hub snapshot's files are links into
+    # the cache's blob folder, which is outside the snapshot directory.
+    root = Path(os.path.abspath(directory))
     for key, value in config.items():
         if not key.endswith("_file") or not isinstance(value, str) or not value:
             continue
-        target = (directory / value).resolve()
+        target = Path(os.path.abspath(directory / value))
         if target.is_file() and root not in target.parents:
             raise ModelError(
                 f"{where}: {CONFIG_FILE} field '{key}' points at {value}, outside the checkpoint; the tokenizer "
@@ -105,9 +108,9 @@ def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str, *
         if built != own:
             first = next((i for i, (a, b) in enumerate(zip(built, own)) if a != b), min(len(built), len(own)))
             raise ModelError(
-                f"{where}: the tokenizer transformers built ({name}) does not tokenize like the checkpoint's "
-                f"{TOKENIZER_JSON}: from token {first} of a probe text it gives {built[first:first + 6]} where "
-                f"{TOKENIZER_JSON} gives {own[first:first + 6]}. {CONFIG_FILE}'s tokenizer_class or settings do not match "
+                f"{where}: the tokenizer transformers built ({name}) does not tokenize like "
+                f"{directory / TOKENIZER_JSON}: from token {first} of a probe text it gives {built[first:first + 6]} "
+                f"where the file gives {own[first:first + 6]}. {CONFIG_FILE}'s tokenizer_class or settings do not match "
                 f"the files, or {CONFIG_FILE} is missing and {name}'s defaults were used. {_FIX}"
             )
     vocabulary = raw.get_vocab(with_added_tokens=True)
@@ -145,7 +148,8 @@ def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | Non
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
     except Exception as exc:
-        raise ModelError(f"{where}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from None
+        reason = " ".join(str(exc).split())[:400]
+        raise ModelError(f"{where}: cannot load the tokenizer ({type(exc).__name__}: {reason}). {_FIX}") from None
     files = _vocabulary_files(tokenizer, directory, where)
     if TOKENIZER_JSON in files and hasattr(tokenizer, "backend_tokenizer"):
         _check_against_tokenizer_json(tokenizer, directory, where, with_special_tokens=not config)

@@ -273,7 +273,7 @@ def test_tokenizer_class_that_does_not_match_the_files_is_refused(main, tmp_path
     _edit_json(checkpoint / "tokenizer_config.json", tokenizer_class="GPT2Tokenizer")
     out = tmp_path / "out"
     _refused(_sst2(main, checkpoint, data_dir, out), out, str(checkpoint), "GPT2Tokenizer",
-             "does not tokenize like the checkpoint's tokenizer.json")
+             "does not tokenize like", str(checkpoint / "tokenizer.json"))
 
 
 def test_unknown_tokenizer_class_is_refused(main, tmp_path, data_dir, tiny_classifier):
@@ -310,6 +310,21 @@ def test_tokenizer_config_pointing_outside_the_checkpoint_is_refused(main, tmp_p
     _edit_json(checkpoint / "tokenizer_config.json", tokenizer_file=str(tiny_causal_lm / "tokenizer.json"))
     out = tmp_path / "out"
     _refused(_sst2(main, checkpoint, data_dir, out), out, "'tokenizer_file'", "outside the checkpoint")
+
+
+def test_hub_snapshot_whose_files_are_links_into_the_blob_cache_loads(tmp_path, tiny_classifier):
+    """A Hugging Face cache snapshot holds symlinks into ../../blobs: a tokenizer_config.json
+    naming its own tokenizer.json must not be mistaken for a file outside the checkpoint."""
+    from evalharness.models.loading import load_model
+
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshots" / "abc123"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    for file in tiny_classifier.iterdir():
+        shutil.copy(file, blobs / f"blob-{file.name}")
+        (snapshot / file.name).symlink_to(Path("..", "..", "blobs", f"blob-{file.name}"))
+    _edit_json(blobs / "blob-tokenizer_config.json", tokenizer_file="tokenizer.json")
+    assert load_model(str(snapshot), device="cpu").info.kind == "sequence_classifier"
 
 
 def test_special_token_missing_from_the_vocabulary_is_refused(main, tmp_path, data_dir, tiny_classifier):
