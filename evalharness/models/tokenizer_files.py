@@ -6,8 +6,9 @@ rebuilds a ``tokenizer.json`` as whatever ``tokenizer_config.json``'s ``tokenize
 says (a WordPiece vocabulary turned into a merge-less BPE), falls back to a generic class
 for a class name it does not know, or applies class defaults (lower-casing a cased
 vocabulary) when ``tokenizer_config.json`` is missing. Each gives plausible numbers. So the
-loaded tokenizer is checked against the files it should come from, and ``--tokenizer DIR``
-is the explicit, recorded way to take the tokenizer from somewhere else.
+settings file must exist, the loaded tokenizer is checked against the files it should come
+from, and ``--tokenizer DIR`` is the explicit, recorded way to take the tokenizer from
+somewhere else.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ _FIX = f"Add the tokenizer files saved with the checkpoint (tokenizer.save_pretr
 
 
 def _read_config(directory: Path, where: str) -> dict[str, Any]:
+    """``tokenizer_config.json``, which must exist: without it every setting (lower-casing,
+    special tokens, maximum length, decoding clean-up) is a class default."""
     path = directory / CONFIG_FILE
     if not path.is_file():
-        return {}
+        raise ModelError(
+            f"{where}: no {CONFIG_FILE}: transformers would fall back to the defaults of the tokenizer class that "
+            f"config.json's model type maps to (lower-casing, special tokens, maximum length, decoding), which "
+            f"nothing in the checkpoint confirms. {_FIX}"
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -92,7 +99,7 @@ def _vocabulary_files(tokenizer: Any, directory: Path, where: str) -> list[str]:
     return present
 
 
-def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str, *, with_special_tokens: bool) -> None:
+def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str) -> None:
     """The tokenizer transformers built must tokenize like ``tokenizer.json`` itself and must not
     have invented special tokens that the file's vocabulary lacks."""
     from tokenizers import Tokenizer
@@ -102,17 +109,16 @@ def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str, *
     except Exception as exc:  # a file transformers read but tokenizers cannot: do not guess
         raise ModelError(f"{where}: {directory / TOKENIZER_JSON} is unreadable ({exc})") from None
     name = type(tokenizer).__name__
-    for specials in (False, True) if with_special_tokens else (False,):
-        built = _tokens(tokenizer.backend_tokenizer, specials, f"{where}: the tokenizer transformers built ({name})")
-        own = _tokens(raw, specials, f"{where}: {directory / TOKENIZER_JSON}")
-        if built != own:
-            first = next((i for i, (a, b) in enumerate(zip(built, own)) if a != b), min(len(built), len(own)))
-            raise ModelError(
-                f"{where}: the tokenizer transformers built ({name}) does not tokenize like "
-                f"{directory / TOKENIZER_JSON}: from token {first} of a probe text it gives {built[first:first + 6]} "
-                f"where the file gives {own[first:first + 6]}. {CONFIG_FILE}'s tokenizer_class or settings do not match "
-                f"the files, or {CONFIG_FILE} is missing and {name}'s defaults were used. {_FIX}"
-            )
+    built = _tokens(tokenizer.backend_tokenizer, f"{where}: the tokenizer transformers built ({name})")
+    own = _tokens(raw, f"{where}: {directory / TOKENIZER_JSON}")
+    if built != own:
+        first = next((i for i, (a, b) in enumerate(zip(built, own)) if a != b), min(len(built), len(own)))
+        raise ModelError(
+            f"{where}: the tokenizer transformers built ({name}) does not tokenize like "
+            f"{directory / TOKENIZER_JSON}: from token {first} of a probe text it gives {built[first:first + 6]} "
+            f"where the file gives {own[first:first + 6]}. {CONFIG_FILE}'s tokenizer_class or settings (or the "
+            f"class's defaults for settings it omits) do not match the files. {_FIX}"
+        )
     vocabulary = raw.get_vocab(with_added_tokens=True)
     invented = sorted(token for token in tokenizer.all_special_tokens if token not in vocabulary)
     if invented:
@@ -122,9 +128,11 @@ def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str, *
         )
 
 
-def _tokens(backend: Any, specials: bool, what: str) -> list[str]:
+def _tokens(backend: Any, what: str) -> list[str]:
+    """The probe's tokens without special tokens: inserting those is tokenizer_config.json's
+    business (add_bos_token, ...), which transformers applies on top of the file."""
     try:
-        return list(backend.encode(_PROBE, add_special_tokens=specials).tokens)
+        return list(backend.encode(_PROBE, add_special_tokens=False).tokens)
     except Exception as exc:  # e.g. a WordPiece rebuilt over a vocabulary without its [UNK]
         raise ModelError(f"{what} cannot tokenize text ({exc}); the tokenizer settings do not match its files. {_FIX}") from None
 
@@ -152,19 +160,13 @@ def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | Non
         raise ModelError(f"{where}: cannot load the tokenizer ({type(exc).__name__}: {reason}). {_FIX}") from None
     files = _vocabulary_files(tokenizer, directory, where)
     if TOKENIZER_JSON in files and hasattr(tokenizer, "backend_tokenizer"):
-        _check_against_tokenizer_json(tokenizer, directory, where, with_special_tokens=not config)
-    elif not config:
-        raise ModelError(
-            f"{where}: no {CONFIG_FILE} and no {TOKENIZER_JSON}: every tokenizer setting (lower-casing, special "
-            f"tokens, ...) would be {type(tokenizer).__name__}'s default, which nothing in the checkpoint confirms. {_FIX}"
-        )
-    notes: dict[str, Any] = {}
-    if given:
-        used = files + [name for name in _SETTINGS_FILES if (directory / name).is_file()]
-        notes["tokenizer_source"] = {"path": given, "class": type(tokenizer).__name__, "files": sorted(used), "fingerprint": _fingerprint(directory, used)}
-    elif not config:
-        notes["tokenizer_settings"] = f"no {CONFIG_FILE}: {type(tokenizer).__name__} defaults, checked against {TOKENIZER_JSON}"
-    return tokenizer, notes
+        _check_against_tokenizer_json(tokenizer, directory, where)
+    if not given:
+        return tokenizer, {}
+    used = sorted(files + [name for name in _SETTINGS_FILES if (directory / name).is_file()])
+    return tokenizer, {
+        "tokenizer_source": {"path": given, "class": type(tokenizer).__name__, "files": used, "fingerprint": _fingerprint(directory, used)}
+    }
 
 
 def check_tokenizer_fits(tokenizer: Any, model: Any, *, where: str) -> None:

@@ -161,7 +161,7 @@ def test_tiny_checkpoints_load_without_random_or_foreign_weights(request, fixtur
     from evalharness.models.loading import load_model
 
     notes = load_model(str(request.getfixturevalue(fixture)), device="cpu").info.notes
-    assert not {"random_weights", "foreign_head_weights", "unused_weights", "kind_mismatch", "tokenizer_settings"} & set(notes)
+    assert not {"random_weights", "foreign_head_weights", "unused_weights", "kind_mismatch", "tokenizer_source"} & set(notes)
 
 
 # --- kind mismatches --------------------------------------------------------------------------------
@@ -235,13 +235,22 @@ def test_allowed_kind_mismatch_is_recorded_with_the_foreign_head(main, tmp_path,
 
 
 def test_checkpoint_without_tokenizer_files_is_refused(cli, tmp_path, data_dir, tiny_classifier):
-    """transformers 5 would build a BertTokenizer with a five-token vocabulary (all [UNK])."""
     checkpoint = _copy(tiny_classifier, tmp_path, "no-tokenizer")
     (checkpoint / "tokenizer.json").unlink()
     (checkpoint / "tokenizer_config.json").unlink()
     out = tmp_path / "out"
-    _refused(_sst2(cli, checkpoint, data_dir, out), out, str(checkpoint), "no tokenizer vocabulary", "tokenizer.json",
-             "--tokenizer DIR")
+    _refused(_sst2(cli, checkpoint, data_dir, out), out, str(checkpoint), "no tokenizer_config.json", "--tokenizer DIR")
+
+
+def test_tokenizer_settings_without_a_vocabulary_are_refused(main, tmp_path, data_dir, tiny_classifier):
+    """tokenizer_config.json names BertTokenizer but no vocabulary file is left: transformers 5
+    builds a BertTokenizer with five tokens, and every word becomes [UNK]."""
+    checkpoint = _copy(tiny_classifier, tmp_path, "settings-only")
+    (checkpoint / "tokenizer.json").unlink()
+    _edit_json(checkpoint / "tokenizer_config.json", tokenizer_class="BertTokenizer")
+    out = tmp_path / "out"
+    _refused(_sst2(main, checkpoint, data_dir, out), out, str(checkpoint), "no tokenizer vocabulary",
+             "BertTokenizer reads tokenizer.json, vocab.txt", "--tokenizer DIR")
 
 
 @pytest.mark.parametrize(
@@ -283,26 +292,25 @@ def test_unknown_tokenizer_class_is_refused(main, tmp_path, data_dir, tiny_class
     _refused(_sst2(main, checkpoint, data_dir, out), out, "tokenizer_class 'AcmeTokenizer'", "--tokenizer")
 
 
-def test_missing_tokenizer_config_whose_class_defaults_change_tokenization_is_refused(main, tmp_path, data_dir, tiny_classifier):
-    """A cased vocabulary without tokenizer_config.json: BertTokenizer's default lower-casing
-    would be applied silently."""
-    checkpoint = _copy(tiny_classifier, tmp_path, "cased")
+def test_checkpoint_without_tokenizer_config_is_refused(main, tmp_path, data_dir, tiny_classifier):
+    """Without tokenizer_config.json, lower-casing, special tokens, maximum length and decoding
+    would all be class defaults that nothing in the checkpoint confirms."""
+    checkpoint = _copy(tiny_classifier, tmp_path, "no-config")
     (checkpoint / "tokenizer_config.json").unlink()
+    out = tmp_path / "out"
+    _refused(_sst2(main, checkpoint, data_dir, out), out, str(checkpoint), "no tokenizer_config.json", "--tokenizer DIR")
+
+
+def test_tokenizer_class_default_that_changes_tokenization_is_refused(main, tmp_path, data_dir, tiny_classifier):
+    """A cased vocabulary whose tokenizer_config.json names BertTokenizer without do_lower_case:
+    the class default would lower-case every input."""
+    checkpoint = _copy(tiny_classifier, tmp_path, "cased")
+    _edit_json(checkpoint / "tokenizer_config.json", tokenizer_class="BertTokenizer")
     tokenizer = json.loads((checkpoint / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer["normalizer"]["lowercase"] = False
     (checkpoint / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
     out = tmp_path / "out"
-    _refused(_sst2(main, checkpoint, data_dir, out), out, "does not tokenize like", "tokenizer_config.json is missing")
-
-
-def test_missing_tokenizer_config_with_matching_defaults_runs_and_is_noted(main, tmp_path, data_dir, tiny_classifier):
-    checkpoint = _copy(tiny_classifier, tmp_path, "no-config")
-    (checkpoint / "tokenizer_config.json").unlink()
-    out, reference = tmp_path / "out", tmp_path / "reference"
-    assert _sst2(main, checkpoint, data_dir, out).returncode == 0
-    assert "no tokenizer_config.json" in _record(out)["model"]["notes"]["tokenizer_settings"]
-    assert _sst2(main, tiny_classifier, data_dir, reference).returncode == 0
-    assert _predictions(out) == _predictions(reference)
+    _refused(_sst2(main, checkpoint, data_dir, out), out, "BertTokenizer", "does not tokenize like", "['the', 'qu'")
 
 
 def test_tokenizer_config_pointing_outside_the_checkpoint_is_refused(main, tmp_path, data_dir, tiny_classifier, tiny_causal_lm):
