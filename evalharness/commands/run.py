@@ -9,6 +9,7 @@ from pathlib import Path
 
 from evalharness.commands.common import (
     add_tasks_dir,
+    add_trust_and_checkpoint_overrides,
     non_negative_int,
     parse_label_map,
     positive_int,
@@ -48,6 +49,10 @@ def _run(args: argparse.Namespace) -> int:
         model_kind=args.model_kind,
         label_map=parse_label_map(args.label_map),
         trust_remote_code=args.trust_remote_code,
+        trust_task_code=args.trust_task_code,
+        tokenizer=args.tokenizer,
+        allow_random_weights=args.allow_random_weights,
+        allow_kind_mismatch=args.allow_kind_mismatch,
         seed=args.seed,
         generation=_generation_overrides(args),
         num_fewshot=args.num_fewshot,
@@ -97,6 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--model-kind", help="override the kind detected from config.architectures")
     run.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
+    add_trust_and_checkpoint_overrides(run)
     run.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap and few-shot sampling")
     run.add_argument("--max-new-tokens", type=positive_int, help="override the tasks' generation.max_new_tokens")
     run.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (1: greedy)")

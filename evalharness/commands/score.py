@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from evalharness.commands.common import add_tasks_dir, positive_int, seed
+from evalharness.commands.common import add_tasks_dir, add_trust_task_code, positive_int, seed
 from evalharness.commands.publish import add_log_to
 
 
@@ -32,6 +32,7 @@ def _score(args: argparse.Namespace) -> int:
         name=args.name,
         seed=args.seed,
         n_resamples=args.n_resamples,
+        trust_task_code=args.trust_task_code,
     )
     result = score_file(config)
     text = json.dumps(result.to_json(), indent=2, ensure_ascii=False, allow_nan=False)
@@ -68,5 +69,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap intervals")
     score.add_argument("--n-resamples", type=positive_int, default=1000, help="bootstrap resamples")
     add_log_to(score)
+    add_trust_task_code(score)
     add_tasks_dir(score)
     score.set_defaults(handler=_score)

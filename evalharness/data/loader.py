@@ -101,7 +101,9 @@ def _read_hub(hub: HubSource) -> tuple[list[Row], str]:
     try:
         import datasets
 
-        dataset = datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=hub.revision)
+        # A hub dataset with a loading script would run that script (datasets < 3 by default):
+        # task files never run code. datasets >= 4 runs no scripts and ignores a False here.
+        dataset = datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=hub.revision, trust_remote_code=False)
     except Exception as exc:  # network, missing config, offline mode: all user-fixable
         raise DataError(f"could not load hub dataset {location}: {type(exc).__name__}: {exc}") from None
     return [dict(row) for row in dataset], location

@@ -24,6 +24,7 @@ from evalharness.execution.cache import PredictionCache
 from evalharness.execution.engine import Engine
 from evalharness.execution.lock import run_dir_lock
 from evalharness.execution.progress import progress_enabled, summary_line, task_progress
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
@@ -57,6 +58,10 @@ class RunConfig:
     model_kind: str | None = None
     label_map: Mapping[str, str] | None = None
     trust_remote_code: bool = False
+    trust_task_code: bool = False  # let task files run code (an hf_evaluate module)
+    tokenizer: str | None = None  # load the tokenizer from here instead of the checkpoint
+    allow_random_weights: bool = False  # evaluate although the model class initialised weights randomly
+    allow_kind_mismatch: bool = False  # evaluate although the kind contradicts the checkpoint
     seed: int = 1234
     n_resamples: int = 1000
     generation: Mapping[str, Any] = field(default_factory=dict)
@@ -84,7 +89,19 @@ class RunConfig:
             "num_fewshot": self.num_fewshot,
             "data_dir": str(self.data_dir) if self.data_dir else None,
             **({"device_map": self.device_map} if self.device_map else {}),
+            **self._overrides(),
         }
+
+    def _overrides(self) -> dict[str, Any]:
+        """Opt-ins that let a run do what it refuses by default: recorded whenever given."""
+        given = {
+            "trust_remote_code": self.trust_remote_code,
+            "trust_task_code": self.trust_task_code,
+            "tokenizer": self.tokenizer,
+            "allow_random_weights": self.allow_random_weights,
+            "allow_kind_mismatch": self.allow_kind_mismatch,
+        }
+        return {name: value for name, value in given.items() if value}
 
 
 @dataclass(frozen=True)
@@ -180,8 +197,10 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
     check_seed(config.seed)
     plans: list[_PlannedTask] = []
     skipped: dict[str, str] = {}
-    for name, explicit in catalog.resolve(config.tasks):
-        task = catalog.load(name)
+    tasks = [(catalog.load(name), explicit) for name, explicit in catalog.resolve(config.tasks)]
+    refuse_untrusted_code([task for task, _ in tasks], trusted=config.trust_task_code)
+    for task, explicit in tasks:
+        name = task.name
         try:
             data = load_examples(task, data_dir, limit=config.limit)
         except DataError as exc:
@@ -265,6 +284,9 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunRes
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         device_map=config.device_map,
+        tokenizer=config.tokenizer,
+        allow_random_weights=config.allow_random_weights,
+        allow_kind_mismatch=config.allow_kind_mismatch,
     )
     runnable = _prepare(plans, adapter, config, skipped, report)
     if not runnable:

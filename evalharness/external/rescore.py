@@ -17,6 +17,7 @@ from pathlib import Path
 from evalharness.data.loader import load_examples, resolve_data_dir
 from evalharness.errors import DataError, RecordError
 from evalharness.evaluation.scoring import score_task
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.record import RunRecord, TaskEntry, load_record, read_samples
 from evalharness.records.store import update_record
 from evalharness.spec.catalog import TaskCatalog
@@ -60,8 +61,12 @@ def rescore_run(
     tasks: Sequence[str] | None = None,
     tasks_dirs: Sequence[str | Path] = (),
     data_dir: str | Path | None = None,
+    trust_task_code: bool = False,
 ) -> RunRecord:
-    """Rescore ``tasks`` (default: all) of the run in ``run_dir`` and rewrite its record."""
+    """Rescore ``tasks`` (default: all) of the run in ``run_dir`` and rewrite its record.
+
+    Metrics that run code (an ``hf_evaluate`` module) need ``trust_task_code``, which is then
+    recorded in the run's settings."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RecordError(f"{run_dir}: no run directory here")
@@ -71,6 +76,7 @@ def rescore_run(
     if unknown:
         raise RecordError(f"{run_dir}: the run has no task {', '.join(unknown)} (it has: {', '.join(record.tasks)})")
     catalog = TaskCatalog(tasks_dirs)
+    refuse_untrusted_code([catalog.load(name) for name in names], trusted=trust_task_code)
     data_root = resolve_data_dir(data_dir if data_dir is not None else record.settings.get("data_dir"))
     updated = {name: _rescore_task(run_dir, record, name, catalog, data_root) for name in names}
 
@@ -81,6 +87,7 @@ def rescore_run(
                 f"{run_dir}: task {', '.join(moved) or ', '.join(names)} changed while it was being rescored "
                 "(another evalharness process wrote it); nothing was written, run rescore again"
             )
-        return current.model_copy(update={"tasks": {**current.tasks, **updated}})
+        settings = {**current.settings, "trust_task_code": True} if trust_task_code else current.settings
+        return current.model_copy(update={"tasks": {**current.tasks, **updated}, "settings": settings})
 
     return update_record(run_dir, change).record

@@ -29,6 +29,7 @@ from evalharness.external.predictions import (
     check_scorable,
     read_predictions,
 )
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import MetricEntry, ModelEntry, RunRecord, TaskEntry
 from evalharness.records.store import Commit, check_mergeable, merge_records, prepare_run_dir, update_record
@@ -53,6 +54,7 @@ class ScoreConfig:
     name: str | None = None
     seed: int = 1234
     n_resamples: int = 1000
+    trust_task_code: bool = False  # let the task's metrics run code (an hf_evaluate module)
 
     @property
     def system(self) -> str:
@@ -109,7 +111,12 @@ def _combined_fingerprint(notes: dict[str, dict[str, Any]]) -> str:
 
 
 def _settings(config: ScoreConfig) -> dict[str, Any]:
-    return {"seed": config.seed, "n_resamples": config.n_resamples, "data_dir": str(config.data_dir) if config.data_dir else None}
+    return {
+        "seed": config.seed,
+        "n_resamples": config.n_resamples,
+        "data_dir": str(config.data_dir) if config.data_dir else None,
+        **({"trust_task_code": True} if config.trust_task_code else {}),
+    }
 
 
 def _system(name: str, notes: dict[str, dict[str, Any]]) -> ModelEntry:
@@ -149,6 +156,7 @@ def score_file(config: ScoreConfig) -> ScoreResult:
     check_seed(config.seed)
     task = TaskCatalog(config.tasks_dirs).load(config.task)
     check_scorable(task)
+    refuse_untrusted_code([task], trusted=config.trust_task_code)
     data = load_examples(task, resolve_data_dir(config.data_dir))
     predictions = read_predictions(config.predictions, task, format=config.format, no_answer_probs=config.no_answer_probs)
     decoded = align_predictions(predictions, task, data)

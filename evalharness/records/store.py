@@ -39,7 +39,7 @@ __all__ = [
 
 # Settings that say how a run was executed, not what its numbers mean: they may differ
 # between the runs whose tasks one record holds (the newest run's values are kept).
-EXECUTION_SETTINGS = frozenset({"tasks", "batch_size", "max_batch_tokens", "device", "device_map"})
+EXECUTION_SETTINGS = frozenset({"tasks", "batch_size", "max_batch_tokens", "device", "device_map", "trust_task_code"})
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,8 @@ def _merged_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str
     merged = dict(new)
     if isinstance(old.get("tasks"), list) and isinstance(new.get("tasks"), list):
         merged["tasks"] = list(dict.fromkeys([*old["tasks"], *new["tasks"]]))
+    if old.get("trust_task_code") or new.get("trust_task_code"):  # a permission any kept task may have used
+        merged["trust_task_code"] = True
     return merged
 
 
