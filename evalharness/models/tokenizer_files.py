@@ -35,9 +35,13 @@ _FIX = f"Add the tokenizer files saved with the checkpoint (tokenizer.save_pretr
 
 
 def _read_config(directory: Path, where: str) -> dict[str, Any]:
-    """``tokenizer_config.json``, which must exist: without it every setting (lower-casing,
-    special tokens, maximum length, decoding clean-up) is a class default."""
+    """``tokenizer_config.json``. Without it every setting (lower-casing, special tokens,
+    maximum length, decoding clean-up) is a class default: that is acceptable only when a
+    ``tokenizer.json`` fixes the whole pipeline (the loaded tokenizer is then checked against
+    it, so a class default that changes tokenization is still refused); otherwise refused."""
     path = directory / CONFIG_FILE
+    if not path.is_file() and (directory / TOKENIZER_JSON).is_file():
+        return {}
     if not path.is_file():
         raise ModelError(
             f"{where}: no {CONFIG_FILE}: transformers would fall back to the defaults of the tokenizer class that "
@@ -161,11 +165,18 @@ def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | Non
     files = _vocabulary_files(tokenizer, directory, where)
     if TOKENIZER_JSON in files and hasattr(tokenizer, "backend_tokenizer"):
         _check_against_tokenizer_json(tokenizer, directory, where)
+    notes: dict[str, Any] = {}
+    if not config:
+        notes["tokenizer_config"] = (
+            f"no {CONFIG_FILE}: settings from {TOKENIZER_JSON} and {type(tokenizer).__name__}'s defaults "
+            f"(checked to tokenize exactly as {TOKENIZER_JSON})"
+        )
     if not given:
-        return tokenizer, {}
+        return tokenizer, notes
     used = sorted(files + [name for name in _SETTINGS_FILES if (directory / name).is_file()])
     return tokenizer, {
-        "tokenizer_source": {"path": given, "class": type(tokenizer).__name__, "files": used, "fingerprint": _fingerprint(directory, used)}
+        **notes,
+        "tokenizer_source": {"path": given, "class": type(tokenizer).__name__, "files": used, "fingerprint": _fingerprint(directory, used)},
     }
 
 

@@ -114,7 +114,7 @@ def _samples_files(results_path: Path, given: Sequence[Path], tasks: Sequence[st
 
 def _read_samples_file(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:

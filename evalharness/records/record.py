@@ -206,7 +206,11 @@ def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) ->
     """The rows of a samples file's bytes: complete JSON lines, ``expected`` of them, matching
     ``digest`` (the sha256 in the file's name) when there is one."""
     try:
-        lines = data.decode("utf-8").splitlines()
+        # Only "\n" ends a row: str.splitlines() would also split inside a prediction that holds
+        # U+2028, U+0085 or U+001C (JSON keeps them raw with ensure_ascii=False).
+        lines = data.decode("utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
     except UnicodeDecodeError:
         raise RecordError(f"{path}: corrupted samples file (not UTF-8)") from None
     rows = []

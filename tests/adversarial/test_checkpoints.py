@@ -81,8 +81,9 @@ def _record(out: Path) -> dict:
 
 
 def _predictions(out: Path, task: str = "glue/sst2") -> list:
-    samples = out / "samples" / f"{task}.jsonl"
-    return [json.loads(line)["prediction"] for line in samples.read_text(encoding="utf-8").splitlines()]
+    from evalharness.records.record import read_samples
+
+    return [row["prediction"] for row in read_samples(out, task)]
 
 
 # --- weights the model class had to initialise randomly -----------------------------------------
@@ -292,13 +293,28 @@ def test_unknown_tokenizer_class_is_refused(main, tmp_path, data_dir, tiny_class
     _refused(_sst2(main, checkpoint, data_dir, out), out, "tokenizer_class 'AcmeTokenizer'", "--tokenizer")
 
 
-def test_checkpoint_without_tokenizer_config_is_refused(main, tmp_path, data_dir, tiny_classifier):
-    """Without tokenizer_config.json, lower-casing, special tokens, maximum length and decoding
-    would all be class defaults that nothing in the checkpoint confirms."""
+def test_checkpoint_without_tokenizer_config_or_tokenizer_json_is_refused(main, tmp_path, data_dir, tiny_classifier):
+    """Without tokenizer_config.json and without a tokenizer.json to check against, lower-casing,
+    special tokens, maximum length and decoding would all be class defaults that nothing in the
+    checkpoint confirms."""
     checkpoint = _copy(tiny_classifier, tmp_path, "no-config")
     (checkpoint / "tokenizer_config.json").unlink()
+    (checkpoint / "tokenizer.json").unlink()
     out = tmp_path / "out"
     _refused(_sst2(main, checkpoint, data_dir, out), out, str(checkpoint), "no tokenizer_config.json", "--tokenizer DIR")
+
+
+def test_checkpoint_with_tokenizer_json_but_no_tokenizer_config_runs_and_says_so(main, tmp_path, data_dir, tiny_classifier):
+    """Many hub checkpoints (roberta-base among them) ship tokenizer.json without
+    tokenizer_config.json: the tokenizer.json fixes the pipeline, the loaded tokenizer is checked
+    to tokenize exactly like it, and the record says where the settings came from."""
+    checkpoint = _copy(tiny_classifier, tmp_path, "json-only")
+    (checkpoint / "tokenizer_config.json").unlink()
+    out = tmp_path / "out"
+    result = _sst2(main, checkpoint, data_dir, out)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert "no tokenizer_config.json" in record["model"]["notes"]["tokenizer_config"]
 
 
 def test_tokenizer_class_default_that_changes_tokenization_is_refused(main, tmp_path, data_dir, tiny_classifier):
