@@ -25,8 +25,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_backend_flags(parser: argparse.ArgumentParser, *, choice: bool = True) -> None:
-    """The openai flags and ``--tokenizer``; ``choice`` adds ``--backend`` itself."""
+def add_backend_flags(parser: argparse.ArgumentParser, *, choice: bool = True, tokenizer: bool = True) -> None:
+    """The openai flags; ``choice`` adds ``--backend`` itself, ``tokenizer`` ``--tokenizer``
+    (for commands that do not have it already)."""
     group = parser.add_argument_group("backend (where the model runs)")
     if choice:
         group.add_argument("--backend", default="hf", help="hf (in process, default), openai (a server speaking the OpenAI API) or vllm (in-process vLLM, GPU)")
@@ -37,7 +38,8 @@ def add_backend_flags(parser: argparse.ArgumentParser, *, choice: bool = True) -
     group.add_argument("--timeout", type=positive_float, help="openai: seconds before a request counts as failed and is retried (default 120)")
     group.add_argument("--max-retries", type=non_negative_int, help="openai: retries after 429/5xx/connection errors/timeouts, with exponential back-off (default 5)")
     group.add_argument("--max-requests", type=positive_int, help="openai: HTTP requests the run may send, retries included (default: no limit)")
-    group.add_argument("--tokenizer", metavar="DIR", help="the model's tokenizer directory (openai: needed for log-likelihoods; default: --model when it is a directory)")
+    if tokenizer:
+        group.add_argument("--tokenizer", metavar="DIR", help="the model's tokenizer directory (openai: needed for log-likelihoods; default: --model when it is a directory)")
 
 
 def openai_flags(args: argparse.Namespace, *, used: bool) -> dict[str, object]:
