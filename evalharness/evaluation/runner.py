@@ -19,7 +19,14 @@ from typing import Any
 
 from evalharness.backends import BackendConfig, BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
-from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
+from evalharness.errors import (
+    DataError,
+    EvalHarnessError,
+    Interrupted,
+    RecordError,
+    UsageError,
+    environment_fault,
+)
 from evalharness.evaluation.scoring import score_task
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
@@ -30,7 +37,13 @@ from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
-from evalharness.records.store import Commit, check_mergeable, merge_records, prepare_run_dir, update_record
+from evalharness.records.store import (
+    Commit,
+    check_mergeable,
+    merge_records,
+    prepare_run_dir,
+    update_record,
+)
 from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
