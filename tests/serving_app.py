@@ -203,7 +203,7 @@ class ThreadServer:
 
         self.faults = faults or Faults()
         self.port = port or free_port()
-        config = uvicorn.Config(build_app(engine, name, self.faults), host=LOCALHOST, port=self.port, log_level="error", lifespan="off")
+        config = uvicorn.Config(build_app(engine, name, self.faults), host=LOCALHOST, port=self.port, log_level="error", log_config=None, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument("--die-after", type=int)
     args = parser.parse_args()
     faults = Faults(die_after=args.die_after)
-    uvicorn.run(build_app(TinyEngine(args.model), args.model, faults), host=LOCALHOST, port=args.port, log_level="error")
+    uvicorn.run(build_app(TinyEngine(args.model), args.model, faults), host=LOCALHOST, port=args.port, log_level="error", log_config=None)
 
 
 if __name__ == "__main__":
