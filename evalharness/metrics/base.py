@@ -91,6 +91,17 @@ class Metric(ABC):
     def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
         """The group of each example, for a per-group breakdown (a bias type, a swap group);
         None: no breakdown. The runner and ``score`` pass it to :meth:`result`."""
+        grouped = self.reference_groups(references)
+        return None if grouped is None else grouped[1]
+
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        """What the breakdown groups by and each example's group, when the references alone
+        say it (BBQ categories, WinoBias sets); ``--limit`` reports its coverage from it."""
+        return None
+
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        """Why :meth:`aggregate` is NaN on these rows (e.g. no example of the subset the
+        metric is restricted to); None: no specific reason known."""
         return None
 
     @classmethod
@@ -155,6 +166,9 @@ class Metric(ABC):
                 breakdown[group] = GroupResult(
                     float(self.aggregate(rows)), sub.low, sub.high, int(rows.shape[0])
                 )
+        note = None
+        if not math.isfinite(value):
+            note = self.undefined_reason(stats) or f"{self.name} is undefined on these {stats.shape[0]} examples"
         return MetricResult(
             name=self.name,
             value=value,
@@ -167,6 +181,7 @@ class Metric(ABC):
             ci_method=interval.method,
             ideal=self.ideal,
             groups=breakdown,
+            note=note,
         )
 
     def compute(

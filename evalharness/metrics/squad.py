@@ -193,6 +193,12 @@ class _SquadScore(_SquadBase, AdditiveMetric):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return np.where(stats[:, 1] > 0, 100.0 * stats[:, 0], np.nan)
 
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        if stats[:, 1].sum() > 0:
+            return None
+        which = {"has_ans": "answerable", "no_ans": "unanswerable"}.get(self.settings.subset, "")
+        return f"no {which} question among the {stats.shape[0]} scored (subset: {self.settings.subset})"
+
     def interval(self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
         """Analytic t-interval of the mean over the questions in the subset."""
         in_subset = stats[:, 1] > 0
