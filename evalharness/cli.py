@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from evalharness.commands import COMMANDS
 from evalharness.errors import EvalHarnessError
+from evalharness.version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalharness", description="Evaluate language-model checkpoints on declarative tasks."
     )
+    parser.add_argument("--version", action="version", version=f"evalharness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"evalharness.commands.{name}").register(commands)

@@ -29,35 +29,38 @@ def _p(value: float | None) -> str:
 
 def print_comparison(comparison: Any, *, console: Any = None) -> None:
     """A table of every compared task and metric, then notes and what was not compared."""
-    from rich.table import Table
+    from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
-    from evalharness.commands.display import wide_console
-
-    console = console or wide_console()
+    console = console or make_console()
     settings = comparison.settings
     a, b = comparison.run_a, comparison.run_b
-    console.print(f"A: {a['model']} ({a['path']}, {a['fingerprint']})")
-    console.print(f"B: {b['model']} ({b['path']}, {b['fingerprint']})")
-    table = Table(title=f"B vs A: paired tests, {CORRECTION_NAMES[settings.correction]} across {len(comparison.metrics)} comparisons, alpha {settings.alpha:g}")
-    for column in ("task", "metric", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result"):
-        table.add_column(column, justify="left" if column in {"task", "metric", "test", "result"} else "right", no_wrap=True)
+    print_note(console, "A:", f"{a['model']} ({a['path']}, {a['fingerprint']})")
+    print_note(console, "B:", f"{b['model']} ({b['path']}, {b['fingerprint']})")
+    headers = ("task", "metric", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result")
+    columns = [
+        Column(header, "left" if header in {"task", "metric", "test", "result"} else "right", key=header in {"task", "metric"})
+        for header in headers
+    ]
+    rows = []
     for item in comparison.metrics:
         low, high = item.ci
         marker = "" if item.ideal is None else f" (dist. to {item.ideal:g})"
-        style = VERDICT_STYLES[item.verdict]
-        table.add_row(
-            item.task,
-            item.metric + marker,
-            _number(item.value_a),
-            _number(item.value_b),
-            _signed(item.change),
-            f"[{_signed(low)}, {_signed(high)}]",
-            _p(item.p_value),
-            _p(item.p_adjusted),
-            item.test,
-            f"[{style}]{item.verdict}[/{style}]",
+        rows.append(
+            [
+                item.task,
+                item.metric + marker,
+                _number(item.value_a),
+                _number(item.value_b),
+                _signed(item.change),
+                f"[{_signed(low)}, {_signed(high)}]",
+                _p(item.p_value),
+                _p(item.p_adjusted),
+                item.test,
+                Cell(item.verdict, VERDICT_STYLES[item.verdict]),
+            ]
         )
-    console.print(table)
+    title = f"B vs A: paired tests, {CORRECTION_NAMES[settings.correction]} across {len(comparison.metrics)} comparisons, alpha {settings.alpha:g}"
+    print_table(console, columns, rows, title=title)
     counts = comparison.counts()
     console.print(", ".join(f"{count} {verdict}" for verdict, count in counts.items() if count or verdict != "undefined"))
     console.print(
@@ -66,12 +69,12 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     )
     for task in comparison.tasks:
         for note in task.notes:
-            console.print(f"[yellow]note[/yellow] {task.task}: {note}")
+            print_note(console, Cell("note", "yellow"), f"{task.task}: {note}")
     for item in comparison.metrics:
         for note in item.notes:
-            console.print(f"[yellow]note[/yellow] {item.task} {item.metric}: {note}")
+            print_note(console, Cell("note", "yellow"), f"{item.task} {item.metric}: {note}")
     for skipped in comparison.not_compared:
-        console.print(f"[yellow]not compared[/yellow] {skipped['task']} {skipped['metric']}: {skipped['reason']}")
+        print_note(console, Cell("not compared", "yellow"), f"{skipped['task']} {skipped['metric']}: {skipped['reason']}")
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

@@ -140,23 +140,20 @@ def to_dict(report: GateReport) -> dict[str, Any]:
 
 def print_gate(report: GateReport, *, console: Any = None) -> None:
     """One row per check, then the verdict."""
-    from rich.table import Table
+    from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
-    from evalharness.commands.display import wide_console
-
-    console = console or wide_console()
-    console.print(f"candidate: {_run_label(report.candidate)}")
-    console.print(f"baseline:  {_run_label(report.baseline)}")
-    table = Table(title=f"gate {report.policy_path}")
-    for column in ("result", "rule", "check", "detail"):
-        table.add_column(column)
-    for rule in report.rules:
-        for check in rule.checks:
-            style = STYLES[check.status]
-            table.add_row(f"[{style}]{check.status}[/{style}]", rule.name, check.description, check.detail)
-    console.print(table)
+    console = console or make_console()
+    print_note(console, "candidate:", _run_label(report.candidate))
+    print_note(console, "baseline: ", _run_label(report.baseline))
+    columns = [Column("result"), Column("rule", key=True), Column("check", key=True), Column("detail")]
+    rows = [
+        [Cell(check.status, STYLES[check.status]), rule.name, check.description, check.detail]
+        for rule in report.rules
+        for check in rule.checks
+    ]
+    print_table(console, columns, rows, title=f"gate {report.policy_path}")
     for note in report.notes:
-        console.print(f"[dim]note: {note}[/dim]")
+        print_note(console, Cell("note:", "dim"), note)
     counts = report.counts()
     summary = f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[NOT_EVALUATED]} not evaluated"
     console.print(f"[bold {'green' if report.passed else 'red'}]gate {'passed' if report.passed else 'FAILED'}[/] (rules: {summary})")

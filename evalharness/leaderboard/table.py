@@ -124,17 +124,21 @@ class Leaderboard:
         metric column as value, ``ci_low`` and ``ci_high`` (what CSV and Parquet hold)."""
         import pandas as pd
 
-        out = pd.DataFrame(index=self.values.index)
-        out["rank"] = self.ranking["rank"]
-        out["tied"] = self.ranking["tied"]
-        out["model"] = self.models["model"]
-        out["model_fingerprint"] = self.models["model_fingerprint"]
-        out["source"] = self.models["source"]
+        # Built in one go: adding hundreds of columns one by one fragments the frame
+        # (pandas' PerformanceWarning flood on large leaderboards).
+        columns: dict[str, pd.Series] = {
+            "rank": self.ranking["rank"],
+            "tied": self.ranking["tied"],
+            "model": self.models["model"],
+            "model_fingerprint": self.models["model_fingerprint"],
+            "source": self.models["source"],
+        }
         for key in [a.key for a in self.aggregates] + [c.key for c in self.columns]:
-            out[key] = self.values[key]
-            out[f"{key} ci_low"] = self.ci_low[key]
-            out[f"{key} ci_high"] = self.ci_high[key]
-        out["runs"] = self.models["runs"]
+            columns[key] = self.values[key]
+            columns[f"{key} ci_low"] = self.ci_low[key]
+            columns[f"{key} ci_high"] = self.ci_high[key]
+        columns["runs"] = self.models["runs"]
+        out = pd.DataFrame(columns, index=self.values.index)
         out.index.name = "model_id"
         return out.reset_index()
 
