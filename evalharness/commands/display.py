@@ -51,8 +51,9 @@ def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) ->
     print_table(console, RUN_COLUMNS, rows, title=title)
     for task_name, task in record.tasks.items():
         for metric_name, entry in task.metrics.items():
-            if entry.value is None and entry.note:
-                print_note(console, Cell("no value", "yellow"), f"{task_name} {metric_name}: {entry.note}")
+            if entry.note:
+                label = Cell("no value" if entry.value is None else "note", "yellow")
+                print_note(console, label, f"{task_name} {metric_name}: {entry.note}")
         for note in task.notes:
             print_note(console, Cell("note", "yellow"), f"{task_name}: {note}")
     for task_name, reason in record.skipped.items():

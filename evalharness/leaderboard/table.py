@@ -237,6 +237,14 @@ def _models(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def _value_notes(frame: pd.DataFrame) -> list[str]:
+    """Why a shown value is missing (or a group's), as its record says."""
+    if "note" not in frame:  # a frame built by hand
+        return []
+    noted = frame[frame["note"].notna()]
+    return [f"{row.model_id} {row.task} {row.metric}: {row.note}" for row in noted.itertuples(index=False)]
+
+
 def _default_aggregates(frame: pd.DataFrame) -> list[str]:
     comparable = frame[~frame["incomparable"]]
     if comparable["column"].nunique() < 2:
@@ -301,6 +309,7 @@ def build_leaderboard(
     frame, notes = resolve_duplicates(frame, duplicates)
     frame, comparability_notes = split_incomparable(frame, allow=allow_incomparable)
     notes += comparability_notes
+    notes += _value_notes(frame)
     columns = _columns(frame)
     results = _compute_aggregates(frame, aggregates)
     for result in results:

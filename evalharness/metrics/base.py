@@ -166,9 +166,7 @@ class Metric(ABC):
                 breakdown[group] = GroupResult(
                     float(self.aggregate(rows)), sub.low, sub.high, int(rows.shape[0])
                 )
-        note = None
-        if not math.isfinite(value):
-            note = self.undefined_reason(stats) or f"{self.name} is undefined on these {stats.shape[0]} examples"
+        note = self.undefined_note(value, stats, breakdown, groups)
         return MetricResult(
             name=self.name,
             value=value,
@@ -183,6 +181,22 @@ class Metric(ABC):
             groups=breakdown,
             note=note,
         )
+
+    def undefined_note(
+        self, value: float, stats: np.ndarray, breakdown: Mapping[str, GroupResult], groups: Sequence[str] | None
+    ) -> str | None:
+        """Why the value, or a group's value, came out undefined (None: every value is defined)."""
+
+        def reason(rows: np.ndarray) -> str:
+            return self.undefined_reason(rows) or f"{self.name} is undefined on these {rows.shape[0]} examples"
+
+        parts = [] if math.isfinite(value) else [reason(stats)]
+        labels = np.asarray(groups if groups is not None else [], dtype=object)
+        undefined = [group for group, result in breakdown.items() if not math.isfinite(result.value)]
+        if parts and len(undefined) == len(breakdown):
+            return parts[0]  # every group is undefined for the same reason as the whole
+        parts += [f"group {group}: {reason(stats[labels == group])}" for group in undefined]
+        return "; ".join(parts) or None
 
     def compute(
         self,
