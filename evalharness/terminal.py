@@ -65,18 +65,27 @@ def _plain(value: Any) -> str:
     return value.text if isinstance(value, Cell) else str(value)
 
 
+def _heading(out: Any, columns: Sequence[Column], row: Sequence[Any]) -> list[int]:
+    """The indices of the cells that name the row: all key cells when they fit on one line,
+    else the first alone (the others then get lines of their own)."""
+    keys = [i for i, column in enumerate(columns) if column.key] or [0]
+    if len("  ".join(_plain(row[i]) for i in keys)) > out.width:
+        keys = keys[:1]
+    return keys
+
+
 def _print_long(out: Any, title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
     """One block per row: the key cells as a heading, then one indented line per other cell."""
     from rich.text import Text
 
     if title:
         out.print(_text(title, "bold"))
-    keys = [i for i, column in enumerate(columns) if column.key] or [0]
     # Labels line up in a column at most half the width; a longer one gets a line of its own.
-    width = min(max((len(column.header) for i, column in enumerate(columns) if i not in keys), default=0), out.width // 2)
+    width = min(max((len(column.header) for column in columns), default=0), out.width // 2)
     for number, row in enumerate(rows):
         if number:
             out.print()
+        keys = _heading(out, columns, row)
         out.print(_text("  ".join(_plain(row[i]) for i in keys), "bold"))
         for index, (column, cell) in enumerate(zip(columns, row)):
             if index in keys:
