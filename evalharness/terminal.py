@@ -65,11 +65,17 @@ def _plain(value: Any) -> str:
     return value.text if isinstance(value, Cell) else str(value)
 
 
+def _width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
 def _heading(out: Any, columns: Sequence[Column], row: Sequence[Any]) -> list[int]:
     """The indices of the cells that name the row: all key cells when they fit on one line,
     else the first alone (the others then get lines of their own)."""
     keys = [i for i, column in enumerate(columns) if column.key] or [0]
-    if len("  ".join(_plain(row[i]) for i in keys)) > out.width:
+    if _width("  ".join(_plain(row[i]) for i in keys)) > out.width:
         keys = keys[:1]
     return keys
 
@@ -81,7 +87,7 @@ def _print_long(out: Any, title: str | None, columns: Sequence[Column], rows: Se
     if title:
         out.print(_text(title, "bold"))
     # Labels line up in a column at most half the width; a longer one gets a line of its own.
-    width = min(max((len(column.header) for column in columns), default=0), out.width // 2)
+    width = min(max((_width(column.header) for column in columns), default=0), out.width // 2)
     for number, row in enumerate(rows):
         if number:
             out.print()
@@ -90,11 +96,11 @@ def _print_long(out: Any, title: str | None, columns: Sequence[Column], rows: Se
         for index, (column, cell) in enumerate(zip(columns, row)):
             if index in keys:
                 continue
-            if len(column.header) > width:
+            if _width(column.header) > width:
                 out.print(_text(f"  {column.header}"))
                 line = Text(" " * (width + 4), overflow="fold")
             else:
-                line = Text(f"  {column.header:<{width}}  ", overflow="fold")
+                line = Text(f"  {column.header}{' ' * (width - _width(column.header))}  ", overflow="fold")
             line.append_text(_text(cell))
             out.print(line)
 
@@ -112,7 +118,7 @@ def print_table(
 
 
 def print_note(out: Any, label: Cell | str, text: str) -> None:
-    """``label text`` as plain text (wrapped, never cut); the label may carry a style."""
+    """``label text`` as one plain-text line (never cut; the label may carry a style)."""
     line = _text(label)
     line.append(" ")
     line.append(text)

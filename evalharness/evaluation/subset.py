@@ -15,7 +15,8 @@ from typing import Any
 
 from evalharness.data.loader import LoadedData, fingerprint_examples
 from evalharness.evaluation.scoring import gold_values
-from evalharness.metrics.registry import build_metric
+from evalharness.metrics.base import Metric
+from evalharness.metrics.registry import metric_class
 from evalharness.spec.loader import Task
 
 __all__ = ["group_coverage", "limit_examples", "subset_record"]
@@ -34,7 +35,10 @@ def _groups(task: Task, data: LoadedData) -> dict[str, list[str]]:
     golds = gold_values(task, data)
     found: dict[str, set[str]] = {}
     for spec in task.spec.metrics:
-        grouped = build_metric(spec.name, spec.settings).reference_groups(golds)
+        cls = metric_class(spec.name)
+        if cls.reference_groups is Metric.reference_groups:  # no breakdown by reference: nothing to build
+            continue
+        grouped = cls(spec.settings).reference_groups(golds)
         if grouped is not None:
             key, labels = grouped
             found.setdefault(key, set()).update(labels)
