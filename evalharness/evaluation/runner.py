@@ -20,7 +20,7 @@ from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.errors import DataError, EvalHarnessError, UsageError
 from evalharness.evaluation import options as run_options
 from evalharness.evaluation.scoring import score_task
-from evalharness.evaluation.subset import limit_examples, subset_record
+from evalharness.evaluation.subset import subset_record
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
 from evalharness.execution.engine import Engine
@@ -205,16 +205,16 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
     for name, explicit in catalog.resolve(config.tasks):
         task = catalog.load(name)
         try:
-            full = load_examples(task, data_dir)
+            data = load_examples(task, data_dir, limit=config.limit)
         except DataError as exc:
             if explicit:
                 raise
             skipped[name] = str(exc)
             progress(f"skipping {name}: data not available")
             continue
-        plan = _PlannedTask(task, limit_examples(full, config.limit), explicit)
+        plan = _PlannedTask(task, data, explicit)
         if config.limit is not None:
-            plan.settings["subset"], notes = subset_record(task, full, plan.data, config.limit)
+            plan.settings["subset"], notes = subset_record(task, data, config.limit, data_dir)
             plan.notes.extend(notes)
             for note in notes:
                 progress(f"note: {name}: {note}")
