@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalharness.errors import UsageError
-from evalharness.prompting import FORMULATIONS, Formulation
-from evalharness.prompting.base import RunOption
+from evalharness.prompting import FORMULATIONS, Formulation, RunOption
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
 

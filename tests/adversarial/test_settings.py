@@ -21,8 +21,7 @@ import pytest
 from evalharness.errors import UsageError
 from evalharness.evaluation.runner import RunConfig, run_evaluation
 from evalharness.metrics.registry import build_metric
-from evalharness.prompting import FORMULATIONS, FormulationOptions
-from evalharness.prompting.base import RunOption
+from evalharness.prompting import FORMULATIONS, FormulationOptions, RunOption
 from evalharness.prompting.heads import resolve_label_map
 from evalharness.records.record import load_record, read_samples
 from tests.inprocess import main  # noqa: F401 - pytest fixture: the CLI in-process (fast)
