@@ -4,9 +4,10 @@ The first N examples of grouped data are rarely a sample of every group: BBQ's f
 read category by category, WinoBias' set by set, so ``--limit 100`` measures one BBQ
 category or one WinoBias set. The groups are the ones the task's metrics break their
 results down by (``Metric.reference_groups``: BBQ categories, WinoBias type/set, CrowS-Pairs
-bias types); the task entry records which of them the subset covers out of those in the
-whole split, and a note names the missing ones. The whole split is read a second time only
-for such tasks, and only when the limit cut something.
+bias types) and, for a counterfactual probe, the swap groups whose terms occur in an
+example; the task entry records which of them the subset covers out of those in the whole
+split, and a note names the missing ones. The whole split is read a second time only for
+such tasks, and only when the limit cut something.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def _grouping_metrics(task: Task) -> list[Metric]:
     return metrics
 
 
+def _swap_groups(task: Task, data: LoadedData) -> list[str]:
+    """The counterfactual swap groups with a term in at least one example of ``data``."""
+    from evalharness.prompting.counterfactual import load_swapper, perturb
+
+    swapper = load_swapper(task)
+    return [g for g in swapper.names() if any(perturb(task, e, swapper, g) is not None for e in data.examples)]
+
+
 def _groups(task: Task, metrics: list[Metric], data: LoadedData) -> dict[str, list[str]]:
     """Group key -> the groups present in ``data``."""
     golds = gold_values(task, data)
@@ -42,13 +51,15 @@ def _groups(task: Task, metrics: list[Metric], data: LoadedData) -> dict[str, li
         if grouped is not None:
             key, labels = grouped
             found.setdefault(key, set()).update(labels)
+    if task.spec.counterfactual is not None:
+        found["swap_group"] = set(_swap_groups(task, data))
     return {key: sorted(values) for key, values in found.items()}
 
 
 def group_coverage(task: Task, subset: LoadedData, data_dir: Path | None) -> dict[str, dict[str, list[str]]]:
     """Group key -> ``{"covered": [...], "available": [...]}`` for the task's whole split."""
     metrics = _grouping_metrics(task)
-    if not metrics:
+    if not metrics and task.spec.counterfactual is None:
         return {}
     covered = _groups(task, metrics, subset)
     cut = len(subset.examples) < subset.n_available

@@ -302,6 +302,19 @@ def test_swap_groups_without_terms_in_the_evaluated_examples_are_named(main, wor
     assert flip.value is None and "nothing was perturbed" in flip.note
 
 
+def test_counterfactual_limit_before_any_swappable_example_reports_the_swap_groups_left_out(main, workspace, tiny_classifier):
+    spec = COUNTERFACTUAL.replace("reviews/test.tsv", "reviews/swaps.tsv")
+    (workspace / "tasks" / "mine" / "swaps.yaml").write_text(spec, encoding="utf-8")
+    plain = [f"the movie was great . {i}\tpositive" for i in range(4)]
+    swappable = ["he liked it .\tpositive", "John hated it .\tnegative"]  # only after the first 4
+    (workspace / "data" / "reviews" / "swaps.tsv").write_text("sentence\tlabel\n" + "\n".join(plain + swappable) + "\n")
+    result, out = _run(main, tiny_classifier, workspace, "mine/swaps", "--limit", "4")
+    assert result.returncode == 0, result.stderr
+    task = load_record(out).tasks["mine/swaps"]
+    assert task.settings["subset"]["groups"]["swap_group"] == {"covered": [], "available": ["gender", "names"]}
+    assert any("subset covers only 0 of 2 groups by swap_group" in note for note in task.notes)
+
+
 @pytest.mark.parametrize(
     ("metric", "settings", "predictions", "references", "reason"),
     [
