@@ -75,7 +75,7 @@ def subset_record(task: Task, subset: LoadedData, limit: int, data_dir: Path | N
     """The task's ``settings.subset`` entry and its notes (partial run, uncovered groups)."""
     coverage = group_coverage(task, subset, data_dir)
     n, available = len(subset.examples), subset.n_available
-    record = {"limit": limit, "n_examples": n, "n_available": available, "groups": coverage}
+    record = {"limit": limit, "partial": n < available, "n_examples": n, "n_available": available, "groups": coverage}
     notes = [f"partial run: --limit {limit} took the first {n} of {available} examples"] if n < available else []
     for key, groups in coverage.items():
         missing = [name for name in groups["available"] if name not in groups["covered"]]

@@ -257,7 +257,7 @@ def test_limit_is_recorded_per_task_with_the_number_available(main, workspace, t
     result, out = _run(main, tiny_classifier, workspace, "mine/reviews", "--limit", "5")
     assert result.returncode == 0, result.stderr
     task = load_record(out).tasks["mine/reviews"]
-    assert task.settings["subset"] == {"limit": 5, "n_examples": 5, "n_available": 12, "groups": {}}
+    assert task.settings["subset"] == {"limit": 5, "partial": True, "n_examples": 5, "n_available": 12, "groups": {}}
     assert task.n_examples == 5 and task.data.n_available == 12
     assert "partial run: --limit 5 took the first 5 of 12 examples" in task.notes
 
