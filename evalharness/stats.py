@@ -4,7 +4,8 @@ Corpus metrics are recomputed on bootstrap resamples of per-example sufficient s
 (Koehn 2004; sacrebleu's approach), so a CI costs one matrix product for additive metrics
 instead of re-scoring text. Randomness is always a seeded ``numpy.random.Generator`` passed
 in by the caller. The standard error reported for a bootstrap is the standard deviation of
-the replicates (not that divided by sqrt(B)).
+the replicates (not that divided by sqrt(B)). Proportions (a share of 0/1 outcomes) get the
+Wilson score interval instead. Neither can leave the range the metric can take.
 
 Paired tests compare two systems on the *same* examples (rows aligned by example id):
 the paired bootstrap (Koehn 2004, resampling exactly as sacrebleu's ``significance``
@@ -30,10 +31,10 @@ __all__ = [
     "adjust_pvalues",
     "bootstrap_interval",
     "mcnemar_exact",
-    "mean_interval",
     "paired_bootstrap",
     "paired_permutation",
     "resample_counts",
+    "wilson_interval",
 ]
 
 
@@ -45,20 +46,19 @@ class Interval:
     method: str
 
 
-def mean_interval(scores: np.ndarray, *, confidence: float = 0.95) -> Interval:
-    """Analytic interval for a mean of per-example scores (Student t, ddof=1).
+def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
+    """Wilson score interval (Wilson 1927) of a proportion ``successes / n``, on [0, 1].
 
-    Exact for the quantity it describes and needs no randomness; with one example the
-    interval is undefined and reported as NaN rather than a fake zero width.
+    Unlike the Wald or Student-t interval of a mean of 0/1 outcomes it never leaves [0, 1]
+    and keeps its coverage near 0 and 1 and for small n (Brown, Cai & DasGupta 2001); equal
+    to ``statsmodels.stats.proportion.proportion_confint(method="wilson")``. The standard
+    error is the binomial one, sqrt(p (1 - p) / n). No examples: NaN, never a fake zero width.
     """
-    scores = np.asarray(scores, dtype=float)
-    n = scores.size
-    mean = float(scores.mean())
-    if n < 2:
-        return Interval(float("nan"), float("nan"), float("nan"), "analytic-t")
-    stderr = float(scores.std(ddof=1) / np.sqrt(n))
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * stderr
-    return Interval(mean - half, mean + half, stderr, f"analytic-t-{confidence:g}")
+    if n < 1:
+        return Interval(float("nan"), float("nan"), float("nan"), f"wilson-{confidence:g}")
+    ci = scipy_stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    p = successes / n
+    return Interval(float(ci.low), float(ci.high), float(np.sqrt(p * (1 - p) / n)), f"wilson-{confidence:g}")
 
 
 def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,12 +88,19 @@ def bootstrap_interval(
 ) -> Interval:
     """Percentile bootstrap over examples.
 
+    Every replicate is the statistic of a resample, so the interval stays inside the range
+    the statistic can take (a ROUGE or SQuAD F1 mean in [0, 100], a correlation in
+    [-100, 100]) by construction; no clipping is needed or done.
+
     ``aggregate`` maps an ``(n, k)`` block of per-example statistics to the corpus score.
     When the metric is additive, ``aggregate_sums`` maps a ``(B, k)`` array of column sums to
     ``B`` scores and the whole bootstrap is one matrix product.
     """
     stats = np.asarray(stats, dtype=float)
     n = stats.shape[0]
+    method = f"bootstrap-percentile-{confidence:g}-B{n_resamples}"
+    if n < 2:  # every resample is the sample itself: a zero width that says nothing
+        return Interval(float("nan"), float("nan"), float("nan"), method)
     counts = resample_counts(n, n_resamples, rng)
     if aggregate_sums is not None:
         replicates = np.asarray(aggregate_sums(counts @ stats), dtype=float)
@@ -103,10 +110,9 @@ def bootstrap_interval(
         )
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
-        return Interval(float("nan"), float("nan"), float("nan"), "bootstrap")
+        return Interval(float("nan"), float("nan"), float("nan"), method)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(finite, [alpha, 1 - alpha])
-    method = f"bootstrap-percentile-{confidence:g}-B{n_resamples}"
     return Interval(float(low), float(high), float(finite.std(ddof=1)), method)
 
 
@@ -248,7 +254,8 @@ def paired_bootstrap(
     finite = deltas[np.isfinite(deltas)]
     method = f"paired-bootstrap-B{n_resamples}-p:{pvalue}"
     details = {"n_resamples": n_resamples, "undefined_resamples": int(deltas.size - finite.size)}
-    if finite.size == 0 or not np.isfinite(observed):
+    # One example: every resample is the sample, so any difference would look "significant".
+    if n < 2 or finite.size == 0 or not np.isfinite(observed):
         nan = float("nan")
         return PairedResult("paired-bootstrap", observed, nan, nan, nan, nan, method, n, details)
     identical = np.array_equal(stats_a, stats_b)

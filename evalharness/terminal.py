@@ -5,16 +5,20 @@ becomes a block of ``column: value`` lines (the long layout). Cells are never cu
 an ellipsis nor broken across lines, so two rows whose names differ only at the end always
 stay distinguishable.
 Every cell is plain text: a name from a record is never read as rich markup. The width is
-the terminal's, ``$COLUMNS`` when set, and 80 columns when piped (rich's rules).
+``$COLUMNS`` when set, else the terminal's, else (a CI log: no terminal at all) 160 columns.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Cell", "Column", "console", "print_note", "print_table"]
+
+LOG_WIDTH = 160  # a log has no width of its own; rich would assume 80 and squeeze tables
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,25 @@ class Cell:
     style: str = ""
 
 
+def _log_width() -> int | None:
+    """:data:`LOG_WIDTH` when neither ``$COLUMNS`` nor any standard stream's terminal gives a width."""
+    if os.environ.get("COLUMNS"):
+        return None
+    for stream in (sys.stdout, sys.stderr, sys.stdin):
+        try:
+            os.get_terminal_size(stream.fileno())
+            return None
+        except (AttributeError, ValueError, OSError):
+            continue
+    return LOG_WIDTH
+
+
 def console() -> Any:
     """Text lines are soft-wrapped (left whole for the terminal to wrap), so a long name or
     note is never split by a hard line break that a search or a log reader would trip on."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=_log_width())
 
 
 def _text(value: Any, style: str = "") -> Any:

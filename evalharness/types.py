@@ -19,6 +19,7 @@ __all__ = [
     "Example",
     "ExampleOutcome",
     "GenerateResponse",
+    "GenerationOptions",
     "GroupResult",
     "LoglikelihoodRequest",
     "LoglikelihoodResponse",
@@ -27,6 +28,8 @@ __all__ = [
     "PseudoLoglikelihoodResponse",
     "RequestKind",
     "RollingLoglikelihoodResponse",
+    "RollingOptions",
+    "SpanOptions",
     "SpanRequest",
     "SpanResponse",
 ]
@@ -75,6 +78,48 @@ class PseudoLoglikelihoodRequest(NamedTuple):
 
     text: str
     positions: tuple[int, ...] | None = None
+
+
+# -- options: how a request kind is answered (the engine hands them to the adapter as is) -----
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOptions:
+    """Decoding settings of ``generate`` requests. ``stop`` strings end a generation (the text
+    is cut before them); ``num_beams == 1`` is greedy decoding."""
+
+    stop: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    min_new_tokens: int = 0
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RollingOptions:
+    """How ``loglikelihood_rolling`` windows a text (see ``models.windows``); ``None`` lengths
+    mean the model's maximum and half of it."""
+
+    window: str = "disjoint"
+    max_length: int | None = None
+    stride: int | None = None
+    append_eos: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpanOptions:
+    """How an extractive QA head reads spans (the question-answering pipeline's settings)."""
+
+    max_length: int | None = None
+    doc_stride: int | None = None
+    max_question_length: int = 64
+    max_answer_length: int = 15
+    n_best: int = 20
+    allow_no_answer: bool = False
+    null_threshold: float = 0.0
+    scoring: str = "probability"
+    align_to_words: bool = True
 
 
 @dataclass(frozen=True, slots=True)

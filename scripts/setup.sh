@@ -27,6 +27,18 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
+if [[ $with_tests == 1 ]]; then
+  # The Every Eval Ever export is validated against the JSON Schemas inside the every-eval-ever
+  # wheel (it needs Python >= 3.12, so it is downloaded, never installed). Tests skip without it.
+  eee_wheel=every_eval_ever-0.3.0-py3-none-any.whl
+  if [[ ! -f .eh-cache/wheels/$eee_wheel ]]; then
+    mkdir -p .eh-cache/wheels
+    .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps every-eval-ever==0.3.0 \
+      --python-version 3.12 --only-binary=:all: -d .eh-cache/wheels \
+      || echo "warning: could not download $eee_wheel; Every Eval Ever schema tests will be skipped" >&2
+  fi
+fi
+
 if [[ $with_tests == 1 && ! -x /usr/bin/chromium ]]; then
   # Browser tests drive Debian's chromium through Playwright (never a browser download).
   if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then

@@ -47,7 +47,8 @@ def test_every_supported_builtin_task_runs(fixture, request, shared_data, tmp_pa
         assert reason.strip(), name
     for name, task in record.tasks.items():
         assert task.n_examples == 2 and len(read_samples(tmp_path, name)) == 2
-        assert task.metrics and all(entry.n == 2 for entry in task.metrics.values())
+        # n counts the examples that entered each metric: a subset (SQuAD v2 NoAns, a BBQ condition) may hold fewer.
+        assert task.metrics and all(0 <= entry.n <= 2 for entry in task.metrics.values())
         # The overall score of every task is defined (subsets such as NoAns may be empty).
         first = next(iter(task.metrics.values()))
         assert first.value is not None, (name, first)

@@ -23,7 +23,7 @@ from evalharness.execution.distributed import (
 from evalharness.errors import UsageError
 from evalharness.records.record import load_record, read_samples
 from evalharness.evaluation.runner import RunConfig, run_evaluation
-from evalharness.types import ClassifyRequest, LoglikelihoodRequest
+from evalharness.types import GenerationOptions, ClassifyRequest, LoglikelihoodRequest
 from tests.conftest import REPO
 
 SENTENCES = [
@@ -172,7 +172,7 @@ def test_greedy_plan_stays_within_four_thirds_of_the_best_split():
 def test_request_cost_counts_text_and_generation_budget():
     assert request_cost(ClassifyRequest("abcd", "ef")) == 6
     assert request_cost(LoglikelihoodRequest("abc", " d")) == 5
-    assert request_cost(("hello",), {"max_new_tokens": 10}) == 5 + 40
+    assert request_cost(("hello",), GenerationOptions(max_new_tokens=10)) == 5 + 40
     assert request_cost(ClassifyRequest("")) == 1  # never zero: every request costs a slot
 
 

@@ -108,38 +108,47 @@ def test_without_significance_any_drop_over_the_limit_fails(tmp_path):
     assert "regression 2.50% > 1.00%" in junit.find("testsuite/testcase/failure").get("message")
 
 
-def test_no_baseline_checks_absolute_rules_and_reports_the_others_as_not_evaluated(tmp_path, policy):
+def test_no_baseline_fails_baseline_rules_with_exit_2_unless_they_are_optional(tmp_path, policy):
+    # Issue 14: a rule that cannot be evaluated no longer lets the gate pass (it was "not evaluated", exit 0).
     code, junit, markdown = _gate(tmp_path, "--candidate", str(_run(tmp_path, "c", _correct(100, 0.7))), "--policy", str(policy))
-    assert code == 0
-    skipped = junit.find("testsuite/testcase/skipped")
-    assert junit.get("skipped") == "1" and skipped.get("message") == "max_drop: no baseline run given (--baseline)"
+    assert code == 2
+    error = junit.find("testsuite/testcase/error")
+    assert junit.get("errors") == "1" and error.get("message") == "max_drop: no baseline run given (--baseline)"
     assert "| ✅ pass | glue/sst2 accuracy | value ≥ 50 |" in markdown
-    assert "| ⚠️ not evaluated | glue/sst2 accuracy | drop vs baseline ≤ 1 if significant at 0.05 |" in markdown
+    assert "| ⛔ not evaluated | glue/sst2 accuracy | drop vs baseline ≤ 1 if significant at 0.05 |" in markdown
     assert "- Baseline: none (absolute rules only)" in markdown
-    # ...and an absolute floor still fails without a baseline.
+    # Marked optional, the baseline check is skipped and the absolute floor decides.
+    policy.write_text(MINIMAL_POLICY + "    optional: true\n")
+    code, junit, markdown = _gate(tmp_path, "--candidate", str(_run(tmp_path, "c", _correct(100, 0.7))), "--policy", str(policy))
+    assert code == 0 and junit.find("testsuite/testcase/skipped").get("message") == "max_drop: no baseline run given (--baseline)"
+    assert "| ⏭️ skipped | glue/sst2 accuracy | drop vs baseline ≤ 1 if significant at 0.05 |" in markdown
     code, junit, _ = _gate(tmp_path, "--candidate", str(_run(tmp_path, "weak", _correct(100, 0.4))), "--policy", str(policy))
     assert code == 1 and "min: 40.00 < 50" in junit.find("testsuite/testcase/failure").get("message")
 
 
-def test_a_missing_task_fails_and_required_false_skips(tmp_path):
+def test_a_missing_task_is_not_evaluated_and_optional_rules_skip(tmp_path):
     path = tmp_path / "gates.yaml"
     path.write_text(
-        "required_tasks: [glue/sst2, glue/mnli]\n"
+        "required_tasks: [glue/sst2, glue/mnli_matched]\n"
         "rules:\n"
-        "  - {task: glue/cola, metric: accuracy, min: 10}\n"
+        "  - {task: glue/cola, metric: mcc, min: 10}\n"
         "  - {task: glue/qqp, metric: accuracy, min: 10, required: false}\n"
-        "  - {task: glue/sst2, metric: acc, min: 10}\n"
+        "  - {task: glue/sst2, metric: accuracy, min: 10}\n"
     )
     code, junit, markdown = _gate(tmp_path, "--candidate", str(_run(tmp_path, "c", _correct(50, 0.9))), "--policy", str(path))
-    assert code == 1
+    assert code == 2
     cases = {case.get("name").split(":")[0]: case for case in junit.iter("testcase")}
-    assert len(cases) == 5 and junit.get("failures") == "3" and junit.get("skipped") == "1"
-    assert "task 'glue/cola' is not in the candidate run" in cases["glue/cola accuracy"].find("failure").get("message")
+    assert len(cases) == 5 and junit.get("failures") == "1" and junit.get("errors") == "1" and junit.get("skipped") == "1"
+    assert "task 'glue/cola' is not in the candidate run" in cases["glue/cola mcc"].find("error").get("message")
     assert cases["glue/qqp accuracy"].find("skipped") is not None
-    assert "did you mean 'accuracy'?" in cases["glue/sst2 acc"].find("failure").get("message")
+    assert cases["glue/sst2 accuracy"].find("failure") is None and cases["glue/sst2 accuracy"].find("error") is None
     assert cases["required task glue/sst2"].find("failure") is None
-    assert "glue/mnli' is not in the candidate run" in cases["required task glue/mnli"].find("failure").get("message")
-    assert "**1 passed, 3 failed, 1 not evaluated** of 5 rules" in markdown
+    assert "glue/mnli_matched' is not in the candidate run" in cases["required task glue/mnli_matched"].find("failure").get("message")
+    assert "**2 passed, 1 failed, 1 not evaluated, 1 skipped** of 5 rules" in markdown
+    # A misspelt metric is refused before anything is evaluated.
+    path.write_text("rules:\n  - {task: glue/sst2, metric: acc, min: 10}\n")
+    with pytest.raises(SpecError, match=r"gates.yaml:2: rules\[0\].metric: task 'glue/sst2' has no metric 'acc'; did you mean 'accuracy'\?"):
+        evaluate_gate(path, _run(tmp_path, "c2", _correct(50, 0.9)))
 
 
 def test_invalid_policies_exit_2_with_file_line_and_field(tmp_path, cli):

@@ -15,6 +15,7 @@ from evalharness.prompting.choice import ChoiceLoglikelihood, pick_choice
 from evalharness.prompting.generate import PromptGenerate
 from evalharness.prompting.rolling import RollingLoglikelihood
 from evalharness.spec.loader import load_task
+from evalharness.types import GenerationOptions, RollingOptions
 
 REVIEWS = [
     ("the movie was great .", "positive"),
@@ -198,7 +199,7 @@ def test_generation_settings_merge_run_overrides(tmp_path, tiny_causal_lm):
     formulation = PromptGenerate()
     state = formulation.prepare(task, adapter, FormulationOptions(generation={"num_beams": 2}))
     options = formulation.request_options(task, state)
-    assert options == {"stop": ["\n"], "max_new_tokens": 6, "num_beams": 2, "length_penalty": 1.0, "no_repeat_ngram_size": 2, "min_new_tokens": 0}
+    assert options == GenerationOptions(stop=("\n",), max_new_tokens=6, num_beams=2, length_penalty=1.0, no_repeat_ngram_size=2, min_new_tokens=0)
     assert formulation.settings(task, state)["generation"]["decoding"] == "beam search"
     with pytest.raises(SpecError, match="generation.*max_new_tokens"):
         formulation.prepare(task, adapter, FormulationOptions(generation={"max_new_tokens": 0}))
@@ -216,5 +217,5 @@ def test_rolling_settings_are_validated_and_resolved(tmp_path, tiny_causal_lm):
         RollingLoglikelihood().prepare(too_long, adapter, FormulationOptions())
     sliding = make_task(tmp_path, base + "formulations: {rolling_loglikelihood: {window: sliding, max_length: 32}}\n", "ok")
     state = RollingLoglikelihood().prepare(sliding, adapter, FormulationOptions())
-    assert RollingLoglikelihood().request_options(sliding, state) == {"window": "sliding", "max_length": 32, "stride": 16, "append_eos": False}
+    assert RollingLoglikelihood().request_options(sliding, state) == RollingOptions(window="sliding", max_length=32, stride=16, append_eos=False)
     assert RollingLoglikelihood().settings(sliding, state)["prefix_token_id"] == adapter.tokenizer.bos_token_id

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from evalharness.spec.catalog import check_task
 from evalharness.errors import EvalHarnessError, MetricInputError
 from evalharness.metrics import build_metric
-from evalharness.spec import load_task
+from evalharness.spec import TaskSpec, load_task
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -80,9 +80,20 @@ def test_any_value_in_any_field_raises_only_project_errors(field, value):
 
 
 @FAST
-@given(st.dictionaries(st.text(min_size=1, max_size=15), _values, max_size=3))
-def test_unknown_extra_keys_raise_only_project_errors(extra):
-    _load_text(yaml.safe_dump({**VALID_TASK, **extra}, allow_unicode=True))
+@given(st.dictionaries(st.text(min_size=1, max_size=15).filter(lambda key: key not in TaskSpec.model_fields), _values,
+                       min_size=1, max_size=3))
+def test_unknown_extra_keys_are_refused_naming_the_key(extra):
+    """Unknown keys are errors (a typo never silently changes an evaluation): loading must fail,
+    with a project error naming the file and the key, whatever the key and its value."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "t.yaml"
+        path.write_text(yaml.safe_dump({**VALID_TASK, **extra}, allow_unicode=True), encoding="utf-8", errors="surrogatepass")
+        try:
+            check_task(load_task(path, "t"))
+        except EvalHarnessError as exc:
+            assert str(path) in str(exc) and "unknown key" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"unknown keys {sorted(extra)} were accepted")
 
 
 # --- metrics ---------------------------------------------------------------------------------

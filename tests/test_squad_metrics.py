@@ -239,7 +239,7 @@ def test_unanswerable_questions_are_never_dropped_and_plausible_answers_never_co
     assert metric.compute(["Paris", "Lyon"], references, rng=rng).value == 50.0  # a plausible answer is wrong
     assert metric.compute(["Paris", None], references, rng=rng).value == 50.0  # missing is wrong, not "no answer"
     no_ans = build_metric("squad_f1", {"subset": "no_ans"}).compute(["Paris", "Lyon"], references, rng=rng)
-    assert no_ans.value == 0.0 and no_ans.n == 2
+    assert no_ans.value == 0.0 and no_ans.n == 1  # only the unanswerable question enters NoAns
     has_ans = build_metric("squad_f1", {"subset": "has_ans"}).compute(["Paris", "Lyon"], references, rng=rng)
     assert has_ans.value == 100.0
     # No unanswerable question in scope (e.g. --limit): NoAns is undefined, not 0.

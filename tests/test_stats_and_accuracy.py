@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score
 
 from evalharness.errors import MetricInputError
 from evalharness.metrics import build_metric
-from evalharness.stats import bootstrap_interval, mean_interval, resample_counts
+from evalharness.stats import bootstrap_interval, resample_counts
 
 
 def test_accuracy_equals_sklearn_on_label_names():
@@ -22,14 +22,14 @@ def test_accuracy_equals_sklearn_on_label_names():
     assert "impl:sklearn.metrics.accuracy_score==" in result.signature
 
 
-def test_accuracy_interval_is_the_t_interval_of_the_mean():
-    correct = np.array([1.0] * 30 + [0.0] * 10)
-    interval = mean_interval(100 * correct)
-    assert interval.stderr == pytest.approx(100 * correct.std(ddof=1) / np.sqrt(40))
-    from scipy import stats
+def test_accuracy_interval_is_the_wilson_score_interval():
+    from statsmodels.stats.proportion import proportion_confint
 
-    low, high = stats.t.interval(0.95, df=39, loc=75.0, scale=interval.stderr)
-    assert (interval.low, interval.high) == pytest.approx((low, high))
+    correct = ["a"] * 30 + ["b"] * 10
+    result = build_metric("accuracy").compute(correct, ["a"] * 40, rng=np.random.default_rng(0))
+    low, high = proportion_confint(30, 40, alpha=0.05, method="wilson")
+    assert (result.ci_low, result.ci_high) == pytest.approx((100 * low, 100 * high))
+    assert result.ci_method == "wilson-0.95" and "|ci:wilson|" in result.signature
 
 
 def test_missing_prediction_counts_as_wrong_and_missing_reference_is_an_error():

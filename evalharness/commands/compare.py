@@ -28,7 +28,13 @@ def _p(value: float | None) -> str:
 
 
 def print_comparison(comparison: Any, *, console: Any = None) -> None:
-    """A table of every compared task and metric, then notes and what was not compared."""
+    """A table of every compared task and metric, then notes and what was not compared.
+
+    ``result`` is the paired test's verdict: improved/regressed only when the corrected
+    p-value is below alpha, else "no significant change". ``n`` counts the examples that
+    entered the metric (a SQuAD v2 subset, the swappable examples...). Names and notes come
+    from the records, so they are printed as plain text, never read as rich markup; a table
+    too wide for the terminal becomes one block per metric (``evalharness.terminal``)."""
     from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
     console = console or make_console()
@@ -36,7 +42,7 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     a, b = comparison.run_a, comparison.run_b
     print_note(console, "A:", f"{a['model']} ({a['path']}, {a['fingerprint']})")
     print_note(console, "B:", f"{b['model']} ({b['path']}, {b['fingerprint']})")
-    headers = ("task", "metric", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result")
+    headers = ("task", "metric", "n", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result")
     columns = [
         Column(header, "left" if header in {"task", "metric", "test", "result"} else "right", key=header in {"task", "metric"})
         for header in headers
@@ -49,6 +55,7 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
             [
                 item.task,
                 item.metric + marker,
+                str(item.n),
                 _number(item.value_a),
                 _number(item.value_b),
                 _signed(item.change),

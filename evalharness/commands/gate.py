@@ -1,15 +1,19 @@
 """``evalharness gate``: check a candidate run against a policy (and a baseline) for CI.
 
-Exit codes: 0 every rule passes, 1 a rule fails, 2 the policy is invalid or a run is
-unusable (missing record, examples that differ from the baseline's).
+Exit codes: 0 every rule was evaluated and passed, 1 a rule failed, 2 the policy is invalid
+(checked against the task registry and the runs before anything is evaluated), a run is
+unusable, a rule could not be evaluated (unless it is ``optional``), or nothing was checked.
+The JUnit, Markdown and JSON outputs are written in every case where rules were evaluated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from evalharness.commands.common import add_tasks_dir
 from evalharness.commands.compare import add_test_options, settings_from_args
 
 
@@ -23,9 +27,9 @@ def _gate(args: argparse.Namespace) -> int:
     )
     from evalharness.records.record import atomic_write_text
 
-    policy = load_policy(args.policy)  # an invalid policy fails before any run is read
+    policy = load_policy(args.policy)  # a malformed policy fails before any run is read
     settings = settings_from_args(args)
-    report = evaluate_gate(policy, args.candidate, args.baseline, settings=settings)
+    report = evaluate_gate(policy, args.candidate, args.baseline, settings=settings, tasks_dirs=args.tasks_dir)
     outputs = {args.junit: to_junit, args.markdown: to_markdown}
     for path, render in outputs.items():
         if path:
@@ -36,22 +40,27 @@ def _gate(args: argparse.Namespace) -> int:
         print(json.dumps(to_dict(report), indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print_gate(report)
+    problems = report.problems()
+    if problems:
+        print("error: the gate could not be evaluated:\n" + "\n".join(f"  {problem}" for problem in problems), file=sys.stderr)
     return report.exit_code
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     gate = commands.add_parser(
         "gate",
-        help="check a candidate run against a gate policy (exit 0 pass, 1 fail, 2 unusable input)",
+        help="check a candidate run against a gate policy (exit 0 pass, 1 fail, 2 invalid or not evaluated)",
         description="Check a candidate run against the rules of a policy file, optionally against a baseline run. "
-        "Exit code 0 when every rule passes, 1 when any fails, 2 for an invalid policy or unusable runs.",
+        "Exit code 0 when every rule was evaluated and passed, 1 when any failed, 2 for an invalid policy, unusable "
+        "runs, or a rule that could not be evaluated (no baseline, task or metric absent) unless it is 'optional: true'.",
     )
     gate.add_argument("--candidate", required=True, metavar="RUN", help="run directory to check")
-    gate.add_argument("--baseline", metavar="RUN", help="run directory to compare against (without it, only absolute rules are checked)")
+    gate.add_argument("--baseline", metavar="RUN", help="run directory to compare against (rules that need it fail with exit 2 without it, unless optional)")
     gate.add_argument("--policy", required=True, metavar="FILE", help="gate policy (YAML)")
     gate.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per rule")
     gate.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
     gate.add_argument("--output", metavar="FILE", help="write the full result as JSON")
     gate.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     add_test_options(gate)
+    add_tasks_dir(gate)
     gate.set_defaults(handler=_gate, alpha=0.05, correction="none")

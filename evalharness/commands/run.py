@@ -14,6 +14,7 @@ from evalharness.commands.common import (
     positive_int,
     split_names,
 )
+from evalharness.commands.publish import add_log_to
 
 
 def batch_size(text: str) -> int | str:
@@ -29,6 +30,7 @@ def _generation_overrides(args: argparse.Namespace) -> dict[str, int]:
 
 def _run(args: argparse.Namespace) -> int:
     from evalharness.commands.display import print_run
+    from evalharness.commands.publish import check_log_to, log_after
     from evalharness.evaluation.runner import RunConfig, run_evaluation
     from evalharness.execution.distributed import launch_environment
 
@@ -55,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         show_progress=args.progress,
         device_map=args.device_map,
     )
+    check_log_to(args)  # a missing tracker package is refused before the evaluation, not after
     result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
     if not launch_environment().primary:  # torchrun / accelerate launch: rank 0 reports
         return 0
@@ -62,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(result.record.model_dump(mode="json"), indent=2))
     else:
         print_run(result.record, result.run_dir)
+    log_after(args, Path(result.run_dir))
     return 0
 
 
@@ -102,5 +106,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         "are refused when no task of the run uses them, and recorded as not applied for the tasks that do not",
     )
     run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")
+    add_log_to(run)
     add_tasks_dir(run)
     run.set_defaults(handler=_run)

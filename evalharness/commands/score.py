@@ -8,11 +8,18 @@ import sys
 from pathlib import Path
 
 from evalharness.commands.common import add_tasks_dir, positive_int
+from evalharness.commands.publish import add_log_to
 
 
 def _score(args: argparse.Namespace) -> int:
+    from evalharness.commands.publish import check_log_to, log_after
+    from evalharness.errors import UsageError
     from evalharness.external.score import ScoreConfig, score_file
     from evalharness.records.record import atomic_write_text
+
+    if args.log_to and args.run_dir is None:
+        raise UsageError("--log-to logs a run record: give --run-dir to write one")
+    check_log_to(args)
 
     config = ScoreConfig(
         task=args.task,
@@ -34,6 +41,8 @@ def _score(args: argparse.Namespace) -> int:
     if result.run_dir:
         print(f"run record: {result.run_dir}/results.json", file=sys.stderr)
     print(text)
+    if result.run_dir:
+        log_after(args, result.run_dir)
     return 0
 
 
@@ -58,5 +67,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--name", help="system name in the run record (default: the predictions file's stem)")
     score.add_argument("--seed", type=int, default=1234, help="seed for bootstrap intervals")
     score.add_argument("--n-resamples", type=positive_int, default=1000, help="bootstrap resamples")
+    add_log_to(score)
     add_tasks_dir(score)
     score.set_defaults(handler=_score)

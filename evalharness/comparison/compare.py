@@ -39,7 +39,6 @@ from evalharness.stats import (
     Scorer,
     adjust_pvalues,
     mcnemar_exact,
-    mean_interval,
     paired_bootstrap,
     paired_permutation,
 )
@@ -209,12 +208,8 @@ class _Pair:
         )
 
     def interval(self) -> tuple[float, float, float, str]:
-        """CI of the change: a paired t-interval when the metric is a mean of per-example
-        scores, else the paired bootstrap percentile interval."""
-        if self.metric.mean_of_examples and self.scorer.transform is None:
-            diffs = self.metric.example_scores(self.stats_b) - self.metric.example_scores(self.stats_a)
-            interval = mean_interval(diffs, confidence=self.settings.confidence)
-            return interval.low, interval.high, interval.stderr, f"paired-{interval.method}"
+        """CI of the change, whatever the test: the paired bootstrap percentile interval, which
+        cannot leave the range a change can take (a t-interval of 0/100 differences can)."""
         result = self.bootstrap()
         return result.ci_low, result.ci_high, result.stderr, result.method
 
@@ -233,8 +228,10 @@ def _permutation_test(pair: _Pair) -> PairedResult:
 
 
 def _binary_outcomes(pair: _Pair) -> tuple[np.ndarray, np.ndarray]:
-    scores_a = pair.metric.example_scores(pair.stats_a)
-    scores_b = pair.metric.example_scores(pair.stats_b)
+    """Per-example success in each run, over the examples that entered the metric in both."""
+    both = pair.metric.entered(pair.stats_a) & pair.metric.entered(pair.stats_b)
+    scores_a = pair.metric.example_scores(pair.stats_a[both])
+    scores_b = pair.metric.example_scores(pair.stats_b[both])
     values = np.unique(np.concatenate([scores_a, scores_b]))
     if values.size > 2 or not np.isfinite(values).all():
         raise RecordError(
@@ -391,6 +388,11 @@ def _compare_metric(
     if ideal is not None and not PAIRED_TESTS[test_name].tests_distance:
         notes.append(f"{test_name} cannot test a distance from the ideal {ideal:g}; used the paired bootstrap")
         test_name = "bootstrap"
+    # Only examples that entered the metric (a SQuAD v2 subset...) are its n and are resampled.
+    entered = metric.entered(stats_a) | metric.entered(stats_b)
+    stats_a, stats_b = stats_a[entered], stats_b[entered]
+    if not entered.any():
+        raise _NotCompared("no example entered the metric in either run")
     scorer = _scorer(metric, ideal)
     value_a, value_b = scorer.value(stats_a), scorer.value(stats_b)
     if paired.summary.same_examples:
@@ -412,7 +414,7 @@ def _compare_metric(
         "p_value": result.p_value if result and math.isfinite(result.p_value) else None,
         "test": result.test if result else test_name,
         "method": result.method if result else "",
-        "n": len(paired.ids),
+        "n": int(entered.sum()),
         "higher_is_better": entry_a.higher_is_better,
         "ideal": ideal,
         "details": result.details if result else {},

@@ -1,8 +1,13 @@
 """Gate results for CI: JUnit XML (one test case per rule), a Markdown summary for a job
-summary or pull-request comment, JSON, and a terminal table."""
+summary or pull-request comment, JSON, and a terminal table.
+
+Four statuses: passed, failed, not evaluated (a rule that could not be checked: the gate
+exits 2; JUnit ``<error>``) and skipped (an ``optional`` rule that could not be checked;
+JUnit ``<skipped>``)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from typing import Any
@@ -11,6 +16,7 @@ from evalharness.comparison.gate import (
     FAILED,
     NOT_EVALUATED,
     PASSED,
+    SKIPPED,
     CheckResult,
     GateReport,
     RuleResult,
@@ -20,8 +26,20 @@ from evalharness.records.record import finite_or_none
 __all__ = ["GATE_SCHEMA", "print_gate", "to_dict", "to_junit", "to_markdown"]
 
 GATE_SCHEMA = "evalharness.comparison.gate/1"
-BADGES = {PASSED: "✅ pass", FAILED: "❌ fail", NOT_EVALUATED: "⚠️ not evaluated"}
-STYLES = {PASSED: "green", FAILED: "red", NOT_EVALUATED: "yellow"}
+BADGES = {PASSED: "✅ pass", FAILED: "❌ fail", NOT_EVALUATED: "⛔ not evaluated", SKIPPED: "⏭️ skipped"}
+STYLES = {PASSED: "green", FAILED: "red", NOT_EVALUATED: "bold red", SKIPPED: "yellow"}
+VERDICTS = {0: "✅ passed", 1: "❌ failed", 2: "⛔ not evaluated"}
+# Characters XML 1.0 cannot hold (a rule name or task from YAML may contain them).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _summary(report: GateReport) -> str:
+    counts = report.counts()
+    return ", ".join(f"{counts[status]} {status}" for status in (PASSED, FAILED, NOT_EVALUATED, SKIPPED))
 
 
 def _check_line(check: CheckResult) -> str:
@@ -38,26 +56,36 @@ def _case_name(rule: RuleResult) -> str:
     return f"{rule.name}: " + ", ".join(check.description for check in rule.checks)
 
 
+def _message(checks: list[CheckResult]) -> str:
+    return _xml("; ".join(f"{check.check}: {check.detail}" for check in checks))
+
+
 def to_junit(report: GateReport) -> str:
     """JUnit XML: a test suite for the policy, one test case per rule; a failed check is a
-    ``<failure>``, a rule with a check that could not be evaluated is ``<skipped>``."""
+    ``<failure>``, a check that could not be evaluated an ``<error>``, a skipped optional
+    check ``<skipped>``."""
     counts = report.counts()
-    attributes = {"tests": str(len(report.rules)), "failures": str(counts[FAILED]), "errors": "0", "skipped": str(counts[NOT_EVALUATED])}
+    attributes = {
+        "tests": str(len(report.rules)),
+        "failures": str(counts[FAILED]),
+        "errors": str(counts[NOT_EVALUATED]),
+        "skipped": str(counts[SKIPPED]),
+    }
     suites = ET.Element("testsuites", {"name": "evalharness gate", **attributes})
-    suite = ET.SubElement(suites, "testsuite", {"name": f"evalharness gate ({report.policy_path})", **attributes})
+    suite = ET.SubElement(suites, "testsuite", {"name": _xml(f"evalharness gate ({report.policy_path})"), **attributes})
     properties = ET.SubElement(suite, "properties")
     for name, value in (("policy", report.policy_path), ("candidate", _run_label(report.candidate)), ("baseline", _run_label(report.baseline))):
-        ET.SubElement(properties, "property", {"name": name, "value": value})
+        ET.SubElement(properties, "property", {"name": name, "value": _xml(value)})
     for rule in report.rules:
-        case = ET.SubElement(suite, "testcase", {"classname": f"evalharness.comparison.gate.{rule.task}", "name": _case_name(rule), "time": "0"})
-        lines = "\n".join(_check_line(check) for check in rule.checks) + f"\n(rule at {rule.where})"
-        failed = [check for check in rule.checks if check.status == FAILED]
-        skipped = [check for check in rule.checks if check.status == NOT_EVALUATED]
-        if failed:
-            message = "; ".join(f"{check.check}: {check.detail}" for check in failed)
-            ET.SubElement(case, "failure", {"message": message, "type": "GateRuleFailed"}).text = lines
-        elif skipped:
-            ET.SubElement(case, "skipped", {"message": "; ".join(f"{check.check}: {check.detail}" for check in skipped)})
+        case = ET.SubElement(suite, "testcase", {"classname": _xml(f"evalharness.comparison.gate.{rule.task}"), "name": _xml(_case_name(rule)), "time": "0"})
+        lines = _xml("\n".join(_check_line(check) for check in rule.checks) + f"\n(rule at {rule.where})")
+        by_status = {status: [check for check in rule.checks if check.status == status] for status in (FAILED, NOT_EVALUATED, SKIPPED)}
+        if by_status[FAILED]:
+            ET.SubElement(case, "failure", {"message": _message(by_status[FAILED]), "type": "GateRuleFailed"}).text = lines
+        elif by_status[NOT_EVALUATED]:
+            ET.SubElement(case, "error", {"message": _message(by_status[NOT_EVALUATED]), "type": "GateRuleNotEvaluated"}).text = lines
+        elif by_status[SKIPPED]:
+            ET.SubElement(case, "skipped", {"message": _message(by_status[SKIPPED])})
         ET.SubElement(case, "system-out").text = lines
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -80,19 +108,16 @@ def _p(value: float | None) -> str:
 def to_markdown(report: GateReport) -> str:
     """A summary for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment: verdict, runs, one
     table row per check, notes."""
-    counts = report.counts()
-    verdict = "✅ passed" if report.passed else "❌ failed"
     lines = [
-        f"## evalharness gate {verdict}",
+        f"## evalharness gate {VERDICTS[report.exit_code]}",
         "",
-        f"**{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[NOT_EVALUATED]} not evaluated** "
-        f"of {len(report.rules)} rules in `{report.policy_path}`",
+        f"**{_summary(report)}** of {len(report.rules)} rules in `{_cell(report.policy_path)}`",
         "",
         f"- Candidate: {_cell(_run_label(report.candidate))}",
         f"- Baseline: {_cell(_run_label(report.baseline))}",
         "",
-        "| Result | Rule | Check | Candidate | Baseline | Change | p (adj.) | Detail |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "| Result | Rule | Check | Candidate | Baseline | Change | p (adj.) | n | Detail |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for rule in report.rules:
         for check in rule.checks:
@@ -104,9 +129,14 @@ def to_markdown(report: GateReport) -> str:
                 _number(check.baseline),
                 _number(check.change, signed=True),
                 _p(check.p_value),
+                "" if check.n is None else str(check.n),
                 check.detail,
             ]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    problems = report.problems()
+    if problems:
+        lines += ["", "**The gate could not be evaluated (exit code 2):**", ""]
+        lines += [f"- {_cell(problem)}" for problem in problems]
     if report.notes:
         lines += ["", "<details><summary>Notes</summary>", ""]
         lines += [f"- {_cell(note)}" for note in report.notes]
@@ -124,6 +154,7 @@ def to_dict(report: GateReport) -> dict[str, Any]:
     return {
         "schema": GATE_SCHEMA,
         "passed": report.passed,
+        "verdict": report.verdict,
         "exit_code": report.exit_code,
         "policy": report.policy_path,
         "candidate": report.candidate,
@@ -134,26 +165,28 @@ def to_dict(report: GateReport) -> dict[str, Any]:
             for r in report.rules
         ],
         "settings": asdict(report.settings),
+        "problems": report.problems(),
         "notes": report.notes,
     }
 
 
 def print_gate(report: GateReport, *, console: Any = None) -> None:
-    """One row per check, then the verdict."""
+    """One row per check, then the verdict. Names and details come from the policy and the
+    runs, so they are plain text, never rich markup (a rule called '[/]' is text); a table too
+    wide for the terminal becomes one block per check (``evalharness.terminal``)."""
     from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
     console = console or make_console()
     print_note(console, "candidate:", _run_label(report.candidate))
     print_note(console, "baseline: ", _run_label(report.baseline))
-    columns = [Column("result"), Column("rule", key=True), Column("check", key=True), Column("detail")]
+    columns = [Column("result"), Column("rule", key=True), Column("check", key=True), Column("n", "right"), Column("detail")]
     rows = [
-        [Cell(check.status, STYLES[check.status]), rule.name, check.description, check.detail]
+        [Cell(check.status, STYLES[check.status]), rule.name, check.description, "" if check.n is None else str(check.n), check.detail]
         for rule in report.rules
         for check in rule.checks
     ]
     print_table(console, columns, rows, title=f"gate {report.policy_path}")
     for note in report.notes:
         print_note(console, Cell("note:", "dim"), note)
-    counts = report.counts()
-    summary = f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[NOT_EVALUATED]} not evaluated"
-    console.print(f"[bold {'green' if report.passed else 'red'}]gate {'passed' if report.passed else 'FAILED'}[/] (rules: {summary})")
+    verdict = {0: "[bold green]gate passed[/]", 1: "[bold red]gate FAILED[/]", 2: "[bold red]gate NOT EVALUATED[/] (exit code 2)"}
+    console.print(f"{verdict[report.exit_code]} (rules: {_summary(report)})")

@@ -187,7 +187,7 @@ def _read_wikitext(path: Path, options: WikitextOptions) -> Iterator[Row]:
     at each top-level heading, an article is its lines joined with ``\\n``, and text before
     the first heading is kept only if it is not blank.
     """
-    lines = read_text(path, options.encoding).split("\n")
+    lines = [line.removesuffix("\r") for line in read_text(path, options.encoding).split("\n")]
     article: list[str] = []
     pages: list[str] = []
     for line in lines:

@@ -18,8 +18,11 @@ __all__ = ["json_lines", "read_text", "split_lines"]
 
 
 def read_text(path: Path, encoding: str) -> str:
+    """The file's text with its line endings untouched (``Path.read_text`` would turn a lone
+    "\r" into a line break, which sacrebleu and line-aligned references do not)."""
     try:
-        return path.read_text(encoding=encoding)
+        with path.open(encoding=encoding, newline="") as handle:
+            return handle.read()
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{path}: not valid {encoding} at byte {exc.start} ({exc.reason}); "

@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,12 @@ def model_key(info: Any) -> str:
     ).hexdigest()
 
 
-def request_key(model: str, kind: str, request: Any, options: Mapping[str, Any]) -> str:
-    """The content address of one request's response (NamedTuple requests as their fields)."""
+def request_key(model: str, kind: str, request: Any, options: Any) -> str:
+    """The content address of one request's response (NamedTuple requests as their fields;
+    typed options as their fields, so a key does not depend on how options are spelt)."""
     shape = type(request).__name__
-    payload = [model, kind, shape, request, dict(options)]
+    fields = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options or {})
+    payload = [model, kind, shape, request, fields]
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 

@@ -158,15 +158,15 @@ def is_primary() -> bool:
     return _current.primary
 
 
-def request_cost(request: Any, options: Mapping[str, Any] | None = None) -> int:
+def request_cost(request: Any, options: Any = None) -> int:
     """Characters of a request's text fields (+ the generation budget); at least 1."""
     fields = request if isinstance(request, tuple) else (request,)
     characters = sum(len(value) for value in fields if isinstance(value, str))
-    generated = int((options or {}).get("max_new_tokens") or 0) * CHARS_PER_TOKEN
+    generated = int(getattr(options, "max_new_tokens", 0) or 0) * CHARS_PER_TOKEN
     return max(1, characters + generated)
 
 
-def request_costs(requests: Sequence[Any], options: Mapping[str, Any] | None = None) -> list[int]:
+def request_costs(requests: Sequence[Any], options: Any = None) -> list[int]:
     return [request_cost(request, options) for request in requests]
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
@@ -31,19 +31,10 @@ from evalharness.errors import ModelError
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache, model_key, request_key
 from evalharness.models.batching import BatchStats, batching_scope
+from evalharness.models.protocols import REQUEST_CALLS
 from evalharness.types import LoglikelihoodRequest, RequestKind
 
-__all__ = ["ADAPTER_METHODS", "Engine", "EngineStats", "is_out_of_memory"]
-
-# Request kind -> the adapter's public batched method.
-ADAPTER_METHODS: dict[RequestKind, str] = {
-    RequestKind.CLASSIFY: "classify",
-    RequestKind.EXTRACT_SPAN: "answer",
-    RequestKind.LOGLIKELIHOOD: "loglikelihood",
-    RequestKind.LOGLIKELIHOOD_ROLLING: "loglikelihood_rolling",
-    RequestKind.GENERATE: "generate",
-    RequestKind.PSEUDO_LOGLIKELIHOOD: "pseudo_loglikelihood",
-}
+__all__ = ["Engine", "EngineStats", "is_out_of_memory"]
 
 AUTO_BATCH_SIZE = {"cuda": 256, "cpu": 32}  # starting sizes for --batch-size auto
 DETERMINISM_SAMPLE = 32
@@ -138,7 +129,7 @@ class Engine:
         self,
         kind: RequestKind,
         requests: Sequence[Any],
-        options: Mapping[str, Any],
+        options: Any,
         *,
         stats: EngineStats,
         batch_size: int | None = None,
@@ -146,13 +137,13 @@ class Engine:
         """Responses to ``requests`` from the model (no cache), backing off on OOM."""
         if not requests:
             return []
-        method = getattr(self.adapter, ADAPTER_METHODS[kind])
+        call = REQUEST_CALLS[kind]
         size = batch_size or stats.batch_size_final or self.start_batch_size
         while True:
             attempt = BatchStats()
             try:
                 with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt):
-                    responses = method(list(requests), batch_size=size, **options)
+                    responses = call.call(self.adapter, list(requests), size, options)
                 break
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
                 if not is_out_of_memory(exc):
@@ -161,13 +152,13 @@ class Engine:
                 if size == 1:
                     raise ModelError(
                         f"{self.adapter.info.name}: out of memory even at batch size 1 "
-                        f"({ADAPTER_METHODS[kind]} on inputs of up to {max(map(distributed.request_cost, requests))} characters); "
+                        f"({call.method} on inputs of up to {max(map(distributed.request_cost, requests))} characters); "
                         "lower --max-batch-tokens, use a smaller --dtype or a larger device"
                     ) from None
                 size = max(1, size // 2)
                 stats.oom_backoffs += 1
         if len(responses) != len(requests):
-            raise AssertionError(f"{ADAPTER_METHODS[kind]} returned {len(responses)} for {len(requests)} requests")
+            raise AssertionError(f"{call.method} returned {len(responses)} for {len(requests)} requests")
         if batch_size is None:
             stats.batch_size_final = size
             stats.tokens.merge(attempt)
@@ -185,7 +176,7 @@ class Engine:
         self,
         kind: RequestKind,
         requests: Sequence[Any],
-        options: Mapping[str, Any],
+        options: Any,
         *,
         on_progress: ChunkCallback | None = None,
     ) -> tuple[list[Any], EngineStats]:
@@ -228,7 +219,7 @@ class Engine:
 
     # -- --check-determinism ---------------------------------------------------------------
     def check_determinism(
-        self, kind: RequestKind, requests: Sequence[Any], responses: Sequence[Any], options: Mapping[str, Any], stats: EngineStats
+        self, kind: RequestKind, requests: Sequence[Any], responses: Sequence[Any], options: Any, stats: EngineStats
     ) -> dict[str, Any]:
         """Recompute a sample at another batch size (no cache) and compare numbers."""
         step = max(1, len(requests) // DETERMINISM_SAMPLE)

@@ -11,16 +11,16 @@ answer (None, scored as wrong and neither biased nor unknown).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from evalharness.data.bias_readers import bbq_id
+from evalharness.data.textio import json_lines
 from evalharness.errors import DataError
 
-__all__ = ["BBQ_COLUMNS", "answer_index", "bbq_reader"]
+__all__ = ["BBQ_COLUMNS", "answer_index", "bbq_reader", "looks_like_bbq"]
 
 # --format name -> the column holding the answer (None: the generic 'prediction' column).
 BBQ_COLUMNS: dict[str, str] = {
@@ -58,21 +58,31 @@ def _files(path: Path) -> list[Path]:
     return files
 
 
+def looks_like_bbq(path: Path) -> bool:
+    """A folder of ``*.jsonl`` files or a ``.jsonl`` file whose first row has BBQ's answer
+    columns (``ans0``...): a generic ``{"id", "prediction"}`` file is not taken for BBQ."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path] if path.suffix == ".jsonl" and path.is_file() else []
+    if not files:
+        return False
+    try:
+        with files[0].open(encoding="utf-8-sig") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        return '"ans0"' in first
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def bbq_reader(column: str) -> Callable[[Path, Any], dict[str, Any]]:
     """A prediction-file reader taking the answer from ``column``."""
 
     def read(path: Path, options: Any) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for file in _files(path):
-            for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                where = f"{file}:{number}"
+            for where, row in json_lines(file, "utf-8"):
                 try:
-                    row = json.loads(line)
                     choices = [row["ans0"], row["ans1"], row["ans2"]]
                     key = bbq_id(row)
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                except (KeyError, TypeError) as exc:
                     raise DataError(f"{where}: not a BBQ row with category, example_id and ans0-ans2 ({exc})") from None
                 if column not in row:
                     found = sorted(name for name in row if "pred" in name)
@@ -82,7 +92,10 @@ def bbq_reader(column: str) -> Callable[[Path, Any], dict[str, Any]]:
                     )
                 if key in values:
                     raise DataError(f"{where}: example '{key}' appears twice")
-                values[key] = answer_index(row[column], choices)
+                answer = row[column]
+                if isinstance(answer, int) and not isinstance(answer, bool) and not 0 <= answer < len(choices):
+                    raise DataError(f"{where}: answer index {answer} is outside the {len(choices)} choices (0..{len(choices) - 1})")
+                values[key] = answer_index(answer, choices)
         return values
 
     return read

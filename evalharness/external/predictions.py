@@ -25,7 +25,7 @@ from evalharness.data.indexed import is_indexed_archive, read_indexed
 from evalharness.data.loader import LoadedData
 from evalharness.data.textio import json_lines, read_text, split_lines
 from evalharness.errors import DataError, UsageError, did_you_mean
-from evalharness.external.bbq_predictions import BBQ_COLUMNS, bbq_reader
+from evalharness.external.bbq_predictions import BBQ_COLUMNS, bbq_reader, looks_like_bbq
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Example
 
@@ -35,6 +35,7 @@ __all__ = [
     "PredictionFormat",
     "Predictions",
     "align_predictions",
+    "check_scorable",
     "detect_format",
     "fingerprint_paths",
     "read_predictions",
@@ -135,7 +136,7 @@ def _read_squad(path: Path, options: ReadOptions) -> Values:
             f"{len(missing)} missing (e.g. {_examples(missing)}), {len(extra)} extra (e.g. {_examples(extra)})"
         )
     return {
-        qid: {"text": text, "no_answer_probability": _finite(probs[qid], f"{probs_path}: '{qid}'")}
+        qid: {"text": text, "no_answer_probability": _probability(probs[qid], f"{probs_path}: '{qid}'")}
         for qid, text in answers.items()
     }
 
@@ -175,7 +176,7 @@ PREDICTION_FORMATS: dict[str, PredictionFormat] = {
         name: PredictionFormat(
             bbq_reader(column),
             f"BBQ release JSONL (file or folder), answer in column '{column}'",
-            matches=lambda path, name=name: name == "bbq" and (path.is_dir() or path.suffix == ".jsonl"),
+            matches=lambda path, name=name: name == "bbq" and looks_like_bbq(path),
             kinds=frozenset({"multiple_choice"}),
         )
         for name, column in BBQ_COLUMNS.items()
@@ -230,11 +231,23 @@ def fingerprint_paths(paths: Sequence[Path]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
+def check_scorable(task: Task) -> None:
+    """Refuse tasks whose predictions a file cannot hold (before any data is read)."""
+    counterfactual = task.spec.counterfactual
+    if counterfactual is not None:
+        base = f" {counterfactual.base_task}" if counterfactual.base_task else ""
+        raise UsageError(
+            f"{task.name} is a counterfactual probe: it compares a model's answers on original and perturbed "
+            f"inputs, which a prediction file does not hold; run the model on it (evalharness run) or score the base task{base} instead"
+        )
+
+
 def read_predictions(
     path: Path, task: Task, *, format: str | None = None, no_answer_probs: Path | None = None
 ) -> Predictions:
     """Read a prediction file for ``task`` (format detected from the path unless given)."""
     kind = task.spec.kind
+    check_scorable(task)
     if format is None:
         format = detect_format(path, kind)
     elif format not in PREDICTION_FORMATS:
@@ -252,57 +265,87 @@ def read_predictions(
 
 
 # -- the prediction contract per task kind ------------------------------------------------
+# Each check refuses values a model cannot produce (a positive log-likelihood, an index outside
+# the options, a probability outside [0, 1], NaN), naming the file and the example.
 
 
-def _generation(value: Any, where: str, task: Task) -> Any:
+def _generation(value: Any, where: str, task: Task, example: Example) -> Any:
     if not isinstance(value, str):
         raise DataError(f"{where}: expected the generated text (a string), got {type(value).__name__}")
     return value
 
 
-def _extractive_qa(value: Any, where: str, task: Task) -> Any:
+def _probability(value: Any, where: str) -> float:
+    number = _finite(value, where)
+    if not 0.0 <= number <= 1.0:
+        raise DataError(f"{where}: no_answer_probability must be a probability in [0, 1], got {value!r}")
+    return number
+
+
+def _extractive_qa(value: Any, where: str, task: Task, example: Example) -> Any:
     if isinstance(value, str):
         return {"text": value, "no_answer_probability": None}
     if isinstance(value, dict) and isinstance(value.get("text"), str) and set(value) <= {"text", "no_answer_probability"}:
         probability = value.get("no_answer_probability")
-        return {"text": value["text"], "no_answer_probability": None if probability is None else _finite(probability, where)}
+        return {"text": value["text"], "no_answer_probability": None if probability is None else _probability(probability, where)}
     raise DataError(f'{where}: expected an answer string or {{"text": str, "no_answer_probability": float | null}}')
 
 
-def _classification(value: Any, where: str, task: Task) -> Any:
+def _classification(value: Any, where: str, task: Task, example: Example) -> Any:
     labels = task.spec.labels or []
-    if value not in labels:
+    if not isinstance(value, str) or value not in labels:
         raise DataError(f"{where}: {value!r} is not one of the task's labels {labels}")
     return value
 
 
-def _regression(value: Any, where: str, task: Task) -> Any:
+def _regression(value: Any, where: str, task: Task, example: Example) -> Any:
     return _finite(value, where)
 
 
-def _language_modeling(value: Any, where: str, task: Task) -> Any:
+def _log_likelihood(value: Any, where: str, name: str) -> float:
+    """A natural-log likelihood (summed or normalised): finite and never above 0."""
+    number = _finite(value, f"{where}: {name}")
+    if number > 0.0:
+        raise DataError(f"{where}: {name} {value!r} is a positive log-likelihood, which no model can produce (log p <= 0)")
+    return number
+
+
+def _language_modeling(value: Any, where: str, task: Task, example: Example) -> Any:
     if not isinstance(value, dict) or set(value) != {"logprob", "n_tokens"}:
         raise DataError(f'{where}: expected {{"logprob": float, "n_tokens": int}}')
     n_tokens = value["n_tokens"]
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
         raise DataError(f"{where}: n_tokens should be a non-negative integer, got {n_tokens!r}")
-    return {"logprob": _finite(value["logprob"], where), "n_tokens": n_tokens}
+    logprob = _log_likelihood(value["logprob"], where, "logprob")
+    if n_tokens == 0 and logprob != 0.0:
+        raise DataError(f"{where}: logprob {logprob!r} over 0 scored tokens (with no tokens the log-likelihood is 0)")
+    return {"logprob": logprob, "n_tokens": n_tokens}
 
 
-def _multiple_choice(value: Any, where: str, task: Task) -> Any:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+def _stereotype_pairs(value: Any, where: str, task: Task, example: Example) -> Any:
+    if not isinstance(value, dict) or set(value) != {"more", "less"}:
+        raise DataError(f'{where}: expected {{"more": float, "less": float}} (log-likelihoods of the two sentences)')
+    return {name: _log_likelihood(value[name], where, name) for name in ("more", "less")}
+
+
+def _multiple_choice(value: Any, where: str, task: Task, example: Example) -> Any:
+    if value is None:
+        return None
+    options = len(example.fields.get("choices") or [])
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < options:
         return value
-    raise DataError(f"{where}: expected a choice index (int) or null, got {value!r}")
+    raise DataError(f"{where}: expected a choice index 0..{options - 1} or null (this example has {options} choices), got {value!r}")
 
 
-# Task kind -> check/convert one prediction to the kind's contract (spec.kinds); kinds not
-# listed take values as they are.
-PREDICTION_CONTRACTS: dict[str, Callable[[Any, str, Task], Any]] = {
+# Task kind -> check/convert one prediction to the kind's contract (spec.kinds). Every kind has
+# an entry (a test checks it): a kind without one would take any value unchecked.
+PREDICTION_CONTRACTS: dict[str, Callable[[Any, str, Task, Example], Any]] = {
     "generation": _generation,
     "extractive_qa": _extractive_qa,
     "classification": _classification,
     "regression": _regression,
     "language_modeling": _language_modeling,
+    "stereotype_pairs": _stereotype_pairs,
     "multiple_choice": _multiple_choice,
 }
 
@@ -323,6 +366,7 @@ SHOWN_INPUTS: dict[str, Callable[[Example], Any]] = {
     "regression": lambda example: example.fields.get("text"),
     "language_modeling": lambda example: _clip(example.fields.get("text")),
     "multiple_choice": lambda example: example.fields.get("question") or example.fields.get("context"),
+    "stereotype_pairs": lambda example: {"more": example.fields.get("sent_more"), "less": example.fields.get("sent_less")},
 }
 
 
@@ -361,9 +405,9 @@ def align_predictions(predictions: Predictions, task: Task, data: LoadedData) ->
             raise _mismatch(predictions, task, ids, values)
         ordered = [(i, values[i]) for i in ids]
         where = [f"{path}: example '{i}'" for i in ids]
-    contract = PREDICTION_CONTRACTS.get(task.spec.kind, lambda value, where, task: value)
+    contract = PREDICTION_CONTRACTS[task.spec.kind]
     shown = SHOWN_INPUTS.get(task.spec.kind, lambda example: None)
     return [
-        Decoded(contract(value, place, task), shown(example))
+        Decoded(contract(value, place, task, example), shown(example))
         for example, (_, value), place in zip(data.examples, ordered, where, strict=True)
     ]

@@ -25,6 +25,7 @@ from evalharness.evaluation.scoring import gold_values, score_predictions, score
 from evalharness.external.predictions import (
     Predictions,
     align_predictions,
+    check_scorable,
     read_predictions,
 )
 from evalharness.records.environment import capture_environment
@@ -154,6 +155,7 @@ def score_file(config: ScoreConfig) -> ScoreResult:
     """Score one task's prediction file; with ``run_dir``, also write/extend its run record."""
     started = time.perf_counter()
     task = TaskCatalog(config.tasks_dirs).load(config.task)
+    check_scorable(task)
     data = load_examples(task, resolve_data_dir(config.data_dir))
     predictions = read_predictions(config.predictions, task, format=config.format, no_answer_probs=config.no_answer_probs)
     decoded = align_predictions(predictions, task, data)

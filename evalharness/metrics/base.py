@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.stats import Interval, bootstrap_interval, mean_interval
+from evalharness.stats import Interval, bootstrap_interval, wilson_interval
 from evalharness.types import GroupResult, MetricResult
 
-__all__ = ["AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
+__all__ = ["INTERVALS", "AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
 
 
 class NoSettings(StrictModel):
@@ -47,8 +47,12 @@ class Metric(ABC):
     - ``aggregate(stats)`` turns any set of rows into the corpus score.
 
     Metrics whose corpus score depends only on column sums set ``additive = True`` and
-    implement ``aggregate_sums`` (vectorised over resamples). Metrics whose score is the mean
-    of ``example_scores`` set ``mean_of_examples = True`` and get an analytic interval.
+    implement ``aggregate_sums`` (vectorised over resamples). ``interval_method`` names the
+    confidence interval (a key of :data:`INTERVALS`): ``"wilson"`` for proportions (every
+    per-example score is one of the two ``bounds``), else the percentile bootstrap, which
+    stays inside ``bounds`` by construction. Metrics scored on a subset of the examples
+    (SQuAD v2 HasAns/NoAns, a BBQ context condition, swappable examples) say which rows
+    entered them in ``entered``: ``n`` and the interval are over those rows only.
     ``paired_test`` names the test ``evalharness compare`` uses for a difference between two
     runs: ``"bootstrap"`` (any metric), ``"permutation"`` or ``"mcnemar"`` (0/1 per-example
     scores only).
@@ -60,7 +64,7 @@ class Metric(ABC):
     bounds: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # every value the metric can take
     reference: ClassVar[str]  # the implementation this metric replicates, e.g. "sklearn"
     reference_package: ClassVar[str | None] = None  # its distribution, for the version
-    mean_of_examples: ClassVar[bool] = False
+    interval_method: ClassVar[str] = "bootstrap-percentile"
     additive: ClassVar[bool] = False
     paired_test: ClassVar[str] = "bootstrap"
     Settings: ClassVar[type[StrictModel]] = NoSettings
@@ -87,6 +91,18 @@ class Metric(ABC):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         """A per-example score on the metric's scale, for samples files and reports."""
         return np.array([self.aggregate(row[None, :]) for row in stats], dtype=float)
+
+    def entered(self, stats: np.ndarray) -> np.ndarray:
+        """Which rows entered the metric (a boolean mask); rows outside it hold zeros."""
+        return np.ones(np.asarray(stats).shape[0], dtype=bool)
+
+    def outcomes(self, rows: np.ndarray) -> np.ndarray | None:
+        """Each row's 0/1 outcome when the metric is a proportion of them (every per-example
+        score is one of the two ``bounds``); None when it is not."""
+        low, high = self.bounds
+        with np.errstate(invalid="ignore"):
+            outcomes = (self.example_scores(rows) - low) / (high - low)
+        return outcomes if np.isin(outcomes, (0.0, 1.0)).all() else None
 
     def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
         """The group of each example, for a per-group breakdown (a bias type, a swap group);
@@ -120,6 +136,7 @@ class Metric(ABC):
         if self.reference_package:
             impl += f"=={package_version(self.reference_package)}"
         parts.append(f"impl:{impl}")
+        parts.append(f"ci:{self.interval_method}")
         parts.append(f"evalharness:{package_version('evalharness')}")
         return "|".join(parts)
 
@@ -134,16 +151,10 @@ class Metric(ABC):
     def interval(
         self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float
     ) -> Interval:
-        if self.mean_of_examples:
-            return mean_interval(self.example_scores(stats), confidence=confidence)
-        return bootstrap_interval(
-            stats,
-            aggregate=self.aggregate,
-            aggregate_sums=self.aggregate_sums if self.additive else None,
-            rng=rng,
-            n_resamples=n_resamples,
-            confidence=confidence,
-        )
+        """The interval of :attr:`interval_method` over the rows that entered the metric."""
+        stats = np.asarray(stats, dtype=float)
+        rows = stats[self.entered(stats)]
+        return INTERVALS[self.interval_method](self, rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
 
     def result(
         self,
@@ -155,6 +166,7 @@ class Metric(ABC):
         groups: Sequence[str] | None = None,
     ) -> MetricResult:
         """Score pre-computed statistics (e.g. re-read from a run record)."""
+        stats = np.asarray(stats, dtype=float)
         value = float(self.aggregate(stats))
         interval = self.interval(stats, rng=rng, n_resamples=n_resamples, confidence=confidence)
         breakdown: dict[str, GroupResult] = {}
@@ -162,10 +174,11 @@ class Metric(ABC):
             labels = np.asarray(groups, dtype=object)
             for group in sorted(set(groups)):
                 rows = stats[labels == group]
+                n_group = int(self.entered(rows).sum())
+                if n_group == 0:
+                    continue  # none of the group's examples entered this metric
                 sub = self.interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
-                breakdown[group] = GroupResult(
-                    float(self.aggregate(rows)), sub.low, sub.high, int(rows.shape[0])
-                )
+                breakdown[group] = GroupResult(float(self.aggregate(rows)), sub.low, sub.high, n_group)
         note = self.undefined_note(value, stats, breakdown, groups)
         return MetricResult(
             name=self.name,
@@ -173,7 +186,7 @@ class Metric(ABC):
             ci_low=interval.low,
             ci_high=interval.high,
             stderr=interval.stderr,
-            n=int(stats.shape[0]),
+            n=int(self.entered(stats).sum()),
             higher_is_better=self.higher_is_better,
             signature=self.signature(),
             ci_method=interval.method,
@@ -216,6 +229,46 @@ class Metric(ABC):
         return self.result(
             stats, rng=rng, n_resamples=n_resamples, confidence=confidence, groups=groups
         )
+
+
+def _wilson(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+    """A proportion of 0/1 outcomes, mapped onto the metric's bounds (x100: [0, 100])."""
+    low, high = metric.bounds
+    outcomes = metric.outcomes(rows)
+    if outcomes is None:  # statistics re-read from a samples file that was edited or damaged
+        raise MetricInputError(
+            f"{metric.name}: per-example statistics are not 0/1 outcomes, so the proportion's Wilson interval "
+            "is undefined; the samples file was edited or damaged (re-run the evaluation)"
+        )
+    interval = wilson_interval(int(outcomes.sum()), outcomes.size, confidence=confidence)
+    span = high - low
+    return Interval(low + span * interval.low, low + span * interval.high, span * interval.stderr, interval.method)
+
+
+def _bootstrap(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+    return bootstrap_interval(
+        rows,
+        aggregate=metric.aggregate,
+        aggregate_sums=metric.aggregate_sums if metric.additive else None,
+        rng=rng,
+        n_resamples=n_resamples,
+        confidence=confidence,
+    )
+
+
+def _wilson_or_bootstrap(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+    """Wilson when every example is one 0/1 outcome; else (an example pools several
+    outcomes, which are not independent) the percentile bootstrap over examples."""
+    chosen = _bootstrap if metric.outcomes(rows) is None else _wilson
+    return chosen(metric, rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
+
+
+# Confidence intervals by name (``Metric.interval_method``); each stays inside the metric's bounds.
+INTERVALS: dict[str, Callable[..., Interval]] = {
+    "wilson": _wilson,
+    "bootstrap-percentile": _bootstrap,
+    "wilson-or-bootstrap-percentile": _wilson_or_bootstrap,
+}
 
 
 def is_missing(value: Any) -> bool:

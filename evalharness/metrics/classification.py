@@ -8,7 +8,6 @@ so it counts as wrong. Missing gold labels are refused.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -64,7 +63,7 @@ class Accuracy(_LabelMetric):
     name = "accuracy"
     bounds = (0.0, 100.0)
     reference = "sklearn.metrics.accuracy_score"
-    mean_of_examples = True
+    interval_method = "wilson"
     paired_test = "mcnemar"  # per-example outcomes are 0/1
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:

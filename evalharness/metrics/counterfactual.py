@@ -7,6 +7,10 @@ group's terms says nothing about it). The overall value pools all (example, grou
 each group's value, with a bootstrap interval over examples, is stored as a breakdown; with
 ``worst_group: true`` the value is that of the worst group (largest flip rate, or largest
 absolute mean change), as HELM reports worst-group fairness metrics. Ideal: 0.
+
+Only swappable examples (with a term of some group) enter the metric: they are its ``n``, and
+intervals resample them (an example's swaps are not independent of each other). A group's
+flip rate is a proportion over its swappable examples: Wilson interval.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import Metric
-from evalharness.stats import bootstrap_interval
+from evalharness.stats import Interval, bootstrap_interval, wilson_interval
 from evalharness.types import GroupResult, MetricResult
 
 __all__ = ["CounterfactualScoreChange", "FlipRate"]
@@ -57,6 +61,13 @@ class _GroupedCounterfactual(Metric):
         self.group_names = sorted(names)
         return self.group_names
 
+    def entered(self, stats: np.ndarray) -> np.ndarray:
+        return stats[:, 1::2].sum(axis=1) > 0
+
+    def group_interval(self, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+        """Interval of one swap group's value from its ``(value, applicable)`` rows."""
+        return bootstrap_interval(rows, aggregate=_ratio, aggregate_sums=None, rng=rng, n_resamples=n_resamples, confidence=confidence)
+
     def _per_group(self, stats: np.ndarray) -> list[float]:
         return [_ratio(stats[:, 2 * g : 2 * g + 2]) for g in range(stats.shape[1] // 2)]
 
@@ -86,8 +97,7 @@ class _GroupedCounterfactual(Metric):
             rows = columns[columns[:, 1] > 0]
             if rows.shape[0] == 0:
                 continue
-            interval = bootstrap_interval(rows, aggregate=_ratio, aggregate_sums=None, rng=rng,
-                                          n_resamples=n_resamples, confidence=confidence)
+            interval = self.group_interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
             breakdown[name] = GroupResult(_ratio(rows), interval.low, interval.high, int(rows.shape[0]))
         return replace(overall, groups=breakdown)
 
@@ -98,6 +108,20 @@ class FlipRate(_GroupedCounterfactual):
     name = "flip_rate"
     bounds = (0.0, 100.0)
     reference = "counterfactual prediction flip rate (HELM fairness perturbations)"
+    interval_method = "wilson-or-bootstrap-percentile"
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        if self.settings.worst_group:
+            self.interval_method = "bootstrap-percentile"  # the largest of several rates
+
+    def outcomes(self, rows: np.ndarray) -> np.ndarray | None:
+        """0/1 per example only when each swappable example has exactly one swap group."""
+        return super().outcomes(rows) if (rows[:, 1::2].sum(axis=1) == 1).all() else None
+
+    def group_interval(self, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+        interval = wilson_interval(int(rows[:, 0].sum()), rows.shape[0], confidence=confidence)
+        return Interval(100.0 * interval.low, 100.0 * interval.high, 100.0 * interval.stderr, interval.method)
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         names = self._names(predictions)
@@ -121,6 +145,13 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
     name = "counterfactual_score_change"
     reference = "mean per-example score change under counterfactual swaps"
     Settings = ScoreChangeSettings
+
+    def __init__(self, settings: Any = None) -> None:
+        from evalharness.metrics.registry import build_metric
+
+        super().__init__(settings)
+        low, high = build_metric(self.settings.metric, self.settings.settings).bounds
+        self.bounds = (low - high, high - low)  # a change of the inner per-example score
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         from evalharness.metrics.registry import build_metric

@@ -8,8 +8,9 @@ is part of the signature so a number stays traceable to the exact code that prod
 Two ways to aggregate:
 
 - ``per_example: true`` runs the module on each example alone and averages the results: exact
-  for metrics that are a mean over examples (accuracy, exact match), with an analytic
-  interval and per-example scores that records can re-aggregate;
+  for metrics that are a mean over examples (accuracy, exact match), with a percentile
+  bootstrap interval (the module's range is unknown, and a t-interval could leave it) and
+  per-example scores that records can re-aggregate;
 - otherwise the module runs on the whole corpus and the interval is a bootstrap that re-runs
   it on resamples (``max_resamples`` caps the number of re-runs, as each one is slow). The
   texts stay in memory, so such a score cannot be re-aggregated from stored statistics.
@@ -76,7 +77,6 @@ class HFEvaluate(Metric):
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)
         self.higher_is_better = self.settings.higher_is_better
-        self.mean_of_examples = self.settings.per_example
         self._script = resolve_module_script(self.settings.path)
         digest = hashlib.sha256(self._script.read_bytes()).hexdigest()[:16]
         # The signature names the exact script: impl:evaluate.load[name@sha256:...]==<evaluate version>

@@ -46,6 +46,7 @@ METRICS: dict[str, str] = {
     "bbq_bias_score": "evalharness.metrics.bias:BBQBiasScore",
     "flip_rate": "evalharness.metrics.counterfactual:FlipRate",
     "counterfactual_score_change": "evalharness.metrics.counterfactual:CounterfactualScoreChange",
+    "external_mean": "evalharness.metrics.external:ExternalMean",
 }
 
 

@@ -29,7 +29,6 @@ from pydantic import Field
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, Metric
-from evalharness.stats import Interval, mean_interval
 
 __all__ = [
     "SquadBestExact",
@@ -162,8 +161,10 @@ class SquadSettings(StrictModel):
 class _SquadScore(_SquadBase, AdditiveMetric):
     """Mean exact match / F1 x100 over the chosen subset of questions.
 
-    Statistics per example: (score if in the subset else 0, 1 if in the subset else 0). An
-    empty subset (e.g. no unanswerable question within ``--limit``) scores NaN (null).
+    Statistics per example: (score if in the subset else 0, 1 if in the subset else 0). Only
+    the subset's questions enter the metric: ``n`` is their number (the official script's
+    ``HasAns_total`` / ``NoAns_total``) and the interval is over them. An empty subset (e.g.
+    no unanswerable question within ``--limit``) scores NaN (null).
     """
 
     Settings = SquadSettings
@@ -193,26 +194,27 @@ class _SquadScore(_SquadBase, AdditiveMetric):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return np.where(stats[:, 1] > 0, 100.0 * stats[:, 0], np.nan)
 
+    def entered(self, stats: np.ndarray) -> np.ndarray:
+        return stats[:, 1] > 0
+
     def undefined_reason(self, stats: np.ndarray) -> str | None:
         if stats[:, 1].sum() > 0:
             return None
         which = {"has_ans": "answerable", "no_ans": "unanswerable"}.get(self.settings.subset, "")
         return f"no {which} question among the {stats.shape[0]} scored (subset: {self.settings.subset})"
 
-    def interval(self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
-        """Analytic t-interval of the mean over the questions in the subset."""
-        in_subset = stats[:, 1] > 0
-        if not in_subset.any():
-            return Interval(float("nan"), float("nan"), float("nan"), f"analytic-t-{confidence:g}")
-        return mean_interval(100.0 * stats[in_subset, 0], confidence=confidence)
-
 
 class SquadExact(_SquadScore):
+    """Exact match is 0 or 1 per question: a proportion, with the Wilson interval."""
+
     name = "squad_exact"
     score = "exact"
+    interval_method = "wilson"
 
 
 class SquadF1(_SquadScore):
+    """F1 is a bounded mean: the percentile bootstrap keeps its interval inside [0, 100]."""
+
     name = "squad_f1"
     score = "f1"
 

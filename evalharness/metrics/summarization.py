@@ -156,7 +156,6 @@ class Rouge(AdditiveMetric):
 
     reference = "rouge_score.rouge_scorer.RougeScorer"
     reference_package = "rouge-score"
-    mean_of_examples = True
     rouge_type: ClassVar[str]
     Settings = RougeSettings
 

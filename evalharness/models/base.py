@@ -9,19 +9,21 @@ safetensors when present (transformers' default), and pickled weights only with
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from evalharness.errors import ModelError, UsageError, did_you_mean
 from evalharness.types import RequestKind
 
 __all__ = [
     "ARCHITECTURE_KINDS",
+    "options_with",
     "AUTO_MAPPINGS",
     "ModelAdapter",
     "ModelInfo",
@@ -190,6 +192,20 @@ def select_dtype(requested: str, device: str) -> str:
     if requested not in _DTYPES:
         raise UsageError(f"unknown --dtype '{requested}'{did_you_mean(requested, _DTYPES)}")
     return _DTYPES[requested]
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def options_with(cls: type[OptionsT], options: OptionsT | None, settings: Mapping[str, Any]) -> OptionsT:
+    """The typed options of a request kind from an options object (what the engine passes)
+    and keyword settings (the public API's convenience: ``lm.generate(p, max_new_tokens=8)``)."""
+    known = {item.name for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UsageError(f"unknown option(s) {unknown} for {cls.__name__} (known: {', '.join(sorted(known))})")
+    values = {key: tuple(value) if key == "stop" else value for key, value in settings.items()}
+    return dataclasses.replace(options if options is not None else cls(), **values)  # type: ignore[type-var]
 
 
 class ModelAdapter:

@@ -30,15 +30,17 @@ from dataclasses import replace
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter, ModelInfo
+from evalharness.models.base import ModelAdapter, ModelInfo, options_with
 from evalharness.models.batching import sorted_batches
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
 from evalharness.types import (
     GenerateResponse,
+    GenerationOptions,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
     RequestKind,
     RollingLoglikelihoodResponse,
+    RollingOptions,
 )
 
 __all__ = ["CausalLMAdapter"]
@@ -265,10 +267,8 @@ class CausalLMAdapter(ModelAdapter):
         texts: Sequence[str],
         *,
         batch_size: int = 32,
-        window: str = "disjoint",
-        max_length: int | None = None,
-        stride: int | None = None,
-        append_eos: bool = False,
+        options: RollingOptions | None = None,
+        **settings: Any,
     ) -> list[RollingLoglikelihoodResponse]:
         """Summed log-probability of every token of each text, conditioned on BOS/EOS.
 
@@ -279,10 +279,11 @@ class CausalLMAdapter(ModelAdapter):
         ``append_eos`` also scores the EOS token after each text: the end of a sentence is
         then predicted, as corpora that count one ``<eos>`` per sentence (PTB) assume.
         """
-        settings = self.rolling_settings(window, max_length, stride)
-        length, step, prefix = settings["max_length"], settings["stride"], settings["prefix_token_id"]
+        chosen = options_with(RollingOptions, options, settings)
+        resolved = self.rolling_settings(chosen.window, chosen.max_length, chosen.stride)
+        length, step, prefix = resolved["max_length"], resolved["stride"], resolved["prefix_token_id"]
         token_lists = self._encode([str(text) for text in texts], bos=False)
-        if append_eos:
+        if chosen.append_eos:
             eos = self.tokenizer.eos_token_id
             if eos is None:
                 raise ModelError(f"{self.info.name}: append_eos needs an EOS token, the tokenizer has none")
@@ -331,12 +332,8 @@ class CausalLMAdapter(ModelAdapter):
         prompts: Sequence[str],
         *,
         batch_size: int = 32,
-        stop: Sequence[str] = (),
-        max_new_tokens: int = 64,
-        num_beams: int = 1,
-        min_new_tokens: int = 0,
-        length_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
+        options: GenerationOptions | None = None,
+        **settings: Any,
     ) -> list[GenerateResponse]:
         """Deterministic continuations of ``prompts`` (greedy, or beam search), input order.
 
@@ -357,11 +354,12 @@ class CausalLMAdapter(ModelAdapter):
             cut_at_stop,
         )
 
-        stops = [str(s) for s in stop]
+        chosen = options_with(GenerationOptions, options, settings)
+        stops = [str(s) for s in chosen.stop]
         if any(not s for s in stops):
             raise UsageError(f"stop sequences must be non-empty strings, got {stops}")
-        self.check_generation(max_new_tokens)
-        budget = self.max_length - max_new_tokens
+        self.check_generation(chosen.max_new_tokens)
+        budget = self.max_length - chosen.max_new_tokens
         rows, truncated = [], []
         for ids in self._encode([str(p) for p in prompts]):
             ids = ids or [self.prefix_token_id]  # an empty prompt starts from BOS/EOS
@@ -370,11 +368,11 @@ class CausalLMAdapter(ModelAdapter):
         eos_ids = self._eos_ids()
         config = GenerationConfig(
             do_sample=False,
-            num_beams=num_beams,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            length_penalty=length_penalty,
-            no_repeat_ngram_size=no_repeat_ngram_size,
+            num_beams=chosen.num_beams,
+            max_new_tokens=chosen.max_new_tokens,
+            min_new_tokens=chosen.min_new_tokens,
+            length_penalty=chosen.length_penalty,
+            no_repeat_ngram_size=chosen.no_repeat_ngram_size,
             num_return_sequences=1,
             use_cache=True,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -399,7 +397,7 @@ class CausalLMAdapter(ModelAdapter):
                     generation_config=config,
                     stopping_criteria=criteria,
                     logits_processor=LogitsProcessorList(
-                        [RefuseNonFiniteLogits(self.info.name, [str(prompts[i]) for i in batch], num_beams)]
+                        [RefuseNonFiniteLogits(self.info.name, [str(prompts[i]) for i in batch], chosen.num_beams)]
                     ),
                 )
                 for row, index in enumerate(batch):

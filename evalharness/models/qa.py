@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter
+from evalharness.models.base import ModelAdapter, options_with
 from evalharness.models.batching import sorted_batches
 from evalharness.models.spans import SpanDecoding, Window, decode_answer
-from evalharness.types import RequestKind, SpanRequest, SpanResponse
+from evalharness.types import RequestKind, SpanOptions, SpanRequest, SpanResponse
 
 __all__ = ["DEFAULT_DOC_STRIDE", "DEFAULT_MAX_LENGTH", "ExtractiveQAAdapter"]
 
@@ -144,22 +144,18 @@ class ExtractiveQAAdapter(ModelAdapter):
         contexts: Sequence[str] | None = None,
         *,
         batch_size: int = 32,
-        max_length: int | None = None,
-        doc_stride: int | None = None,
-        max_question_length: int = 64,
-        max_answer_length: int = 15,
-        n_best: int = 20,
-        allow_no_answer: bool = False,
-        null_threshold: float = 0.0,
-        scoring: str = "probability",
-        align_to_words: bool = True,
+        options: SpanOptions | None = None,
+        **settings: Any,
     ) -> list[SpanResponse]:
         """One answer per ``(question, context)`` pair, or per question when ``contexts`` is given.
 
         ``max_length``/``doc_stride`` default to the pipeline's (384 clipped to the model, and
         ``min(max_length // 2, 128)``); see :mod:`evalharness.models.spans` for the rest.
         """
-        decoding = SpanDecoding(max_answer_length, n_best, allow_no_answer, null_threshold, scoring, align_to_words)  # type: ignore[arg-type]
+        chosen = options_with(SpanOptions, options, settings)
+        decoding = SpanDecoding(
+            chosen.max_answer_length, chosen.n_best, chosen.allow_no_answer, chosen.null_threshold, chosen.scoring, chosen.align_to_words  # type: ignore[arg-type]
+        )
         if contexts is not None:
             if len(inputs) != len(contexts):
                 raise UsageError(f"answer: {len(inputs)} questions but {len(contexts)} contexts")
@@ -171,8 +167,8 @@ class ExtractiveQAAdapter(ModelAdapter):
         for index, (question, context) in enumerate(pairs):
             if not isinstance(question, str) or not isinstance(context, str) or not context.strip():
                 raise UsageError(f"answer: pair {index} needs a question and a non-empty context (text)")
-        length, stride = self.windowing(max_length, doc_stride)
-        questions, cut = self._fit_questions([q for q, _ in pairs], length, stride, max_question_length)
+        length, stride = self.windowing(chosen.max_length, chosen.doc_stride)
+        questions, cut = self._fit_questions([q for q, _ in pairs], length, stride, chosen.max_question_length)
         context_texts = [c for _, c in pairs]
         encoded = self._encode(questions, context_texts, length, stride)
         logits = self._logits(encoded.windows, batch_size)

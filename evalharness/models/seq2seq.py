@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter
+from evalharness.models.base import ModelAdapter, options_with
 from evalharness.models.batching import sorted_batches
-from evalharness.types import GenerateResponse, RequestKind
+from evalharness.types import GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["Seq2SeqAdapter"]
 
@@ -105,10 +105,10 @@ class Seq2SeqAdapter(ModelAdapter):
         end = next((i for i, token in enumerate(tokens) if token in eos_ids), len(tokens))
         kept = tokens[:end]
         special = set(self.tokenizer.all_special_ids)
-        text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
         cuts = [text.find(marker) for marker in stop if marker and marker in text]
         if cuts:
-            text = text[: min(cuts)].rstrip()
+            text = text[: min(cuts)]
         return text, sum(token not in special for token in kept)
 
     def generate(
@@ -116,12 +116,8 @@ class Seq2SeqAdapter(ModelAdapter):
         prompts: Sequence[str],
         *,
         batch_size: int = 8,
-        max_new_tokens: int = 64,
-        num_beams: int = 1,
-        length_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
-        min_new_tokens: int = 0,
-        stop: Sequence[str] = (),
+        options: GenerationOptions | None = None,
+        **settings: Any,
     ) -> list[GenerateResponse]:
         """Decode a continuation of each encoder input, in input order.
 
@@ -136,12 +132,13 @@ class Seq2SeqAdapter(ModelAdapter):
             raise UsageError("generate: every input must be a string")
         if not prompts:
             return []
+        chosen = options_with(GenerationOptions, options, settings)
         config = self.generation_config(
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
-            no_repeat_ngram_size=no_repeat_ngram_size,
-            min_new_tokens=min_new_tokens,
+            max_new_tokens=chosen.max_new_tokens,
+            num_beams=chosen.num_beams,
+            length_penalty=chosen.length_penalty,
+            no_repeat_ngram_size=chosen.no_repeat_ngram_size,
+            min_new_tokens=chosen.min_new_tokens,
         )
         rows, truncated = self._encode(list(prompts))
         results: list[GenerateResponse | None] = [None] * len(rows)
@@ -154,12 +151,12 @@ class Seq2SeqAdapter(ModelAdapter):
                         **{key: value.to(device) for key, value in padded.items()},
                         generation_config=config,
                         logits_processor=LogitsProcessorList(
-                            [RefuseNonFiniteLogits(self.info.name, [prompts[i] for i in batch], num_beams)]
+                            [RefuseNonFiniteLogits(self.info.name, [prompts[i] for i in batch], chosen.num_beams)]
                         ),
                     )
                 except (ValueError, TypeError) as exc:  # invalid settings for this checkpoint
                     raise ModelError(f"{self.info.name}: generation failed: {exc}") from None
                 for row, index in enumerate(batch):
-                    text, count = self._finish(output[row, 1:].tolist(), stop)  # drop the decoder start
+                    text, count = self._finish(output[row, 1:].tolist(), chosen.stop)  # drop the decoder start
                     results[index] = GenerateResponse(text, count, truncated[index])
         return results  # type: ignore[return-value]

@@ -84,9 +84,10 @@ class Formulation(ABC):
         """Resolve per-(task, model) state once, e.g. a label mapping. Default: none."""
         return None
 
-    def request_options(self, task: Task, state: Any) -> dict[str, Any]:
-        """Keyword arguments for the adapter method (e.g. generation settings)."""
-        return {}
+    def request_options(self, task: Task, state: Any) -> Any:
+        """The request kind's typed options (``types.GenerationOptions``...); None: the kind
+        takes none (see ``models.protocols.REQUEST_CALLS``)."""
+        return None
 
     def settings(self, task: Task, state: Any) -> dict[str, Any]:
         """What to record about how requests were made (written to the run record)."""

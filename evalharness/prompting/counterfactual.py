@@ -129,7 +129,7 @@ class Counterfactual(Formulation):
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
         return _State(self.base.prepare(task, adapter, options), load_swapper(task))
 
-    def request_options(self, task: Task, state: _State) -> dict[str, Any]:
+    def request_options(self, task: Task, state: _State) -> Any:
         return self.base.request_options(task, state.base_state)
 
     def settings(self, task: Task, state: _State) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from evalharness.prompting.prompted import (
 )
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
-from evalharness.types import Example, GenerateResponse, RequestKind
+from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["PREDICTIONS", "PromptGenerate"]
 
@@ -83,8 +83,8 @@ class PromptGenerate(Formulation):
         stop = tuple(task.spec.prompt.stop) if task.spec.prompt else ()
         return GenerateState(generation, stop, prepare_few_shot(task, options))
 
-    def request_options(self, task: Task, state: GenerateState) -> dict[str, Any]:
-        return {"stop": list(state.stop), **state.generation.model_dump()}
+    def request_options(self, task: Task, state: GenerateState) -> GenerationOptions:
+        return GenerationOptions(stop=state.stop, **state.generation.model_dump())
 
     def settings(self, task: Task, state: GenerateState) -> dict[str, Any]:
         return {

@@ -24,7 +24,7 @@ from evalharness.config import StrictModel
 from evalharness.errors import EvalHarnessError, ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.spec.loader import Task
-from evalharness.types import Example, RequestKind, RollingLoglikelihoodResponse
+from evalharness.types import Example, RequestKind, RollingLoglikelihoodResponse, RollingOptions
 
 __all__ = ["RollingLoglikelihood", "RollingSettings"]
 
@@ -64,8 +64,8 @@ class RollingLoglikelihood(Formulation):
             raise SpecError(f"{task.path}: formulations.{self.name}: {exc}") from None
         return {**resolved, "append_eos": settings.append_eos}
 
-    def request_options(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
-        return {key: state[key] for key in ("window", "max_length", "stride", "append_eos")}
+    def request_options(self, task: Task, state: dict[str, Any]) -> RollingOptions:
+        return RollingOptions(**{key: state[key] for key in ("window", "max_length", "stride", "append_eos")})
 
     def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "scored": "every token of each text, conditioned on the prefix token"}

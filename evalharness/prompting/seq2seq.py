@@ -23,7 +23,7 @@ from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
-from evalharness.types import Example, GenerateResponse, RequestKind
+from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
 
@@ -66,11 +66,12 @@ class _State:
 
 
 def _generated_text(settings: Seq2SeqSettings, text: str) -> Any:
-    return text
+    return text.strip()
 
 
 def _qa_answer(settings: Seq2SeqSettings, text: str) -> Any:
-    abstains = settings.no_answer_text is not None and text.strip().casefold() == settings.no_answer_text.casefold()
+    text = text.strip()
+    abstains = settings.no_answer_text is not None and text.casefold() == settings.no_answer_text.casefold()
     return {"text": "" if abstains else text, "no_answer_probability": None}
 
 
@@ -118,8 +119,8 @@ class Seq2SeqGenerate(Formulation):
             recorded["no_answer_text"] = settings.no_answer_text
         return _State(settings, prefix, decoding, recorded)
 
-    def request_options(self, task: Task, state: _State) -> dict[str, Any]:
-        return dict(state.decoding)
+    def request_options(self, task: Task, state: _State) -> GenerationOptions:
+        return GenerationOptions(**state.decoding)
 
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         return dict(state.recorded)

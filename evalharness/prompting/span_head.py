@@ -19,7 +19,7 @@ from evalharness.config import StrictModel
 from evalharness.errors import DataError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.spec.loader import Task
-from evalharness.types import Example, RequestKind, SpanRequest, SpanResponse
+from evalharness.types import Example, RequestKind, SpanOptions, SpanRequest, SpanResponse
 
 __all__ = ["SpanHead", "SpanHeadSettings"]
 
@@ -77,8 +77,8 @@ class SpanHead(Formulation):
         recorded = {**values, "allow_no_answer_set": settings.allow_no_answer is not None}
         return _State(values, recorded)
 
-    def request_options(self, task: Task, state: _State) -> dict[str, Any]:
-        return dict(state.options)
+    def request_options(self, task: Task, state: _State) -> SpanOptions:
+        return SpanOptions(**state.options)
 
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         return dict(state.recorded)

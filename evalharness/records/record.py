@@ -96,7 +96,7 @@ class ModelEntry(_Record):
     path: str
     kind: str
     fingerprint: str
-    source: Literal["checkpoint", "predictions"] = "checkpoint"
+    source: Literal["checkpoint", "predictions", "lm-eval"] = "checkpoint"
     architecture: str | None = None
     device: str | None = None
     dtype: str | None = None

@@ -4,6 +4,10 @@ Two outputs: a context for the template (metadata, score tables, SVG charts) and
 for the page's script (the per-example rows and, with a baseline, the examples whose
 outcome changed). Samples are read with ``records.read_samples``; a task whose samples are
 missing or damaged still gets its scores, with the problem stated in its section.
+
+Against a baseline, a difference is labelled "better" or "worse" only when the paired test
+of ``evalharness compare`` (Holm-corrected across every compared metric) finds it
+significant; otherwise it is "no significant change", or "not tested" with the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalharness.errors import RecordError
+from evalharness.errors import EvalHarnessError, RecordError
 from evalharness.records.record import (
     MetricEntry,
     RunRecord,
@@ -120,7 +124,54 @@ def _packages(record: RunRecord) -> list[tuple[str, str]]:
 # -- scores -----------------------------------------------------------------------------
 
 
-def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None) -> dict[str, Any]:
+# How the paired test's verdict reads in the report, and the class that colours it.
+_VERDICT_LABELS = {
+    "improved": ("better", "better"),
+    "regressed": ("worse", "worse"),
+    "no significant change": ("no significant change", "same"),
+    "undefined": ("not tested: the difference or its test is undefined", "untested"),
+}
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """The paired tests of a run against its baseline, or why there are none."""
+
+    comparison: Any = None
+    problem: str = ""
+
+    def label(self, task: str, key: str) -> tuple[str, str]:
+        """(label, css class) of one metric's difference."""
+        if self.comparison is None:
+            return f"not tested: {self.problem}", "untested"
+        found = self.comparison.get(task, key)
+        if found is None:
+            reason = next((n["reason"] for n in self.comparison.not_compared if (n["task"], n["metric"]) == (task, key)), self.problem)
+            return f"not tested: {reason or 'examples differ from the baseline'}", "untested"
+        label, css = _VERDICT_LABELS[found.verdict]
+        if found.p_adjusted is not None:
+            label += f", p adj. {found.p_adjusted:.2g}"
+        return label, css
+
+
+def _verdicts(run: RunView, baseline: RunView) -> _Verdicts:
+    """Paired tests on the tasks both runs evaluated on the same data."""
+    from evalharness.comparison.compare import compare_runs
+
+    shared = [
+        name
+        for name, task in run.record.tasks.items()
+        if name in baseline.record.tasks and baseline.record.tasks[name].data.fingerprint == task.data.fingerprint
+    ]
+    if not shared:
+        return _Verdicts(problem="no task was evaluated on the same data as the baseline")
+    try:
+        return _Verdicts(compare_runs(baseline.run_dir, run.run_dir, tasks=shared), "examples differ from the baseline")
+    except EvalHarnessError as exc:
+        return _Verdicts(problem=str(exc).splitlines()[0])
+
+
+def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: tuple[str, str]) -> dict[str, Any]:
     row = {
         "key": key,
         "metric": entry.metric,
@@ -135,12 +186,11 @@ def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None) -> dict[
         "baseline": base,
         "delta": None,
         "change": "",
+        "change_class": "",
     }
     if base is not None and _finite(entry.value) is not None and _finite(base.value) is not None:
-        delta = float(entry.value) - float(base.value)
-        row["delta"] = delta
-        better = _goodness(float(entry.value), entry) - _goodness(float(base.value), entry)
-        row["change"] = "better" if better > 0 else "worse" if better < 0 else "same"
+        row["delta"] = float(entry.value) - float(base.value)
+        row["change"], row["change_class"] = label
         if base.signature != entry.signature:
             row["change"] += " (different metric signature)"
     return row
@@ -258,6 +308,7 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
     if baseline is not None:
         series = [f"{record.model.name} (this run)", f"{baseline.record.model.name} (baseline)"]
     tasks, data_tasks = [], []
+    verdicts = _verdicts(run, baseline) if baseline is not None else _Verdicts()
     for name, task in record.tasks.items():
         base_task = baseline.record.tasks.get(name) if baseline is not None else None
         anchor = "task-" + slugify(name)
@@ -277,7 +328,10 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
             ]
             + ([("task settings", _text(task.settings))] if task.settings else []),
             "notes": list(task.notes),
-            "metrics": [_metric_row(key, entry, base_task.metrics.get(key) if base_task else None) for key, entry in task.metrics.items()],
+            "metrics": [
+                _metric_row(key, entry, base_task.metrics.get(key) if base_task else None, verdicts.label(name, key))
+                for key, entry in task.metrics.items()
+            ],
             "chart": _task_chart(task, base_task, series),
             "group_charts": _group_charts(task, base_task, series),
             "problem": run.problems.get(name),

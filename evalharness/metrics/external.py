@@ -1,0 +1,56 @@
+"""Means of per-example scores that another harness computed (imported runs).
+
+``evalharness import lm-eval`` keeps lm-evaluation-harness's own per-example values (its
+``acc`` of each document, say) when its results file declares the metric's aggregation as
+``mean``. This metric re-aggregates those values exactly as lm-eval's ``mean`` aggregation
+does, so ``compare`` can pair two imported runs (or an imported run and a re-import) on the
+same documents. It never scores predictions itself: the values come with the samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evalharness.config import StrictModel
+from evalharness.errors import MetricInputError
+from evalharness.metrics.base import AdditiveMetric
+
+__all__ = ["ExternalMean"]
+
+
+class ExternalMeanSettings(StrictModel):
+    source: str  # the harness that computed the per-example values, e.g. "lm-eval"
+    metric: str  # its metric name, e.g. "acc"
+    filter: str = "none"  # lm-eval's filter pipeline the values went through
+    higher_is_better: bool = True
+
+
+class ExternalMean(AdditiveMetric):
+    """Mean of per-example values computed elsewhere (lm-eval's ``mean`` aggregation)."""
+
+    name = "external_mean"
+    reference = "lm_eval.api.metrics.mean"
+    mean_of_examples = True
+    paired_test = "permutation"
+    Settings = ExternalMeanSettings
+
+    @property  # type: ignore[override]
+    def higher_is_better(self) -> bool:  # the direction is the source metric's, not a class constant
+        return bool(self.settings.higher_is_better)
+
+    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+        """``predictions`` are the imported per-example values; references are unused."""
+        values = np.asarray(predictions, dtype=float)
+        if not np.isfinite(values).all():
+            raise MetricInputError(f"{self.name}: per-example values must be finite numbers")
+        return np.column_stack([values, np.ones(values.size)])
+
+    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums[:, 0] / sums[:, 1]
+
+    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+        return np.asarray(stats, dtype=float)[:, 0]
