@@ -33,8 +33,9 @@ def test_bias_group_runs_what_the_kind_supports_and_explains_the_rest(fixture, r
                        refuse_unused_options=False)
     record = run_evaluation(config).record
     assert load_record(tmp_path) == record
-    reached = record.settings["run_options"]["max_new_tokens"]["applied_to"]
+    reached = any("max_new_tokens" in task.settings["run_options"]["applied"] for task in record.tasks.values())
     assert record.settings["generation"] == ({"max_new_tokens": 4} if reached else {})
+    assert ("not_applied" in record.settings) != reached
     assert set(record.tasks) == EXPECTED[fixture]
     assert set(record.skipped) == ALL - EXPECTED[fixture]
     kind = record.model.kind

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from evalharness.commands.common import (
     add_tasks_dir,
+    add_trust_and_checkpoint_overrides,
     non_negative_int,
     parse_label_map,
     positive_int,
+    seed,
     split_names,
 )
 from evalharness.commands.publish import add_log_to
@@ -47,6 +49,10 @@ def _run(args: argparse.Namespace) -> int:
         model_kind=args.model_kind,
         label_map=parse_label_map(args.label_map),
         trust_remote_code=args.trust_remote_code,
+        trust_task_code=args.trust_task_code,
+        tokenizer=args.tokenizer,
+        allow_random_weights=args.allow_random_weights,
+        allow_kind_mismatch=args.allow_kind_mismatch,
         seed=args.seed,
         generation=_generation_overrides(args),
         num_fewshot=args.num_fewshot,
@@ -61,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
     result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
     if not launch_environment().primary:  # torchrun / accelerate launch: rank 0 reports
         return 0
+    if result.commit is not None:
+        print(result.commit.describe(), file=sys.stderr)
     if args.json:
         print(json.dumps(result.record.model_dump(mode="json"), indent=2))
     else:
@@ -97,7 +105,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--model-kind", help="override the kind detected from config.architectures")
     run.add_argument("--label-map", help="classifier heads: MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
-    run.add_argument("--seed", type=int, default=1234, help="seed for bootstrap and few-shot sampling")
+    add_trust_and_checkpoint_overrides(run)
+    run.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap and few-shot sampling")
     run.add_argument("--max-new-tokens", type=positive_int, help="generated answers: override the tasks' generation.max_new_tokens")
     run.add_argument("--num-beams", type=positive_int, help="generated answers: override the tasks' generation.num_beams (1: greedy)")
     run.add_argument(

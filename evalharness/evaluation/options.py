@@ -12,7 +12,7 @@ command line gave:
   passes (the choice depends on the checkpoint), unless the caller records instead
   (sweeps share one set of options across checkpoints of different kinds);
 - otherwise each task records the options applied to it and those not applied, with the
-  reason, and the run-level settings say which tasks each option reached.
+  reason; the run-level settings never show an option that no task applied.
 
 ``--batch-size`` and ``--max-batch-tokens`` are not listed: every adapter batches its
 inputs with them (``models.batching``), so they apply to every task; they change speed and
@@ -135,25 +135,21 @@ def refuse_unused(given: Sequence[GivenOption], uses: Mapping[str, OptionUse]) -
 
 
 def run_settings(settings: Mapping[str, Any], given: Sequence[GivenOption], uses: Mapping[str, OptionUse]) -> dict[str, Any]:
-    """The run-level settings with each option shown only where a task applied it, plus
-    ``run_options``: for every given option, the tasks it reached and those it did not."""
+    """The run-level settings with an option that no task applied taken out of its place
+    (``num_fewshot: null``, no ``generation`` key) and listed under ``not_applied``. Which
+    tasks an option reached is in each task's ``settings.run_options``; the run level holds
+    nothing task-specific, so runs of other tasks with the same options merge into one record."""
     out = dict(settings)
     out["generation"] = dict(out.get("generation") or {})
-    details = {}
+    unused = {}
     for option in given:
-        applied = [task for task, use in uses.items() if option.name in use.applied]
-        details[option.name] = {
-            "flag": option.flag,
-            "value": option.value,
-            "applied_to": applied,
-            "not_applied_to": {task: use.not_applied[option.name] for task, use in uses.items() if option.name in use.not_applied},
-        }
-        if applied:
+        if any(option.name in use.applied for use in uses.values()):
             continue
+        unused[option.name] = {"flag": option.flag, "value": option.value, "reason": "no task of the run uses it"}
         if option.needs is RunOption.GENERATION:
             out["generation"].pop(option.name, None)
         else:
             out[option.name] = None
-    if details:
-        out["run_options"] = details
+    if unused:
+        out["not_applied"] = unused
     return out

@@ -201,8 +201,7 @@ def test_option_used_by_one_task_is_recorded_as_not_applied_to_the_others(main, 
     assert not_applied["value"] == 1 and "rolling_loglikelihood does not use it" in not_applied["reason"]
     assert "few_shot" not in lm.settings
     assert any(note.startswith("--num-fewshot 1 not applied: rolling_loglikelihood") for note in lm.notes)
-    run_level = record.settings["run_options"]["num_fewshot"]
-    assert run_level["applied_to"] == ["mine/reviews"] and list(run_level["not_applied_to"]) == ["mine/lm"]
+    assert record.settings["num_fewshot"] == 1 and "not_applied" not in record.settings  # it reached a task
     assert "mine/lm: --num-fewshot 1 not applied" in result.stdout  # and on the terminal
 
 
@@ -214,8 +213,8 @@ def test_an_option_no_task_uses_is_never_recorded_as_used_when_recording_instead
     )
     record = run_evaluation(config).record
     assert record.settings["num_fewshot"] is None and record.settings["generation"] == {}
-    assert record.settings["run_options"]["num_fewshot"]["applied_to"] == []
-    assert record.settings["run_options"]["max_new_tokens"]["not_applied_to"]["mine/reviews"].startswith("classifier_head")
+    assert set(record.settings["not_applied"]) == {"num_fewshot", "max_new_tokens"}
+    assert record.settings["not_applied"]["num_fewshot"]["value"] == 3
     task = record.tasks["mine/reviews"]
     assert task.settings["run_options"]["applied"] == {}
     assert set(task.settings["run_options"]["not_applied"]) == {"num_fewshot", "max_new_tokens"}
