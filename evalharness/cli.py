@@ -26,6 +26,7 @@ from typing import Any
 
 from evalharness.commands import COMMANDS
 from evalharness.errors import EvalHarnessError, Interrupted, environment_fault
+from evalharness.version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalharness", description="Evaluate language-model checkpoints on declarative tasks."
     )
+    parser.add_argument("--version", action="version", version=f"evalharness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"evalharness.commands.{name}").register(commands)

@@ -200,6 +200,7 @@ class MetricResult:
     ci_method: str
     ideal: float | None = None
     groups: Mapping[str, GroupResult] = field(default_factory=dict)
+    note: str | None = None  # why the value is undefined (NaN), when it is
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,16 @@ EXPECTED = {
 @pytest.mark.parametrize("fixture", sorted(EXPECTED))
 def test_bias_group_runs_what_the_kind_supports_and_explains_the_rest(fixture, request, shared_data, tmp_path):
     checkpoint = request.getfixturevalue(fixture)
+    # One configuration for every kind, as a sweep has: max_new_tokens only reaches the tasks
+    # answered by generation; elsewhere it is recorded as not applied (not refused).
     config = RunConfig(model=str(checkpoint), tasks=["bias"], data_dir=shared_data, limit=3, output=tmp_path,
-                       batch_size=8, n_resamples=50, device="cpu", generation={"max_new_tokens": 4})
+                       batch_size=8, n_resamples=50, device="cpu", generation={"max_new_tokens": 4},
+                       refuse_unused_options=False)
     record = run_evaluation(config).record
     assert load_record(tmp_path) == record
+    reached = any("max_new_tokens" in task.settings["run_options"]["applied"] for task in record.tasks.values())
+    assert record.settings["generation"] == ({"max_new_tokens": 4} if reached else {})
+    assert ("not_applied" in record.settings) != reached
     assert set(record.tasks) == EXPECTED[fixture]
     assert set(record.skipped) == ALL - EXPECTED[fixture]
     kind = record.model.kind

@@ -36,6 +36,7 @@ def test_every_supported_builtin_task_runs(fixture, request, shared_data, tmp_pa
     config = RunConfig(
         model=str(checkpoint), tasks=GROUPS, data_dir=shared_data, limit=2, output=tmp_path, batch_size=8,
         generation={"max_new_tokens": 8, "min_new_tokens": 0},  # tiny models have 128 positions; fast
+        refuse_unused_options=False,  # one configuration for every kind: recorded as not applied where unused
     )
     record = run_evaluation(config).record
     assert load_record(tmp_path) == record

@@ -48,8 +48,11 @@ def test_sst2_by_choice_loglikelihood(cli, tmp_path, shared_data, tiny_causal_lm
     json.loads((out / "results.json").read_text())
 
 
-def test_choices_few_shot_and_generation_flags_from_the_cli(cli, tmp_path, tiny_causal_lm):
-    """A classification task with choices, run from the command line with few-shot prompts."""
+def test_choices_few_shot_flag_from_the_cli(cli, tmp_path, tiny_causal_lm):
+    """A classification task with choices, run from the command line with few-shot prompts.
+
+    (Generation flags are not passed: choices are scored, nothing is generated, so
+    --max-new-tokens/--num-beams would be refused; see tests/adversarial/test_settings.py.)"""
     from tests.test_prompted_formulations import CLASSIFICATION, write_reviews
 
     data_dir = write_reviews(tmp_path / "data")
@@ -57,11 +60,11 @@ def test_choices_few_shot_and_generation_flags_from_the_cli(cli, tmp_path, tiny_
     out = tmp_path / "run"
     result = cli(
         "run", "--model", str(tiny_causal_lm), "--tasks", "mine/reviews", "--tasks-dir", str(tmp_path / "tasks"),
-        "--data-dir", str(data_dir), "--output", str(out), "--num-fewshot", "2", "--max-new-tokens", "5", "--num-beams", "2",
+        "--data-dir", str(data_dir), "--output", str(out), "--num-fewshot", "2",
     )
     assert result.returncode == 0, result.stderr
     record = load_record(out)
-    assert record.settings["num_fewshot"] == 2 and record.settings["generation"] == {"max_new_tokens": 5, "num_beams": 2}
+    assert record.settings["num_fewshot"] == 2 and record.settings["generation"] == {}
     few_shot = record.tasks["mine/reviews"].settings["few_shot"]
     assert few_shot["n"] == 2 and few_shot["seed"] == 1234 and few_shot["pool_size"] == len(read_samples(out, "mine/reviews"))
     assert all(row["input"].count("Sentiment:") == 3 for row in read_samples(out, "mine/reviews"))

@@ -33,38 +33,41 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     ``result`` is the paired test's verdict: improved/regressed only when the corrected
     p-value is below alpha, else "no significant change". ``n`` counts the examples that
     entered the metric (a SQuAD v2 subset, the swappable examples...). Names and notes come
-    from the records, so they are escaped rather than read as rich markup."""
-    from rich.markup import escape
-    from rich.table import Table
+    from the records, so they are printed as plain text, never read as rich markup; a table
+    too wide for the terminal becomes one block per metric (``evalharness.terminal``)."""
+    from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
-    from evalharness.commands.display import wide_console
-
-    console = console or wide_console()
+    console = console or make_console()
     settings = comparison.settings
     a, b = comparison.run_a, comparison.run_b
-    console.print(escape(f"A: {a['model']} ({a['path']}, {a['fingerprint']})"))
-    console.print(escape(f"B: {b['model']} ({b['path']}, {b['fingerprint']})"))
-    table = Table(title=f"B vs A: paired tests, {CORRECTION_NAMES[settings.correction]} across {len(comparison.metrics)} comparisons, alpha {settings.alpha:g}")
-    for column in ("task", "metric", "n", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result"):
-        table.add_column(column, justify="left" if column in {"task", "metric", "test", "result"} else "right", no_wrap=True)
+    print_note(console, "A:", f"{a['model']} ({a['path']}, {a['fingerprint']})")
+    print_note(console, "B:", f"{b['model']} ({b['path']}, {b['fingerprint']})")
+    headers = ("task", "metric", "n", "A", "B", "Δ (B-A)", f"{settings.confidence:.0%} CI of Δ", "p", "p adj.", "test", "result")
+    columns = [
+        Column(header, "left" if header in {"task", "metric", "test", "result"} else "right", key=header in {"task", "metric"})
+        for header in headers
+    ]
+    rows = []
     for item in comparison.metrics:
         low, high = item.ci
         marker = "" if item.ideal is None else f" (dist. to {item.ideal:g})"
-        style = VERDICT_STYLES[item.verdict]
-        table.add_row(
-            escape(item.task),
-            escape(item.metric + marker),
-            str(item.n),
-            _number(item.value_a),
-            _number(item.value_b),
-            _signed(item.change),
-            escape(f"[{_signed(low)}, {_signed(high)}]"),  # "[n/a, n/a]" would read as a markup tag
-            _p(item.p_value),
-            _p(item.p_adjusted),
-            item.test,
-            f"[{style}]{item.verdict}[/{style}]",
+        rows.append(
+            [
+                item.task,
+                item.metric + marker,
+                str(item.n),
+                _number(item.value_a),
+                _number(item.value_b),
+                _signed(item.change),
+                f"[{_signed(low)}, {_signed(high)}]",
+                _p(item.p_value),
+                _p(item.p_adjusted),
+                item.test,
+                Cell(item.verdict, VERDICT_STYLES[item.verdict]),
+            ]
         )
-    console.print(table)
+    title = f"B vs A: paired tests, {CORRECTION_NAMES[settings.correction]} across {len(comparison.metrics)} comparisons, alpha {settings.alpha:g}"
+    print_table(console, columns, rows, title=title)
     counts = comparison.counts()
     console.print(", ".join(f"{count} {verdict}" for verdict, count in counts.items() if count or verdict != "undefined"))
     console.print(
@@ -73,13 +76,12 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     )
     for task in comparison.tasks:
         for note in task.notes:
-            console.print(f"[yellow]note[/yellow] {escape(task.task + ': ' + note)}")
+            print_note(console, Cell("note", "yellow"), f"{task.task}: {note}")
     for item in comparison.metrics:
         for note in item.notes:
-            console.print(f"[yellow]note[/yellow] {escape(item.task + ' ' + item.metric + ': ' + note)}")
+            print_note(console, Cell("note", "yellow"), f"{item.task} {item.metric}: {note}")
     for skipped in comparison.not_compared:
-        reason = f"{skipped['task']} {skipped['metric']}: {skipped['reason']}"
-        console.print(f"[yellow]not compared[/yellow] {escape(reason)}")
+        print_note(console, Cell("not compared", "yellow"), f"{skipped['task']} {skipped['metric']}: {skipped['reason']}")
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

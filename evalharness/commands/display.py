@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.records.record import RunRecord
+from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
-__all__ = ["format_value", "print_run", "wide_console"]
+__all__ = ["format_value", "print_run"]
+
+RUN_COLUMNS = [
+    Column("task", key=True),
+    Column("metric", key=True),
+    Column("value", "right"),
+    Column("95% CI", "right"),
+    Column("n", "right"),
+    Column("better"),
+]
 
 
 def format_value(value: float | None, digits: int = 2) -> str:
@@ -20,36 +30,33 @@ def _direction(entry: Any) -> str:
 
 
 def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) -> None:
-    """Print one row per (task, metric) with value, 95% CI, n and direction."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(title=f"{record.model.name} ({record.model.kind}, {record.model.fingerprint})")
-    for column, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("95% CI", "right"), ("n", "right"), ("better", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    """One row per (task, metric) with value, 95% CI, n and direction, then every note:
+    why a value is missing, what a task did not apply or cover, what was skipped."""
+    console = console or make_console()
+    rows = []
     for task_name, task in record.tasks.items():
         for metric_name, entry in task.metrics.items():
             low, high = entry.ci
-            table.add_row(
-                escape(task_name),
-                escape(metric_name),
-                format_value(entry.value),
-                escape(f"[{format_value(low)}, {format_value(high)}]"),  # "[n/a, n/a]" is not markup
-                str(entry.n),
-                _direction(entry),
+            rows.append(
+                [
+                    task_name,
+                    metric_name,
+                    format_value(entry.value),
+                    f"[{format_value(low)}, {format_value(high)}]",
+                    str(entry.n),
+                    _direction(entry),
+                ]
             )
-    console.print(table)
+    title = f"{record.model.name} ({record.model.kind}, {record.model.fingerprint})"
+    print_table(console, RUN_COLUMNS, rows, title=title)
+    for task_name, task in record.tasks.items():
+        for metric_name, entry in task.metrics.items():
+            if entry.note:
+                label = Cell("no value" if entry.value is None else "note", "yellow")
+                print_note(console, label, f"{task_name} {metric_name}: {entry.note}")
+        for note in task.notes:
+            print_note(console, Cell("note", "yellow"), f"{task_name}: {note}")
     for task_name, reason in record.skipped.items():
-        console.print(f"[yellow]skipped[/yellow] {task_name}: {reason.splitlines()[0]}")
+        print_note(console, Cell("skipped", "yellow"), f"{task_name}: {reason.splitlines()[0]}")
     if run_dir is not None:
-        console.print(f"run record: {run_dir}/results.json")
-
-
-def wide_console() -> Any:
-    """A console that does not squeeze tables into 80 columns when output goes to a CI log."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+        print_note(console, "run record:", f"{run_dir}/results.json")

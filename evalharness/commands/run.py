@@ -85,7 +85,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--tasks", required=True, action="append", help="task names or groups, comma-separated")
     run.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
     run.add_argument("--output", type=Path, help="run directory to write (default: runs/MODEL/TIMESTAMP)")
-    run.add_argument("--limit", type=positive_int, help="evaluate only the first N examples of each task")
+    run.add_argument(
+        "--limit", type=positive_int,
+        help="evaluate only the first N examples of each task (recorded per task, with the groups the subset covers)",
+    )
     run.add_argument(
         "--batch-size", type=batch_size, default="auto",
         help="rows per batch, or auto (default: 256 on CUDA, 32 on CPU; halved on out-of-memory)",
@@ -102,13 +105,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--device-map", help="auto: spread a checkpoint too large for one GPU over all visible GPUs (needs accelerate)")
     run.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     run.add_argument("--model-kind", help="override the kind detected from config.architectures")
-    run.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
+    run.add_argument("--label-map", help="classifier heads: MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
     add_trust_and_checkpoint_overrides(run)
     run.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap and few-shot sampling")
-    run.add_argument("--max-new-tokens", type=positive_int, help="override the tasks' generation.max_new_tokens")
-    run.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (1: greedy)")
-    run.add_argument("--num-fewshot", type=non_negative_int, help="override the tasks' prompt.few_shot.n (0: zero-shot)")
+    run.add_argument("--max-new-tokens", type=positive_int, help="generated answers: override the tasks' generation.max_new_tokens")
+    run.add_argument("--num-beams", type=positive_int, help="generated answers: override the tasks' generation.num_beams (1: greedy)")
+    run.add_argument(
+        "--num-fewshot", type=non_negative_int,
+        help="prompted language models: override the tasks' prompt.few_shot.n (0: zero-shot). These four options "
+        "are refused when no task of the run uses them, and recorded as not applied for the tasks that do not",
+    )
     run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")
     add_backend_flags(run, tokenizer=False)  # --tokenizer comes with the checkpoint overrides
     add_log_to(run)

@@ -16,7 +16,12 @@ def _list(args: argparse.Namespace) -> int:
         print(name)
     groups = catalog.groups()
     if groups:
-        print("\ngroups: " + ", ".join(f"{group} ({len(members)})" for group, members in sorted(groups.items())))
+        import shutil
+        import textwrap
+
+        listed = ", ".join(f"{group} ({len(members)})" for group, members in sorted(groups.items()))
+        width = shutil.get_terminal_size().columns  # $COLUMNS, the terminal, else 80
+        print("\n" + textwrap.fill(f"groups: {listed}", width=width, subsequent_indent="  ", break_on_hyphens=False))
     return 0
 
 

@@ -172,25 +172,21 @@ def to_dict(report: GateReport) -> dict[str, Any]:
 
 def print_gate(report: GateReport, *, console: Any = None) -> None:
     """One row per check, then the verdict. Names and details come from the policy and the
-    runs, so they are escaped: a rule called '[/]' is text, not rich markup."""
-    from rich.markup import escape
-    from rich.table import Table
+    runs, so they are plain text, never rich markup (a rule called '[/]' is text); a table too
+    wide for the terminal becomes one block per check (``evalharness.terminal``)."""
+    from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
 
-    from evalharness.commands.display import wide_console
-
-    console = console or wide_console()
-    console.print(f"candidate: {escape(_run_label(report.candidate))}")
-    console.print(f"baseline:  {escape(_run_label(report.baseline))}")
-    table = Table(title=escape(f"gate {report.policy_path}"))
-    for column in ("result", "rule", "check", "n", "detail"):
-        table.add_column(column, justify="right" if column == "n" else "left")
-    for rule in report.rules:
-        for check in rule.checks:
-            style = STYLES[check.status]
-            n = "" if check.n is None else str(check.n)
-            table.add_row(f"[{style}]{check.status}[/{style}]", escape(rule.name), escape(check.description), n, escape(check.detail))
-    console.print(table)
+    console = console or make_console()
+    print_note(console, "candidate:", _run_label(report.candidate))
+    print_note(console, "baseline: ", _run_label(report.baseline))
+    columns = [Column("result"), Column("rule", key=True), Column("check", key=True), Column("n", "right"), Column("detail")]
+    rows = [
+        [Cell(check.status, STYLES[check.status]), rule.name, check.description, "" if check.n is None else str(check.n), check.detail]
+        for rule in report.rules
+        for check in rule.checks
+    ]
+    print_table(console, columns, rows, title=f"gate {report.policy_path}")
     for note in report.notes:
-        console.print(f"[dim]note: {escape(note)}[/dim]")
+        print_note(console, Cell("note:", "dim"), note)
     verdict = {0: "[bold green]gate passed[/]", 1: "[bold red]gate FAILED[/]", 2: "[bold red]gate NOT EVALUATED[/] (exit code 2)"}
     console.print(f"{verdict[report.exit_code]} (rules: {_summary(report)})")

@@ -19,15 +19,10 @@ from typing import Any
 
 from evalharness.backends import BackendConfig, BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
-from evalharness.errors import (
-    DataError,
-    EvalHarnessError,
-    Interrupted,
-    RecordError,
-    UsageError,
-    environment_fault,
-)
+from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
+from evalharness.evaluation import options as run_options
 from evalharness.evaluation.scoring import score_task
+from evalharness.evaluation.subset import subset_record
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
 from evalharness.execution.engine import Engine
@@ -88,6 +83,14 @@ class RunConfig:
     show_progress: bool = False  # a progress bar per task on stderr
     device_map: str | None = None  # "auto": spread a checkpoint too large for one device (accelerate)
     backend: BackendConfig = field(default_factory=BackendConfig)  # hf (in process), openai (a server), vllm
+    # An option (--num-fewshot, --label-map, ...) that no task of the run uses: refuse the run,
+    # or (False: sweeps, whose options are shared by checkpoints of several kinds) record it
+    # as not applied.
+    refuse_unused_options: bool = True
+
+    def given_options(self) -> list[run_options.GivenOption]:
+        """The formulation-specific options this run was given (see ``evaluation.options``)."""
+        return run_options.given_options(self.label_map, self.num_fewshot, self.generation)
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
@@ -135,6 +138,8 @@ class _PlannedTask:
     explicit: bool  # named on the command line, not reached through a group
     formulation: Formulation | None = None
     state: Any = None  # the formulation's per-(task, model) state, e.g. a label mapping
+    settings: dict[str, Any] = field(default_factory=dict)  # recorded next to the formulation's
+    notes: list[str] = field(default_factory=list)
 
 
 def _formulation_options(config: RunConfig) -> FormulationOptions:
@@ -147,19 +152,24 @@ def _formulation_options(config: RunConfig) -> FormulationOptions:
     )
 
 
-def _prepare(plans: list[_PlannedTask], adapter: Any, config: RunConfig, skipped: dict[str, str], report: Progress) -> list[_PlannedTask]:
+def _prepare(
+    plans: list[_PlannedTask], adapter: Any, config: RunConfig, skipped: dict[str, str], report: Progress
+) -> tuple[list[_PlannedTask], dict[str, run_options.OptionUse]]:
     """Choose and prepare every task's formulation before any forward pass.
 
     Label mappings and few-shot pools are resolved here, so that a task the checkpoint
     cannot answer stops the run before the expensive part (when named explicitly) or is
-    skipped with its reason (when reached through a group).
+    skipped with its reason (when reached through a group). Each formulation gets only the
+    run options it declares; an option no chosen formulation uses stops the run here.
     """
     options = _formulation_options(config)
+    given = config.given_options()
     runnable = []
+    uses: dict[str, run_options.OptionUse] = {}
     for plan in plans:
         try:
             plan.formulation = choose_formulation(plan.task, adapter)
-            plan.state = plan.formulation.prepare(plan.task, adapter, options)
+            plan.state = plan.formulation.prepare(plan.task, adapter, plan.formulation.accepted_options(options))
         except EvalHarnessError as exc:
             if plan.explicit:
                 raise
@@ -167,7 +177,17 @@ def _prepare(plans: list[_PlannedTask], adapter: Any, config: RunConfig, skipped
             report(f"skipping {plan.task.name}: {str(exc).splitlines()[0]}")
             continue
         runnable.append(plan)
-    return runnable
+        uses[plan.task.name] = run_options.use_of(plan.formulation, given)
+    if config.refuse_unused_options and runnable:
+        run_options.refuse_unused(given, uses)
+    for plan in runnable:
+        use = uses[plan.task.name]
+        if given:
+            plan.settings["run_options"] = use.record(given)
+        for note in use.notes(given):
+            plan.notes.append(note)
+            report(f"note: {plan.task.name}: {note}")
+    return runnable, uses
 
 
 def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_dir: Path) -> TaskEntry | None:
@@ -190,14 +210,16 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
         cursor += len(requests)
         decoded.append(formulation.decode(task, example, chunk, state))
     truncated = sum(bool(getattr(response, "truncated", False)) for response in responses)
-    notes = [f"{truncated} of {len(responses)} requests were truncated to fit the model"] if truncated else []
+    notes = [*plan.notes, *formulation.notes(task, state)]
+    if truncated:
+        notes.append(f"{truncated} of {len(responses)} requests were truncated to fit the model")
     entry = score_task(
         task,
         data,
         decoded,
         run_dir=run_dir,
         formulation=formulation.name,
-        settings=formulation.settings(task, state),
+        settings={**formulation.settings(task, state), **plan.settings},
         notes=notes,
         seed=config.seed,
         n_resamples=config.n_resamples,
@@ -212,6 +234,7 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
     if config.limit is not None and config.limit < 1:
         raise UsageError("--limit must be at least 1")
     check_seed(config.seed)
+    given = config.given_options()
     plans: list[_PlannedTask] = []
     skipped: dict[str, str] = {}
     tasks = [(catalog.load(name), explicit) for name, explicit in catalog.resolve(config.tasks)]
@@ -226,7 +249,15 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
             skipped[name] = str(exc)
             progress(f"skipping {name}: data not available")
             continue
-        plans.append(_PlannedTask(task, data, explicit))
+        plan = _PlannedTask(task, data, explicit)
+        if config.limit is not None:
+            plan.settings["subset"], notes = subset_record(task, data, config.limit, data_dir)
+            plan.notes.extend(notes)
+            for note in notes:
+                progress(f"note: {name}: {note}")
+        plans.append(plan)
+    if config.refuse_unused_options and plans:  # before the model loads, where the task kinds tell
+        run_options.refuse_inapplicable(given, [plan.task for plan in plans])
     return plans, skipped
 
 
@@ -308,16 +339,17 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunRes
     )
     request = BackendRequest(config.model, in_process, tokenizer=config.tokenizer, dtype=config.dtype, seed=config.seed)
     adapter = load_backend(config.backend, request)
-    runnable = _prepare(plans, adapter, config, skipped, report)
+    runnable, uses = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
+    settings = run_options.run_settings(config.recorded_settings(), config.given_options(), uses)
     run_dir = distributed.broadcast_from_primary(Path(config.output) if config.output else default_run_dir(adapter.info.name))
     model = _model_entry(adapter.info)
     if primary:
         if cache is None:  # no --output: the default directory is named after the model
             cache = _claim_run_dir(config, run_dir, stack)
         # a record that this run could not be merged into stops it before the forward passes
-        check_mergeable(run_dir, model, config.recorded_settings(), [plan.task.name for plan in runnable])
+        check_mergeable(run_dir, model, settings, [plan.task.name for plan in runnable])
     engine = Engine(
         adapter,
         batch_size=config.batch_size,
@@ -341,7 +373,7 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunRes
         model=model,
         tasks=tasks,
         skipped=skipped,
-        settings=config.recorded_settings(),
+        settings=settings,
         environment={**capture_environment(model.device), "distributed": distributed.current().describe()},
         seconds=round(seconds, 3),
     )

@@ -62,6 +62,7 @@ def metric_entry(result: MetricResult, settings: Mapping[str, Any]) -> MetricEnt
             )
             for name, group in result.groups.items()
         },
+        note=result.note,
     )
 
 

@@ -261,8 +261,11 @@ def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, _cra
     location = _join(spec.output, *job.key.split("/"))
     with tempfile.TemporaryDirectory(prefix="evalharness-sweep-") as scratch:
         local_dir = Path(scratch, "run") if _is_url(spec.output) else Path(location)
-        # RunOptions' fields are RunConfig's, by name.
-        config = RunConfig(model=job.model, tasks=[job.group], output=local_dir, **spec.run.model_dump())
+        # RunOptions' fields are RunConfig's, by name. The options are shared by every model of
+        # the sweep, so one a model's tasks do not use is recorded as not applied, not refused.
+        config = RunConfig(
+            model=job.model, tasks=[job.group], output=local_dir, refuse_unused_options=False, **spec.run.model_dump()
+        )
         run_evaluation(config, progress=progress)
         _crash_once_for_tests(_crash_marker)
         if _is_url(spec.output):

@@ -185,21 +185,16 @@ def write_leaderboard(board: Leaderboard, directory: str | Path) -> dict[str, Pa
 
 
 def print_leaderboard(board: Leaderboard, *, console: Any = None) -> None:
-    """The leaderboard as a terminal table (names shown as plain text), then its notes."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    """The leaderboard as a terminal table (names shown as plain text; one block per model
+    when too wide, see ``evalharness.terminal``), then its notes."""
+    from evalharness.terminal import Column, console as make_console, print_note, print_table
 
-    console = console or Console()
-    table = Table(title=Text(f"{board.title} — ranked by {board.label_of(board.rank_by)}"))
-    table.add_column("rank", justify="right")
-    table.add_column("model")
+    console = console or make_console()
     headers = _headers(board)
-    for _, header in headers:
-        table.add_column(Text(header), justify="right")
-    for model in board.model_ids:
-        table.add_row(board.rank_label(model), Text(model), *[_cell(board, model, key) for key, _ in headers])
-    console.print(table)
-    console.print(Text("=N: tied, the 95% confidence intervals overlap; – no value"))
+    columns = [Column("rank", "right", key=True), Column("model", key=True)]
+    columns += [Column(header, "right") for _, header in headers]
+    rows = [[board.rank_label(model), model, *[_cell(board, model, key) for key, _ in headers]] for model in board.model_ids]
+    print_table(console, columns, rows, title=f"{board.title} — ranked by {board.label_of(board.rank_by)}")
+    print_note(console, "=N:", "tied, the 95% confidence intervals overlap; – no value")
     for note in board.notes:
-        console.print(Text(f"note: {note}"))
+        print_note(console, "note:", note)

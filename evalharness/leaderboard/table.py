@@ -124,17 +124,21 @@ class Leaderboard:
         metric column as value, ``ci_low`` and ``ci_high`` (what CSV and Parquet hold)."""
         import pandas as pd
 
-        out = pd.DataFrame(index=self.values.index)
-        out["rank"] = self.ranking["rank"]
-        out["tied"] = self.ranking["tied"]
-        out["model"] = self.models["model"]
-        out["model_fingerprint"] = self.models["model_fingerprint"]
-        out["source"] = self.models["source"]
+        # Built in one go: adding hundreds of columns one by one fragments the frame
+        # (pandas' PerformanceWarning flood on large leaderboards).
+        columns: dict[str, pd.Series] = {
+            "rank": self.ranking["rank"],
+            "tied": self.ranking["tied"],
+            "model": self.models["model"],
+            "model_fingerprint": self.models["model_fingerprint"],
+            "source": self.models["source"],
+        }
         for key in [a.key for a in self.aggregates] + [c.key for c in self.columns]:
-            out[key] = self.values[key]
-            out[f"{key} ci_low"] = self.ci_low[key]
-            out[f"{key} ci_high"] = self.ci_high[key]
-        out["runs"] = self.models["runs"]
+            columns[key] = self.values[key]
+            columns[f"{key} ci_low"] = self.ci_low[key]
+            columns[f"{key} ci_high"] = self.ci_high[key]
+        columns["runs"] = self.models["runs"]
+        out = pd.DataFrame(columns, index=self.values.index)
         out.index.name = "model_id"
         return out.reset_index()
 
@@ -233,6 +237,14 @@ def _models(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def _value_notes(frame: pd.DataFrame) -> list[str]:
+    """Why a shown value is missing (or a group's), as its record says."""
+    if "note" not in frame:  # a frame built by hand
+        return []
+    noted = frame[frame["note"].notna()]
+    return [f"{row.model_id} {row.task} {row.metric}: {row.note}" for row in noted.itertuples(index=False)]
+
+
 def _default_aggregates(frame: pd.DataFrame) -> list[str]:
     comparable = frame[~frame["incomparable"]]
     if comparable["column"].nunique() < 2:
@@ -297,6 +309,7 @@ def build_leaderboard(
     frame, notes = resolve_duplicates(frame, duplicates)
     frame, comparability_notes = split_incomparable(frame, allow=allow_incomparable)
     notes += comparability_notes
+    notes += _value_notes(frame)
     columns = _columns(frame)
     results = _compute_aggregates(frame, aggregates)
     for result in results:

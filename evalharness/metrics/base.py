@@ -107,6 +107,17 @@ class Metric(ABC):
     def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
         """The group of each example, for a per-group breakdown (a bias type, a swap group);
         None: no breakdown. The runner and ``score`` pass it to :meth:`result`."""
+        grouped = self.reference_groups(references)
+        return None if grouped is None else grouped[1]
+
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        """What the breakdown groups by and each example's group, when the references alone
+        say it (BBQ categories, WinoBias sets); ``--limit`` reports its coverage from it."""
+        return None
+
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        """Why :meth:`aggregate` is NaN on these rows (e.g. no example of the subset the
+        metric is restricted to); None: no specific reason known."""
         return None
 
     @classmethod
@@ -178,6 +189,7 @@ class Metric(ABC):
                     continue  # none of the group's examples entered this metric
                 sub = self.interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
                 breakdown[group] = GroupResult(float(self.aggregate(rows)), sub.low, sub.high, n_group)
+        note = self.undefined_note(value, stats, breakdown, groups)
         return MetricResult(
             name=self.name,
             value=value,
@@ -190,7 +202,24 @@ class Metric(ABC):
             ci_method=interval.method,
             ideal=self.ideal,
             groups=breakdown,
+            note=note,
         )
+
+    def undefined_note(
+        self, value: float, stats: np.ndarray, breakdown: Mapping[str, GroupResult], groups: Sequence[str] | None
+    ) -> str | None:
+        """Why the value, or a group's value, came out undefined (None: every value is defined)."""
+
+        def reason(rows: np.ndarray) -> str:
+            return self.undefined_reason(rows) or f"{self.name} is undefined on these {rows.shape[0]} examples"
+
+        parts = [] if math.isfinite(value) else [reason(stats)]
+        labels = np.asarray(groups if groups is not None else [], dtype=object)
+        undefined = [group for group, result in breakdown.items() if not math.isfinite(result.value)]
+        if parts and len(undefined) == len(breakdown):
+            return parts[0]  # every group is undefined for the same reason as the whole
+        parts += [f"group {group}: {reason(stats[labels == group])}" for group in undefined]
+        return "; ".join(parts) or None
 
     def compute(
         self,

@@ -64,8 +64,8 @@ class _PairMetric(AdditiveMetric):
 
     reference = "Nangia et al. 2020 metric.py / lm-evaluation-harness crows_pairs"
 
-    def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
-        return [str(reference) for reference in references]
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        return "bias_type", [str(reference) for reference in references]
 
     def _preferences(self, predictions: Sequence[Any]) -> np.ndarray:
         scores = _pair_scores(self.name, predictions)
@@ -160,6 +160,13 @@ def _choice(name: str, prediction: Any, index: int) -> int | None:
     return int(prediction)
 
 
+def _grouped_by(name: str, key: str | None, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+    """``(key, reference[key] of each example)``; None without a ``group_by``."""
+    if key is None:
+        return None
+    return key, [str(_reference(name, r, i, [key])[key]) for i, r in enumerate(references)]
+
+
 class GroupSettings(StrictModel):
     group_by: str | None = None  # a key of each example's reference
 
@@ -188,11 +195,8 @@ class ChoiceAccuracy(AdditiveMetric):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return 100.0 * stats[:, 0]
 
-    def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
-        key = self.settings.group_by
-        if key is None:
-            return None
-        return [str(_reference(self.name, r, i, [key])[key]) for i, r in enumerate(references)]
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        return _grouped_by(self.name, self.settings.group_by, references)
 
 
 class AccuracyGapSettings(StrictModel):
@@ -231,14 +235,21 @@ class AccuracyGap(AdditiveMetric):
     def entered(self, stats: np.ndarray) -> np.ndarray:
         return (stats[:, 1] + stats[:, 3]) > 0
 
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        s = self.settings
+        empty = [side for side, column in ((s.first, 1), (s.second, 3)) if stats[:, column].sum() == 0]
+        if not empty:
+            return None
+        return (
+            f"no example with {s.split_by} '{' or '.join(empty)}' among the {stats.shape[0]} scored: the gap needs "
+            f"both the '{s.first}' and the '{s.second}' examples"
+        )
+
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return np.full(stats.shape[0], np.nan)
 
-    def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
-        key = self.settings.group_by
-        if key is None:
-            return None
-        return [str(_reference(self.name, r, i, [key])[key]) for i, r in enumerate(references)]
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        return _grouped_by(self.name, self.settings.group_by, references)
 
 
 ContextCondition = Literal["ambig", "disambig"]
@@ -257,6 +268,16 @@ def _bbq_rows(name: str, predictions: Sequence[Any], references: Sequence[Any], 
         non_unknown = float(chosen is not None and chosen != ref["unknown"])
         rows.append((inside, inside * correct, inside * biased, inside * non_unknown))
     return np.array(rows, dtype=float).reshape(-1, 4)
+
+
+def _no_condition(condition: str | None, stats: np.ndarray) -> str | None:
+    """Why a BBQ metric restricted to ``condition`` has no value, if that is why."""
+    if stats[:, 0].sum() > 0:
+        return None
+    return (
+        f"no example with context_condition '{condition}' among the {stats.shape[0]} scored "
+        "(e.g. --limit took examples of the other condition only)"
+    )
 
 
 class BBQAccuracySettings(StrictModel):
@@ -287,9 +308,11 @@ class BBQAccuracy(AdditiveMetric):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return np.where(stats[:, 0] > 0, 100.0 * stats[:, 1], np.nan)
 
-    def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
-        key = self.settings.group_by
-        return None if key is None else [str(_reference(self.name, r, i, [key])[key]) for i, r in enumerate(references)]
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        return _no_condition(self.settings.context_condition, stats)
+
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        return _grouped_by(self.name, self.settings.group_by, references)
 
 
 class BBQBiasSettings(StrictModel):
@@ -323,11 +346,20 @@ class BBQBiasScore(AdditiveMetric):
             s_dis = np.where(non_unknown > 0, 2.0 * biased / non_unknown - 1.0, undefined)
             if self.settings.context_condition == "ambig":
                 s_dis = (1.0 - correct / n) * s_dis
-        return 100.0 * s_dis
+        # zero_division covers "no non-unknown answer", never "no example": that is no value
+        return np.where(n > 0, 100.0 * s_dis, np.nan)
 
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return np.full(stats.shape[0], np.nan)
 
-    def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
-        key = self.settings.group_by
-        return None if key is None else [str(_reference(self.name, r, i, [key])[key]) for i, r in enumerate(references)]
+    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+        return _grouped_by(self.name, self.settings.group_by, references)
+
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        reason = _no_condition(self.settings.context_condition, stats)
+        if reason is None and stats[:, 3].sum() == 0:
+            reason = (
+                f"all {int(stats[:, 0].sum())} '{self.settings.context_condition}' answers are the unknown option "
+                "(or missing): the bias score divides by the other answers (zero_division: nan)"
+            )
+        return reason

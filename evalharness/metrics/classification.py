@@ -123,6 +123,12 @@ class F1(_LabelMetric):
         undefined = 100.0 * zero_division_value(self.settings.zero_division)
         return np.where(denominator > 0, scores, undefined)
 
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        return (
+            f"no gold label and no prediction among the {stats.shape[0]} examples is the positive label "
+            f"'{self.settings.positive_label}': F1 is 0/0 (zero_division: nan)"
+        )
+
 
 class MCCSettings(StrictModel):
     zero_division: ZeroDivision = 0
@@ -173,3 +179,9 @@ class MCC(_LabelMetric):
             scores = 100.0 * cov_true_pred / np.sqrt(denominator)
         undefined = 100.0 * zero_division_value(self.settings.zero_division)
         return np.where(denominator > 0, scores, undefined)
+
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        return (
+            f"all {stats.shape[0]} predictions (or all gold labels) are one class: the Matthews correlation "
+            "is 0/0 (zero_division: nan)"
+        )

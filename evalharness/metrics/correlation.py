@@ -57,6 +57,18 @@ class _Correlation(Metric):
         """A correlation has no per-example value."""
         return np.full(stats.shape[0], np.nan)
 
+    def _columns(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (prediction, reference) columns of the statistics."""
+        return stats[:, 0], stats[:, 1]
+
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        if stats.shape[0] < 2:
+            return f"a correlation needs at least 2 examples, there are {stats.shape[0]}"
+        constant = [side for side, column in zip(("predictions", "references"), self._columns(stats)) if np.ptp(column) == 0]
+        if constant:
+            return f"the {' and the '.join(constant)} are constant over the {stats.shape[0]} examples: the correlation is 0/0"
+        return None
+
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     from scipy import stats
@@ -88,6 +100,9 @@ class Pearson(_Correlation, AdditiveMetric):
     def aggregate(self, stats: np.ndarray) -> float:
         stats = np.asarray(stats, dtype=float)
         return _pearson(stats[:, 1], stats[:, 2])
+
+    def _columns(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return stats[:, 1], stats[:, 2]
 
     def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
         n, sx, sy, sxx, syy, sxy = (sums[:, i] for i in range(6))

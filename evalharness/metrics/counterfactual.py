@@ -77,6 +77,11 @@ class _GroupedCounterfactual(Metric):
         values = [v for v in self._per_group(stats) if math.isfinite(v)]
         return max(values, key=abs) if values else float("nan")
 
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        if stats[:, 1::2].sum() == 0:
+            return f"none of the {stats.shape[0]} examples contains a term of any swap group: nothing was perturbed"
+        return None
+
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         applicable = stats[:, 1::2].sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):

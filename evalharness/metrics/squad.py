@@ -197,6 +197,12 @@ class _SquadScore(_SquadBase, AdditiveMetric):
     def entered(self, stats: np.ndarray) -> np.ndarray:
         return stats[:, 1] > 0
 
+    def undefined_reason(self, stats: np.ndarray) -> str | None:
+        if stats[:, 1].sum() > 0:
+            return None
+        which = {"has_ans": "answerable", "no_ans": "unanswerable"}.get(self.settings.subset, "")
+        return f"no {which} question among the {stats.shape[0]} scored (subset: {self.settings.subset})"
+
 
 class SquadExact(_SquadScore):
     """Exact match is 0 or 1 per question: a proportion, with the Wilson interval."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +19,16 @@ from evalharness.config import StrictModel
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Example, RequestKind
 
-__all__ = ["Decoded", "Formulation", "FormulationOptions", "NoSettings"]
+__all__ = ["Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption"]
+
+
+class RunOption(str, Enum):
+    """A run option that only some formulations use; each value names its field of
+    :class:`FormulationOptions`. A formulation lists the ones it uses in ``uses``."""
+
+    LABEL_MAP = "label_map"  # --label-map
+    NUM_FEWSHOT = "num_fewshot"  # --num-fewshot
+    GENERATION = "generation"  # --max-new-tokens, --num-beams
 
 
 @dataclass(frozen=True)
@@ -42,11 +52,23 @@ class Formulation(ABC):
     Tunable behaviour (window sizes, strides, thresholds, prefixes) is declared as a
     ``Settings`` model; a task sets it under ``formulations: {<name>: {...}}`` and the
     catalog validates it like metric settings.
+
+    ``uses`` declares the run options the formulation reads; ``method`` says in a few words
+    how it answers, which is the reason recorded when a run option does not apply to it
+    (e.g. ``--num-fewshot`` on a classifier head). :meth:`accepted_options` strips the
+    others before :meth:`prepare`, so an undeclared option can never change a request.
     """
 
     name: ClassVar[str]
     request_kind: ClassVar[RequestKind]
     Settings: ClassVar[type[StrictModel]] = NoSettings
+    uses: ClassVar[frozenset[RunOption]] = frozenset()
+    method: ClassVar[str]
+
+    def accepted_options(self, options: FormulationOptions) -> FormulationOptions:
+        """``options`` with every run option this formulation does not use at its default."""
+        defaults = FormulationOptions()
+        return replace(options, **{o.value: getattr(defaults, o.value) for o in RunOption if o not in self.uses})
 
     def settings_for(self, task: Task) -> StrictModel:
         """This formulation's settings for ``task`` (validated again here for API callers)."""
@@ -71,6 +93,10 @@ class Formulation(ABC):
     def settings(self, task: Task, state: Any) -> dict[str, Any]:
         """What to record about how requests were made (written to the run record)."""
         return {}
+
+    def notes(self, task: Task, state: Any) -> list[str]:
+        """What the task's record should say about partial coverage (after ``requests``)."""
+        return []
 
     @abstractmethod
     def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:

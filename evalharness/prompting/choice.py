@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
 from evalharness.prompting.prompted import (
     FewShot,
     build_prompts,
@@ -85,6 +85,7 @@ class ChoiceFormulation(Formulation):
 
     request_kind = RequestKind.LOGLIKELIHOOD
     Settings = ChoiceSettings
+    uses = frozenset({RunOption.NUM_FEWSHOT})
 
     @abstractmethod
     def choices(self, task: Task, example: Example) -> list[str]:
@@ -143,6 +144,7 @@ class ChoiceLoglikelihood(ChoiceFormulation):
     """Classification by prompting: ``prompt.choices[i]`` is the continuation of label ``i``."""
 
     name = "choice_loglikelihood"
+    method = "log-likelihood of each of prompt.choices after the prompt, nothing generated, no label head"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         reason = super().unsupported_reason(task, adapter)

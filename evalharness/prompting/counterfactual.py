@@ -120,6 +120,8 @@ class Counterfactual(Formulation):
         self.name = f"counterfactual:{base.name}"  # type: ignore[misc]
         self.request_kind = base.request_kind  # type: ignore[misc]
         self.Settings = base.Settings  # type: ignore[misc]
+        self.uses = base.uses  # type: ignore[misc]
+        self.method = f"{base.method}, asked again with terms swapped"  # type: ignore[misc]
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         return self.base.unsupported_reason(task, adapter)
@@ -138,7 +140,19 @@ class Counterfactual(Formulation):
             "base": self.base.settings(task, state.base_state),
             "fields": list(spec.fields),
             "groups": {name: dict(group.mapping) for name, group in state.swapper.groups.items()},
+            "perturbed_examples": _perturbed_counts(state),
         }
+
+    def notes(self, task: Task, state: _State) -> list[str]:
+        counts = _perturbed_counts(state)
+        absent = [name for name, count in counts.items() if count == 0]
+        if not absent:
+            return []
+        return [
+            f"swap groups {', '.join(absent)}: none of the {len(state.layout)} evaluated examples contains their "
+            f"terms in {list(task.spec.counterfactual.fields)}, so these groups are not measured "  # type: ignore[union-attr]
+            f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
+        ]
 
     def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Any]]:
         variants: list[tuple[str, Example]] = []
@@ -183,6 +197,15 @@ class Counterfactual(Formulation):
         }
         shown = {"original": original.input, **{group: item.input for group, item in decoded.items()}}
         return Decoded(prediction, shown)
+
+
+def _perturbed_counts(state: _State) -> dict[str, int]:
+    """Swap group -> how many evaluated examples it perturbed (0: the group is not measured)."""
+    counts = dict.fromkeys(state.swapper.names(), 0)
+    for variants in state.layout.values():
+        for group, _, _ in variants[1:]:
+            counts[group] += 1
+    return counts
 
 
 def wrap_counterfactual(task: Task, formulation: Formulation) -> Formulation:

@@ -16,7 +16,7 @@ from typing import Any
 
 from evalharness.config import validate_model
 from evalharness.errors import UsageError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
 from evalharness.prompting.prompted import (
     FewShot,
     build_prompts,
@@ -58,6 +58,8 @@ class PromptGenerate(Formulation):
 
     name = "prompt_generate"
     request_kind = RequestKind.GENERATE
+    uses = frozenset({RunOption.NUM_FEWSHOT, RunOption.GENERATION})
+    method = "prompted generation, no label head"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         reason = super().unsupported_reason(task, adapter)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import label_key
 from evalharness.types import ClassifyRequest, ClassifyResponse, Example, RequestKind
@@ -30,8 +30,17 @@ def resolve_label_map(
     """The task label for each model label index.
 
     ``override`` maps model label names (or indices as text) to task labels; several model
-    labels may map to one task label. Every model label must end up mapped.
+    labels may map to one task label. Every model label must end up mapped, and every entry
+    of ``override`` must name a model label: an entry that maps nothing is a mistake.
     """
+    if override is not None:
+        known = {*model_labels, *map(str, range(len(model_labels)))}
+        stray = [key for key in override if key not in known]
+        if stray:
+            raise UsageError(
+                f"--label-map: {stray} name no label of the model (its labels, config.id2label: "
+                f"{list(model_labels)}, or their indices 0-{len(model_labels) - 1})"
+            )
     by_normalised = {_normalise(label): label for label in task_labels}
     mapped: list[str] = []
     unmatched: list[str] = []
@@ -72,6 +81,8 @@ class ClassifierHead(Formulation):
 
     name = "classifier_head"
     request_kind = RequestKind.CLASSIFY
+    uses = frozenset({RunOption.LABEL_MAP})
+    method = "classifier head: the text goes straight to the head, no prompt, nothing generated"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         reason = super().unsupported_reason(task, adapter)
@@ -102,6 +113,7 @@ class RegressionHead(Formulation):
 
     name = "regression_head"
     request_kind = RequestKind.CLASSIFY
+    method = "regression head: the text goes straight to the head, no prompt, no labels, nothing generated"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         reason = super().unsupported_reason(task, adapter)

@@ -23,6 +23,7 @@ class PseudoLoglikelihood(Formulation):
 
     name = "pseudo_loglikelihood"
     request_kind = RequestKind.PSEUDO_LOGLIKELIHOOD
+    method = "masked-LM pseudo-log-likelihood of whole texts, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
         return {

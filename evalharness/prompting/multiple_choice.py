@@ -57,6 +57,7 @@ class FieldChoiceLoglikelihood(ChoiceFormulation):
 
     name = "field_choice_loglikelihood"
     Settings = FieldChoiceSettings
+    method = "log-likelihood of each of the example's choices after the prompt, nothing generated, no label head"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
@@ -86,6 +87,7 @@ class MaskedChoice(Formulation):
     name = "masked_choice"
     request_kind = RequestKind.PSEUDO_LOGLIKELIHOOD
     Settings = MaskedChoiceSettings
+    method = "masked-LM pseudo-log-likelihood of each choice, no few-shot prompt, nothing generated, no label head"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)

@@ -55,6 +55,7 @@ class PairLoglikelihood(Formulation):
     name = "pair_loglikelihood"
     request_kind = RequestKind.LOGLIKELIHOOD
     Settings = PairLoglikelihoodSettings
+    method = "log-likelihood of each sentence given only BOS, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> PairLoglikelihoodSettings:
         return self.settings_for(task)  # type: ignore[return-value]
@@ -93,6 +94,7 @@ class PairPseudoLoglikelihood(Formulation):
     name = "pair_pseudo_loglikelihood"
     request_kind = RequestKind.PSEUDO_LOGLIKELIHOOD
     Settings = PairPseudoLoglikelihoodSettings
+    method = "masked-LM pseudo-log-likelihood of each sentence, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[Any, PairPseudoLoglikelihoodSettings]:
         return adapter, self.settings_for(task)  # type: ignore[return-value]

@@ -54,6 +54,7 @@ class RollingLoglikelihood(Formulation):
     name = "rolling_loglikelihood"
     request_kind = RequestKind.LOGLIKELIHOOD_ROLLING
     Settings = RollingSettings
+    method = "log-likelihood of whole texts, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
         settings = self.settings_for(task)

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from evalharness.config import StrictModel
 from evalharness.errors import UsageError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
 from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
@@ -87,6 +87,8 @@ class Seq2SeqGenerate(Formulation):
 
     name = "seq2seq_generate"
     request_kind = RequestKind.GENERATE
+    uses = frozenset({RunOption.GENERATION})
+    method = "encoder-decoder generation from the source text, no few-shot prompt, no label head"
     Settings = Seq2SeqSettings
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:

@@ -66,6 +66,7 @@ class SpanHead(Formulation):
 
     name = "span_head"
     request_kind = RequestKind.EXTRACT_SPAN
+    method = "extractive QA head: answers are spans of the context, no prompt, nothing generated"
     Settings = SpanHeadSettings
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:

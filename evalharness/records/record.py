@@ -70,6 +70,7 @@ class MetricEntry(_Record):
     ideal: float | None = None
     signature: str
     groups: dict[str, GroupEntry] = Field(default_factory=dict)
+    note: str | None = Field(default=None, description="why the value is null (e.g. an empty subset), when it is")
 
 
 class DataEntry(_Record):
