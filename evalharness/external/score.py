@@ -21,6 +21,7 @@ from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.errors import UsageError
+from evalharness.evaluation.clusters import example_clusters
 from evalharness.evaluation.scoring import gold_values, score_predictions, score_task
 from evalharness.external.predictions import (
     Predictions,
@@ -161,7 +162,8 @@ def score_file(config: ScoreConfig) -> ScoreResult:
     decoded = align_predictions(predictions, task, data)
     if config.run_dir is None:
         entries, _, _ = score_predictions(
-            task, [item.prediction for item in decoded], gold_values(task, data), seed=config.seed, n_resamples=config.n_resamples
+            task, [item.prediction for item in decoded], gold_values(task, data), seed=config.seed, n_resamples=config.n_resamples,
+            clusters=example_clusters(task, data.examples),
         )
         return ScoreResult(task, data, predictions, config.system, entries, None)
     config.run_dir.mkdir(parents=True, exist_ok=True)
