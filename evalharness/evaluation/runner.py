@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
+from evalharness.data.subset import select_examples
 from evalharness.errors import DataError, EvalHarnessError, UsageError
 from evalharness.evaluation.scoring import score_task
 from evalharness.execution import distributed
@@ -61,6 +62,7 @@ class RunConfig:
     check_determinism: bool = False  # rerun a sample of each task at another batch size
     show_progress: bool = False  # a progress bar per task on stderr
     device_map: str | None = None  # "auto": spread a checkpoint too large for one device (accelerate)
+    examples: Mapping[str, Sequence[str]] | None = None  # task -> only these example ids (sequential gates, noise)
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class RunConfig:
             "num_fewshot": self.num_fewshot,
             "data_dir": str(self.data_dir) if self.data_dir else None,
             **({"device_map": self.device_map} if self.device_map else {}),
+            **({"examples": {task: len(ids) for task, ids in self.examples.items()}} if self.examples else {}),
         }
 
 
@@ -176,6 +179,8 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
         task = catalog.load(name)
         try:
             data = load_examples(task, data_dir, limit=config.limit)
+            if config.examples is not None and name in config.examples:
+                data = select_examples(data, config.examples[name], task=name)
         except DataError as exc:
             if explicit:
                 raise
@@ -197,7 +202,7 @@ def _open_cache(config: RunConfig, run_dir: Path, stack: ExitStack) -> Predictio
     return cache
 
 
-def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> RunResult:
+def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapter: Any = None) -> RunResult:
     """Evaluate one checkpoint on the requested tasks and write the run directory.
 
     Predictions go to the prediction cache as they are computed, so the same call after a
@@ -206,31 +211,33 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> Ru
 
     Under ``torchrun``/``accelerate launch`` every rank calls this: requests are sharded
     across ranks, and rank 0 alone locks the directory, keeps the cache and writes the run
-    (see ``evalharness.execution.distributed``).
+    (see ``evalharness.execution.distributed``). ``adapter``: a model already loaded from
+    ``config.model`` (a sequential gate evaluates it batch after batch without reloading).
     """
     with distributed.distributed_session(config.device) as context, ExitStack() as stack:
         if config.device_map and context.enabled:
             raise UsageError("--device-map spreads one model over all GPUs; it cannot be combined with data-parallel ranks (torchrun)")
         report = progress if progress and context.primary else (lambda message: None)
-        return _run_locked(config, stack, report)
+        return _run_locked(config, stack, report, adapter)
 
 
-def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunResult:
+def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: Any = None) -> RunResult:
     from evalharness.models.loading import load_model
 
     started = time.perf_counter()
     plans, skipped = _plan(config, report)
     if config.output and distributed.is_primary():
         stack.enter_context(run_dir_lock(Path(config.output)))
-    report(f"loading model {config.model}")
-    adapter = load_model(
-        config.model,
-        config.model_kind,
-        device=distributed.device_for_rank(config.device),
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        device_map=config.device_map,
-    )
+    if adapter is None:
+        report(f"loading model {config.model}")
+        adapter = load_model(
+            config.model,
+            config.model_kind,
+            device=distributed.device_for_rank(config.device),
+            dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code,
+            device_map=config.device_map,
+        )
     runnable = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
