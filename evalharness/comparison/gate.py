@@ -56,6 +56,7 @@ from evalharness.comparison.gate_results import (
     GateReport,
     RuleResult,
 )
+from evalharness.comparison.noise_floor import noise_floors, noise_warning
 from evalharness.errors import EvalHarnessError, did_you_mean
 from evalharness.records.record import MetricEntry, RunRecord, TaskEntry, load_record
 from evalharness.stats import adjust_pvalues
@@ -84,6 +85,7 @@ class _Statistics:
     policy: GatePolicy
     settings: CompareSettings
     facts: dict[int, MetricFacts]
+    floors: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)  # from the runs' noise.json
     _metrics: dict[tuple[str, str], PairedMetric] = field(default_factory=dict)
 
     def metric(self, rule: GateRule) -> PairedMetric:
@@ -119,6 +121,10 @@ class _Context:
     def compared_values(self) -> dict[str, Any]:
         comparison = self.comparison
         return {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "n": comparison.n}
+
+    def noise(self, threshold: float | None) -> dict[str, Any]:
+        warning = noise_warning(threshold, self.statistics.floors.get((self.rule.task, self.rule.metric)))
+        return {"noise_warning": warning} if warning else {}
 
     def located(self, check: str, exc: EvalHarnessError) -> EvalHarnessError:
         """The same error, naming the rule it came from (file:line)."""
@@ -165,7 +171,7 @@ def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: st
     limit is described as a change, not as an improvement or a regression: only the paired
     test could say which. A significant rule also reports what its test could detect."""
     description = ctx.describe(check)
-    values = {**ctx.compared_values(), "p_value": ctx.p_adjusted, **_detectable(ctx, check, threshold)}
+    values = {**ctx.compared_values(), "p_value": ctx.p_adjusted, **_detectable(ctx, check, threshold), **ctx.noise(threshold)}
     shown = f"{_fmt(amount)}{unit}"
     if amount <= limit:
         detail = f"drop {shown} within {_fmt(limit)}{unit}" if amount > 0 else f"no drop ({_fmt(-amount)}{unit} the other way)" if amount < 0 else "no change"
@@ -207,6 +213,7 @@ def _check_test(ctx: _Context, check: str, spec: Any) -> CheckResult:
     return CheckResult(
         check, ctx.describe(check), status, outcome.detail, **ctx.compared_values(), p_value=outcome.p_value,
         interval=outcome.interval, margin=outcome.margin, verdict=outcome.verdict, mde=outcome.mde, mde_warning=outcome.mde_warning,
+        **ctx.noise(outcome.margin),
     )
 
 
@@ -404,7 +411,8 @@ def evaluate_gate(
     adjusted = _adjusted(loaded.policy, comparison)
     records = (candidate_record, baseline_record)
     paired = PairedData(Path(candidate), Path(baseline), (candidate_record, baseline_record)) if baseline_record is not None else None
-    statistics = _Statistics(paired, loaded.policy, settings, facts)
+    floors = noise_floors(Path(candidate), Path(baseline) if baseline is not None else None)
+    statistics = _Statistics(paired, loaded.policy, settings, facts, floors)
     results = [
         _evaluate_rule(index, loaded.where("rules", index), statistics, records, comparison, adjusted)
         for index in range(len(loaded.policy.rules))

@@ -73,8 +73,9 @@ def _check_line(check: CheckResult) -> str:
         extra.append(_sequential_text(check.sequential))
     if extra:
         line += "\n    " + "; ".join(extra)
-    if check.mde_warning:
-        line += f"\n    warning: {check.mde_warning}"
+    for warning in (check.mde_warning, check.noise_warning):
+        if warning:
+            line += f"\n    warning: {warning}"
     return line
 
 
@@ -86,8 +87,14 @@ def _sequential_text(sequential: dict[str, Any]) -> str:
 
 
 def warnings(report: GateReport) -> list[str]:
-    """Every check whose threshold is below what its test can detect."""
-    return [f"{rule.name}: {check.check}: {check.mde_warning}" for rule in report.rules for check in rule.checks if check.mde_warning]
+    """Every check whose threshold is below what its test can detect or within the noise."""
+    return [
+        f"{rule.name}: {check.check}: {warning}"
+        for rule in report.rules
+        for check in rule.checks
+        for warning in (check.mde_warning, check.noise_warning)
+        if warning
+    ]
 
 
 def _run_label(run: dict[str, Any] | None) -> str:
@@ -131,7 +138,7 @@ def to_junit(report: GateReport) -> str:
         elif by_status[SKIPPED]:
             ET.SubElement(case, "skipped", {"message": _message(by_status[SKIPPED])})
         ET.SubElement(case, "system-out").text = lines
-        cautions = [f"{check.check}: {check.mde_warning}" for check in rule.checks if check.mde_warning]
+        cautions = [f"{check.check}: {warning}" for check in rule.checks for warning in (check.mde_warning, check.noise_warning) if warning]
         if cautions:
             ET.SubElement(case, "system-err").text = _xml("warning: " + "\nwarning: ".join(cautions))
     ET.indent(suites)
@@ -180,13 +187,13 @@ def to_markdown(report: GateReport) -> str:
                 check.detail + (f" ({_sequential_text(check.sequential)})" if check.sequential else ""),
                 _interval_text(check),
                 "" if check.margin is None else _short(check.margin),
-                _mde_text(check) + (" ⚠️" if check.mde_warning else ""),
+                _mde_text(check) + (" ⚠️" if check.mde_warning or check.noise_warning else ""),
             ]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     lines += ["", "p: the adjusted p-value of a `significant` rule's paired test, or the one-sided p-value of a `noninferior`/`within` t test."]
     found = warnings(report)
     if found:
-        lines += ["", "**Warnings: thresholds below what the gate can detect:**", ""]
+        lines += ["", "**Warnings: thresholds below what the gate can detect or within the measured noise:**", ""]
         lines += [f"- ⚠️ {_cell(warning)}" for warning in found]
     problems = report.problems()
     if problems:

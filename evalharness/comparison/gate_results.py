@@ -41,6 +41,7 @@ class CheckResult:
     verdict: str | None = None  # the test's verdict, e.g. "non-inferior", "inferiority not ruled out"
     mde: dict[str, Any] | None = None  # value, power, alpha, method (and why it is undefined)
     mde_warning: str | None = None  # the threshold is below what the data can detect
+    noise_warning: str | None = None  # the threshold is not above the runs' measured noise floor (noise.json)
     sequential: dict[str, Any] | None = None  # examples_used, examples_total, saving, order_seed, batch_size, method
 
 
