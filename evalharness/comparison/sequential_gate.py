@@ -35,7 +35,7 @@ from evalharness.comparison.gate_policy import LoadedPolicy
 from evalharness.comparison.gate_results import FAILED, PASSED, CheckResult, RuleResult
 from evalharness.errors import RecordError, UsageError
 from evalharness.inference import SequentialDecision, SequentialRule, decide
-from evalharness.records.record import RunRecord
+from evalharness.records.record import RunRecord, finite_or_none
 
 __all__ = ["SequentialCheck", "SequentialState", "plan_checks"]
 
@@ -252,7 +252,8 @@ def _check_result(
         "batch_size": batch_size,
         "method": "; ".join(decision.method for decision in decisions),
         "decisions": [
-            {"rule": d.label, "verdict": d.verdict, "estimate": d.estimate, "low": d.low, "high": d.high, "examples_used": d.examples_used}
+            {"rule": d.label, "verdict": d.verdict, "estimate": finite_or_none(d.estimate), "low": finite_or_none(d.low),
+             "high": finite_or_none(d.high), "examples_used": d.examples_used}
             for d in decisions
         ],
     }
