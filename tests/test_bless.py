@@ -15,7 +15,7 @@ from run_factory import classification, correct_to_predictions, write_run
 
 from evalharness.cli import main
 from evalharness.errors import RecordError, UsageError
-from evalharness.records.store import bless, resolve_run
+from evalharness.records.baselines import bless, resolve_run
 
 POLICY = "rules:\n  - {task: glue/sst2, metric: accuracy, noninferior: {margin: 5}}\n"
 

@@ -7,7 +7,7 @@ import json
 
 
 def _bless(args: argparse.Namespace) -> int:
-    from evalharness.records.store import bless
+    from evalharness.records.baselines import bless
 
     blessed = bless(args.run, name=args.name, store=args.store, replace=args.replace, who=args.who)
     if args.json:

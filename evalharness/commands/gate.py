@@ -90,7 +90,7 @@ def _gate(args: argparse.Namespace) -> int:
         to_markdown,
     )
     from evalharness.records.record import atomic_write_text
-    from evalharness.records.store import resolve_run
+    from evalharness.records.baselines import resolve_run
 
     policy = load_policy(args.policy)  # a malformed policy fails before any run is read
     settings = settings_from_args(args)

@@ -266,7 +266,7 @@ def test_every_output_shows_interval_margin_verdict_and_mde(tmp_path, pair):
 
 
 def test_provenance_listing_a_file_outside_the_run_is_refused(tmp_path, pair):
-    from evalharness.records.store import bless, resolve_run
+    from evalharness.records.baselines import bless, resolve_run
 
     store = tmp_path / "store"
     bless(pair["b"], name="v1", store=str(store))

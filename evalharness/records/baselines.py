@@ -32,7 +32,7 @@ from evalharness.records.record import RESULTS_FILE, load_record, read_samples
 __all__ = ["PROVENANCE", "BlessedRun", "ResolvedRun", "bless", "resolve_run", "run_files"]
 
 PROVENANCE = "provenance.json"
-STORE_SCHEMA = "evalharness.store/1"
+STORE_SCHEMA = "evalharness.baseline/1"
 NOISE_FILE = "noise.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
