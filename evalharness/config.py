@@ -1,16 +1,19 @@
 """One loader for every configuration file: task specs, gate policies, sweep specs, leaderboard
 definitions and label maps.
 
-YAML is parsed with a ``SafeLoader`` (no Python objects), duplicate keys are errors, and the
-input is bounded before anything is built from it: file size, nesting depth and the size of
-the document after alias expansion (a "billion laughs" file is refused in milliseconds instead
-of hanging whatever walks it later). Every validation problem is reported as
+YAML holds plain data only (no Python objects, no merge keys, no tags beyond the core schema),
+scalars resolve as in YAML 1.2 (``no`` is text, not false), duplicate keys are errors, and the
+input is bounded before anything is built from it: file size, one document, nesting depth and
+number of values while parsing, then values and characters after alias expansion (a "billion
+laughs" file, a deeply nested or a 60,000-item flow list is refused in milliseconds instead of
+hanging or overflowing the stack of whatever walks it later). Every validation problem is reported as
 ``file:line: field.path: problem`` with a "did you mean" for misspelt keys.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +42,8 @@ __all__ = [
 
 MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest built-in task file is a few KiB
 MAX_YAML_DEPTH = 64
-MAX_YAML_NODES = 200_000  # scalars, lists and mappings after alias expansion
+MAX_YAML_NODES = 50_000  # scalars, lists and mappings, before and after alias expansion
+MAX_PROBLEMS = 20  # validation problems listed in one message
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Location = tuple[str | int, ...]
@@ -52,66 +56,204 @@ class StrictModel(BaseModel):
 
 
 # -- YAML -------------------------------------------------------------------------------------
+#
+# Scalars resolve as in the YAML 1.2 core schema, not PyYAML's YAML 1.1 default: `yes`, `no`,
+# `on`, `off`, `010`, `1:30` and `2024-01-01` stay text, so a label value or an option never
+# changes meaning because YAML 1.1 read it as a boolean, an octal or a sexagesimal number.
+
+_TAG = "tag:yaml.org,2002:"
+_CORE_SCALARS = {  # tag -> pattern, first characters
+    "null": (r"^(?:~|null|Null|NULL|)$", "~nN"),
+    "bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "int": (r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    "float": (
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$",
+        "-+.0123456789",
+    ),
+}
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys."""
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 core schema: null, bool, int and float; everything else is text."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
 
 
-def _construct_unique_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+for _name, (_pattern, _first) in _CORE_SCALARS.items():
+    _Resolver.add_implicit_resolver(
+        _TAG + _name, re.compile(_pattern), [*_first, ""] if _name == "null" else list(_first)
+    )
+
+
+def _scalar_error(node: yaml.Node, problem: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """Plain data only (text, numbers, booleans, null, lists, mappings), unique plain keys."""
+
+    yaml_constructors: dict[Any, Any] = {}
+
+    def construct_core_bool(self, node: yaml.ScalarNode) -> bool:
+        value = str(self.construct_scalar(node)).lower()
+        if value not in ("true", "false"):
+            raise _scalar_error(node, f"'{node.value}' is not a boolean (true or false)")
+        return value == "true"
+
+    def construct_core_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        bases = {"0o": 8, "0x": 16}
         try:
-            duplicate = key in seen
-        except TypeError:  # an unhashable key ([a, b]: 1) is refused by construct_mapping below
-            duplicate = False
-        if duplicate:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}' (line {mark.line + 1})", mark)
-        if not isinstance(key, list | dict):
+            return int(text[2:], bases[text[:2]]) if text[:2] in bases else int(text, 10)
+        except ValueError:
+            raise _scalar_error(node, f"'{text}' is not an integer") from None
+
+    def construct_core_float(self, node: yaml.ScalarNode) -> float:
+        text = str(self.construct_scalar(node)).lower().replace(".inf", "inf").replace(".nan", "nan")
+        try:
+            return float(text)
+        except ValueError:
+            raise _scalar_error(node, f"'{node.value}' is not a number") from None
+
+    def construct_unique_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            plain_merge = key_node.tag == _TAG + "str" and key_node.value == "<<" and not key_node.style
+            if key_node.tag == _TAG + "merge" or plain_merge:
+                raise _scalar_error(
+                    key_node,
+                    "merge keys ('<<') are not supported; write the keys out "
+                    "(an alias such as '*name' may stand for a whole value)",
+                )
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _scalar_error(
+                    key_node, "a mapping key must be a plain value (text or a number), not a list or a mapping"
+                )
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise _scalar_error(key_node, f"duplicate key '{key}' (line {key_node.start_mark.line + 1})")
             seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+        return self.construct_mapping(node, deep=deep)
+
+    def refuse_tag(self, node: yaml.Node) -> None:
+        raise _scalar_error(
+            node,
+            f"the tag '{node.tag}' is not allowed in a configuration file "
+            "(plain text, numbers, booleans, lists and mappings only)",
+        )
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+for _name, _method in {
+    "null": _Constructor.construct_yaml_null,
+    "bool": _Constructor.construct_core_bool,
+    "int": _Constructor.construct_core_int,
+    "float": _Constructor.construct_core_float,
+    "str": _Constructor.construct_yaml_str,
+    "seq": _Constructor.construct_yaml_seq,
+    "map": _Constructor.construct_unique_mapping,
+}.items():
+    _Constructor.add_constructor(_TAG + _name, _method)
+_Constructor.add_constructor(None, _Constructor.refuse_tag)
+
+
+class _Loader(  # type: ignore[misc]
+    yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Constructor, _Resolver
+):
+    """The pure-Python loader: exact error positions, used when libyaml is absent or refuses."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+if yaml.__with_libyaml__:
+    from yaml.cyaml import CParser
+
+    class _FastLoader(CParser, _Constructor, _Resolver):  # type: ignore[misc]
+        """libyaml's parser and composer (tens of times faster), our resolver and constructors."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _Constructor.__init__(self)
+            _Resolver.__init__(self)
+
+    _LOADERS: tuple[type, ...] = (_FastLoader, _Loader)
+else:  # pragma: no cover - PyYAML without libyaml
+    _LOADERS = (_Loader,)
+
+
+def _too_large(source: str, line: int, what: str) -> SpecError:
+    return SpecError(f"{source}:{line}: {what}; refusing to load it (is this really a configuration file?)")
+
+
+def _check_events(loader: Any, source: str) -> None:
+    """Walk the event stream (no recursion, nothing built) and stop at the first event past a
+    bound: deeper than ``MAX_YAML_DEPTH``, more than ``MAX_YAML_NODES`` values, or a second
+    document. Composing a node tree recurses once per level, so this runs first."""
+    depth = nodes = documents = 0
+    while True:
+        event = loader.get_event()
+        if isinstance(event, yaml.StreamEndEvent):
+            return
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise SpecError(
+                    f"{source}:{line}: a second YAML document ('---'); a configuration file holds one document"
+                )
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise _too_large(source, line, f"nested more than {MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_YAML_NODES:
+                raise _too_large(source, line, f"more than {MAX_YAML_NODES:,} values")
 
 
 def _check_size(root: yaml.Node, source: str) -> None:
     """Refuse documents nested too deeply or too large once aliases are expanded.
 
-    Sizes are memoised per node, so a chain of aliases that would expand to 10^9 nodes is
-    measured in a few steps.
+    Every node's size (values, characters) and height are memoised, so a chain of aliases that
+    would expand to 10^9 values is measured in a few steps, and the recursion never goes
+    deeper than ``MAX_YAML_DEPTH`` (a self-referencing alias stops there too).
     """
-    sizes: dict[int, int] = {}
+    measured: dict[int, tuple[int, int, int]] = {}
 
-    def size(node: yaml.Node, depth: int) -> int:
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int, int]:
+        line = node.start_mark.line + 1
         if depth > MAX_YAML_DEPTH:
-            mark = node.start_mark
-            raise SpecError(f"{source}:{mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                total += size(key, depth + 1) + size(value, depth + 1)
-                if total > MAX_YAML_NODES:
-                    break
-        elif isinstance(node, yaml.SequenceNode):
-            for item in node.value:
-                total += size(item, depth + 1)
-                if total > MAX_YAML_NODES:
-                    break
-        if total > MAX_YAML_NODES:
-            raise SpecError(
-                f"{source}:{node.start_mark.line + 1}: the document expands to more than {MAX_YAML_NODES:,} values "
-                "(through aliases); refusing to load it"
-            )
-        sizes[id(node)] = total
-        return total
+            raise _too_large(source, line, f"nested more than {MAX_YAML_DEPTH} levels deep (through aliases)")
+        known = measured.get(id(node))
+        if known is None:
+            nodes, chars, height = 1, 0, 0
+            if isinstance(node, yaml.ScalarNode):
+                chars = len(node.value)
+            if isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            else:
+                children = node.value if isinstance(node, yaml.SequenceNode) else []
+            for child in children:
+                child_nodes, child_chars, child_height = measure(child, depth + 1)
+                nodes, chars, height = nodes + child_nodes, chars + child_chars, max(height, child_height + 1)
+                if nodes > MAX_YAML_NODES:
+                    raise _too_large(source, line, f"the document expands to more than {MAX_YAML_NODES:,} values")
+                if chars > MAX_YAML_BYTES:
+                    mib = MAX_YAML_BYTES // (1024 * 1024)
+                    raise _too_large(source, line, f"the document expands to more than {mib} MiB of text")
+            known = measured[id(node)] = (nodes, chars, height)
+        if depth + known[2] > MAX_YAML_DEPTH:
+            raise _too_large(source, line, f"nested more than {MAX_YAML_DEPTH} levels deep (through aliases)")
+        return known
 
-    size(root, 0)
+    measure(root, 0)
 
 
 def _node_lines(root: yaml.Node | None) -> dict[Location, int]:
@@ -138,45 +280,74 @@ def _node_lines(root: yaml.Node | None) -> dict[Location, int]:
     return lines
 
 
+def _load(loader_class: type, text: str, source: str) -> tuple[Any, dict[Location, int]]:
+    events = loader_class(text)
+    try:
+        _check_events(events, source)
+    finally:
+        events.dispose()
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}
+        _check_size(root, source)
+        return loader.construct_document(root), _node_lines(root)
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> SpecError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        return SpecError(f"{source}: character {char} (at offset {exc.position}) is not allowed in YAML")
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return SpecError(f"{source}: YAML error: {exc}")
+    mark = exc.problem_mark or exc.context_mark
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+    return SpecError(f"{source}{where}: {kind}: {exc.problem or exc.context or 'invalid YAML'}")
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[Location, int]]:
-    """``(data, lines)`` of a YAML document; every problem is a :class:`SpecError`."""
+    """``(data, lines)`` of a YAML document; every problem is a :class:`SpecError`.
+
+    libyaml parses when it is installed; when it refuses a document, the pure-Python parser
+    (bounded the same way) reports the error, with the line and column users expect.
+    """
     if len(text.encode("utf-8", errors="replace")) > MAX_YAML_BYTES:
         raise SpecError(f"{source}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; not a configuration file")
-    try:
-        loader = _Loader(text)
+    problem = SpecError(f"{source}: cannot parse")
+    for loader_class in _LOADERS:
         try:
-            root = loader.get_single_node()
-            if root is None:
-                return None, {}
-            _check_size(root, source)
-            data = loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(f"{source}{where}: YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: YAML error: {exc}") from None
-    except RecursionError:
-        raise SpecError(f"{source}: nested too deeply to parse (more than {MAX_YAML_DEPTH} levels allowed)") from None
-    return data, _node_lines(root)
+            return _load(loader_class, text, source)
+        except yaml.YAMLError as exc:
+            problem = _yaml_problem(exc, source)
+            if isinstance(exc, yaml.constructor.ConstructorError):
+                break  # our own refusal (a tag, a duplicate key): the same with either parser
+    raise problem
 
 
 def _read(path: Path) -> str:
+    """The file's text, read only up to the size limit (a FIFO or a device is refused, never
+    read forever)."""
     try:
-        if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
-            raise SpecError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; not a configuration file")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, not a YAML file") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+        if not path.exists():
+            raise SpecError(f"{path}: file not found")
+        if path.is_dir():
+            raise SpecError(f"{path}: is a directory, not a YAML file")
+        if not path.is_file():
+            raise SpecError(f"{path}: not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; not a configuration file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
 
 
 def load_yaml(path: str | os.PathLike[str]) -> Any:
@@ -257,7 +428,8 @@ def validate_model(
     prefix: Sequence[str | int] = (),
     lines: dict[Location, int] | None = None,
 ) -> ModelT:
-    """Validate ``data`` against ``model``; raise :class:`SpecError` listing every problem.
+    """Validate ``data`` against ``model``; raise :class:`SpecError` listing the problems (the
+    first ``MAX_PROBLEMS``, then how many more).
 
     ``prefix`` is the location of ``data`` inside its file (e.g. ``("metrics", 0, "settings")``)
     and ``lines`` the file's line map, so each message starts with ``file:line: field``.
@@ -269,10 +441,13 @@ def validate_model(
         return model.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors(include_url=False):
+        errors = exc.errors(include_url=False)
+        for error in errors[:MAX_PROBLEMS]:
             # Drop pydantic's union-branch markers such as 'function-after[...]'.
             inner = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
             problems.append(f"{where(source, lines, (*prefix, *inner))}: {_describe(error, model, inner)}")
+        if len(errors) > MAX_PROBLEMS:
+            problems.append(f"{source}: ... and {len(errors) - MAX_PROBLEMS:,} more problems")
         raise SpecError("\n".join(problems)) from None
 
 

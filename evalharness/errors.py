@@ -9,11 +9,13 @@ Messages name the offending file, field or example and say what was expected.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 __all__ = [
     "DataError",
     "EvalHarnessError",
+    "Interrupted",
     "MetricInputError",
     "ModelError",
     "RecordError",
@@ -21,6 +23,7 @@ __all__ = [
     "UnsupportedTaskError",
     "UsageError",
     "did_you_mean",
+    "environment_fault",
 ]
 
 
@@ -56,6 +59,55 @@ class MetricInputError(EvalHarnessError):
 
 class RecordError(EvalHarnessError):
     """A run record is missing, corrupted, of an unknown schema version or incompatible."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, or SIGTERM (how Slurm and Kubernetes pre-empt jobs), turned into one exception.
+
+    A ``KeyboardInterrupt`` rather than an :class:`EvalHarnessError`, so that no handler of
+    user mistakes (e.g. "skip this task") swallows it. The CLI prints ``detail`` (how to
+    resume) and exits ``128 + signal number``: 130 for Ctrl-C, 143 for SIGTERM.
+    """
+
+    def __init__(self, signal_number: int = 2, detail: str = "") -> None:
+        super().__init__(signal_number, detail)
+        self.signal_number = signal_number
+        self.detail = detail
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number
+
+    @classmethod
+    def wrap(cls, exc: KeyboardInterrupt, detail: str) -> Interrupted:
+        """The same interruption, now saying what was kept and how to resume."""
+        return cls(getattr(exc, "signal_number", 2), detail)
+
+
+# OSErrors that say something about the user's machine, not about evalharness.
+_ENVIRONMENT_FAULTS = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exhausted: free some space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere or fix the permissions",
+    errno.EPERM: "operation not permitted: write elsewhere or fix the permissions",
+    errno.ENOTDIR: "a file is where a directory should be",
+    errno.EISDIR: "a directory is where a file should be",
+    errno.EEXIST: "a file is in the way",
+    errno.ENOENT: "no such file or directory",
+    errno.EIO: "input/output error from the storage",
+    errno.ENAMETOOLONG: "the file name is too long",
+}
+
+
+def environment_fault(exc: OSError) -> str | None:
+    """``file: what happened (what to do)`` for an OSError the user's machine caused (a full
+    disk, a read-only location, a file in the way); None for one that would be a bug."""
+    hint = _ENVIRONMENT_FAULTS.get(exc.errno) if exc.errno is not None else None
+    if hint is None:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} ({hint})"
 
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:

@@ -114,7 +114,7 @@ def test_bom_is_stripped_from_the_first_column_name(main, tmp_path, tiny_classif
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     assert record["tasks"]["t"]["n_examples"] == 2
-    rows = [json.loads(line) for line in (tmp_path / "out" / "samples" / "t.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "out" / record["tasks"]["t"]["samples"]).read_text(encoding="utf-8").splitlines()]
     assert [row["gold"] for row in rows] == ["positive", "negative"]
     assert all("\ufeff" not in json.dumps(row, ensure_ascii=False) for row in rows)
 

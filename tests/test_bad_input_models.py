@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from evalharness.records.record import read_samples
 from tests.inprocess import main  # noqa: F401 - pytest fixture
 
 CLASSIFICATION = """\
@@ -157,8 +158,8 @@ def test_causal_lm_without_pad_token_pads_with_eos(main, tmp_path, workspace, ti
     single = tmp_path / "single"
     assert _run(main, tiny_causal_lm, "cls,gen", workspace, single, "--batch-size", "1").returncode == 0
     for task in ("cls", "gen"):
-        padded = [json.loads(line)["prediction"] for line in (out / "samples" / f"{task}.jsonl").read_text().splitlines()]
-        unpadded = [json.loads(line)["prediction"] for line in (single / "samples" / f"{task}.jsonl").read_text().splitlines()]
+        padded = [row["prediction"] for row in read_samples(out, task)]
+        unpadded = [row["prediction"] for row in read_samples(single, task)]
         assert padded == unpadded
 
 

@@ -44,7 +44,8 @@ def test_bless_to_a_folder_and_gate_against_name_at_store(tmp_path, runs, policy
     assert result.returncode == 0, result.stderr
     provenance = json.loads((store / "release-1.0" / "provenance.json").read_text())
     assert provenance["blessed_by"] == "ci-bot" and provenance["source"] == str(runs["release"].resolve())
-    assert set(provenance["files"]) == {"results.json", "samples/glue/sst2.jsonl"}
+    samples = json.loads((runs["release"] / "results.json").read_text())["tasks"]["glue/sst2"]["samples"]
+    assert set(provenance["files"]) == {"results.json", samples}
     assert provenance["run_id"] == "release-run" and provenance["blessed_at"]
     output = tmp_path / "gate.json"
     result = cli("gate", "--candidate", str(runs["candidate"]), "--baseline", f"release-1.0@{store}", "--policy", str(policy), "--output", str(output))
@@ -68,11 +69,12 @@ def test_reblessing_a_name_needs_replace_and_keeps_the_previous_run(tmp_path, ru
 def test_a_copy_changed_after_blessing_is_refused(tmp_path, runs, policy, cli):
     store = tmp_path / "store"
     bless(runs["release"], name="v1", store=str(store))
-    samples = store / "v1" / "samples" / "glue" / "sst2.jsonl"
+    record = json.loads((store / "v1" / "results.json").read_text())
+    samples = store / "v1" / record["tasks"]["glue/sst2"]["samples"]
     samples.write_text(samples.read_text().replace('"prediction": "positive"', '"prediction": "negative"', 1))
     result = cli("gate", "--candidate", str(runs["candidate"]), "--baseline", f"v1@{store}", "--policy", str(policy))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "sst2.jsonl: SHA-256" in result.stderr and "changed after blessing" in result.stderr
+    assert f"{samples.name}: SHA-256" in result.stderr and "changed after blessing" in result.stderr
 
 
 def test_memory_filesystem_round_trip_through_the_gate(tmp_path, runs, policy, capsys):
@@ -93,7 +95,8 @@ def test_memory_filesystem_round_trip_through_the_gate(tmp_path, runs, policy, c
 
 def test_unblessed_run_by_url_is_fetched_and_checked_whole(tmp_path, runs):
     resolved = resolve_run(runs["release"].as_uri(), workdir=tmp_path / "w")
-    assert resolved.provenance is None and (resolved.path / "samples" / "glue" / "sst2.jsonl").is_file()
+    samples = json.loads((runs["release"] / "results.json").read_text())["tasks"]["glue/sst2"]["samples"]
+    assert resolved.provenance is None and (resolved.path / samples).read_bytes() == (runs["release"] / samples).read_bytes()
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "results.json").write_text((runs["release"] / "results.json").read_text())
@@ -106,10 +109,11 @@ def test_missing_name_and_incomplete_runs_are_refused(tmp_path, runs, policy, cl
     store.mkdir()
     result = cli("gate", "--candidate", str(runs["candidate"]), "--baseline", f"nothing@{store}", "--policy", str(policy))
     assert result.returncode == 2 and f"nothing@{store}: no blessed run 'nothing'" in result.stderr
-    samples = runs["next"] / "samples" / "glue" / "sst2.jsonl"
+    record = json.loads((runs["next"] / "results.json").read_text())
+    samples = runs["next"] / record["tasks"]["glue/sst2"]["samples"]
     samples.write_text("\n".join(samples.read_text().splitlines()[:-3]) + "\n")  # a run cut short
     result = cli("bless", str(runs["next"]), "--as", "cut", "--store", str(store))
-    assert result.returncode == 2 and "samples but the record says 200" in result.stderr
+    assert result.returncode == 2 and str(samples.name) in result.stderr and "Traceback" not in result.stderr
     assert not (store / "cut").exists()
     result = cli("bless", str(runs["release"]), "--as", "../escape", "--store", str(store))
     assert result.returncode == 2 and "a baseline name is letters" in result.stderr

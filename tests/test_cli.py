@@ -35,7 +35,7 @@ def test_tasks_validate_bad_file_exits_2_with_file_and_field(cli, tmp_path):
     bad.write_text(BAD_SPEC)
     result = cli("tasks", "validate", str(bad))
     assert result.returncode == 2
-    assert f"{bad}: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?" in result.stderr
+    assert f"{bad}:5: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -15,6 +15,7 @@ from evalharness.cli import main
 from evalharness.comparison.compare import CompareSettings, IncomparableRunsError, compare_runs
 from evalharness.errors import RecordError, UsageError
 from evalharness.metrics.registry import METRICS
+from evalharness.records.record import read_samples, write_samples
 
 BIAS_AND_ERROR_TASK = CLASSIFICATION_TASK.replace("metrics: [accuracy]", "metrics: [accuracy, error_rate, positive_share]")
 
@@ -143,9 +144,11 @@ def test_runs_on_different_examples_are_refused_with_reasons(tmp_path):
 def test_samples_without_statistics_are_a_record_error(tmp_path):
     correct = np.ones(10, dtype=bool)
     run_a, run_b = _pair(tmp_path, correct, correct)
-    samples = run_b / "samples" / "t" / "sst.jsonl"
-    rows = [json.loads(line) for line in samples.read_text().splitlines()]
-    samples.write_text("".join(json.dumps({k: v for k, v in row.items() if k != "stats"}) + "\n" for row in rows))
+    # samples are content-addressed: write the stripped rows as a new file the record names
+    stripped = [{k: v for k, v in row.items() if k != "stats"} for row in read_samples(run_b, "t/sst")]
+    record = json.loads((run_b / "results.json").read_text())
+    record["tasks"]["t/sst"]["samples"] = write_samples(run_b, "t/sst", stripped)
+    (run_b / "results.json").write_text(json.dumps(record))
     with pytest.raises(RecordError, match="lack usable per-example statistics for 'accuracy'"):
         compare_runs(run_a, run_b)
 

@@ -115,7 +115,7 @@ def test_two_rank_classifier_run_matches_single_process(tmp_path, reviews_task, 
     assert_same_run(single.run_dir, tmp_path / "parallel", "mine/reviews", detail_key="logits")
     # Rank 0 alone prints the table and writes the run: one record, no stray files.
     assert parallel.stdout.count("run record:") == 1
-    assert sorted(p.name for p in (tmp_path / "parallel").iterdir()) == [".lock", "cache", "results.json", "samples"]
+    assert sorted(p.name for p in (tmp_path / "parallel").iterdir()) == [".lock", ".record.lock", "cache", "results.json", "samples"]
 
 
 def test_cache_filled_by_two_ranks_serves_a_single_process_rerun(tmp_path, reviews_task, tiny_classifier):

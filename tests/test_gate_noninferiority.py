@@ -213,10 +213,10 @@ def test_clustered_task_uses_cluster_robust_interval_matching_statsmodels(tmp_pa
     assert check.interval["low"] == pytest.approx(low, abs=1e-6) and check.interval["high"] == pytest.approx(high, abs=1e-6)
     assert check.interval["df"] == 99
     # The samples record each example's cluster; the metric's own interval resamples clusters.
-    row = json.loads((runs["c"] / "samples" / "mine" / "clustered.jsonl").read_text().splitlines()[0])
-    assert row["cluster"] == "paragraph-0"
     record = json.loads((runs["c"] / "results.json").read_text())
     entry = record["tasks"]["mine/clustered"]
+    row = json.loads((runs["c"] / entry["samples"]).read_text().splitlines()[0])
+    assert row["cluster"] == "paragraph-0"
     assert entry["cluster_field"] == "source"
     assert entry["metrics"]["accuracy"]["ci_method"].startswith("cluster-bootstrap-percentile-B200|field:source|clusters:100")
     assert "ci-clusters:source" in entry["metrics"]["accuracy"]["signature"]

@@ -139,7 +139,7 @@ def test_invalid_settings_name_the_task_file_and_field(tmp_path):
         "metrics:\n  - {name: bleu, settings: {tokenize: 13b}}\n  - {name: rougeLsum, settings: {sentence_split: nltk}}\n"
     )
     ((_, error),) = validate_paths([spec])
-    assert f"{spec}: metrics[0].settings.tokenize: unknown sacrebleu tokenizer '13b'; did you mean '13a'?" in error
+    assert f"{spec}:5: metrics[0].settings.tokenize: unknown sacrebleu tokenizer '13b'; did you mean '13a'?" in error
 
 
 # -- ROUGE ------------------------------------------------------------------------------

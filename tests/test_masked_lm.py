@@ -161,8 +161,11 @@ def test_masked_lm_cannot_run_generation(cli, tmp_path, tiny_masked_lm):
 
 
 def test_model_kind_override_is_checked(tmp_path, tiny_masked_lm):
+    """Even when the kind mismatch and the random QA head are let through, the forced kind must
+    still answer the task (a masked LM forced to extractive_qa is refused without them)."""
     write_lm_task(tmp_path)
     config = RunConfig(model=str(tiny_masked_lm), tasks=["language_modeling_mini"], tasks_dirs=[tmp_path / "tasks"],
-                       data_dir=tmp_path, output=tmp_path / "run", model_kind="extractive_qa")
+                       data_dir=tmp_path, output=tmp_path / "run", model_kind="extractive_qa",
+                       allow_kind_mismatch=True, allow_random_weights=True)
     with pytest.raises(UnsupportedTaskError, match="extractive_qa checkpoint cannot run this language_modeling task"):
         run_evaluation(config)

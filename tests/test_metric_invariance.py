@@ -139,3 +139,23 @@ def test_interval_narrows_as_n_grows(name):
     assert large.value == pytest.approx(small.value, rel=1e-6, abs=1e-9)
     assert large.n == 4 * small.n
     assert (large.ci_high - large.ci_low) < (small.ci_high - small.ci_low)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_per_example_statistics_are_sufficient(name):
+    """``compare``, ``gate`` and ``rescore`` re-aggregate stored per-example statistics: for any
+    subset of the examples, aggregating the subset's rows must give exactly the metric computed
+    from scratch on that subset (sacrebleu's sufficient statistics, generalised)."""
+    case = _case(name)
+    metric = build_metric(name, case["settings"])
+    predictions, references = case["imperfect"], case["references"]
+    stats = np.asarray(metric.example_stats(predictions, references), dtype=float)
+    rng = np.random.default_rng(7)
+    for size in (2, len(references) // 2, len(references) - 1):
+        subset = np.sort(rng.choice(len(references), size=max(size, 2), replace=False))
+        direct = metric.compute([predictions[i] for i in subset], [references[i] for i in subset], rng=np.random.default_rng(0), n_resamples=20)
+        aggregated = metric.aggregate(stats[subset])
+        if math.isnan(direct.value):
+            assert math.isnan(aggregated), (name, list(subset))
+        else:
+            assert aggregated == pytest.approx(direct.value, rel=1e-9, abs=1e-9), (name, list(subset))

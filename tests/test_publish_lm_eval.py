@@ -102,7 +102,7 @@ def test_import_maps_metrics_and_provenance_honestly(main, tmp_path):
     acc = record.tasks["lm-eval/arc_easy"].metrics["acc"]
     assert acc.value == pytest.approx(np.mean(ACC_A)) and acc.metric == "external_mean" and acc.n == 12
     assert acc.stderr == pytest.approx(np.std(ACC_A, ddof=1) / np.sqrt(12))  # lm-eval's, as reported
-    assert acc.ci[0] < acc.value < acc.ci[1] and "evalharness analytic-t" in acc.ci_method
+    assert acc.ci[0] < acc.value < acc.ci[1] and "evalharness bootstrap-percentile" in acc.ci_method
     assert acc.signature.startswith("lm-eval:acc|filter:none|aggregation:mean|task_version:1.0|n-shot:0|lm_eval:0.4.9.1")
     ppl = record.tasks["lm-eval/wikitext"].metrics["word_perplexity"]
     assert (ppl.value, ppl.ci, ppl.stderr, ppl.higher_is_better) == (31.25, (None, None), None, False)

@@ -216,8 +216,8 @@ def test_span_head_settings_are_validated_with_file_and_field(tmp_path):
 
     write_squad_task(tmp_path, [], formulations="formulations: {span_head: {doc_strid: 5, scoring: softmax}}\n")
     ((path, error),) = validate_paths([tmp_path / "tasks" / "squad_mini.yaml"])
-    assert f"{path}: formulations.span_head.doc_strid: unknown key" in error
-    assert f"{path}: formulations.span_head.scoring: Input should be 'probability' or 'logit'" in error
+    assert f"{path}:5: formulations.span_head.doc_strid: unknown key" in error
+    assert f"{path}:5: formulations.span_head.scoring: Input should be 'probability' or 'logit'" in error
 
 
 @pytest.mark.skipif(not os.environ.get("EVALHARNESS_QA_REFERENCE_PYTHON"), reason="needs a Python with transformers<5.3")

@@ -88,7 +88,7 @@ def test_report_escapes_names_and_predictions(tmp_path):
 def test_group_breakdowns_and_ideal_are_charted(tmp_path):
     groups = {"gender": (58.0, 52.0, 64.0, 262), "race-color": (61.0, 57.0, 65.0, 516)}
     run = write_run(tmp_path / "bias", model="lm", tasks={
-        "bias/crows": task({"stereotype": metric(60.0, name="stereotype_score", ideal=50.0, higher=False, groups=groups)})})
+        "bias/crows": task({"stereotype": metric(60.0, name="stereotype_score", ideal=50.0, higher=False, groups=groups)}, n=800)})
     html = render_report(run)
     assert "stereotype by group (2 groups)" in html
     assert "gender (n=262)" in html and "race-color (n=516)" in html and "ideal 50" in html
@@ -97,7 +97,7 @@ def test_group_breakdowns_and_ideal_are_charted(tmp_path):
 
 def test_missing_samples_still_give_a_report(tmp_path):
     run = write_run(tmp_path / "r", model="m", tasks={"t": task({"accuracy": metric(80.0)})})
-    (run / "samples" / "t.jsonl").unlink()
+    (run / load_record(run).tasks["t"].samples).unlink()
     view = load_run_view(run)
     context, data = build_report(view)
     assert data["tasks"] == [] and "samples file missing" in context["tasks"][0]["problem"]

@@ -103,7 +103,7 @@ def test_run_killed_mid_task_resumes_to_the_uninterrupted_result(tmp_path, tiny_
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     assert load_record(clean).tasks["reviews"].execution["cache"]["hits"] == 0
     assert _comparable(killed) == _comparable(clean)
-    samples = Path("samples", "reviews.jsonl")
+    samples = load_record(killed).tasks["reviews"].samples  # content-addressed: same bytes, same name
     assert (killed / samples).read_bytes() == (clean / samples).read_bytes()
     assert not list(killed.rglob("*.tmp"))  # no half-written file left behind
 

@@ -71,7 +71,7 @@ def test_unknown_metric_suggests_the_closest(tmp_path):
     path = write(tmp_path, VALID.replace("metrics: [accuracy]", "metrics: [acc]"))
     with pytest.raises(SpecError) as info:
         load_checked(path)
-    assert f"{path}: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?" in str(info.value)
+    assert f"{path}:6: metrics[0].name: unknown metric 'acc'; did you mean 'accuracy'?" in str(info.value)
 
 
 def test_unknown_kind_lists_known_kinds(tmp_path):

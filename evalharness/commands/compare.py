@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evalharness.commands.common import positive_int, split_names
+from evalharness.commands.common import positive_int, seed, split_names
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
 VERDICT_STYLES = {"improved": "green", "regressed": "red", "no significant change": "dim", "undefined": "yellow"}
@@ -99,7 +99,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def add_test_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``compare`` and ``gate``."""
-    parser.add_argument("--seed", type=int, default=12345, help="seed for resampling (default 12345, sacrebleu's)")
+    parser.add_argument("--seed", type=seed, default=12345, help="seed for resampling (default 12345, sacrebleu's)")
     parser.add_argument("--n-resamples", type=positive_int, default=1000, help="paired bootstrap resamples (default 1000)")
     parser.add_argument("--n-permutations", type=positive_int, default=10000, help="approximate randomization trials (default 10000)")
     parser.add_argument(

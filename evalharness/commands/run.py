@@ -7,11 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from evalharness.commands.backend_flags import add_backend_flags, backend_config
 from evalharness.commands.common import (
     add_tasks_dir,
+    add_trust_and_checkpoint_overrides,
     non_negative_int,
     parse_label_map,
     positive_int,
+    seed,
     split_names,
 )
 from evalharness.commands.publish import add_log_to
@@ -47,6 +50,10 @@ def _run(args: argparse.Namespace) -> int:
         model_kind=args.model_kind,
         label_map=parse_label_map(args.label_map),
         trust_remote_code=args.trust_remote_code,
+        trust_task_code=args.trust_task_code,
+        tokenizer=args.tokenizer,
+        allow_random_weights=args.allow_random_weights,
+        allow_kind_mismatch=args.allow_kind_mismatch,
         seed=args.seed,
         generation=_generation_overrides(args),
         num_fewshot=args.num_fewshot,
@@ -56,11 +63,14 @@ def _run(args: argparse.Namespace) -> int:
         check_determinism=args.check_determinism,
         show_progress=args.progress,
         device_map=args.device_map,
+        backend=backend_config(args),
     )
     check_log_to(args)  # a missing tracker package is refused before the evaluation, not after
     result = run_evaluation(config, progress=lambda message: print(message, file=sys.stderr))
     if not launch_environment().primary:  # torchrun / accelerate launch: rank 0 reports
         return 0
+    if result.commit is not None:
+        print(result.commit.describe(), file=sys.stderr)
     if args.json:
         print(json.dumps(result.record.model_dump(mode="json"), indent=2))
     else:
@@ -71,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="evaluate a checkpoint on tasks and write a run directory")
-    run.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id")
+    run.add_argument("--model", required=True, help="checkpoint directory or Hugging Face Hub id (--backend openai: the served model's name)")
     run.add_argument("--tasks", required=True, action="append", help="task names or groups, comma-separated")
     run.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
     run.add_argument("--output", type=Path, help="run directory to write (default: runs/MODEL/TIMESTAMP)")
@@ -94,11 +104,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--model-kind", help="override the kind detected from config.architectures")
     run.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
-    run.add_argument("--seed", type=int, default=1234, help="seed for bootstrap and few-shot sampling")
+    add_trust_and_checkpoint_overrides(run)
+    run.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap and few-shot sampling")
     run.add_argument("--max-new-tokens", type=positive_int, help="override the tasks' generation.max_new_tokens")
     run.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (1: greedy)")
     run.add_argument("--num-fewshot", type=non_negative_int, help="override the tasks' prompt.few_shot.n (0: zero-shot)")
     run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")
+    add_backend_flags(run, tokenizer=False)  # --tokenizer comes with the checkpoint overrides
     add_log_to(run)
     add_tasks_dir(run)
     run.set_defaults(handler=_run)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from evalharness.commands.common import add_tasks_dir, positive_int
+from evalharness.commands.common import add_tasks_dir, add_trust_task_code, positive_int, seed
 from evalharness.commands.publish import add_log_to
 
 
@@ -32,14 +32,15 @@ def _score(args: argparse.Namespace) -> int:
         name=args.name,
         seed=args.seed,
         n_resamples=args.n_resamples,
+        trust_task_code=args.trust_task_code,
     )
     result = score_file(config)
     text = json.dumps(result.to_json(), indent=2, ensure_ascii=False, allow_nan=False)
     if args.output:
         atomic_write_text(args.output, text + "\n")
         print(f"wrote {args.output}", file=sys.stderr)
-    if result.run_dir:
-        print(f"run record: {result.run_dir}/results.json", file=sys.stderr)
+    if result.commit is not None:
+        print(f"run record: {result.commit.describe()}", file=sys.stderr)
     print(text)
     if result.run_dir:
         log_after(args, result.run_dir)
@@ -65,8 +66,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--output", type=Path, metavar="FILE.json", help="also write the printed JSON here")
     score.add_argument("--run-dir", type=Path, metavar="DIR", help="write (or extend) a run record for this system here")
     score.add_argument("--name", help="system name in the run record (default: the predictions file's stem)")
-    score.add_argument("--seed", type=int, default=1234, help="seed for bootstrap intervals")
+    score.add_argument("--seed", type=seed, default=1234, help="seed for bootstrap intervals")
     score.add_argument("--n-resamples", type=positive_int, default=1000, help="bootstrap resamples")
     add_log_to(score)
+    add_trust_task_code(score)
     add_tasks_dir(score)
     score.set_defaults(handler=_score)

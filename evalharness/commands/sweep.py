@@ -13,14 +13,18 @@ from typing import Any
 
 from evalharness.commands.common import (
     add_tasks_dir,
+    add_trust_and_checkpoint_overrides,
     non_negative_int,
     positive_int,
+    seed,
     split_names,
 )
 from evalharness.errors import SpecError, UsageError
 
 # Command-line option -> field of RunOptions (the settings every job shares).
-_RUN_OPTIONS = ("data_dir", "limit", "batch_size", "device", "dtype", "device_map", "model_kind", "seed", "num_fewshot")
+_RUN_OPTIONS = ("data_dir", "limit", "batch_size", "device", "dtype", "device_map", "model_kind", "seed", "num_fewshot", "tokenizer")
+# Opt-in flags (store_true): only a given one overrides the sweep file.
+_RUN_FLAGS = ("trust_remote_code", "trust_task_code", "allow_random_weights", "allow_kind_mismatch")
 
 
 def _spec(args: argparse.Namespace) -> Any:
@@ -44,8 +48,7 @@ def _spec(args: argparse.Namespace) -> Any:
     run = {name: getattr(args, name) for name in _RUN_OPTIONS if getattr(args, name) is not None}
     if args.tasks_dir:
         run["tasks_dirs"] = [str(path) for path in args.tasks_dir]
-    if args.trust_remote_code:
-        run["trust_remote_code"] = True
+    run.update({name: True for name in _RUN_FLAGS if getattr(args, name)})
     if args.config:
         spec = load_sweep_spec(args.config, **top)
         return SweepSpec.model_validate({**spec.model_dump(), "run": {**spec.run.model_dump(), **run}}) if run else spec
@@ -107,8 +110,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--device-map", help="auto: spread each checkpoint over the job's GPUs (needs accelerate)")
     sweep.add_argument("--dtype", help="auto, float32, bfloat16 or float16")
     sweep.add_argument("--model-kind", help="override the kind detected from config.architectures")
-    sweep.add_argument("--seed", type=int)
+    sweep.add_argument("--seed", type=seed)
     sweep.add_argument("--num-fewshot", type=non_negative_int)
-    sweep.add_argument("--trust-remote-code", action="store_true")
+    sweep.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoints to run")
+    add_trust_and_checkpoint_overrides(sweep)
     add_tasks_dir(sweep)
     sweep.set_defaults(handler=_sweep)

@@ -30,12 +30,23 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from evalharness.errors import EvalHarnessError
+    from evalharness.metrics.registry import TRUST_TASK_CODE_FLAG, task_code
     from evalharness.spec.catalog import validate_paths
+    from evalharness.spec.loader import load_task
 
     failures = 0
     for path, error in validate_paths(args.paths):
+        needs: list[str] = []
+        if error is None:
+            try:  # valid, but a task whose metrics run code runs only with the flag
+                needs = task_code(load_task(path, path.stem))
+            except EvalHarnessError as exc:
+                error = str(exc)
         if error is None:
             print(f"ok      {path}")
+            for line in needs:
+                print(f"        needs {TRUST_TASK_CODE_FLAG}: {line}")
         else:
             failures += 1
             print(f"invalid {error}", file=sys.stderr)

@@ -39,6 +39,7 @@ from evalharness.records.record import (
     finite_or_none,
     load_record,
 )
+from evalharness.seeds import MAX_SEED
 from evalharness.stats import (
     BOOTSTRAP_PVALUES,
     CORRECTIONS,
@@ -92,6 +93,7 @@ class CompareSettings:
             (self.bootstrap_pvalue in BOOTSTRAP_PVALUES, f"unknown bootstrap p-value '{self.bootstrap_pvalue}' (known: {', '.join(BOOTSTRAP_PVALUES)})"),
             (self.test is None or self.test in PAIRED_TESTS, f"unknown paired test '{self.test}' (known: {', '.join(PAIRED_TESTS)})"),
             (self.n_resamples >= 10 and self.n_permutations >= 10, "at least 10 resamples and permutations are needed"),
+            (not isinstance(self.seed, bool) and isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED, f"seed must be an integer between 0 and {MAX_SEED}, got {self.seed!r}"),
         ]
         for ok, message in checks:
             if not ok:

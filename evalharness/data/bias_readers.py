@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import Field
 
 from evalharness.config import StrictModel
-from evalharness.data.textio import json_lines, read_text, split_lines
+from evalharness.data.textio import Encoding, json_lines, read_text, split_lines
 from evalharness.errors import DataError
 
 __all__ = ["BBQOptions", "WinoBiasOptions", "bbq_reference", "read_bbq", "read_winobias"]
@@ -41,7 +41,7 @@ Row = dict[str, Any]
 
 
 class BBQOptions(StrictModel):
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
 
 
 _GROUP_SPELLINGS = (("M-", "M_"), ("F-", "F_"), ("lowSES-", "lowSES_"), ("highSES-", "highSES_"),
@@ -104,7 +104,7 @@ def read_bbq(path: Path, options: BBQOptions) -> Iterator[Row]:
 
 
 class WinoBiasOptions(StrictModel):
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     occupations: list[str] = Field(
         default=["winobias/male_occupations.txt", "winobias/female_occupations.txt"],
         description="occupation lists, relative to the data directory",

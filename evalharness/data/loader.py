@@ -13,13 +13,13 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalharness.config import validate_model
-from evalharness.data.readers import READERS, read_files
+from evalharness.config import StrictModel, validate_model
+from evalharness.data.readers import READERS, Reader, read_files
 from evalharness.errors import DataError, SpecError, did_you_mean
 from evalharness.spec.kinds import TASK_KINDS, FieldType
 from evalharness.spec.loader import Task
@@ -71,24 +71,25 @@ def fingerprint_examples(examples: Sequence[Example]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def check_local_source(local: LocalSource, where: str) -> None:
-    """Validate the reader name and its options (used by ``tasks validate`` too)."""
+def check_local_source(task: Task, local: LocalSource, loc: Sequence[str]) -> tuple[Reader, StrictModel]:
+    """The reader of a local source and its validated options: the static check that
+    ``tasks validate`` and ``run`` share (``loc`` is the source's place, e.g. ``("data", "local")``)."""
     if local.format not in READERS:
         raise SpecError(
-            f"{where}.format: unknown format '{local.format}'"
+            f"{task.where(*loc, 'format')}: unknown format '{local.format}'"
             f"{did_you_mean(local.format, READERS)} (known: {', '.join(sorted(READERS))})"
         )
-
-
-def _reader_options(local: LocalSource, task: Task, where: str):
-    check_local_source(local, f"{task.path}: {where}")
     reader = READERS[local.format]
-    options = validate_model(reader.options, local.options, str(task.path), prefix=(*where.split("."), "options"))
+    if len(local.files) < reader.min_files:
+        raise SpecError(
+            f"{task.where(*loc, 'files')}: format '{local.format}' needs at least {reader.min_files} files"
+        )
+    options = validate_model(reader.options, local.options, str(task.path), prefix=(*loc, "options"), lines=task.lines)
     return reader, options
 
 
-def _read_local(task: Task, local: LocalSource, data_dir: Path, where: str) -> tuple[list[Row], str]:
-    reader, options = _reader_options(local, task, where)
+def _read_local(task: Task, local: LocalSource, data_dir: Path, loc: Sequence[str]) -> tuple[list[Row], str]:
+    reader, options = check_local_source(task, local, loc)
     rows = read_files([data_dir / name for name in local.files], reader, options)
     return rows, ", ".join(str(data_dir / name) for name in local.files)
 
@@ -100,7 +101,9 @@ def _read_hub(hub: HubSource) -> tuple[list[Row], str]:
     try:
         import datasets
 
-        dataset = datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=hub.revision)
+        # A hub dataset with a loading script would run that script (datasets < 3 by default):
+        # task files never run code. datasets >= 4 runs no scripts and ignores a False here.
+        dataset = datasets.load_dataset(hub.path, hub.name, split=hub.split, revision=hub.revision, trust_remote_code=False)
     except Exception as exc:  # network, missing config, offline mode: all user-fixable
         raise DataError(f"could not load hub dataset {location}: {type(exc).__name__}: {exc}") from None
     return [dict(row) for row in dataset], location
@@ -124,44 +127,79 @@ def _missing_data_message(task: Task, source: DataSource, data_dir: Path | None,
     return "\n".join(lines)
 
 
-def _coerce(value: Any, kind: FieldType, *, field: str, example_id: str, task: Task) -> Any:
-    def fail(problem: str) -> DataError:
-        return DataError(f"{task.name}: example {example_id}: field '{field}' {problem}")
+@dataclass(frozen=True)
+class _Field:
+    """What coercing one field of one example needs: the task, its label map, the error."""
 
+    task: Task
+    label_values: dict[str, str] | None
+    name: str
+    example_id: str
+
+    def fail(self, problem: str) -> DataError:
+        return DataError(f"{self.task.name}: example {self.example_id}: field '{self.name}' {problem}")
+
+
+def _text(value: Any, field: _Field) -> str:
+    if isinstance(value, (list, dict)):
+        raise field.fail(f"should be text, got {type(value).__name__}")
+    return str(value)
+
+
+def _number(value: Any, field: _Field) -> float:
+    """A finite number; a boolean is not one."""
+    if isinstance(value, bool):
+        raise field.fail(f"should be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise field.fail(f"should be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise field.fail(f"should be a finite number, got {value!r}")
+    return number
+
+
+def _integer(value: Any, field: _Field) -> int:
+    number = _number(value, field)
+    if number != int(number):  # 3.7 is not silently 3
+        raise field.fail(f"should be an integer, got {value!r}")
+    return int(number)
+
+
+def _text_list(value: Any, field: _Field) -> list[str]:
+    if not isinstance(value, str | list | tuple):  # list() of a mapping would be its keys
+        raise field.fail(f"should be a list of texts, got {type(value).__name__}")
+    items = [value] if isinstance(value, str) else list(value)
+    if any(item is None or isinstance(item, list | dict | tuple) for item in items):
+        raise field.fail("should be a list of texts; an entry is missing (None) or not text")
+    return [str(item) for item in items]
+
+
+def _label(value: Any, field: _Field) -> str:
+    raw, mapping, labels = str(value), field.label_values, field.task.spec.labels or []
+    label = mapping.get(raw, raw) if mapping else raw
+    if mapping and raw not in mapping and raw not in labels:
+        raise field.fail(f"has label value {raw!r}, not in data.label_values {sorted(mapping)}")
+    if label not in labels:
+        raise field.fail(f"has label {label!r}, not one of the task's labels {list(labels)}")
+    return label
+
+
+# Canonical field type -> how a raw value becomes it (spec/kinds.py).
+_COERCE: dict[FieldType, Callable[[Any, _Field], Any]] = {
+    "text": _text,
+    "float": _number,
+    "int": _integer,
+    "text_list": _text_list,
+    "label": _label,
+    "any": lambda value, field: value,
+}
+
+
+def _coerce(value: Any, kind: FieldType, field: _Field) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise fail("is missing (None/NaN)")
-    if kind == "text":
-        if isinstance(value, (list, dict)):
-            raise fail(f"should be text, got {type(value).__name__}")
-        return str(value)
-    if kind == "float":
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise fail(f"should be a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise fail(f"should be a finite number, got {value!r}")
-        return number
-    if kind == "int":
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise fail(f"should be an integer, got {value!r}") from None
-    if kind == "text_list":
-        items = [value] if isinstance(value, str) else list(value)
-        if any(item is None for item in items):
-            raise fail("contains a missing (None) entry")
-        return [str(item) for item in items]
-    if kind == "label":
-        raw = str(value)
-        mapping = task.spec.data.label_values
-        label = mapping.get(raw, raw) if mapping else raw
-        if mapping and raw not in mapping and raw not in (task.spec.labels or []):
-            raise fail(f"has label value {raw!r}, not in data.label_values {sorted(mapping)}")
-        if label not in (task.spec.labels or []):
-            raise fail(f"has label {label!r}, not one of the task's labels {task.spec.labels}")
-        return label
-    return value
+        raise field.fail("is missing (None/NaN)")
+    return _COERCE[kind](value, field)
 
 
 def _lookup(row: Row, column: str) -> tuple[bool, Any]:
@@ -177,44 +215,62 @@ def _lookup(row: Row, column: str) -> tuple[bool, Any]:
     return True, value
 
 
-def _to_examples(task: Task, rows: list[Row], columns: dict[str, str], origin: str) -> list[Example]:
+def _columns(task: Task, rows: list[Row], columns: dict[str, str], origin: str) -> dict[str, str]:
+    """Canonical field -> column, decided from the spec and every row (never the first row
+    alone: a column that only later rows have is still mapped, for every row)."""
     schema = TASK_KINDS[task.spec.kind]
-    available = set(rows[0]) if rows else set()
+    available = list(dict.fromkeys(key for row in rows for key in row))
     mapping: dict[str, str] = {}
-    for field in [*schema.fields, "id", *columns]:
+    for field in [*schema.fields, "id"]:
         column = columns.get(field, field if field in available else None)
         if column is None:
             continue
-        if column not in available and not (rows and _lookup(rows[0], column)[0]):
+        if column not in available and not any(_lookup(row, column)[0] for row in rows):
             raise DataError(
                 f"{task.name}: column '{column}' (for field '{field}') not found in {origin}"
-                f"{did_you_mean(column, available)}; columns are: {', '.join(sorted(available))}"
+                f"{did_you_mean(column, available)}; columns are: {', '.join(sorted(map(str, available)))}"
             )
         mapping[field] = column
     absent = [field for field in schema.required if field not in mapping]
     if absent:
         raise DataError(
             f"{task.name}: {origin} provides no column for required field(s) {absent}; "
-            f"map them under data.*.columns (columns are: {', '.join(sorted(available))})"
+            f"map them under data.*.columns (columns are: {', '.join(sorted(map(str, available)))})"
         )
-    field_types = {**schema.fields}
+    return mapping
+
+
+def _to_examples(
+    task: Task, rows: list[Row], columns: dict[str, str], origin: str, label_values: dict[str, str] | None
+) -> list[Example]:
+    """Every row through the same mapping: a row without a column that other rows have is an
+    error naming it (an optional field may be explicitly empty or null; it is then absent)."""
+    schema = TASK_KINDS[task.spec.kind]
+    mapping = _columns(task, rows, columns, origin)
     examples: list[Example] = []
     seen: set[str] = set()
     for index, row in enumerate(rows):
-        example_id = str(_lookup(row, mapping["id"])[1]) if "id" in mapping else str(index)
+        values = {field: _lookup(row, column) for field, column in mapping.items()}
+        has_id, raw_id = values.pop("id", (True, index))
+        example_id = str(raw_id)
+        lacking = [mapping[field] for field, (found, _) in values.items() if not found]
+        lacking += [] if has_id else [mapping["id"]]
+        if lacking:
+            raise DataError(
+                f"{task.name}: row {index + 1} of {origin}" + (f" (example {example_id})" if has_id else "")
+                + f" has no column {', '.join(repr(column) for column in lacking)}, which other rows have; give every "
+                "row every column (an empty value or null where an optional field does not apply)"
+            )
+        if raw_id is None or example_id.strip() == "":
+            raise DataError(f"{task.name}: row {index + 1} of {origin} has an empty id (column '{mapping['id']}')")
         if example_id in seen:
             raise DataError(f"{task.name}: duplicate example id '{example_id}' in {origin}")
         seen.add(example_id)
         fields = {}
-        for field, column in mapping.items():
-            if field == "id":
+        for field, (_, value) in values.items():
+            if field in schema.optional and (value in (None, "") or (isinstance(value, float) and math.isnan(value))):
                 continue
-            value = _lookup(row, column)[1]
-            if field in schema.optional and value in (None, ""):
-                continue
-            fields[field] = _coerce(
-                value, field_types.get(field, "any"), field=field, example_id=example_id, task=task
-            )
+            fields[field] = _coerce(value, schema.fields[field], _Field(task, label_values, field, example_id))
         examples.append(Example(id=example_id, fields=fields))
     return examples
 
@@ -232,7 +288,7 @@ def load_examples(
     hub_error: str | None = None
     local = source.local
     if local is not None and data_dir is not None and all((data_dir / f).is_file() for f in local.files):
-        rows, location = _read_local(task, local, data_dir, f"{where}.local")
+        rows, location = _read_local(task, local, data_dir, (*where.split("."), "local"))
         origin, columns, kind = location, local.columns, "local"
     elif source.hub is not None:
         try:
@@ -245,7 +301,8 @@ def load_examples(
         raise DataError(_missing_data_message(task, source, data_dir, None))
     if not rows:
         raise DataError(f"{task.name}: {origin} contains no examples")
-    examples = _to_examples(task, rows, columns, origin)
+    label_values = source.label_values if source.label_values is not None else task.spec.data.label_values
+    examples = _to_examples(task, rows, columns, origin, label_values)
     n_available = len(examples)
     if limit is not None:
         examples = examples[:limit]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel
 from evalharness.data.bias_readers import (
@@ -24,7 +24,13 @@ from evalharness.data.bias_readers import (
     read_bbq,
     read_winobias,
 )
-from evalharness.data.textio import json_lines, read_text, split_lines
+from evalharness.data.textio import (
+    Encoding,
+    json_lines,
+    loads_json,
+    read_text,
+    split_lines,
+)
 from evalharness.errors import DataError
 
 __all__ = ["READERS", "Reader", "read_file", "read_files"]
@@ -36,19 +42,33 @@ csv.field_size_limit(2**31 - 1)  # WMT23 paragraphs and CNN/DM articles exceed t
 
 class DelimitedOptions(StrictModel):
     header: bool = True
-    column_names: list[str] | None = Field(default=None, description="names when no header")
-    encoding: str = "utf-8-sig"  # strips a BOM (GLUE MRPC has one) and is UTF-8 otherwise
+    column_names: list[str] | None = Field(default=None, min_length=1, description="names when no header")
+    encoding: Encoding = "utf-8-sig"  # strips a BOM (GLUE MRPC has one) and is UTF-8 otherwise
     quoting: Literal["none", "minimal"] | None = None  # default: none for tsv, minimal for csv
     extra_fields: Literal["error", "ignore"] = "error"
 
+    @field_validator("column_names")
+    @classmethod
+    def _distinct(cls, names: list[str] | None) -> list[str] | None:
+        twice = sorted({name for name in names or [] if (names or []).count(name) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed twice: one column would silently replace the other")
+        return names
+
+    @model_validator(mode="after")
+    def _names_without_header(self) -> DelimitedOptions:
+        if not self.header and self.column_names is None:
+            raise ValueError("'header: false' needs 'column_names'")
+        return self
+
 
 class JsonOptions(StrictModel):
-    encoding: str = "utf-8-sig"
+    encoding: Encoding = "utf-8-sig"
     records_key: str | None = Field(default=None, description="key holding the list of records")
 
 
 class TextOptions(StrictModel):
-    encoding: str = "utf-8-sig"
+    encoding: Encoding = "utf-8-sig"
     unit: Literal["line", "file"] = "line"
     field: str = "text"
     skip_blank: bool = False
@@ -56,11 +76,11 @@ class TextOptions(StrictModel):
 
 
 class SquadOptions(StrictModel):
-    encoding: str = "utf-8-sig"
+    encoding: Encoding = "utf-8-sig"
 
 
 class WikitextOptions(StrictModel):
-    encoding: str = "utf-8-sig"
+    encoding: Encoding = "utf-8-sig"
 
 
 class ParquetOptions(StrictModel):
@@ -68,13 +88,13 @@ class ParquetOptions(StrictModel):
 
 
 class ParallelTextOptions(StrictModel):
-    encoding: str = "utf-8"  # as sacrebleu reads references: a BOM would be scored as text
+    encoding: Encoding = "utf-8"  # as sacrebleu reads references: a BOM would be scored as text
     source_field: str = "source"
     references_field: str = "references"
 
 
 class IndexedTextOptions(StrictModel):
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
 
 
 def _read_delimited(path: Path, options: DelimitedOptions, delimiter: str, quoting: str) -> Iterator[Row]:
@@ -86,8 +106,9 @@ def _read_delimited(path: Path, options: DelimitedOptions, delimiter: str, quoti
     for fields in reader:
         line_number = reader.line_num
         if names is None:
-            if not options.header:
-                raise DataError(f"{path}: 'header: false' needs 'column_names'")
+            twice = sorted({name for name in fields if fields.count(name) > 1})
+            if twice:
+                raise DataError(f"{path}:{line_number}: header names {twice} twice; one column would replace the other")
             names = fields
             continue
         if line_number == 1 and options.header:
@@ -115,11 +136,19 @@ def _read_jsonl(path: Path, options: JsonOptions) -> Iterator[Row]:
         yield row
 
 
-def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
+def _load_json(path: Path, encoding: str) -> Any:
     try:
-        document = json.loads(read_text(path, options.encoding))
+        return loads_json(read_text(path, encoding))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except ValueError as exc:  # a key twice in one object
+        raise DataError(f"{path}: {exc}") from None
+
+
+def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
+    document = _load_json(path, options.encoding)
+    if options.records_key is not None and not (isinstance(document, dict) and options.records_key in document):
+        raise DataError(f"{path}: no top-level key '{options.records_key}' (reader option 'records_key')")
     records = document[options.records_key] if options.records_key else document
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise DataError(f"{path}: expected a list of objects (set 'records_key' if nested)")
@@ -137,6 +166,14 @@ def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
         yield {options.field: line.strip() if options.strip else line}
 
 
+def _objects(parent: Any, key: str, where: str) -> list[dict[str, Any]]:
+    """``parent[key]``, a list of objects, or an error naming where the SQuAD layout breaks."""
+    items = parent.get(key, []) if isinstance(parent, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise DataError(f"{where}: not SQuAD JSON (expected an object whose '{key}' is a list of objects)")
+    return items
+
+
 def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
     """SQuAD JSON (``data`` → articles → ``paragraphs`` → ``qas``), one row per question.
 
@@ -144,19 +181,16 @@ def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
     reconstructed dev files work); v2.0 ``plausible_answers`` are never read: an
     unanswerable question has ``answers: []``.
     """
-    try:
-        document = json.loads(read_text(path, options.encoding))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    document = _load_json(path, options.encoding)
     articles = document.get("data") if isinstance(document, dict) else None
     if not isinstance(articles, list):
         raise DataError(f"{path}: not SQuAD JSON (expected an object with a 'data' list of articles)")
     for a, article in enumerate(articles):
-        for p, paragraph in enumerate(article.get("paragraphs", [])):
-            for q, qa in enumerate(paragraph.get("qas", [])):
+        for p, paragraph in enumerate(_objects(article, "paragraphs", f"{path}: data[{a}]")):
+            for q, qa in enumerate(_objects(paragraph, "qas", f"{path}: data[{a}].paragraphs[{p}]")):
                 where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
                 try:
-                    answers = [answer["text"] for answer in qa.get("answers", [])]
+                    answers = [answer["text"] for answer in qa["answers"]]  # absent is not unanswerable
                     row = {
                         "id": qa["id"],
                         "title": article.get("title", ""),
@@ -210,6 +244,9 @@ def _read_parquet(path: Path, options: ParquetOptions) -> Iterator[Row]:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise DataError(f"{path}: cannot read parquet ({exc})") from None
+    twice = sorted({name for name in table.column_names if table.column_names.count(name) > 1})
+    if twice:
+        raise DataError(f"{path}: columns {twice} appear twice; one would replace the other")
     yield from table.to_pylist()
 
 
@@ -251,6 +288,7 @@ class Reader:
     options: type[StrictModel]
     read: Callable[[Any, Any], Iterator[Row]]
     multi_file: bool = False
+    min_files: int = 1
 
 
 READERS: dict[str, Reader] = {
@@ -262,7 +300,7 @@ READERS: dict[str, Reader] = {
     "parquet": Reader(ParquetOptions, _read_parquet),
     "squad_json": Reader(SquadOptions, _read_squad),
     "wikitext": Reader(WikitextOptions, _read_wikitext),
-    "parallel_text": Reader(ParallelTextOptions, _read_parallel_text, multi_file=True),
+    "parallel_text": Reader(ParallelTextOptions, _read_parallel_text, multi_file=True, min_files=2),
     "indexed_text": Reader(IndexedTextOptions, _read_indexed_text, multi_file=True),
     "bbq_jsonl": Reader(BBQOptions, read_bbq),
     "winobias": Reader(WinoBiasOptions, read_winobias),

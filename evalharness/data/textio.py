@@ -7,14 +7,43 @@ them imports another.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from evalharness.errors import DataError
 
-__all__ = ["json_lines", "read_text", "split_lines"]
+__all__ = ["Encoding", "json_lines", "loads_json", "read_text", "split_lines"]
+
+
+def _known_encoding(name: str) -> str:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown encoding '{name}' (e.g. utf-8, utf-8-sig, latin-1)") from None
+    return name
+
+
+# A reader's ``encoding`` option: checked when the task is validated, not when data is read.
+Encoding = Annotated[str, AfterValidator(_known_encoding)]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise ValueError(f"key '{key}' appears twice in one object")
+        row[key] = value
+    return row
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` that refuses an object with a key twice (json keeps the last silently)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -49,9 +78,11 @@ def json_lines(path: Path, encoding: str) -> Iterator[tuple[str, dict[str, Any]]
             continue
         where = f"{path}:{line_number}"
         try:
-            row = json.loads(line)
+            row = loads_json(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from None
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object per line")
         yield where, row

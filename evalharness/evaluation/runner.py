@@ -7,6 +7,7 @@ checked against the model's kind, and only then do forward passes start.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -16,24 +17,45 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalharness.backends import BackendConfig, BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.data.subset import select_examples
-from evalharness.errors import DataError, EvalHarnessError, UsageError
+from evalharness.errors import (
+    DataError,
+    EvalHarnessError,
+    Interrupted,
+    RecordError,
+    UsageError,
+    environment_fault,
+)
 from evalharness.evaluation.scoring import score_task
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
 from evalharness.execution.engine import Engine
 from evalharness.execution.lock import run_dir_lock
 from evalharness.execution.progress import progress_enabled, summary_line, task_progress
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
 from evalharness.records.environment import capture_environment
-from evalharness.records.record import ModelEntry, RunRecord, TaskEntry, write_record
+from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
+from evalharness.records.store import (
+    Commit,
+    check_mergeable,
+    merge_records,
+    prepare_run_dir,
+    update_record,
+)
+from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
 
-__all__ = ["RunConfig", "RunResult", "run_evaluation"]
+__all__ = ["RunConfig", "RunResult", "load_adapter", "run_evaluation"]
 
 Progress = Callable[[str], None]
+_RESUME = (
+    "predictions computed so far are kept in the prediction cache; run the same command again to resume "
+    "(the run directory still holds its previous record, if any)"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,10 @@ class RunConfig:
     model_kind: str | None = None
     label_map: Mapping[str, str] | None = None
     trust_remote_code: bool = False
+    trust_task_code: bool = False  # let task files run code (an hf_evaluate module)
+    tokenizer: str | None = None  # load the tokenizer from here instead of the checkpoint (openai: the served model's)
+    allow_random_weights: bool = False  # evaluate although the model class initialised weights randomly
+    allow_kind_mismatch: bool = False  # evaluate although the kind contradicts the checkpoint
     seed: int = 1234
     n_resamples: int = 1000
     generation: Mapping[str, Any] = field(default_factory=dict)
@@ -62,6 +88,7 @@ class RunConfig:
     check_determinism: bool = False  # rerun a sample of each task at another batch size
     show_progress: bool = False  # a progress bar per task on stderr
     device_map: str | None = None  # "auto": spread a checkpoint too large for one device (accelerate)
+    backend: BackendConfig = field(default_factory=BackendConfig)  # hf (in process), openai (a server), vllm
     examples: Mapping[str, Sequence[str]] | None = None  # task -> only these example ids (sequential gates, noise)
 
     def recorded_settings(self) -> dict[str, Any]:
@@ -80,14 +107,28 @@ class RunConfig:
             "num_fewshot": self.num_fewshot,
             "data_dir": str(self.data_dir) if self.data_dir else None,
             **({"device_map": self.device_map} if self.device_map else {}),
+            **({"backend": self.backend.recorded()} if self.backend.name != "hf" else {}),
             **({"examples": {task: len(ids) for task, ids in self.examples.items()}} if self.examples else {}),
+            **self._overrides(),
         }
+
+    def _overrides(self) -> dict[str, Any]:
+        """Opt-ins that let a run do what it refuses by default: recorded whenever given."""
+        given = {
+            "trust_remote_code": self.trust_remote_code,
+            "trust_task_code": self.trust_task_code,
+            "tokenizer": self.tokenizer,
+            "allow_random_weights": self.allow_random_weights,
+            "allow_kind_mismatch": self.allow_kind_mismatch,
+        }
+        return {name: value for name, value in given.items() if value}
 
 
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    record: RunRecord
+    record: RunRecord  # what results.json holds now: this run's tasks and the ones it kept
+    commit: Commit | None = None  # which tasks were added, replaced or kept (rank 0 only)
 
 
 @dataclass
@@ -173,10 +214,13 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
     data_dir = resolve_data_dir(config.data_dir)
     if config.limit is not None and config.limit < 1:
         raise UsageError("--limit must be at least 1")
+    check_seed(config.seed)
     plans: list[_PlannedTask] = []
     skipped: dict[str, str] = {}
-    for name, explicit in catalog.resolve(config.tasks):
-        task = catalog.load(name)
+    tasks = [(catalog.load(name), explicit) for name, explicit in catalog.resolve(config.tasks)]
+    refuse_untrusted_code([task for task, _ in tasks], trusted=config.trust_task_code)
+    for task, explicit in tasks:
+        name = task.name
         try:
             data = load_examples(task, data_dir, limit=config.limit)
             if config.examples is not None and name in config.examples:
@@ -196,10 +240,29 @@ def default_run_dir(model_name: str) -> Path:
     return Path("runs") / model_name.replace("/", "__") / stamp
 
 
-def _open_cache(config: RunConfig, run_dir: Path, stack: ExitStack) -> PredictionCache:
+def _claim_run_dir(config: RunConfig, run_dir: Path, stack: ExitStack) -> PredictionCache:
+    """Lock the run directory and open its cache: the faults of the output (a file in the
+    way, no write permission, someone else's database as ``--cache``) stop the run here."""
+    prepare_run_dir(run_dir)
+    stack.enter_context(run_dir_lock(run_dir))
     cache = PredictionCache(config.cache or run_dir / "cache" / "predictions.sqlite")
     stack.callback(cache.close)
     return cache
+
+
+def _model_entry(info: Any) -> ModelEntry:
+    return ModelEntry(
+        name=info.name,
+        path=info.path,
+        kind=info.kind,
+        fingerprint=info.fingerprint,
+        architecture=info.architecture,
+        device=info.device,
+        dtype=info.dtype,
+        num_parameters=info.num_parameters,
+        revision=info.revision,
+        notes=dict(info.notes),
+    )
 
 
 def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapter: Any = None) -> RunResult:
@@ -218,39 +281,61 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapt
         if config.device_map and context.enabled:
             raise UsageError("--device-map spreads one model over all GPUs; it cannot be combined with data-parallel ranks (torchrun)")
         report = progress if progress and context.primary else (lambda message: None)
-        return _run_locked(config, stack, report, adapter)
+        try:
+            return _run_locked(config, stack, report, adapter)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI's handler
+            raise Interrupted.wrap(exc, _RESUME) from None
+        except OSError as exc:  # a full disk or a vanished directory while writing samples
+            fault = environment_fault(exc)
+            if fault is None:
+                raise
+            raise RecordError(f"{fault}; {_RESUME}") from None
+
+
+def load_adapter(config: RunConfig, report: Progress = lambda message: None) -> Any:
+    """The model adapter of ``config`` (its backend: in process, a server, vLLM)."""
+    from evalharness.models.loading import load_model
+
+    report(f"loading model {config.model}")
+    in_process = functools.partial(
+        load_model,
+        config.model,
+        config.model_kind,
+        device=distributed.device_for_rank(config.device),
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
+        device_map=config.device_map,
+        tokenizer=config.tokenizer,
+        allow_random_weights=config.allow_random_weights,
+        allow_kind_mismatch=config.allow_kind_mismatch,
+    )
+    request = BackendRequest(config.model, in_process, tokenizer=config.tokenizer, dtype=config.dtype, seed=config.seed)
+    return load_backend(config.backend, request)
 
 
 def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: Any = None) -> RunResult:
-    from evalharness.models.loading import load_model
-
     started = time.perf_counter()
     plans, skipped = _plan(config, report)
-    if config.output and distributed.is_primary():
-        stack.enter_context(run_dir_lock(Path(config.output)))
+    primary = distributed.is_primary()
+    cache = _claim_run_dir(config, Path(config.output), stack) if config.output and primary else None
     if adapter is None:
-        report(f"loading model {config.model}")
-        adapter = load_model(
-            config.model,
-            config.model_kind,
-            device=distributed.device_for_rank(config.device),
-            dtype=config.dtype,
-            trust_remote_code=config.trust_remote_code,
-            device_map=config.device_map,
-        )
+        adapter = load_adapter(config, report)
     runnable = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
-    primary = distributed.is_primary()
     run_dir = distributed.broadcast_from_primary(Path(config.output) if config.output else default_run_dir(adapter.info.name))
-    if primary and not config.output:
-        stack.enter_context(run_dir_lock(run_dir))
+    model = _model_entry(adapter.info)
+    if primary:
+        if cache is None:  # no --output: the default directory is named after the model
+            cache = _claim_run_dir(config, run_dir, stack)
+        # a record that this run could not be merged into stops it before the forward passes
+        check_mergeable(run_dir, model, config.recorded_settings(), [plan.task.name for plan in runnable])
     engine = Engine(
         adapter,
         batch_size=config.batch_size,
         max_batch_tokens=config.max_batch_tokens,
         # data parallel: rank 0 alone reads and writes the cache and shares what it found
-        cache=_open_cache(config, run_dir, stack) if primary else None,
+        cache=cache if primary else None,
         fresh=config.fresh,
     )
     tasks: dict[str, TaskEntry | None] = {}
@@ -262,27 +347,15 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: 
     seconds = time.perf_counter() - started
     executions = {name: entry.execution for name, entry in tasks.items() if entry.execution}
     report(summary_line(executions, sum(entry.n_examples for entry in tasks.values()), seconds))
-    info = adapter.info
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12],
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=ModelEntry(
-            name=info.name,
-            path=info.path,
-            kind=info.kind,
-            fingerprint=info.fingerprint,
-            architecture=info.architecture,
-            device=info.device,
-            dtype=info.dtype,
-            num_parameters=info.num_parameters,
-            revision=info.revision,
-            notes=dict(info.notes),
-        ),
+        model=model,
         tasks=tasks,
         skipped=skipped,
         settings=config.recorded_settings(),
-        environment={**capture_environment(info.device), "distributed": distributed.current().describe()},
+        environment={**capture_environment(model.device), "distributed": distributed.current().describe()},
         seconds=round(seconds, 3),
     )
-    write_record(run_dir, record)
-    return RunResult(run_dir, distributed.broadcast_from_primary(record))
+    commit = update_record(run_dir, lambda existing: merge_records(run_dir, existing, record))
+    return RunResult(run_dir, distributed.broadcast_from_primary(commit.record), commit)

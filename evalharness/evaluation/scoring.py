@@ -31,13 +31,24 @@ from evalharness.types import Decoded, MetricResult
 __all__ = ["gold_values", "metric_entry", "score_predictions", "score_task"]
 
 
+def _interval(value: float | None, low: float | None, high: float | None) -> tuple[float | None, float | None]:
+    """The interval as recorded: finite ends, widened to contain the value where a percentile
+    bootstrap of a biased statistic (or float noise between the direct and the resampled
+    aggregate) left the point estimate just outside it. Wider is the conservative side;
+    records whose interval misses its value are refused on load."""
+    low, high, value = finite_or_none(low), finite_or_none(high), finite_or_none(value)
+    if value is None or low is None or high is None:
+        return low, high
+    return min(low, value), max(high, value)
+
+
 def metric_entry(result: MetricResult, settings: Mapping[str, Any]) -> MetricEntry:
     """The record form of a metric result (NaN written as null)."""
     return MetricEntry(
         metric=result.name,
         settings=dict(settings),
         value=finite_or_none(result.value),
-        ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
+        ci=_interval(result.value, result.ci_low, result.ci_high),
         stderr=finite_or_none(result.stderr),
         ci_method=result.ci_method,
         n=result.n,
@@ -47,7 +58,7 @@ def metric_entry(result: MetricResult, settings: Mapping[str, Any]) -> MetricEnt
         groups={
             name: GroupEntry(
                 value=finite_or_none(group.value),
-                ci=(finite_or_none(group.ci_low), finite_or_none(group.ci_high)),
+                ci=_interval(group.value, group.ci_low, group.ci_high),
                 n=group.n,
             )
             for name, group in result.groups.items()

@@ -32,15 +32,14 @@ from evalharness.data.loader import (
     load_examples,
     resolve_data_dir,
 )
-from evalharness.errors import UsageError
-from evalharness.evaluation.runner import RunConfig, run_evaluation
-from evalharness.execution.lock import run_dir_lock
+from evalharness.errors import RecordError, UsageError
+from evalharness.evaluation.runner import RunConfig, load_adapter, run_evaluation
 from evalharness.records.record import (
     RESULTS_FILE,
     RunRecord,
     load_record,
-    write_record,
 )
+from evalharness.records.store import update_record
 
 __all__ = ["SequentialOptions", "sequential_gate"]
 
@@ -121,9 +120,12 @@ def _check_output(output: Path) -> None:
 
 
 def _mark_partial(output: Path, used: Mapping[str, int], totals: Mapping[str, int], options: SequentialOptions, policy: str) -> RunRecord:
-    """Say in the candidate's record that its tasks cover a random subset of the examples."""
-    with run_dir_lock(output):
-        record = load_record(output)
+    """Say in the candidate's record that its tasks cover a random subset of the examples
+    (through the records' one write path)."""
+
+    def change(record: RunRecord | None) -> RunRecord:
+        if record is None:
+            raise RecordError(f"{output}: the candidate's record vanished during the sequential gate")
         tasks = {}
         for name, entry in record.tasks.items():
             note = (
@@ -138,9 +140,9 @@ def _mark_partial(output: Path, used: Mapping[str, int], totals: Mapping[str, in
             "final_share": options.final_share,
             "examples": {name: {"used": used[name], "total": totals[name]} for name in record.tasks},
         }
-        record = record.model_copy(update={"tasks": tasks, "settings": {**record.settings, "sequential": sequential}})
-        write_record(output, record)
-    return record
+        return record.model_copy(update={"tasks": tasks, "settings": {**record.settings, "sequential": sequential}})
+
+    return update_record(output, change).record
 
 
 def _required(task: str, where: str, record: RunRecord) -> RuleResult:
@@ -161,7 +163,6 @@ def sequential_gate(
     """Evaluate ``config.model`` into ``config.output`` batch by batch until every rule of
     ``policy`` is settled, and return the gate's report (each check with how many examples
     it used)."""
-    from evalharness.models.loading import load_model
     from evalharness.spec.catalog import TaskCatalog
 
     report = progress or (lambda message: None)
@@ -178,9 +179,7 @@ def sequential_gate(
     orders = {task: _order(task, _task_ids(task, catalog, config, baseline, record), options.order_seed) for task in tasks}
     _check_output(output)
     state = SequentialState(checks, orders, baseline_scores)
-    report(f"loading model {config.model}")
-    adapter = load_model(config.model, config.model_kind, device=config.device, dtype=config.dtype,
-                         trust_remote_code=config.trust_remote_code, device_map=config.device_map)
+    adapter = load_adapter(config, report)
     used = dict.fromkeys(tasks, 0)
     while active := [task for task in tasks if used[task] < len(orders[task]) and (used[task] == 0 or not state.settled(task))]:
         for task in active:

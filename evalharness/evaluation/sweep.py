@@ -32,6 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel, load_config
 from evalharness.errors import EvalHarnessError, UsageError
+from evalharness.seeds import Seed
 
 __all__ = [
     "CRASH_ONCE_ENV",
@@ -67,7 +68,11 @@ class RunOptions(StrictModel):
     device_map: str | None = None
     model_kind: str | None = None
     trust_remote_code: bool = False
-    seed: int = 1234
+    trust_task_code: bool = False
+    tokenizer: str | None = None
+    allow_random_weights: bool = False
+    allow_kind_mismatch: bool = False
+    seed: Seed = 1234
     n_resamples: int = Field(default=1000, ge=0)
     num_fewshot: int | None = Field(default=None, ge=0)
 
@@ -399,11 +404,26 @@ def _build_leaderboard(spec: SweepSpec, outcomes: Sequence[JobOutcome]) -> str:
     return target
 
 
+def _check_task_code(spec: SweepSpec) -> None:
+    """Refuse code-running task files before any job starts (each job checks again, for
+    task folders only its workers can see)."""
+    from evalharness.metrics.registry import refuse_untrusted_code
+    from evalharness.spec.catalog import TaskCatalog
+
+    try:
+        catalog = TaskCatalog(spec.run.tasks_dirs)
+        tasks = [catalog.load(name) for group in spec.tasks for name, _ in catalog.resolve([group])]
+    except EvalHarnessError:  # a bad task or folder: the jobs report it, each with its own message
+        return
+    refuse_untrusted_code(tasks, trusted=spec.run.trust_task_code)
+
+
 def run_sweep(spec: SweepSpec, *, progress: Progress | None = None) -> SweepResult:
     """Run every (model, task group) job and build the leaderboard of those that finished."""
     report = progress or (lambda message: print(message, file=sys.stderr))
     jobs = plan_jobs(spec)
     _check_output(spec.output)
+    _check_task_code(spec)
     done_before = [job for job in jobs if spec.resume and _exists(_join(spec.output, *job.key.split("/"), "results.json"))]
     todo = [job for job in jobs if job not in done_before]
     for job in done_before:

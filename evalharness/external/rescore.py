@@ -4,7 +4,9 @@ After a metric is added to a task's YAML (or a metric's implementation is fixed)
 per-example predictions in ``samples/<task>.jsonl`` are scored again through the same
 ``scoring.score_task`` path as ``evalharness run``; the checkpoint is never loaded. The
 task's data is read again for the references and must have the fingerprint the run
-recorded, so a rescored number never mixes predictions with other references.
+recorded, so a rescored number never mixes predictions with other references. The new
+entries are written through the record store's locked update; a task that another writer
+changed while it was being rescored is refused rather than overwritten.
 """
 
 from __future__ import annotations
@@ -15,14 +17,9 @@ from pathlib import Path
 from evalharness.data.loader import load_examples, resolve_data_dir
 from evalharness.errors import DataError, RecordError
 from evalharness.evaluation.scoring import score_task
-from evalharness.execution.lock import run_dir_lock
-from evalharness.records.record import (
-    RunRecord,
-    TaskEntry,
-    load_record,
-    read_samples,
-    write_record,
-)
+from evalharness.metrics.registry import refuse_untrusted_code
+from evalharness.records.record import RunRecord, TaskEntry, load_record, read_samples
+from evalharness.records.store import update_record
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.types import Decoded
 
@@ -64,23 +61,33 @@ def rescore_run(
     tasks: Sequence[str] | None = None,
     tasks_dirs: Sequence[str | Path] = (),
     data_dir: str | Path | None = None,
+    trust_task_code: bool = False,
 ) -> RunRecord:
-    """Rescore ``tasks`` (default: all) of the run in ``run_dir`` and rewrite its record."""
+    """Rescore ``tasks`` (default: all) of the run in ``run_dir`` and rewrite its record.
+
+    Metrics that run code (an ``hf_evaluate`` module) need ``trust_task_code``, which is then
+    recorded in the run's settings."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RecordError(f"{run_dir}: no run directory here")
-    with run_dir_lock(run_dir):
-        record = load_record(run_dir)
-        names = list(tasks) if tasks else list(record.tasks)
-        unknown = [name for name in names if name not in record.tasks]
-        if unknown:
-            raise RecordError(f"{run_dir}: the run has no task {', '.join(unknown)} (it has: {', '.join(record.tasks)})")
-        catalog = TaskCatalog(tasks_dirs)
-        data_root = resolve_data_dir(data_dir if data_dir is not None else record.settings.get("data_dir"))
-        updated = dict(record.tasks)
-        for name in names:
-            updated[name] = _rescore_task(run_dir, record, name, catalog, data_root)
-        record = record.model_copy(update={"tasks": updated})
-        write_record(run_dir, record)
-    return record
+    record = load_record(run_dir)
+    names = list(tasks) if tasks else list(record.tasks)
+    unknown = [name for name in names if name not in record.tasks]
+    if unknown:
+        raise RecordError(f"{run_dir}: the run has no task {', '.join(unknown)} (it has: {', '.join(record.tasks)})")
+    catalog = TaskCatalog(tasks_dirs)
+    refuse_untrusted_code([catalog.load(name) for name in names], trusted=trust_task_code)
+    data_root = resolve_data_dir(data_dir if data_dir is not None else record.settings.get("data_dir"))
+    updated = {name: _rescore_task(run_dir, record, name, catalog, data_root) for name in names}
 
+    def change(current: RunRecord | None) -> RunRecord:
+        moved = [name for name in names if current is None or current.tasks.get(name) != record.tasks[name]]
+        if current is None or moved:
+            raise RecordError(
+                f"{run_dir}: task {', '.join(moved) or ', '.join(names)} changed while it was being rescored "
+                "(another evalharness process wrote it); nothing was written, run rescore again"
+            )
+        settings = {**current.settings, "trust_task_code": True} if trust_task_code else current.settings
+        return current.model_copy(update={"tasks": {**current.tasks, **updated}, "settings": settings})
+
+    return update_record(run_dir, change).record

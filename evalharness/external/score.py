@@ -5,7 +5,9 @@ The file is read and aligned by :mod:`evalharness.external.predictions`, scored 
 (``model.source = "predictions"``) so that published system outputs (WMT submissions, See et
 al.'s summaries, SQuAD leaderboard predictions) sit in leaderboards, reports and ``compare``
 next to evaluated checkpoints. One run directory holds one system: scoring the same system
-on another task adds that task to the directory's record.
+on another task adds that task to the directory's record, through the same locked merge as
+``evalharness run`` (:mod:`evalharness.records.store`), so several ``score --run-dir``
+processes on one directory lose none of each other's tasks.
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ import hashlib
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
-from evalharness.errors import UsageError
 from evalharness.evaluation.clusters import example_clusters
 from evalharness.evaluation.scoring import gold_values, score_predictions, score_task
 from evalharness.external.predictions import (
@@ -29,15 +30,17 @@ from evalharness.external.predictions import (
     check_scorable,
     read_predictions,
 )
+from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.environment import capture_environment
-from evalharness.records.record import (
-    RESULTS_FILE,
-    MetricEntry,
-    ModelEntry,
-    RunRecord,
-    load_record,
-    write_record,
+from evalharness.records.record import MetricEntry, ModelEntry, RunRecord, TaskEntry
+from evalharness.records.store import (
+    Commit,
+    check_mergeable,
+    merge_records,
+    prepare_run_dir,
+    update_record,
 )
+from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
 
@@ -58,6 +61,7 @@ class ScoreConfig:
     name: str | None = None
     seed: int = 1234
     n_resamples: int = 1000
+    trust_task_code: bool = False  # let the task's metrics run code (an hf_evaluate module)
 
     @property
     def system(self) -> str:
@@ -78,6 +82,7 @@ class ScoreResult:
     system: str
     metrics: dict[str, MetricEntry]
     run_dir: Path | None
+    commit: Commit | None = None  # with run_dir: which tasks the record gained, replaced or kept
 
     def to_json(self) -> dict[str, Any]:
         """What ``evalharness score`` prints: every metric with value, CI, signature and n."""
@@ -112,51 +117,53 @@ def _combined_fingerprint(notes: dict[str, dict[str, Any]]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _existing_record(run_dir: Path, system: str) -> RunRecord | None:
-    if not (run_dir / RESULTS_FILE).exists():
-        return None
-    record = load_record(run_dir)
-    if record.model.source != "predictions" or record.model.name != system:
-        raise UsageError(
-            f"--run-dir {run_dir} already holds a run of '{record.model.name}' "
-            f"({record.model.source}); use one run directory per system"
-        )
-    return record
+def _settings(config: ScoreConfig) -> dict[str, Any]:
+    return {
+        "seed": config.seed,
+        "n_resamples": config.n_resamples,
+        "data_dir": str(config.data_dir) if config.data_dir else None,
+        **({"trust_task_code": True} if config.trust_task_code else {}),
+    }
 
 
-def _write_run(run_dir: Path, config: ScoreConfig, result: ScoreResult, entry: Any, seconds: float) -> RunRecord:
-    existing = _existing_record(run_dir, result.system)
-    tasks = dict(existing.tasks) if existing else {}
-    notes = dict(existing.model.notes.get("predictions", {})) if existing else {}
-    tasks[result.task.name] = entry
-    notes[result.task.name] = _prediction_note(result.predictions)
+def _system(name: str, notes: dict[str, dict[str, Any]]) -> ModelEntry:
     paths = sorted({note["path"] for note in notes.values()})
-    record = RunRecord(
-        run_id=existing.run_id if existing else uuid.uuid4().hex[:12],
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=ModelEntry(
-            name=result.system,
-            path=paths[0] if len(paths) == 1 else ", ".join(paths),
-            kind="external",
-            fingerprint=_combined_fingerprint(notes),
-            source="predictions",
-            notes={"predictions": notes},
-        ),
-        tasks=tasks,
-        skipped={name: why for name, why in (existing.skipped.items() if existing else []) if name not in tasks},
-        settings={"seed": config.seed, "n_resamples": config.n_resamples, "data_dir": str(config.data_dir) if config.data_dir else None},
-        environment=capture_environment(None),
-        seconds=round((existing.seconds if existing else 0.0) + seconds, 3),
+    return ModelEntry(
+        name=name,
+        path=paths[0] if len(paths) == 1 else ", ".join(paths),
+        kind="external",
+        fingerprint=_combined_fingerprint(notes),
+        source="predictions",
+        notes={"predictions": notes},
     )
-    write_record(run_dir, record)
-    return record
+
+
+def _record(config: ScoreConfig, result: ScoreResult, entry: TaskEntry, seconds: float, existing: RunRecord | None) -> RunRecord:
+    """This task's record, with the prediction notes of the tasks already in the directory."""
+    notes = dict(existing.model.notes.get("predictions", {})) if existing and existing.model.source == "predictions" else {}
+    notes[result.task.name] = _prediction_note(result.predictions)
+    return RunRecord(
+        run_id=uuid.uuid4().hex[:12],
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=_system(result.system, notes),
+        tasks={result.task.name: entry},
+        settings=_settings(config),
+        environment=capture_environment(None),
+        seconds=round(seconds, 3),
+    )
+
+
+def _write_run(run_dir: Path, config: ScoreConfig, result: ScoreResult, entry: TaskEntry, seconds: float) -> Commit:
+    return update_record(run_dir, lambda existing: merge_records(run_dir, existing, _record(config, result, entry, seconds, existing)))
 
 
 def score_file(config: ScoreConfig) -> ScoreResult:
     """Score one task's prediction file; with ``run_dir``, also write/extend its run record."""
     started = time.perf_counter()
+    check_seed(config.seed)
     task = TaskCatalog(config.tasks_dirs).load(config.task)
     check_scorable(task)
+    refuse_untrusted_code([task], trusted=config.trust_task_code)
     data = load_examples(task, resolve_data_dir(config.data_dir))
     predictions = read_predictions(config.predictions, task, format=config.format, no_answer_probs=config.no_answer_probs)
     decoded = align_predictions(predictions, task, data)
@@ -166,8 +173,9 @@ def score_file(config: ScoreConfig) -> ScoreResult:
             clusters=example_clusters(task, data.examples),
         )
         return ScoreResult(task, data, predictions, config.system, entries, None)
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    _existing_record(config.run_dir, config.system)  # refuse before spending time on scoring
+    # refuse before spending time on scoring: an unwritable directory, another system, other settings
+    prepare_run_dir(config.run_dir)
+    check_mergeable(config.run_dir, _system(config.system, {}), _settings(config), [task.name])
     entry = score_task(
         task,
         data,
@@ -180,5 +188,5 @@ def score_file(config: ScoreConfig) -> ScoreResult:
         settings={"predictions": _prediction_note(predictions), "seed": config.seed, "n_resamples": config.n_resamples},
     )
     result = ScoreResult(task, data, predictions, config.system, dict(entry.metrics), config.run_dir)
-    _write_run(config.run_dir, config, result, entry, time.perf_counter() - started)
-    return result
+    commit = _write_run(config.run_dir, config, result, entry, time.perf_counter() - started)
+    return replace(result, commit=commit)

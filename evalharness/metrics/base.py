@@ -118,6 +118,16 @@ class Metric(ABC):
         one of the task's labels, accuracy on a regression task); None when they can."""
         return None
 
+    @classmethod
+    def code_files(cls, settings: StrictModel) -> list[str]:
+        """Python files these settings make the metric load and run (an ``evaluate`` module).
+
+        Task files must not run code unless the user opts in (``--trust-task-code``), so the
+        runner, ``score`` and ``rescore`` ask before anything runs; evalharness's own metrics
+        run none.
+        """
+        return []
+
     # -- provided -----------------------------------------------------------------------
     def signature(self) -> str:
         """What determines the value: metric, settings, implementation and version."""

@@ -148,6 +148,13 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
         low, high = build_metric(self.settings.metric, self.settings.settings).bounds
         self.bounds = (low - high, high - low)  # a change of the inner per-example score
 
+    @classmethod
+    def code_files(cls, settings: Any) -> list[str]:
+        """The inner metric's (an ``hf_evaluate`` inner metric runs its module)."""
+        from evalharness.metrics.registry import metric_code_files
+
+        return metric_code_files(settings.metric, settings.settings)
+
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         from evalharness.metrics.registry import build_metric
 

@@ -4,6 +4,8 @@ For metrics evalharness does not ship, a task can name an ``evaluate`` module sc
 (``evaluate.load('/path/to/my_metric')``). Modules are never fetched from the Hub: the path
 must be a local ``.py`` file or a folder holding ``<folder name>.py``, and the script's hash
 is part of the signature so a number stays traceable to the exact code that produced it.
+Loading the module runs it, so a task using this metric runs only under ``--trust-task-code``
+(``code_files`` names the script; see ``metrics.registry.refuse_untrusted_code``).
 
 Two ways to aggregate:
 
@@ -83,6 +85,10 @@ class HFEvaluate(Metric):
         self.reference = f"evaluate.load[{self._script.stem}@sha256:{digest}]"
         self._module: Any = None
         self._inputs: tuple[list[Any], list[Any]] | None = None
+
+    @classmethod
+    def code_files(cls, settings: Any) -> list[str]:
+        return [str(resolve_module_script(settings.path))]
 
     def _compute(self, predictions: list[Any], references: list[Any]) -> float:
         if self._module is None:

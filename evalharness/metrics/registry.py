@@ -6,13 +6,24 @@ Explicit, with no import side effects: adding a metric is one line here.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from evalharness.errors import SpecError, did_you_mean
+from evalharness.errors import SpecError, UsageError, did_you_mean
 from evalharness.metrics.base import Metric
 
-__all__ = ["METRICS", "build_metric", "metric_class", "metric_names"]
+__all__ = [
+    "METRICS",
+    "TRUST_TASK_CODE_FLAG",
+    "build_metric",
+    "metric_class",
+    "metric_code_files",
+    "metric_names",
+    "refuse_untrusted_code",
+    "task_code",
+]
+
+TRUST_TASK_CODE_FLAG = "--trust-task-code"
 
 METRICS: dict[str, str] = {
     "accuracy": "evalharness.metrics.classification:Accuracy",
@@ -66,3 +77,33 @@ def metric_class(name: str) -> type[Metric]:
 
 def build_metric(name: str, settings: Mapping[str, Any] | None = None) -> Metric:
     return metric_class(name)(settings)
+
+
+def metric_code_files(name: str, settings: Any = None, *, source: str = "", prefix: tuple[str | int, ...] = ()) -> list[str]:
+    """Python files the metric ``name`` would load and run with ``settings`` (validated; a
+    problem is a ``SpecError`` naming ``source`` and the field)."""
+    from evalharness.config import validate_model
+
+    cls = metric_class(name)
+    return cls.code_files(validate_model(cls.Settings, settings or {}, source or f"metric '{name}'", prefix=prefix))
+
+
+def task_code(task: Any) -> list[str]:
+    """One line per metric of ``task`` that would run code: which metric, which file."""
+    lines = []
+    for index, metric in enumerate(task.spec.metrics):
+        for path in metric_code_files(metric.name, metric.settings, source=str(task.path), prefix=("metrics", index, "settings")):
+            lines.append(f"task '{task.name}' ({task.path}): metrics[{index}] {metric.name} would load and run {path}")
+    return lines
+
+
+def refuse_untrusted_code(tasks: Iterable[Any], *, trusted: bool) -> None:
+    """"No Python in YAML": a task whose metrics would run code stops the command before
+    anything runs unless the user opted in with ``--trust-task-code``."""
+    lines = [line for task in tasks for line in task_code(task)]
+    if lines and not trusted:
+        raise UsageError(
+            "task files would run Python code:\n  " + "\n  ".join(lines) + "\n"
+            f"evalharness runs code referenced by task files only when you pass {TRUST_TASK_CODE_FLAG} "
+            "(read that code first; the flag is recorded in the run record)"
+        )

@@ -27,10 +27,12 @@ __all__ = [
     "AUTO_MAPPINGS",
     "ModelAdapter",
     "ModelInfo",
+    "checkpoint_kinds",
     "detect_kind",
     "fingerprint_checkpoint",
     "read_config",
     "resolve_checkpoint",
+    "resolve_tokenizer_dir",
     "select_device",
     "select_dtype",
 ]
@@ -79,46 +81,93 @@ class ModelInfo:
     notes: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Files a checkpoint is made of (weights, config, tokenizer vocabularies and settings, chat
+# templates, checkpoint code that only runs with --trust-remote-code), fetched from the hub.
+_TOKENIZER_PATTERNS = ["*.json", "*.model", "*.txt", "*.tiktoken", "*.spm", "*.codes", "*.jinja"]
+_CHECKPOINT_PATTERNS = [*_TOKENIZER_PATTERNS, "*.safetensors", "*.py"]
+
+
 def resolve_checkpoint(path_or_id: str, *, revision: str | None = None) -> Path:
     """A local directory as is; otherwise a hub id fetched (or found in the cache offline)."""
-    local = Path(path_or_id).expanduser()
-    if local.exists():
-        if not local.is_dir():
-            raise ModelError(f"model path '{local}' is a file; give the checkpoint directory")
+    local = _local_directory(path_or_id, "model")
+    if local is not None:
         if not (local / "config.json").is_file():
             raise ModelError(f"model directory '{local}' has no config.json")
         return local
+    return _snapshot(path_or_id, revision, _CHECKPOINT_PATTERNS, "model")
+
+
+def resolve_tokenizer_dir(path_or_id: str) -> Path:
+    """``--tokenizer``: a local directory, or a hub id whose tokenizer files are fetched."""
+    local = _local_directory(path_or_id, "tokenizer")
+    return local if local is not None else _snapshot(path_or_id, None, _TOKENIZER_PATTERNS, "tokenizer")
+
+
+def _local_directory(path_or_id: str, what: str) -> Path | None:
+    """The directory ``path_or_id`` names, None for what can only be a hub id."""
+    local = Path(path_or_id).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelError(f"{what} path '{local}' is a file; give the checkpoint directory")
+        return local
     if path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") > 1:
-        raise ModelError(f"model directory '{path_or_id}' does not exist")
+        raise ModelError(f"{what} directory '{path_or_id}' does not exist")
+    return None
+
+
+def _snapshot(hub_id: str, revision: str | None, patterns: list[str], what: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.py"]
-        return Path(snapshot_download(path_or_id, revision=revision, allow_patterns=patterns))
+        return Path(snapshot_download(hub_id, revision=revision, allow_patterns=patterns))
     except Exception as exc:  # offline, not found, gated: the user must act
         raise ModelError(
-            f"model '{path_or_id}' is not a local directory and could not be fetched from the "
+            f"{what} '{hub_id}' is not a local directory and could not be fetched from the "
             f"Hugging Face Hub ({type(exc).__name__}: {exc}); pass a checkpoint directory"
         ) from None
 
 
 def read_config(path: Path) -> dict[str, Any]:
+    """``config.json``, with the field the kind is read from checked (a hand-edited
+    ``architectures`` must still be a list of class names)."""
+    file = path / "config.json"
     try:
-        return json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path / 'config.json'}: unreadable ({exc})") from None
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{file}: unreadable ({exc})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{file}: expected a JSON object, got {type(config).__name__}")
+    architectures = config.get("architectures")
+    if architectures is not None and not (isinstance(architectures, list) and all(isinstance(a, str) for a in architectures)):
+        raise ModelError(f"{file}: 'architectures' must be a list of model class names, got {architectures!r}")
+    return config
+
+
+def _architecture_kinds(architecture: str, config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every kind a head class can be (``XLMWithLMHeadModel`` is a masked and a causal LM),
+    most specific first; ``()`` for a class no auto mapping or suffix names."""
+    known = _transformers_head_kinds()
+    if architecture in known:
+        return known[architecture]
+    for suffix, kind in ARCHITECTURE_KINDS.items():
+        if architecture.endswith(suffix):
+            return (_lm_kind(config) if kind in _GENERIC_LM_KINDS else kind,)
+    return ()
+
+
+def checkpoint_kinds(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Architecture -> the kinds it can be, for the config's architectures whose kind is known."""
+    found = {architecture: _architecture_kinds(str(architecture), config) for architecture in config.get("architectures") or []}
+    return {architecture: kinds for architecture, kinds in found.items() if kinds}
 
 
 def detect_kind(config: Mapping[str, Any], *, source: str) -> tuple[str, str]:
     """``(kind, architecture)`` from ``config.architectures``; ``--model-kind`` overrides."""
     architectures = config.get("architectures") or []
-    known = _transformers_head_kinds()
-    for architecture in architectures:
-        if architecture in known:
-            return known[architecture], architecture
-        for suffix, kind in ARCHITECTURE_KINDS.items():
-            if architecture.endswith(suffix):
-                return (_lm_kind(config) if kind in _GENERIC_LM_KINDS else kind), architecture
+    found = checkpoint_kinds(config)
+    if found:
+        architecture, kinds = next(iter(found.items()))
+        return kinds[0], architecture
     raise ModelError(
         f"{source}: cannot tell the checkpoint kind from architectures={architectures}; "
         f"pass --model-kind (one of: {', '.join(sorted(set(ARCHITECTURE_KINDS.values())))})"
@@ -129,15 +178,16 @@ _GENERIC_LM_KINDS = {"causal_lm", "seq2seq"}
 
 
 @lru_cache(maxsize=1)
-def _transformers_head_kinds() -> dict[str, str]:
-    """Head class name -> kind, from transformers' auto mappings (first kind listed wins)."""
+def _transformers_head_kinds() -> dict[str, tuple[str, ...]]:
+    """Head class name -> kinds, from transformers' auto mappings (in AUTO_MAPPINGS order)."""
     from transformers.models.auto import modeling_auto
 
-    kinds: dict[str, str] = {}
+    kinds: dict[str, tuple[str, ...]] = {}
     for kind, mapping_name in AUTO_MAPPINGS.items():
         for names in getattr(modeling_auto, mapping_name, {}).values():
             for name in (names,) if isinstance(names, str) else names:
-                kinds.setdefault(name, kind)
+                if kind not in kinds.get(name, ()):
+                    kinds[name] = (*kinds.get(name, ()), kind)
     return kinds
 
 

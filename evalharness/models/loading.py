@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,15 @@ from evalharness.errors import ModelError, UsageError, did_you_mean
 from evalharness.models.base import (
     ModelAdapter,
     ModelInfo,
-    detect_kind,
     fingerprint_checkpoint,
     read_config,
     resolve_checkpoint,
+    resolve_tokenizer_dir,
     select_device,
     select_dtype,
 )
+from evalharness.models.checks import RANDOM_INIT_SEED, check_weights, resolve_kind
+from evalharness.models.tokenizer_files import TOKENIZER_FLAG, check_tokenizer_fits, load_tokenizer
 
 __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 
@@ -42,6 +45,17 @@ def adapter_class(kind: str) -> type[ModelAdapter]:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+def _with_tokenizer(fingerprint: str, tokenizer_fingerprint: str) -> str:
+    """Another tokenizer makes another model: with ``--tokenizer`` the model fingerprint covers
+    the checkpoint's files and the tokenizer's, so leaderboards never merge the two."""
+    return "sha256:" + hashlib.sha256(f"{fingerprint}\0{tokenizer_fingerprint}".encode()).hexdigest()[:16]
+
+
+def _auto_classes() -> dict[str, str]:
+    """Kind -> the transformers Auto class that loads it: the heads a checkpoint's weights may hold."""
+    return {kind: adapter_class(kind).auto_class_name for kind in ADAPTERS}
+
+
 def quiet_transformers() -> None:
     """Progress bars and advisory warnings from transformers would drown the run's output."""
     from transformers.utils import logging as hf_logging
@@ -50,16 +64,15 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _load_tokenizer(path: Any, *, trust_remote_code: bool) -> Any:
-    from transformers import AutoTokenizer
+def _load_weights(
+    cls: type[ModelAdapter], path: Any, *, dtype: str, trust_remote_code: bool, device_map: str | None, seeded: bool
+) -> tuple[Any, dict[str, Any]]:
+    """The model and transformers' loading info (missing, unexpected and mismatched keys).
 
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except Exception as exc:
-        raise ModelError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from None
-
-
-def _load_weights(cls: type[ModelAdapter], path: Any, *, dtype: str, trust_remote_code: bool, device_map: str | None = None) -> Any:
+    Shapes that do not match are reported rather than raised so that ``check_weights`` names
+    them with the other randomly initialised weights; under ``--allow-random-weights``
+    (``seeded``) the random initialisation is seeded, so reruns score the same weights.
+    """
     import torch
     import transformers
 
@@ -70,7 +83,13 @@ def _load_weights(cls: type[ModelAdapter], path: Any, *, dtype: str, trust_remot
     try:
         # transformers picks PyTorch's fused SDPA attention by itself wherever the architecture
         # supports it (eager otherwise), so no attn_implementation is passed.
-        return auto_class.from_pretrained(path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **placement)
+        with torch.random.fork_rng(devices=[]):
+            if seeded:
+                torch.manual_seed(RANDOM_INIT_SEED)
+            return auto_class.from_pretrained(
+                path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
+                output_loading_info=True, ignore_mismatched_sizes=True, **placement,
+            )
     except Exception as exc:  # missing/corrupted weights, wrong architecture, remote code
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
@@ -111,9 +130,18 @@ def load_model(
     trust_remote_code: bool = False,
     revision: str | None = None,
     device_map: str | None = None,
+    tokenizer: str | None = None,
+    allow_random_weights: bool = False,
+    allow_kind_mismatch: bool = False,
     **options: Any,
 ) -> ModelAdapter:
     """Load a checkpoint as the adapter for its kind (detected from ``config.architectures``).
+
+    The checkpoint must be what it claims (``models.checks``, ``models.tokenizer_files``):
+    randomly initialised weights, another head's weights, a ``kind`` that contradicts the
+    architectures and a tokenizer not built from the checkpoint's files (or from ``tokenizer``)
+    are refused unless ``allow_random_weights`` / ``allow_kind_mismatch`` say otherwise; what
+    an override let through is written into the model notes.
 
     ``options`` go to the adapter (e.g. ``max_length`` for a QA head). The returned adapter's
     request methods are public and batched; see the adapter classes for their signatures.
@@ -121,29 +149,41 @@ def load_model(
     quiet_transformers()
     path = resolve_checkpoint(str(path_or_hub_id), revision=revision)
     config = read_config(path)
-    detected_kind, architecture = (
-        detect_kind(config, source=str(path)) if kind is None else (kind, (config.get("architectures") or ["?"])[0])
-    )
+    requested = None if kind is None else adapter_class(kind).kind  # an unknown name is a usage error
+    detected_kind, architecture, notes = resolve_kind(config, requested, source=str(path), allow_mismatch=allow_kind_mismatch)
     cls = adapter_class(detected_kind)
     if not trust_remote_code:
         _refuse_checkpoint_code(path, config)
     device = select_device(device)
     dtype = select_dtype(dtype, device)
-    tokenizer = _load_tokenizer(path, trust_remote_code=trust_remote_code)
-    model = _load_weights(cls, path, dtype=dtype, trust_remote_code=trust_remote_code, device_map=device_map)
+    tokenizer_dir = resolve_tokenizer_dir(tokenizer) if tokenizer else path
+    loaded_tokenizer, tokenizer_notes = load_tokenizer(tokenizer_dir, trust_remote_code=trust_remote_code, given=tokenizer)
+    model, loading_info = _load_weights(
+        cls, path, dtype=dtype, trust_remote_code=trust_remote_code, device_map=device_map, seeded=allow_random_weights
+    )
+    notes.update(tokenizer_notes)
+    notes.update(check_weights(
+        model, loading_info, path=path, kind=detected_kind, auto_classes=_auto_classes(),
+        allow_random_weights=allow_random_weights, allow_kind_mismatch=allow_kind_mismatch, trust_remote_code=trust_remote_code,
+    ))
+    check_tokenizer_fits(loaded_tokenizer, model, where=f"{TOKENIZER_FLAG} {tokenizer}" if tokenizer else str(path))
     if device_map is None:
         model.to(device)
     model.eval()
-    notes = cls.prepare_tokenizer(tokenizer, model)
+    notes.update(cls.prepare_tokenizer(loaded_tokenizer, model))
     if device_map is not None:  # inputs go to the first layer's device; accelerate moves the rest
         device = str(model.device)
         notes["device_map"] = {"requested": device_map, "devices": sorted({str(p.device) for p in model.parameters()})}
+    fingerprint = fingerprint_checkpoint(path)
+    if "tokenizer_source" in notes:
+        notes["tokenizer_source"]["checkpoint_fingerprint"] = fingerprint
+        fingerprint = _with_tokenizer(fingerprint, notes["tokenizer_source"]["fingerprint"])
     info = ModelInfo(
         # resolve(): 'ckpt/sub/..' is named 'ckpt', never '..' (run directories derive from it)
         name=path.resolve().name if Path(str(path_or_hub_id)).expanduser().exists() else str(path_or_hub_id),
         path=str(path_or_hub_id),
         kind=detected_kind,
-        fingerprint=fingerprint_checkpoint(path),
+        fingerprint=fingerprint,
         architecture=architecture,
         device=device,
         dtype=dtype,
@@ -151,4 +191,4 @@ def load_model(
         revision=revision,
         notes=notes,
     )
-    return cls(model, tokenizer, info, **options)
+    return cls(model, loaded_tokenizer, info, **options)

@@ -105,10 +105,10 @@ class Seq2SeqAdapter(ModelAdapter):
         end = next((i for i, token in enumerate(tokens) if token in eos_ids), len(tokens))
         kept = tokens[:end]
         special = set(self.tokenizer.all_special_ids)
-        text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
         cuts = [text.find(marker) for marker in stop if marker and marker in text]
         if cuts:
-            text = text[: min(cuts)].rstrip()
+            text = text[: min(cuts)]
         return text, sum(token not in special for token in kept)
 
     def generate(

@@ -55,7 +55,8 @@ class Formulation(ABC):
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         """Why this formulation cannot serve ``task`` with ``adapter`` (None: it can)."""
         if self.request_kind not in adapter.answers:
-            return f"a {adapter.kind} checkpoint cannot answer '{self.request_kind.value}' requests"
+            because = getattr(adapter, "refusals", {}).get(self.request_kind)  # a backend says why
+            return because or f"a {adapter.kind} checkpoint cannot answer '{self.request_kind.value}' requests"
         return None
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> Any:

@@ -9,20 +9,19 @@ MNLI scores silently go wrong.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.spec.loader import Task
+from evalharness.spec.schema import label_key
 from evalharness.types import ClassifyRequest, ClassifyResponse, Example, RequestKind
 
 __all__ = ["ClassifierHead", "RegressionHead", "resolve_label_map"]
 
 
-def _normalise(label: str) -> str:
-    return re.sub(r"[\s_\-]+", "", label).casefold()
+_normalise = label_key  # the spec refuses task labels that normalise alike
 
 
 def resolve_label_map(

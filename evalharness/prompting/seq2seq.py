@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
@@ -22,7 +22,7 @@ from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import GenerationSpec
+from evalharness.spec.schema import TEMPLATE, GenerationSpec
 from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
@@ -31,7 +31,7 @@ __all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
 class Seq2SeqSettings(StrictModel):
     """``formulations: {seq2seq_generate: {...}}``."""
 
-    template: str | None = Field(
+    template: Annotated[str | None, TEMPLATE] = Field(
         default=None, description="Jinja2 template for the encoder input (default: the 'source' field)"
     )
     prefixes: dict[str, str] = Field(
@@ -66,11 +66,12 @@ class _State:
 
 
 def _generated_text(settings: Seq2SeqSettings, text: str) -> Any:
-    return text
+    return text.strip()
 
 
 def _qa_answer(settings: Seq2SeqSettings, text: str) -> Any:
-    abstains = settings.no_answer_text is not None and text.strip().casefold() == settings.no_answer_text.casefold()
+    text = text.strip()
+    abstains = settings.no_answer_text is not None and text.casefold() == settings.no_answer_text.casefold()
     return {"text": "" if abstains else text, "no_answer_probability": None}
 
 

@@ -1,8 +1,10 @@
-"""Prompt rendering: Jinja2 in a sandbox, strict about missing fields, seeded few-shot.
+"""Prompt rendering: Jinja2 in a bounded sandbox, strict about missing fields, seeded few-shot.
 
-Templates come from task files, so they are rendered in Jinja2's ``SandboxedEnvironment``
-(no attribute access to Python internals) with ``StrictUndefined`` (a misspelt field is an
-error, never an empty string). Few-shot demonstrations are drawn per example from a seeded
+Templates come from task files, so they are rendered in ``sandbox.BoundedSandbox``: no Python
+internals, no mutation of the example or the labels, nothing random, bounded in size, steps and
+time, with ``StrictUndefined`` (a misspelt field is an error, never an empty string). The names a
+template can use are the example's fields and ``TEMPLATE_GLOBALS``; ``tasks validate`` checks
+templates against the same names. Few-shot demonstrations are drawn per example from a seeded
 generator keyed by the example id, so the prompt of an example does not depend on batch
 size, order, or which other examples are evaluated (``--limit``).
 """
@@ -10,35 +12,36 @@ size, order, or which other examples are evaluated (``--limit``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from evalharness.errors import SpecError
+from evalharness.prompting.sandbox import render_bounded
 from evalharness.spec.loader import Task
 from evalharness.types import Example
 
-__all__ = ["build_prompt", "render", "render_target", "select_demonstrations"]
+__all__ = ["TEMPLATE_GLOBALS", "build_prompt", "render", "render_target", "select_demonstrations"]
 
 
-@lru_cache(maxsize=256)
-def _compile(template: str) -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    return environment.from_string(template)
+# Names a template may use besides the example's canonical fields (and nothing else is given).
+TEMPLATE_GLOBALS = ("labels",)
 
 
 def render(template: str, example: Example, task: Task, *, where: str = "prompt.template") -> str:
-    """Render ``template`` with the example's fields (plus ``labels``)."""
-    context = {**example.fields, "labels": task.spec.labels or []}
+    """Render ``template`` with the example's fields (plus ``labels``); any failure names the
+    task file, the template field and the example."""
+    context = {**example.fields, "labels": list(task.spec.labels or [])}
     try:
-        return _compile(template).render(context)
-    except Exception as exc:  # UndefinedError, SecurityError, TypeError from filters...
-        raise SpecError(f"{task.path}: {where}: cannot render for example {example.id}: {exc}") from None
+        return render_bounded(template, context)
+    except Exception as exc:  # UndefinedError, SecurityError, RenderLimitError, TypeError from filters...
+        raise SpecError(f"{task.where(*_location(where))}: cannot render for example {example.id}: {exc}") from None
+
+
+def _location(where: str) -> tuple[str | int, ...]:
+    """``prompt.choices[1]`` -> ``("prompt", "choices", 1)``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", where) if part)
 
 
 def render_target(example: Example, task: Task) -> str:

@@ -64,7 +64,7 @@ def _path_problems(relative: str) -> list[str]:
 
 def _read_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     rows, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -194,7 +194,9 @@ def schema_problems(aggregate_path: Path, schemas: dict[str, dict[str, Any]], sa
                 for e in Draft7Validator(schemas["aggregate"]).iter_errors(json.loads(aggregate_path.read_text(encoding="utf-8")))]
     if samples_path is not None:
         validator = Draft7Validator(schemas["instance"])
-        for number, line in enumerate(samples_path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(samples_path.read_text(encoding="utf-8").split("\n"), start=1):
+            if not line:
+                continue
             problems += [f"{samples_path.name}:{number}: {'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
                          for e in validator.iter_errors(json.loads(line))]
             if len(problems) > 20:

@@ -114,7 +114,7 @@ def _samples_files(results_path: Path, given: Sequence[Path], tasks: Sequence[st
 
 def _read_samples_file(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -171,7 +171,6 @@ def _per_doc(rows: list[dict[str, Any]], metric: str, filter_name: str, filters:
 def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] | None, run_dir: Path, lm_eval: str) -> tuple[TaskEntry, list[dict[str, Any]]]:
     """The task's record entry and its per-document rows (written only once every task passed)."""
     from evalharness.metrics.registry import build_metric
-    from evalharness.stats import mean_interval
 
     config = (data.get("configs") or {}).get(task) or {}
     reported = data["results"][task]
@@ -207,10 +206,10 @@ def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] |
             if value is None or not math.isclose(mean, value, rel_tol=1e-6, abs_tol=1e-9):
                 raise DataError(f"lm-eval task '{task}': {raw_key} is {value} in the results but the samples average {mean:.6g}; the files do not belong together")
             settings = {"source": "lm-eval", "metric": metric, "filter": filter_name, "higher_is_better": higher[metric]}
-            build_metric("external_mean", settings)  # the statistics must be re-aggregatable as recorded
-            interval = mean_interval(np.asarray(values))
-            metrics[key] = MetricEntry(metric="external_mean", settings=settings, ci=(finite_or_none(interval.low), finite_or_none(interval.high)),
-                                       ci_method=f"stderr: lm-eval; ci: evalharness {interval.method} over {len(values)} imported per-document values",
+            external = build_metric("external_mean", settings)  # the statistics must be re-aggregatable as recorded
+            result = external.result(np.array([[v, 1.0] for v in values]), rng=np.random.default_rng(1234), n_resamples=1000)
+            metrics[key] = MetricEntry(metric="external_mean", settings=settings, ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
+                                       ci_method=f"stderr: lm-eval; ci: evalharness {result.ci_method} over {len(values)} imported per-document values",
                                        n=len(values), **common)
             scores[key], stats[key] = values, [[v, 1.0] for v in values]
         else:
@@ -313,6 +312,10 @@ def import_lm_eval(results: str | Path, *, run_dir: str | Path, samples: Sequenc
         entries[TASK_PREFIX + task], documents[TASK_PREFIX + task] = _task_entry(task, data, rows, run_dir, lm_eval)
     if not entries:
         raise DataError(f"{results_path}: no task results to import (only groups: {', '.join(groups)})")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for task_name, docs in documents.items():
+        if docs:  # samples files are named by their content: the entry names the file written
+            entries[task_name] = entries[task_name].model_copy(update={"samples": write_samples(run_dir, task_name, docs)})
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12],
         created=_created(data),
@@ -323,10 +326,6 @@ def import_lm_eval(results: str | Path, *, run_dir: str | Path, samples: Sequenc
         settings={"imported_by": f"evalharness {package_version('evalharness')}", "lm_eval_config": _plain(data.get("config") or {})},
         environment=capture_environment(None),
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name, docs in documents.items():
-        if docs:
-            write_samples(run_dir, name, docs)
     try:
         write_record(run_dir, record)
     except ValueError as exc:  # NaN/Infinity in lm-eval's settings cannot be written as JSON

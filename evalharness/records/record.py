@@ -1,25 +1,30 @@
 """Run records: the versioned, validated files a run leaves behind.
 
-A run directory holds ``results.json`` (this schema) and ``samples/<task>.jsonl`` (one line
-per example: id, input, prediction, gold, per-example scores and the metric statistics that
-``compare`` and ``rescore`` re-aggregate). Files are written atomically (temp file, fsync,
-rename), so a crash never leaves a half-written file that parses. Readers reject unknown
-schema versions and unknown fields instead of guessing (cf. inspect_ai's ``EvalLog``).
+A run directory holds ``results.json`` (this schema) and ``samples/<task>.<sha256>.jsonl``
+(one line per example: id, input, prediction, gold, per-example scores and the metric
+statistics that ``compare`` and ``rescore`` re-aggregate), named by the sha256 of its bytes.
+Files are written atomically (temp file, fsync, rename), and samples never overwrite the ones
+the current record names, so ``results.json`` and its samples are one unit: a crash leaves the
+old pair or the new one (see :mod:`evalharness.records.store`). Readers reject unknown schema
+versions and unknown fields instead of guessing (cf. inspect_ai's ``EvalLog``), numbers a
+metric cannot produce (:mod:`evalharness.records.checks`) and samples whose bytes do not match
+the hash their name promises.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalharness.errors import RecordError
+from evalharness.records.checks import record_problems
+from evalharness.records.files import atomic_write_text, samples_digest, samples_path, write_samples
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,10 +32,12 @@ __all__ = [
     "GroupEntry",
     "MetricEntry",
     "ModelEntry",
+    "RESULTS_FILE",
     "RunRecord",
     "TaskEntry",
     "atomic_write_text",
     "load_record",
+    "parse_samples",
     "read_samples",
     "samples_path",
     "write_record",
@@ -127,39 +134,16 @@ def finite_or_none(value: float | None) -> float | None:
     return float(value)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds either the old content or all of the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def samples_path(run_dir: Path, task_name: str) -> Path:
-    """``samples/glue/sst2.jsonl``; task names never leave the run directory."""
-    relative = Path("samples", *task_name.split("/")).with_suffix(".jsonl")
-    resolved = (run_dir / relative).resolve()
-    if not resolved.is_relative_to(run_dir.resolve()):
-        raise RecordError(f"task name '{task_name}' would write outside the run directory")
-    return run_dir / relative
-
-
-def write_samples(run_dir: Path, task_name: str, rows: Iterable[Mapping[str, Any]]) -> str:
-    path = samples_path(run_dir, task_name)
-    lines = (json.dumps(row, ensure_ascii=False, allow_nan=False, default=str) for row in rows)
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return path.relative_to(run_dir).as_posix()
-
-
 def write_record(run_dir: Path, record: RunRecord) -> Path:
+    """Replace ``results.json`` atomically; a record its own loader would refuse is never written.
+
+    Only :mod:`evalharness.records.store` writes into a run directory that may already hold
+    a record (it merges under the record lock); this is its last step.
+    """
     path = run_dir / RESULTS_FILE
+    problems = record_problems(record)
+    if problems:
+        raise RecordError(f"{path}: refusing to write an implausible run record: " + "; ".join(problems[:5]))
     text = json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False)
     atomic_write_text(path, text + "\n")
     return path
@@ -178,7 +162,8 @@ def load_record(run: str | os.PathLike[str]) -> RunRecord:
     """Load and validate a run directory's ``results.json`` (or the file itself)."""
     path = _results_file(Path(run))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
     except FileNotFoundError:
         raise RecordError(f"{path}: no run record here (expected {RESULTS_FILE})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -194,37 +179,77 @@ def load_record(run: str | os.PathLike[str]) -> RunRecord:
             f"(it reads version {SCHEMA_VERSION}); use a matching evalharness release"
         )
     try:
-        return RunRecord.model_validate(data)
+        # strict: a number written as a string or a boolean was typed in by hand, not by a writer
+        record = RunRecord.model_validate_json(text, strict=True)
     except ValidationError as exc:
         from evalharness.config import field_path
 
         problems = [f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
         raise RecordError(f"{path}: invalid run record: " + "; ".join(problems[:5])) from None
+    problems = record_problems(record)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise RecordError(
+            f"{path}: implausible run record: " + "; ".join(problems[:5]) + more
+            + "; the file was edited by hand or corrupted"
+        )
+    return record
 
 
-def read_samples(run_dir: str | os.PathLike[str], task_name: str) -> list[dict[str, Any]]:
-    """Per-example rows of one task, validated to be complete JSON lines."""
-    run_dir = Path(run_dir)
-    record = load_record(run_dir)
+def _samples_file(run_dir: Path, record: RunRecord, task_name: str) -> Path:
     if task_name not in record.tasks:
         raise RecordError(f"{run_dir}: the run has no task '{task_name}'")
-    path = run_dir / record.tasks[task_name].samples
+    relative = record.tasks[task_name].samples
+    path = run_dir / relative
     if not path.resolve().is_relative_to(run_dir.resolve()):
-        raise RecordError(
-            f"{run_dir / RESULTS_FILE}: tasks.{task_name}.samples '{record.tasks[task_name].samples}' "
-            "points outside the run directory"
-        )
-    rows = []
+        raise RecordError(f"{run_dir / RESULTS_FILE}: tasks.{task_name}.samples '{relative}' points outside the run directory")
+    return path
+
+
+def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) -> list[dict[str, Any]]:
+    """The rows of a samples file's bytes: complete JSON lines, ``expected`` of them, matching
+    ``digest`` (the sha256 in the file's name) when there is one."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise RecordError(f"{path}: samples file missing") from None
+        # Only "\n" ends a row: str.splitlines() would also split inside a prediction that holds
+        # U+2028, U+0085 or U+001C (JSON keeps them raw with ensure_ascii=False).
+        lines = data.decode("utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+    except UnicodeDecodeError:
+        raise RecordError(f"{path}: corrupted samples file (not UTF-8)") from None
+    rows = []
     for number, line in enumerate(lines, start=1):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             raise RecordError(f"{path}:{number}: corrupted samples line") from None
-    expected = record.tasks[task_name].n_examples
     if len(rows) != expected:
         raise RecordError(f"{path}: {len(rows)} samples but the record says {expected}")
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        raise RecordError(
+            f"{path}: the samples file does not match the sha256 its name records; it was modified "
+            "after the run wrote it, so its predictions cannot be trusted (rerun or rescore the task)"
+        )
     return rows
+
+
+def read_samples(run_dir: str | os.PathLike[str], task_name: str) -> list[dict[str, Any]]:
+    """Per-example rows of one task, checked against the record: complete JSON lines, one per
+    example, with the bytes the file's name promises."""
+    run_dir = Path(run_dir)
+    record = load_record(run_dir)
+    path = _samples_file(run_dir, record, task_name)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        # A writer may have replaced the record (and removed these samples) since it was read.
+        record = load_record(run_dir)
+        path = _samples_file(run_dir, record, task_name)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise RecordError(f"{path}: samples file missing") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read the samples file ({exc.strerror})") from None
+    entry = record.tasks[task_name]
+    return parse_samples(path, data, entry.n_examples, samples_digest(entry.samples))

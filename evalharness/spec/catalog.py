@@ -3,24 +3,38 @@
 A task's name is its path under a tasks folder without ``.yaml`` (``glue/sst2``); a folder
 name is a group (``glue`` expands to every task under ``tasks/glue/``). Built-in tasks come
 from the ``tasks/`` folder shipped inside the package; users add folders with
-``--tasks-dir``. The same name in two folders is an error, never a silent override.
+``--tasks-dir``. Hidden files and folders (``.name``) are not tasks.
 
-Validation here goes beyond the schema: metric names and settings, reader formats and the
-fields that prompt templates use are checked against their registries.
+A name must mean one thing, everywhere a run writes it, so the catalog refuses (for every
+command, and file by file in ``tasks validate``):
+
+- a name that is not a portable path segment per folder level (letters, digits, ``_`` and
+  ``-``; no dots, spaces or reserved device names): run records name samples files after it;
+- the same name twice, or two names (tasks or groups) that differ only in case: on a
+  case-insensitive file system they share one samples file;
+- a name that is both a task and a group (``--tasks glue`` must not depend on which wins);
+- a ``--tasks-dir`` task inside a built-in group (``glue`` means the built-in GLUE tasks);
+- a ``.yml`` (or ``.YAML``) file, which would silently be left out of its group.
+
+Each task file is then checked by ``checks.check_task``, the same function ``run`` uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalharness.config import validate_model
 from evalharness.errors import EvalHarnessError, SpecError, UsageError, did_you_mean
-from evalharness.spec.kinds import TASK_KINDS
+from evalharness.spec.checks import check_task, template_fields
 from evalharness.spec.loader import Task, load_task
 
-__all__ = ["TaskCatalog", "builtin_tasks_dir", "check_task", "template_fields"]
+__all__ = ["TaskCatalog", "builtin_tasks_dir", "check_task", "name_problem", "template_fields", "validate_paths"]
+
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+MAX_SEGMENT = 100
 
 
 def builtin_tasks_dir() -> Path:
@@ -31,142 +45,154 @@ def builtin_tasks_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "tasks"
 
 
-def template_fields(template: str) -> set[str]:
-    """Variables a Jinja2 template reads (parsed, never executed)."""
-    from jinja2 import meta
-    from jinja2.sandbox import SandboxedEnvironment
-
-    try:
-        return set(meta.find_undeclared_variables(SandboxedEnvironment().parse(template)))
-    except Exception as exc:  # jinja2.TemplateSyntaxError and friends
-        raise SpecError(f"invalid template: {exc}") from None
-
-
-# Names a template may use besides the example's canonical fields.
-TEMPLATE_GLOBALS = {"labels", "label_name"}
-
-
-def _check_templates(task: Task) -> None:
-    prompt = task.spec.prompt
-    if prompt is None:
-        return
-    known = set(TASK_KINDS[task.spec.kind].fields) | TEMPLATE_GLOBALS
-    templates = {"prompt.template": prompt.template}
-    if prompt.target is not None:
-        templates["prompt.target"] = prompt.target
-    for index, choice in enumerate(prompt.choices or []):
-        templates[f"prompt.choices[{index}]"] = choice
-    for where, template in templates.items():
-        try:
-            used = template_fields(template)
-        except SpecError as exc:
-            raise SpecError(f"{task.path}: {where}: {exc}") from None
-        unknown = sorted(used - known)
-        if unknown:
-            raise SpecError(
-                f"{task.path}: {where}: template uses {unknown}, which a '{task.spec.kind}' "
-                f"example does not have{did_you_mean(unknown[0], known)} "
-                f"(available: {', '.join(sorted(known))})"
+def name_problem(name: str) -> str | None:
+    """Why a task name cannot be used as a portable path under a run directory (None: it can)."""
+    for segment in name.split("/"):
+        if not _SEGMENT.fullmatch(segment):
+            return (
+                f"has the part '{segment}'; use letters, digits, '_' and '-' only (starting with a letter or "
+                "digit; no dots or spaces), since run records name files after it"
             )
-
-
-def _check_metrics(task: Task) -> None:
-    from evalharness.metrics.registry import METRICS, metric_class
-
-    for index, metric in enumerate(task.spec.metrics):
-        where = f"{task.path}: metrics[{index}]"
-        if metric.name not in METRICS:
-            raise SpecError(
-                f"{where}.name: unknown metric '{metric.name}'{did_you_mean(metric.name, METRICS)}"
-            )
-        cls = metric_class(metric.name)
-        settings = validate_model(cls.Settings, metric.settings, str(task.path), prefix=("metrics", index, "settings"))
-        problem = cls.spec_problem(settings, task.spec)
-        if problem is not None:
-            raise SpecError(f"{where}: {problem}")
-
-
-def _check_sources(task: Task) -> None:
-    from evalharness.data.loader import check_local_source
-
-    sources = {"data": task.spec.data}
-    few_shot = task.spec.prompt.few_shot if task.spec.prompt else None
-    if few_shot is not None and few_shot.data is not None:
-        sources["prompt.few_shot.data"] = few_shot.data
-    for where, source in sources.items():
-        if source.local is not None:
-            check_local_source(source.local, f"{task.path}: {where}.local")
-
-
-def _check_formulations(task: Task) -> None:
-    from evalharness.prompting import formulation_by_name
-
-    known = formulation_by_name()
-    for name, settings in task.spec.formulations.items():
-        if name not in known:
-            raise SpecError(
-                f"{task.path}: formulations.{name}: unknown formulation{did_you_mean(name, known)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        validate_model(known[name].Settings, settings, str(task.path), prefix=("formulations", name))
-
-
-def check_task(task: Task) -> None:
-    """Cross-reference checks that the schema alone cannot do."""
-    _check_sources(task)
-    _check_metrics(task)
-    _check_formulations(task)
-    _check_templates(task)
+        if segment.casefold() in _RESERVED or len(segment) > MAX_SEGMENT:
+            return f"has the part '{segment}', which is not a portable file name"
+    return None
 
 
 @dataclass(frozen=True)
 class _Entry:
     name: str
     path: Path
-    root: Path
+    builtin: bool
+
+
+def _prefixes(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+
+
+def _files(root: Path) -> Iterable[Path]:
+    """Files under ``root`` (or ``root`` itself), sorted, hidden ones left out."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        if not any(part.startswith(".") for part in path.relative_to(root).parts) and path.is_file():
+            yield path
+
+
+class _Discovery:
+    """Task files of several folders, and every naming problem, by file."""
+
+    def __init__(self, roots: Sequence[tuple[Path, bool]], show: Callable[[Path], Path] = lambda path: path) -> None:
+        self.entries: dict[str, _Entry] = {}
+        self.problems: dict[Path, str] = {}
+        found: list[_Entry] = []
+        for root, builtin in roots:
+            for file in _files(root):
+                shown = show(file)
+                name = file.stem if root.is_file() else file.relative_to(root).with_suffix("").as_posix()
+                if file.suffix == ".yaml":
+                    found.append(_Entry(name, shown, builtin))
+                elif file.suffix.lower() in (".yaml", ".yml"):
+                    self.problems[shown] = (
+                        f"{shown}: task files end in '.yaml'; rename it (a '{file.suffix}' file is not read as a task, "
+                        "so its group would silently run without it)"
+                    )
+        for entry in found:
+            self._add(entry)
+        self._check_names()
+
+    def _problem(self, entry: _Entry, message: str) -> None:
+        self.problems.setdefault(entry.path, f"{entry.path}: {message}")
+
+    def _add(self, entry: _Entry) -> None:
+        problem = name_problem(entry.name)
+        if problem is not None:
+            self._problem(entry, f"task name '{entry.name}' {problem}")
+        elif entry.name in self.entries and self.entries[entry.name].path != entry.path:
+            other = self.entries[entry.name].path
+            self._problem(entry, f"duplicate task name '{entry.name}' (also defined by {other})")
+        else:
+            self.entries[entry.name] = entry
+
+    def _check_names(self) -> None:
+        groups = self.groups()
+        builtin_groups = {
+            prefix for entry in self.entries.values() if entry.builtin for prefix in _prefixes(entry.name)
+        }
+        folded: dict[str, str] = {}
+        for entry in self.entries.values():
+            if entry.name in groups:
+                self._problem(
+                    entry,
+                    f"'{entry.name}' is both a task and a group of tasks ({', '.join(groups[entry.name][:3])}"
+                    f"{', ...' if len(groups[entry.name]) > 3 else ''}); rename the file or the folder",
+                )
+            for prefix in _prefixes(entry.name):
+                if prefix in self.entries:
+                    self._problem(
+                        entry,
+                        f"'{prefix}' is both a task ({self.entries[prefix].path}) and a group of tasks; "
+                        "rename the file or the folder",
+                    )
+            if not entry.builtin:
+                for prefix in _prefixes(entry.name):
+                    if prefix in builtin_groups:
+                        self._problem(
+                            entry,
+                            f"'{prefix}' is a built-in group; a --tasks-dir cannot add '{entry.name}' to it "
+                            "(put it in a folder of your own)",
+                        )
+            for name in [*_prefixes(entry.name), entry.name]:
+                other = folded.setdefault(name.casefold(), name)
+                if other != name:
+                    self._problem(
+                        entry,
+                        f"'{name}' and '{other}' differ only in case; their run samples would share one file on "
+                        "case-insensitive file systems (rename one)",
+                    )
+
+    def groups(self) -> dict[str, list[str]]:
+        """Every folder prefix of a task name is a group of the tasks below it."""
+        groups: dict[str, list[str]] = {}
+        for name in sorted(self.entries):
+            for prefix in _prefixes(name):
+                groups.setdefault(prefix, []).append(name)
+        return groups
 
 
 class TaskCatalog:
     """Task files discovered under the built-in folder and any user folders."""
 
     def __init__(self, extra_dirs: Sequence[str | Path] = (), *, include_builtin: bool = True):
-        roots = [builtin_tasks_dir()] if include_builtin else []
+        roots = [(builtin_tasks_dir(), True)] if include_builtin else []
         for extra in extra_dirs:
             path = Path(extra)
             if not path.is_dir():
                 raise UsageError(f"--tasks-dir '{path}' is not a directory")
-            roots.append(path)
-        self._entries: dict[str, _Entry] = {}
-        for root in roots:
-            for path in sorted(root.rglob("*.yaml")):
-                name = path.relative_to(root).with_suffix("").as_posix()
-                if name in self._entries:
-                    other = self._entries[name].path
-                    raise SpecError(f"{path}: duplicate task name '{name}' (also defined by {other})")
-                self._entries[name] = _Entry(name, path, root)
+            roots.append((path, False))
+        discovery = _Discovery(roots)
+        if discovery.problems:
+            raise SpecError("\n".join(discovery.problems.values()))
+        self._entries = discovery.entries
+        self._groups = discovery.groups()
 
     def names(self) -> list[str]:
         return sorted(self._entries)
 
     def groups(self) -> dict[str, list[str]]:
-        """Every folder prefix of a task name is a group of the tasks below it."""
-        groups: dict[str, list[str]] = {}
-        for name in self.names():
-            parts = name.split("/")
-            for depth in range(1, len(parts)):
-                groups.setdefault("/".join(parts[:depth]), []).append(name)
-        return groups
+        return {group: list(members) for group, members in self._groups.items()}
 
     def path_of(self, name: str) -> Path:
         try:
             return self._entries[name].path
         except KeyError:
-            known = [*self._entries, *self.groups()]
+            known = [*self._entries, *self._groups]
             raise UsageError(f"unknown task '{name}'{did_you_mean(name, known)}") from None
 
     def load(self, name: str) -> Task:
         task = load_task(self.path_of(name), name)
-        check_task(task)
+        check_task(task, known_tasks=self._entries)
         return task
 
     def resolve(self, requested: Iterable[str]) -> list[tuple[str, bool]]:
@@ -175,7 +201,6 @@ class TaskCatalog:
         Returns ``(task name, explicitly named)``: tasks reached through a group may be
         skipped when their data is unavailable, explicitly named ones may not.
         """
-        groups = self.groups()
         resolved: dict[str, bool] = {}
         for item in requested:
             item = item.strip().strip("/")
@@ -183,8 +208,8 @@ class TaskCatalog:
                 continue
             if item in self._entries:
                 resolved[item] = True
-            elif item in groups:
-                for name in groups[item]:
+            elif item in self._groups:
+                for name in self._groups[item]:
                     resolved.setdefault(name, False)
             else:
                 self.path_of(item)  # raises with a suggestion
@@ -194,24 +219,49 @@ class TaskCatalog:
 
 
 def validate_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
-    """Validate task files or folders of them; returns ``(file, error or None)`` per file."""
+    """Validate task files or folders of them; returns ``(file, error or None)`` per file.
+
+    A folder is checked as ``--tasks-dir FOLDER`` would see it, next to the built-in tasks (a
+    folder inside the built-in one is checked as built-in tasks); a single file is named by
+    its stem, as at the top of a tasks folder. Paths are shown as given.
+    """
+    builtin = builtin_tasks_dir().resolve()
     results: list[tuple[Path, str | None]] = []
-    seen: dict[str, Path] = {}
-    for given in paths:
-        root = Path(given)
-        if root.is_dir():
-            files = [(p, p.relative_to(root).with_suffix("").as_posix()) for p in sorted(root.rglob("*.yaml"))]
-        elif root.is_file():
-            files = [(root, root.stem)]
+    given: list[tuple[Path, Path]] = []  # (as given, resolved)
+    for item in map(Path, paths):
+        if not item.exists():
+            results.append((item, f"{item}: no such file or directory"))
+        elif not item.is_file() and not item.is_dir():
+            results.append((item, f"{item}: not a regular file or a folder"))
+        elif item.is_file() and item.suffix.lower() not in (".yaml", ".yml"):
+            results.append((item, f"{item}: not a task file (task files end in '.yaml')"))
         else:
-            results.append((root, f"{root}: no such file or directory"))
-            continue
-        for path, name in files:
+            given.append((item, item.resolve()))
+    folders = [resolved for _, resolved in given if resolved.is_dir()]
+    roots: list[tuple[Path, bool]] = [(builtin, True)]
+    for _, resolved in given:
+        covered = [builtin, *(folder for folder in folders if folder != resolved)]
+        if not any(resolved == root or root in resolved.parents for root in covered) and (resolved, False) not in roots:
+            roots.append((resolved, False))
+
+    def show(path: Path) -> Path:
+        for item, resolved in sorted(given, key=lambda pair: len(pair[1].parts), reverse=True):
+            if path == resolved or resolved in path.parents:
+                return item / path.relative_to(resolved) if path != resolved else item
+        return path
+
+    discovery = _Discovery(roots, show)
+    selected = [show(file) for _, resolved in given for file in _files(resolved)]
+    for item, resolved in given:
+        if resolved.is_dir() and not any(file.suffix.lower() in (".yaml", ".yml") for file in _files(resolved)):
+            results.append((item, f"{item}: no task files (*.yaml) in this folder; nothing was validated"))
+    by_path = {entry.path: entry.name for entry in discovery.entries.values()}
+    for path in dict.fromkeys(selected):
+        if path in discovery.problems:
+            results.append((path, discovery.problems[path]))
+        elif path in by_path:
             try:
-                if name in seen and seen[name] != path:
-                    raise SpecError(f"{path}: duplicate task name '{name}' (also {seen[name]})")
-                seen[name] = path
-                check_task(load_task(path, name))
+                check_task(load_task(path, by_path[path]), known_tasks=discovery.entries)
                 results.append((path, None))
             except EvalHarnessError as exc:
                 results.append((path, str(exc)))

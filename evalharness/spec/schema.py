@@ -7,7 +7,10 @@ everywhere so that a typo never silently changes an evaluation.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import posixpath
+import re
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,6 +18,7 @@ from evalharness.config import StrictModel
 from evalharness.spec.kinds import TASK_KINDS
 
 __all__ = [
+    "TEMPLATE",
     "CounterfactualSpec",
     "DataSource",
     "FewShotSpec",
@@ -24,7 +28,31 @@ __all__ = [
     "MetricSpec",
     "PromptSpec",
     "TaskSpec",
+    "label_key",
+    "raw_label_key",
 ]
+
+# Marks a settings field that holds a Jinja2 template (``Annotated[str, TEMPLATE]``), so that
+# ``tasks validate`` checks formulation templates like ``prompt.template``.
+TEMPLATE = "jinja2-template"
+
+
+def label_key(label: str) -> str:
+    """A label name as model labels are matched to it: case, spaces, '-' and '_' ignored."""
+    return re.sub(r"[\s_\-]+", "", label).casefold()
+
+
+def raw_label_key(value: Any) -> str:
+    """A raw label value as it may be written in another file format: numbers by value
+    (``1``, ``1.0``, ``"01"``), text and booleans in any case (``true``, ``"True"``)."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text.casefold()
+    if math.isfinite(number) and number == int(number):
+        return str(int(number))
+    return repr(number)
 
 
 class LocalSource(StrictModel):
@@ -40,9 +68,14 @@ class LocalSource(StrictModel):
     @field_validator("files")
     @classmethod
     def _relative_paths(cls, files: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
         for name in files:
             if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
                 raise ValueError(f"'{name}' must be a relative path inside the data directory")
+            same = posixpath.normpath(name.replace("\\", "/"))
+            if same in seen:  # read twice, every example would count twice
+                raise ValueError(f"'{name}' and '{seen[same]}' are the same file; list each file once")
+            seen[same] = name
         return files
 
 
@@ -64,16 +97,32 @@ class DataSource(StrictModel):
     local: LocalSource | None = None
     hub: HubSource | None = None
     label_values: dict[str, str] | None = Field(
-        default=None, description="raw label value (as text) -> label name"
+        default=None,
+        description="raw label value (as text) -> label name; a few-shot source without one uses the task's",
     )
 
     @field_validator("label_values", mode="before")
     @classmethod
     def _stringify_keys(cls, value: Any) -> Any:
-        # YAML reads `0: negative` with an integer key; raw values are compared as text.
-        if isinstance(value, dict):
-            return {str(key): label for key, label in value.items()}
-        return value
+        # YAML reads `0: negative` with an integer key; raw values are compared as text, so keys
+        # that read the same once the data's type is lost (1 and '1', 1 and 1.0, true and 'True')
+        # would make the mapping depend on the file format: they are refused.
+        if not isinstance(value, dict):
+            return value
+        seen: dict[str, Any] = {}
+        for key in value:
+            if key is None or (isinstance(key, str) and not key.strip()):
+                raise ValueError("a key is empty or null; quote the raw value it stands for")
+            if not isinstance(key, str | int | float):
+                raise ValueError(f"key {key!r} is not a plain value")
+            same = raw_label_key(key)
+            if same in seen:
+                raise ValueError(
+                    f"keys {seen[same]!r} and {key!r} stand for the same raw label value once read as text "
+                    "(numbers by value, text and booleans in any case); keep one"
+                )
+            seen[same] = key
+        return {str(key): label for key, label in value.items()}
 
     @model_validator(mode="after")
     def _at_least_one_source(self) -> DataSource:
@@ -96,13 +145,20 @@ class FewShotSpec(StrictModel):
 class PromptSpec(StrictModel):
     """How generative and language models see the task. Templates are Jinja2 strings."""
 
-    template: str = Field(description="renders the model input from the example's fields")
-    choices: list[str] | None = Field(
+    template: Annotated[str, TEMPLATE] = Field(description="renders the model input from the example's fields")
+    choices: Annotated[list[str] | None, TEMPLATE] = Field(
         default=None, description="one continuation template per label, in label order"
     )
-    target: str | None = Field(default=None, description="renders the gold answer in demos")
+    target: Annotated[str | None, TEMPLATE] = Field(default=None, description="renders the gold answer in demos")
     stop: list[str] = Field(default_factory=list, description="generation stops at any of these")
     few_shot: FewShotSpec | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: list[str]) -> list[str]:
+        if "" in stop:  # found at position 0 of every text: every generation would be cut to ""
+            raise ValueError("an empty stop string would cut every generation to nothing; remove it")
+        return stop
 
 
 class GenerationSpec(StrictModel):
@@ -220,6 +276,26 @@ class TaskSpec(StrictModel):
                 raise ValueError(f"counterfactual.fields: {unknown} are not fields of a '{self.kind}' example ({', '.join(fields)})")
         return self
 
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, labels: list[str] | None) -> list[str] | None:
+        # Model labels are matched to task labels ignoring case, spaces, '-' and '_'
+        # (config.id2label 'NEGATIVE' is 'negative'): two labels that match alike are ambiguous.
+        seen: dict[str, str] = {}
+        for label in labels or []:
+            if not label.strip():
+                raise ValueError("a label name is empty")
+            same = label_key(label)
+            if same in seen:
+                if seen[same] == label:
+                    raise ValueError(f"{label!r} is listed twice")
+                raise ValueError(
+                    f"{seen[same]!r} and {label!r} differ only in case, spaces, '-' or '_'; "
+                    "a model label would match both"
+                )
+            seen[same] = label
+        return labels
+
     @model_validator(mode="after")
     def _cluster_field_exists(self) -> TaskSpec:
         if self.cluster_field is None:
@@ -241,8 +317,6 @@ class TaskSpec(StrictModel):
         needs_labels = TASK_KINDS[self.kind].needs_labels
         if needs_labels and not self.labels:
             raise ValueError(f"a '{self.kind}' task needs 'labels' (the label names, in order)")
-        if self.labels and len(set(self.labels)) != len(self.labels):
-            raise ValueError("'labels' contains duplicates")
         if self.prompt and self.prompt.choices and self.labels:
             if len(self.prompt.choices) != len(self.labels):
                 raise ValueError(

@@ -22,6 +22,7 @@ from evalharness.cli import main
 from evalharness.comparison.compare import compare_runs
 from evalharness.comparison.gate import evaluate_gate
 from evalharness.errors import DataError, RecordError, SpecError
+from evalharness.records.record import load_record, read_samples, write_record, write_samples
 from evalharness.types import Example
 
 CLUSTERED = CLASSIFICATION_TASK.replace(
@@ -159,10 +160,11 @@ def test_clustered_runs_that_disagree_on_an_examples_cluster_are_refused(tmp_pat
 def test_samples_row_without_its_cluster_is_refused(tmp_path, capsys):
     clusters = [f"p{i // 4}" for i in range(80)]
     b = _run(tmp_path, "b", _correct(80, 0.8, 1), clusters=clusters)
-    samples = b / "samples" / "mine" / "clustered.jsonl"
-    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    rows = read_samples(b, "mine/clustered")
     rows[5].pop("cluster")
-    samples.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    record = load_record(b)
+    entry = record.tasks["mine/clustered"].model_copy(update={"samples": write_samples(b, "mine/clustered", rows)})
+    write_record(b, record.model_copy(update={"tasks": {"mine/clustered": entry}}))
     policy = _policy(tmp_path, "rules:\n  - {task: mine/clustered, metric: accuracy, noninferior: {margin: 5}}\n")
     code, _, err = _gate(capsys, "--candidate", b, "--baseline", b, "--policy", policy, "--tasks-dir", b / "specs")
     assert code == 2 and "declares cluster_field 'source' but example '5' has no cluster in its samples row" in err

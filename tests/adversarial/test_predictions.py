@@ -190,8 +190,9 @@ def test_lone_carriage_return_is_not_a_line_break_in_plain_text_predictions(main
     path.write_bytes(b"first\rstill first\nsecond\r\nthird\n")
     result, out = _score(main, workspace, "gen", path, "--format", "lines")
     assert result.returncode == 0, result.stderr
-    samples = [json.loads(line) for line in (out / "samples" / "adv" / "gen.jsonl").read_text(encoding="utf-8").split("\n") if line]
-    assert [row["prediction"] for row in samples] == ["first\rstill first", "second", "third"]
+    from evalharness.records.record import read_samples
+
+    assert [row["prediction"] for row in read_samples(out, "adv/gen")] == ["first\rstill first", "second", "third"]
 
 
 def test_counterfactual_probe_cannot_be_scored_from_a_prediction_file(main, workspace, tmp_path):
@@ -210,3 +211,16 @@ def test_bbq_answer_index_outside_the_choices_is_refused(tmp_path):
     path.write_text(json.dumps(row) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"preds.jsonl:1: answer index 5 is outside the 3 choices"):
         bbq_reader("prediction")(path, None)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x1c"])
+def test_prediction_holding_a_unicode_line_separator_is_kept_whole_in_the_samples(main, workspace, separator):
+    """JSON keeps U+2028/U+2029/U+0085 raw (ensure_ascii=False): reading samples back must split
+    on "\\n" only, or the record's own samples would be refused as corrupted (a lost record)."""
+    from evalharness.records.record import read_samples
+
+    predictions = _predictions(workspace, {str(i): f"line one{separator}line two {i}" for i in range(3)})
+    result, out = _score(main, workspace, "gen", predictions)
+    assert result.returncode == 0, result.stderr
+    rows = read_samples(out, "adv/gen")
+    assert [row["prediction"] for row in rows] == [f"line one{separator}line two {i}" for i in range(3)]

@@ -1,0 +1,219 @@
+"""What every engine that runs the model outside this process shares (a server, vLLM).
+
+:class:`RemoteCausalLM` is a :class:`~evalharness.models.causal.CausalLMAdapter` without
+weights: the tokenization, the context/continuation split, BOS/EOS conditioning, left
+truncation and rolling windows are the in-process adapter's own code, and only the scoring
+of token rows and the decoding of prompts are sent elsewhere. That is what makes the
+numbers of ``hf`` and a serving engine comparable request by request.
+
+Log-likelihoods come from *prompt* log-probabilities (OpenAI's ``echo`` + ``logprobs``,
+vLLM's ``prompt_logprobs``): a row (model input, targets its last positions predict) is
+sent as the prompt ``input + [last target]``, whose last ``len(targets)`` prompt tokens are
+the targets. Engines also generate at least one token after a prompt, so a row needs two
+positions more than its input: scoring inputs are limited to the context length minus 2
+(``max_length``), one token less than ``hf`` uses at the full context. Inputs that fit are
+scored identically; longer ones are truncated (and flagged) one token earlier.
+
+Without a tokenizer only generation is possible (text in, text out); the kinds a backend
+cannot answer carry the reason in :attr:`refusals`, which formulations report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+from evalharness.errors import ModelError, UsageError
+from evalharness.models.base import ModelAdapter, ModelInfo, options_with
+from evalharness.models.causal import CausalLMAdapter
+from evalharness.types import (
+    GenerateResponse,
+    GenerationOptions,
+    LoglikelihoodResponse,
+    RequestKind,
+    RollingLoglikelihoodResponse,
+    RollingOptions,
+)
+
+__all__ = ["GeneratedText", "RemoteCausalLM", "ScoredPrompt", "check_greedy_options", "context_length_of", "preview"]
+
+SCORED_KINDS = frozenset({RequestKind.LOGLIKELIHOOD, RequestKind.LOGLIKELIHOOD_ROLLING})
+EXTRA_POSITIONS = 2  # the echoed last target, and the token every engine generates after the prompt
+
+# Position i (from 1) of a prompt: (log P(prompt[i] | prompt[:i]), whether prompt[i] is the arg-max).
+ScoredPrompt = list[tuple[float, bool]]
+
+
+class GeneratedText(NamedTuple):
+    """One generation as an engine returns it. ``ended_early``: it ended at an end of sequence
+    before ``min_new_tokens``, which ``hf`` would have forbidden."""
+
+    text: str
+    n_tokens: int
+    ended_early: bool = False
+
+
+def preview(text: str, limit: int = 60) -> str:
+    """A prompt as error messages show it: short, on one line."""
+    flat = " ".join(str(text).split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "…")
+
+
+def context_length_of(tokenizer: Any, config: Mapping[str, Any] | None) -> int | None:
+    """The model's context from its tokenizer and config.json, as ``ModelAdapter.max_length``
+    reads it; None when neither says."""
+    limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
+    positions = (config or {}).get("max_position_embeddings") or (config or {}).get("n_positions")
+    if limit is None or limit > 1_000_000:  # the "no limit" sentinel of tokenizers
+        return int(positions) if positions else None
+    return int(min(limit, positions)) if positions else int(limit)
+
+
+def check_greedy_options(options: GenerationOptions, backend: str) -> None:
+    """Serving APIs decode greedily with temperature 0 and nothing else: refuse settings that
+    would make ``hf`` decode differently, rather than silently drop them."""
+    unsupported = {
+        "num_beams": (options.num_beams, 1),
+        "no_repeat_ngram_size": (options.no_repeat_ngram_size, 0),
+    }
+    wrong = {name: value for name, (value, default) in unsupported.items() if value != default}
+    if wrong:
+        settings = ", ".join(f"{name}={value}" for name, value in wrong.items())
+        raise UsageError(
+            f"the {backend} backend decodes greedily and cannot reproduce {settings}; pass --num-beams 1 "
+            "(and set no_repeat_ngram_size: 0 in the task) for this run and any run you compare it with"
+        )
+
+
+class RemoteCausalLM(CausalLMAdapter):
+    """A causal LM whose forward passes happen elsewhere; subclasses implement
+    :meth:`score_prompts` and :meth:`complete`."""
+
+    backend: str = "remote"
+
+    def __init__(self, tokenizer: Any, info: ModelInfo, *, context_length: int | None, refusals: Mapping[RequestKind, str]) -> None:
+        self.model = None
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self._max_length = None
+        self.refusals = dict(refusals)
+        if tokenizer is None:
+            self.refusals.update({kind: self.refusals.get(kind, self._no_tokenizer(kind)) for kind in SCORED_KINDS})
+        elif context_length is None or context_length <= EXTRA_POSITIONS:
+            reason = f"the served model's context length is unknown or too short ({context_length})"
+            self.refusals.update({kind: self.refusals.get(kind, reason) for kind in SCORED_KINDS})
+        self.answers = frozenset({RequestKind.GENERATE, *SCORED_KINDS}) - set(self.refusals)
+        self.adds_bos = self._tokenizer_adds(tokenizer.bos_token_id, first=True) if tokenizer is not None else False
+        notes: dict[str, Any] = {"context_length": context_length}
+        if tokenizer is not None and not self.refusals.keys() >= SCORED_KINDS:
+            notes.update(self._notes())
+            notes.pop("padding")  # nothing is padded here: every prompt is a request of its own
+            notes["max_length"] = f"{self.max_length} (the context minus {EXTRA_POSITIONS}: the echoed target and one generated token)"
+        notes["unsupported"] = {kind.value: reason for kind, reason in sorted(self.refusals.items())}
+        self.info = replace(info, notes={**info.notes, **notes})
+
+    def _no_tokenizer(self, kind: RequestKind) -> str:
+        return f"'{kind.value}' requests over the {self.backend} backend need the served model's tokenizer (--tokenizer DIR)"
+
+    # -- what subclasses implement -----------------------------------------------------
+    def score_prompts(self, prompts: Sequence[list[int]]) -> list[ScoredPrompt]:
+        """Prompt log-probabilities of each token-id prompt, positions 1 to the end."""
+        raise NotImplementedError
+
+    def complete(self, prompts: Sequence[str | list[int]], options: GenerationOptions, shown: Sequence[str]) -> list[GeneratedText]:
+        """Greedy continuations of text or token-id prompts; ``shown`` names them in errors."""
+        raise NotImplementedError
+
+    # -- the adapter surface -----------------------------------------------------------
+    @property
+    def max_length(self) -> int:
+        if self.context_length is None:
+            raise ModelError(f"{self.info.name}: the served model's context length is unknown")
+        return self.context_length - EXTRA_POSITIONS
+
+    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+        """Token counts with a tokenizer; without one, character counts (only the order of
+        requests depends on them, never a number)."""
+        if self.tokenizer is not None:
+            return ModelAdapter.token_lengths(self, requests)
+        return [sum(len(part) for part in (r if isinstance(r, tuple) else (r,)) if isinstance(part, str)) for r in requests]
+
+    def check_generation(self, max_new_tokens: int) -> None:
+        if max_new_tokens < 1 or (self.context_length is not None and self.context_length - max_new_tokens < 1):
+            raise UsageError(
+                f"max_new_tokens={max_new_tokens} must be at least 1 and leave room for the prompt "
+                f"in the served model's {self.context_length} positions"
+            )
+
+    def _refuse(self, kind: RequestKind) -> None:
+        if kind in self.refusals:
+            raise ModelError(f"{self.info.name}: {self.refusals[kind]}")
+
+    def loglikelihood(self, requests: Sequence[Any], *, batch_size: int = 32) -> list[LoglikelihoodResponse]:
+        self._refuse(RequestKind.LOGLIKELIHOOD)
+        return super().loglikelihood(requests, batch_size=batch_size)
+
+    def loglikelihood_rolling(
+        self, texts: Sequence[str], *, batch_size: int = 32, options: RollingOptions | None = None, **settings: Any
+    ) -> list[RollingLoglikelihoodResponse]:
+        self._refuse(RequestKind.LOGLIKELIHOOD_ROLLING)
+        return super().loglikelihood_rolling(texts, batch_size=batch_size, options=options, **settings)
+
+    def _score_rows(self, rows: Sequence[tuple[list[int], list[int]]], batch_size: int) -> list[tuple[float, bool]]:
+        """The in-process adapter's rows, scored from prompt log-probabilities."""
+        prompts = [[*tokens, targets[-1]] for tokens, targets in rows]
+        scored = self.score_prompts(prompts)
+        results = []
+        for (tokens, targets), prompt, positions in zip(rows, prompts, scored):
+            if len(positions) != len(prompt) - 1:
+                raise ModelError(
+                    f"{self.info.name}: {len(positions)} prompt log-probabilities came back for a prompt of "
+                    f"{len(prompt)} tokens ({preview(self.tokenizer.decode(prompt))})"
+                )
+            tail = positions[-len(targets) :]
+            results.append((math.fsum(logprob for logprob, _ in tail), all(greedy for _, greedy in tail)))
+        return results
+
+    def generate(
+        self, prompts: Sequence[str], *, batch_size: int = 32, options: GenerationOptions | None = None, **settings: Any
+    ) -> list[GenerateResponse]:
+        """Greedy continuations, cut at the first stop string as ``hf`` cuts them.
+
+        With a tokenizer and a known context, a prompt longer than ``context - max_new_tokens``
+        loses tokens on the left exactly as in ``hf`` and is sent as token ids (flagged
+        ``truncated``); otherwise the text itself is sent and the engine tokenizes it.
+        """
+        from evalharness.models.stopping import cut_at_stop
+
+        chosen = options_with(GenerationOptions, options, settings)
+        check_greedy_options(chosen, self.backend)
+        self.check_generation(chosen.max_new_tokens)
+        if any(not stop for stop in chosen.stop):
+            raise UsageError(f"stop sequences must be non-empty strings, got {list(chosen.stop)}")
+        texts = [str(prompt) for prompt in prompts]
+        payloads, truncated = zip(*(self._generation_prompt(text, chosen.max_new_tokens) for text in texts)) if texts else ((), ())
+        outputs = self.complete(list(payloads), chosen, texts)
+        responses = []
+        for text, output, cut in zip(texts, outputs, truncated):
+            generated, n_tokens, ended_early = output
+            if ended_early and not any(stop in generated for stop in chosen.stop):
+                raise ModelError(
+                    f"{self.info.name}: the generation for the prompt {preview(text)} ended after {n_tokens} tokens, "
+                    f"before generation.min_new_tokens={chosen.min_new_tokens}, and the {self.backend} backend cannot "
+                    "forbid an early end of sequence; set min_new_tokens: 0 in the task for this run and the run you compare it with"
+                )
+            responses.append(GenerateResponse(cut_at_stop(generated, chosen.stop), n_tokens, cut))
+        return responses
+
+    def _generation_prompt(self, text: str, max_new_tokens: int) -> tuple[str | list[int], bool]:
+        if self.tokenizer is None or self.context_length is None:
+            if not text:
+                raise ModelError(f"{self.info.name}: an empty prompt needs the served model's tokenizer (--tokenizer DIR) to start from BOS")
+            return text, False
+        ids = self._encode([text])[0] or [self.prefix_token_id]
+        budget = self.context_length - max_new_tokens
+        if len(ids) > budget:
+            return ids[-budget:], True
+        return (text, False) if text else (ids, False)
