@@ -34,7 +34,7 @@ import numpy as np
 from evalharness.comparison.gate_policy import LoadedPolicy
 from evalharness.comparison.gate_results import FAILED, PASSED, CheckResult, RuleResult
 from evalharness.errors import RecordError, UsageError
-from evalharness.inference import SequentialDecision, SequentialRule, decide
+from evalharness.inference import Margin, SequentialDecision, SequentialRule, decide
 from evalharness.records.record import RunRecord, finite_or_none
 
 __all__ = ["SequentialCheck", "SequentialState", "plan_checks"]
@@ -99,7 +99,7 @@ def _rules_for(check: str, limit: Any, metric: Any, baseline_value: float | None
     if check in ("max_drop", "max_drop_relative"):
         drop = float(limit) * (abs(baseline_value) if check == "max_drop_relative" else 1.0)
         return (SequentialRule(-drop, (-span, span), alpha, above=True, target="test-set", inclusive=True, label=label),), drop
-    margin = float(limit.margin) * (abs(baseline_value) if limit.relative else 1.0)
+    margin = Margin(float(limit.margin), bool(limit.relative)).absolute(baseline_value)  # a zero baseline is refused
     if check == "noninferior":
         return (SequentialRule.noninferiority(margin=margin, bounds=(low, high), alpha=alpha, label=label, final_share=final_share),), margin
     return (
