@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evalharness.inference import cluster_robust_mean, paired_bootstrap_difference, paired_difference  # noqa: E402
 from evalharness.metrics import build_metric  # noqa: E402
-from evalharness.stats import Scorer, mean_interval  # noqa: E402
+from evalharness.stats import Scorer  # noqa: E402
 
 DEV = "squad/dev_reconstructed_from_explorer_html/dev-v2.0.from_explorer_html.json"
 PREDICTIONS = "squad/explorer_dev_predictions/v2.0/{}.json"
@@ -77,7 +77,7 @@ def main() -> None:
         stats = {system: statistics(args.data_dir, system, ids, answers, metric_name) for system in SYSTEMS}
         scores = {system: 100 * value[:, 0] for system, value in stats.items()}
         for system in SYSTEMS:
-            naive = mean_interval(scores[system])
+            naive = cluster_robust_mean(scores[system], np.arange(len(ids)))  # one question per cluster: the plain t interval
             clustered = {}
             for name, clusters in levels.items():
                 estimate = cluster_robust_mean(scores[system], clusters)

@@ -4,4 +4,4 @@ Adding a command is one module and one entry in ``COMMANDS``; handlers import he
 libraries lazily so ``--help`` stays fast.
 """
 
-COMMANDS = ["tasks", "run", "rescore", "score", "compare", "gate", "leaderboard", "report", "demo", "sweep", "publish", "import_runs", "parity"]
+COMMANDS = ["tasks", "run", "rescore", "score", "compare", "gate", "bless", "noise", "leaderboard", "report", "demo", "sweep", "publish", "import_runs", "parity"]

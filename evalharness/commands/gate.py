@@ -11,10 +11,74 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from evalharness.commands.common import add_tasks_dir
+from evalharness.commands.common import add_tasks_dir, parse_label_map, positive_int
 from evalharness.commands.compare import add_test_options, settings_from_args
+from evalharness.errors import UsageError
+
+
+def with_sources(report: Any, candidate: Any, baseline: Any) -> Any:
+    """The report naming runs as the user gave them (a URL, NAME@STORE) with their provenance,
+    not as the temporary copies the gate read."""
+    runs = {}
+    for key, resolved in (("candidate", candidate), ("baseline", baseline)):
+        info = getattr(report, key)
+        if resolved is not None and info is not None and str(resolved.path) != resolved.source:
+            runs[key] = {**info, "path": resolved.source, **resolved.info()}
+    return replace(report, **runs) if runs else report
+
+
+def _sequential(args: argparse.Namespace, policy: Any, baseline: Path | None, settings: Any) -> Any:
+    from evalharness.evaluation.runner import RunConfig
+    from evalharness.evaluation.sequential import SequentialOptions, sequential_gate
+
+    if not args.model:
+        raise UsageError("--sequential evaluates a checkpoint: give it with --model (and the run directory to write with --candidate)")
+    config = RunConfig(
+        model=args.model,
+        tasks=[],
+        output=Path(args.candidate),
+        data_dir=args.data_dir,
+        tasks_dirs=args.tasks_dir,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        model_kind=args.model_kind,
+        label_map=parse_label_map(args.label_map),
+        trust_remote_code=args.trust_remote_code,
+    )
+    options = SequentialOptions(batch_examples=args.batch_examples, order_seed=args.order_seed, final_share=args.final_share)
+    return sequential_gate(policy, config, baseline, options=options, settings=settings, progress=lambda message: print(message, file=sys.stderr))
+
+
+def _add_sequential_options(gate: argparse.ArgumentParser) -> None:
+    from evalharness.commands.run import batch_size
+
+    group = gate.add_argument_group(
+        "sequential gate",
+        "With --sequential, the gate evaluates the checkpoint --model itself, in seeded random batches of each task's "
+        "examples, into the run directory --candidate, and stops as soon as every rule is settled (anytime-valid "
+        "confidence sequences); the baseline is a recorded full run.",
+    )
+    group.add_argument("--sequential", action="store_true", help="evaluate --model batch by batch and stop once every rule is settled")
+    group.add_argument("--model", help="checkpoint (directory or hub id) to evaluate as the candidate")
+    group.add_argument("--batch-examples", type=positive_int, default=100, help="examples added per task per batch (default 100)")
+    group.add_argument("--order-seed", type=int, default=0, help="seed of the random order of the examples (default 0)")
+    group.add_argument(
+        "--final-share", type=float, default=0.5,
+        help="share of alpha kept for a final full-data t test of noninferior/within rules the sequence did not settle (default 0.5; 0: none)",
+    )
+    group.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
+    group.add_argument("--batch-size", type=batch_size, default="auto", help="model batch size, or auto")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    group.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    group.add_argument("--model-kind", help="override the kind detected from config.architectures")
+    group.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
+    group.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -26,10 +90,21 @@ def _gate(args: argparse.Namespace) -> int:
         to_markdown,
     )
     from evalharness.records.record import atomic_write_text
+    from evalharness.records.baselines import resolve_run
 
     policy = load_policy(args.policy)  # a malformed policy fails before any run is read
     settings = settings_from_args(args)
-    report = evaluate_gate(policy, args.candidate, args.baseline, settings=settings, tasks_dirs=args.tasks_dir)
+    if args.model and not args.sequential:
+        raise UsageError("--model is the checkpoint a sequential gate evaluates: add --sequential (or gate a run with --candidate RUN)")
+    with tempfile.TemporaryDirectory(prefix="evalharness-gate-") as workdir:
+        baseline = resolve_run(args.baseline, workdir=Path(workdir) / "baseline") if args.baseline else None
+        if args.sequential:
+            report = _sequential(args, policy, baseline.path if baseline else None, settings)
+            candidate = None
+        else:
+            candidate = resolve_run(args.candidate, workdir=Path(workdir) / "candidate")
+            report = evaluate_gate(policy, candidate.path, baseline.path if baseline else None, settings=settings, tasks_dirs=args.tasks_dir)
+    report = with_sources(report, candidate, baseline)
     outputs = {args.junit: to_junit, args.markdown: to_markdown}
     for path, render in outputs.items():
         if path:
@@ -54,8 +129,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Exit code 0 when every rule was evaluated and passed, 1 when any failed, 2 for an invalid policy, unusable "
         "runs, or a rule that could not be evaluated (no baseline, task or metric absent) unless it is 'optional: true'.",
     )
-    gate.add_argument("--candidate", required=True, metavar="RUN", help="run directory to check")
-    gate.add_argument("--baseline", metavar="RUN", help="run directory to compare against (rules that need it fail with exit 2 without it, unless optional)")
+    gate.add_argument(
+        "--candidate", required=True, metavar="RUN",
+        help="run directory to check (or an fsspec URL of a run); with --sequential, the run directory to write",
+    )
+    gate.add_argument(
+        "--baseline", metavar="RUN",
+        help="run to compare against: a run directory, an fsspec URL of a run (s3://, gs://, hf://, file://...), or NAME@STORE "
+        "for a run recorded with `evalharness bless` (every file checked against its provenance); rules that need a baseline "
+        "exit 2 without one, unless optional",
+    )
     gate.add_argument("--policy", required=True, metavar="FILE", help="gate policy (YAML)")
     gate.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per rule")
     gate.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
@@ -63,4 +146,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     gate.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     add_test_options(gate)
     add_tasks_dir(gate)
+    _add_sequential_options(gate)
     gate.set_defaults(handler=_gate, alpha=0.05, correction="none")

@@ -24,13 +24,20 @@ from typing import Any
 
 import numpy as np
 
+from evalharness.comparison.pairing import (
+    PairedTask,
+    TaskComparison,
+    pair_task,
+    task_clusters,
+    task_stats,
+)
 from evalharness.errors import EvalHarnessError, RecordError, UsageError
+from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.records.record import (
     MetricEntry,
     RunRecord,
     finite_or_none,
     load_record,
-    read_samples,
 )
 from evalharness.seeds import MAX_SEED
 from evalharness.stats import (
@@ -128,18 +135,6 @@ class MetricComparison:
             return None
         lower_is_better = self.ideal is not None or not self.higher_is_better
         return self.change if lower_is_better else -self.change
-
-
-@dataclass(frozen=True)
-class TaskComparison:
-    task: str
-    n_a: int
-    n_b: int
-    n_compared: int
-    fingerprint_a: str
-    fingerprint_b: str
-    same_examples: bool
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -253,6 +248,28 @@ def _mcnemar_test(pair: _Pair) -> PairedResult:
     return PairedResult("mcnemar-exact", observed, low, high, stderr, result.p_value, f"mcnemar-exact; ci:{ci_method}", correct_a.size, details)
 
 
+def cluster_test(pair: _Pair, clusters: np.ndarray) -> PairedResult:
+    """The paired cluster bootstrap: whole clusters resampled, both runs scored on the same
+    draw; the percentile interval and the bootstrap p-value of ``settings.bootstrap_pvalue``
+    from those replicates. Used for every metric of a task whose examples share clusters:
+    per-example tests (McNemar, per-example swaps) assume independent examples."""
+    settings = pair.settings
+    deltas, n_clusters = cluster_bootstrap(pair.stats_b, pair.stats_a, pair.scorer, list(clusters), rng=pair.rng(), n_resamples=settings.n_resamples)
+    observed = pair.scorer.observed(pair.stats_a, pair.stats_b)
+    finite = deltas[np.isfinite(deltas)]
+    method = f"paired-cluster-bootstrap-B{settings.n_resamples}-p:{settings.bootstrap_pvalue}|clusters:{n_clusters}"
+    details = {"n_resamples": settings.n_resamples, "undefined_resamples": int(deltas.size - finite.size), "clusters": n_clusters}
+    nan = float("nan")
+    if n_clusters < 2 or finite.size < 2 or not math.isfinite(observed):
+        return PairedResult("paired-cluster-bootstrap", observed, nan, nan, nan, nan, method, pair.stats_a.shape[0], details)
+    identical = np.array_equal(pair.stats_a, pair.stats_b)
+    p_value = 1.0 if identical else BOOTSTRAP_PVALUES[settings.bootstrap_pvalue](finite, observed)
+    tail = (1 - settings.confidence) / 2
+    low, high = np.quantile(finite, [tail, 1 - tail])
+    return PairedResult("paired-cluster-bootstrap", observed, float(low), float(high), float(finite.std(ddof=1)), float(p_value), method,
+                        pair.stats_a.shape[0], details)
+
+
 @dataclass(frozen=True)
 class PairedTest:
     run: Callable[[_Pair], PairedResult]
@@ -267,7 +284,7 @@ PAIRED_TESTS: dict[str, PairedTest] = {
 }
 
 
-# -- pairing examples -------------------------------------------------------------------------
+# -- pairing examples: evalharness.comparison.pairing -----------------------------------------
 
 
 def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
@@ -278,70 +295,6 @@ def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
         "fingerprint": record.model.fingerprint,
         "created": record.created,
     }
-
-
-def _rows_by_id(run_dir: Path, task: str) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    for row in read_samples(run_dir, task):
-        key = str(row.get("id"))
-        if key in rows:
-            raise RecordError(f"{run_dir}: task '{task}' has example id '{key}' twice; examples cannot be paired")
-        rows[key] = row
-    return rows
-
-
-def _example(ids: Sequence[str]) -> str:
-    shown = ", ".join(repr(i) for i in list(ids)[:3])
-    return shown + (", ..." if len(ids) > 3 else "")
-
-
-@dataclass
-class _PairedTask:
-    summary: TaskComparison
-    ids: list[str]
-    rows_a: dict[str, dict[str, Any]]
-    rows_b: dict[str, dict[str, Any]]
-
-
-def _pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunRecord]) -> tuple[_PairedTask, list[str]]:
-    """Align one task's examples; returns the pairing and why the runs' examples differ."""
-    entry_a, entry_b = records[0].tasks[task], records[1].tasks[task]
-    rows_a, rows_b = _rows_by_id(dirs[0], task), _rows_by_id(dirs[1], task)
-    problems = []
-    if entry_a.data.fingerprint != entry_b.data.fingerprint:
-        problems.append(f"data fingerprints differ ({entry_a.data.fingerprint} vs {entry_b.data.fingerprint})")
-    if entry_a.n_examples != entry_b.n_examples:
-        problems.append(f"{entry_a.n_examples} vs {entry_b.n_examples} examples")
-    only_a = [i for i in rows_a if i not in rows_b]
-    only_b = [i for i in rows_b if i not in rows_a]
-    if only_a or only_b:
-        problems.append(f"{len(only_a)} example ids only in A ({_example(only_a)}), {len(only_b)} only in B ({_example(only_b)})")
-    ids = [i for i in rows_a if i in rows_b]
-    notes = []
-    if problems:
-        notes.append(f"examples differ ({'; '.join(problems)}); compared on the {len(ids)} shared example ids")
-        golds = sum(rows_a[i].get("gold") != rows_b[i].get("gold") for i in ids)
-        if golds:
-            notes.append(f"{golds} shared ids have different gold answers in the two runs")
-    if entry_a.spec_hash != entry_b.spec_hash:
-        notes.append(f"task specs differ ({entry_a.spec_hash} vs {entry_b.spec_hash})")
-    if entry_a.formulation != entry_b.formulation:
-        notes.append(f"formulations differ ({entry_a.formulation} vs {entry_b.formulation})")
-    summary = TaskComparison(
-        task, entry_a.n_examples, entry_b.n_examples, len(ids), entry_a.data.fingerprint, entry_b.data.fingerprint, not problems, notes
-    )
-    return _PairedTask(summary, ids, rows_a, rows_b), problems
-
-
-def _stats(paired: _PairedTask, rows: Mapping[str, dict[str, Any]], key: str, run_dir: Path) -> np.ndarray:
-    try:
-        stats = np.array([rows[i]["stats"][key] for i in paired.ids], dtype=float)
-    except (KeyError, TypeError, ValueError):
-        raise RecordError(
-            f"{run_dir}: samples of '{paired.summary.task}' lack usable per-example statistics for "
-            f"'{key}' (written by an older evalharness?); re-run the evaluation"
-        ) from None
-    return stats.reshape(len(paired.ids), -1)
 
 
 def _signature_without_version(signature: str) -> str:
@@ -365,7 +318,7 @@ def _scorer(metric: Any, ideal: float | None) -> Scorer:
 
 
 def _compare_metric(
-    paired: _PairedTask, key: str, entries: tuple[MetricEntry, MetricEntry], dirs: tuple[Path, Path], settings: CompareSettings
+    paired: PairedTask, key: str, entries: tuple[MetricEntry, MetricEntry], dirs: tuple[Path, Path], settings: CompareSettings
 ) -> dict[str, Any]:
     """One metric's raw comparison (adjusted p-value and verdict are added later)."""
     from evalharness.metrics.registry import build_metric
@@ -377,7 +330,7 @@ def _compare_metric(
         metric = build_metric(entry_a.metric, entry_a.settings)
     except EvalHarnessError as exc:
         raise _NotCompared(f"cannot rebuild the metric: {exc}") from None
-    stats_a, stats_b = _stats(paired, paired.rows_a, key, dirs[0]), _stats(paired, paired.rows_b, key, dirs[1])
+    stats_a, stats_b = task_stats(paired, paired.rows_a, key, dirs[0]), task_stats(paired, paired.rows_b, key, dirs[1])
     if stats_a.shape != stats_b.shape:
         raise _NotCompared(f"per-example statistics have different shapes ({stats_a.shape} vs {stats_b.shape})")
     notes = []
@@ -402,7 +355,18 @@ def _compare_metric(
             if entry.value is not None and not math.isclose(value, entry.value, rel_tol=1e-6, abs_tol=1e-9):
                 notes.append(f"{side}'s value re-aggregated from its statistics ({value:.6g}) differs from the recorded {entry.value:.6g}")
     defined = math.isfinite(value_a) and math.isfinite(value_b)
-    result = PAIRED_TESTS[test_name].run(_Pair(metric, stats_a, stats_b, scorer, settings)) if defined else None
+    pair = _Pair(metric, stats_a, stats_b, scorer, settings)
+    clusters, cluster_field = task_clusters(paired, dirs)
+    if clusters is not None:
+        clusters = np.asarray(clusters, dtype=object)[entered]
+        count = len(set(clusters))
+        notes.append(f"examples share sources (cluster_field '{cluster_field}', {count} clusters): tested with the paired cluster bootstrap"
+                     + (f" instead of {test_name}" if test_name != "bootstrap" else "")
+                     + (f"; with fewer than {FEW_CLUSTERS} clusters it is unreliable" if count < FEW_CLUSTERS else ""))
+    if not defined:
+        result = None
+    else:
+        result = cluster_test(pair, clusters) if clusters is not None else PAIRED_TESTS[test_name].run(pair)
     return {
         "task": paired.summary.task,
         "metric": key,
@@ -463,7 +427,7 @@ def compare_runs(
     selected = _selected_tasks(records, tasks if tasks is not None else (list(metrics) if metrics else None), names)
     paired_tasks, refusals = [], []
     for task in selected:
-        paired, problems = _pair_task(task, dirs, records)
+        paired, problems = pair_task(task, dirs, records)
         paired_tasks.append(paired)
         if problems:
             refusals.append(f"  {task}: " + "; ".join(problems))

@@ -30,15 +30,34 @@ from evalharness.comparison.compare import (
     MetricComparison,
     compare_runs,
 )
+from evalharness.comparison.decisions import (
+    PairedData,
+    PairedMetric,
+    StatSettings,
+    mde_for_drop,
+    statistical_check,
+)
 from evalharness.comparison.gate_policy import (
     BASELINE_CHECKS,
     GatePolicy,
     GateRule,
     LoadedPolicy,
+    MetricFacts,
+    largest_difference,
     load_policy,
     validate_policy,
 )
-from evalharness.errors import did_you_mean
+from evalharness.comparison.gate_results import (
+    FAILED,
+    NOT_EVALUATED,
+    PASSED,
+    SKIPPED,
+    CheckResult,
+    GateReport,
+    RuleResult,
+)
+from evalharness.comparison.noise_floor import noise_floors, noise_warning
+from evalharness.errors import EvalHarnessError, did_you_mean
 from evalharness.records.record import MetricEntry, RunRecord, TaskEntry, load_record
 from evalharness.stats import adjust_pvalues
 
@@ -54,104 +73,43 @@ __all__ = [
     "load_policy",
 ]
 
-PASSED, FAILED, NOT_EVALUATED, SKIPPED = "passed", "failed", "not evaluated", "skipped"
-STATUSES = (PASSED, FAILED, NOT_EVALUATED, SKIPPED)
-
-
-# -- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    description: str
-    status: str
-    detail: str
-    candidate: float | None = None
-    baseline: float | None = None
-    change: float | None = None
-    p_value: float | None = None
-    n: int | None = None  # examples that entered the metric (compared examples for baseline checks)
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    name: str
-    task: str
-    metric: str | None
-    where: str
-    checks: list[CheckResult]
-
-    @property
-    def status(self) -> str:
-        """The worst status of its checks: failed, not evaluated, skipped, passed."""
-        statuses = {check.status for check in self.checks}
-        return next(status for status in (FAILED, NOT_EVALUATED, SKIPPED, PASSED) if status in statuses)
-
-
-@dataclass(frozen=True)
-class GateReport:
-    """What :func:`evaluate_gate` found; rendered by :mod:`evalharness.comparison.gate_report`."""
-
-    policy_path: str
-    policy: GatePolicy
-    candidate: dict[str, Any]
-    baseline: dict[str, Any] | None
-    rules: list[RuleResult]
-    settings: CompareSettings
-    notes: list[str] = field(default_factory=list)
-
-    def _checks(self) -> list[CheckResult]:
-        return [check for rule in self.rules for check in rule.checks]
-
-    @property
-    def checked_anything(self) -> bool:
-        return any(check.status in (PASSED, FAILED) for check in self._checks())
-
-    @property
-    def exit_code(self) -> int:
-        """0 every rule evaluated and passed; 1 a rule failed; 2 a rule could not be evaluated
-        or nothing was checked (every rule skipped)."""
-        statuses = {check.status for check in self._checks()}
-        if NOT_EVALUATED in statuses or not self.checked_anything:
-            return 2
-        return 1 if FAILED in statuses else 0
-
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
-
-    @property
-    def verdict(self) -> str:
-        return {0: "passed", 1: "failed", 2: "not evaluated"}[self.exit_code]
-
-    def problems(self) -> list[str]:
-        """Why the gate exits 2: each rule it could not evaluate, or that it checked nothing."""
-        found = [
-            f"{rule.where}: {rule.name}: {check.check}: {check.detail}"
-            for rule in self.rules
-            for check in rule.checks
-            if check.status == NOT_EVALUATED
-        ]
-        if not self.checked_anything:
-            found.append(f"{self.policy_path}: every rule was skipped, so the gate checked nothing")
-        return found
-
-    def counts(self) -> dict[str, int]:
-        statuses = [rule.status for rule in self.rules]
-        return {status: statuses.count(status) for status in STATUSES}
-
-
 # -- checks: one small function per kind ------------------------------------------------------
+
+
+@dataclass
+class _Statistics:
+    """What statistical checks need beyond the records' values: the runs' aligned per-example
+    statistics (paired lazily, once per task) and the test settings."""
+
+    paired: PairedData | None
+    policy: GatePolicy
+    settings: CompareSettings
+    facts: dict[int, MetricFacts]
+    floors: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)  # from the runs' noise.json
+    _metrics: dict[tuple[str, str], PairedMetric] = field(default_factory=dict)
+
+    def metric(self, rule: GateRule) -> PairedMetric:
+        key = (rule.task, rule.metric)
+        if key not in self._metrics:
+            self._metrics[key] = self.paired.metric(*key)
+        return self._metrics[key]
+
+    def for_rule(self, index: int, rule: GateRule, *, on_distance: bool) -> StatSettings:
+        facts = self.facts.get(index)
+        largest = largest_difference(facts, on_distance=on_distance) if facts is not None else math.inf
+        return StatSettings(self.policy.alpha_of(rule), self.policy.power, self.settings.seed, self.settings.n_resamples, largest)
 
 
 @dataclass(frozen=True)
 class _Context:
     rule: GateRule
+    index: int
+    where: str
     alpha: float
     entry: MetricEntry
     comparison: MetricComparison | None  # present whenever a baseline check runs
     p_adjusted: float | None
+    statistics: _Statistics
 
     def describe(self, check: str) -> str:
         return describe_check(self.rule, check, self.alpha)
@@ -159,6 +117,18 @@ class _Context:
     @property
     def ideal(self) -> float:
         return self.entry.ideal  # validate_policy allows distance checks only on metrics with one
+
+    def compared_values(self) -> dict[str, Any]:
+        comparison = self.comparison
+        return {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "n": comparison.n}
+
+    def noise(self, threshold: float | None) -> dict[str, Any]:
+        warning = noise_warning(threshold, self.statistics.floors.get((self.rule.task, self.rule.metric)))
+        return {"noise_warning": warning} if warning else {}
+
+    def located(self, check: str, exc: EvalHarnessError) -> EvalHarnessError:
+        """The same error, naming the rule it came from (file:line)."""
+        return type(exc)(f"{self.where}: {self.rule.label}: {check}: {exc}")
 
 
 def _fmt(value: float | None) -> str:
@@ -182,14 +152,26 @@ def _check_distance(ctx: _Context, limit: float) -> CheckResult:
     return CheckResult("max_distance_from_ideal", ctx.describe("max_distance_from_ideal"), PASSED if ok else FAILED, detail, ctx.entry.value, n=ctx.entry.n)
 
 
-def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: str) -> CheckResult:
+def _detectable(ctx: _Context, check: str, threshold: float) -> dict[str, Any]:
+    """The MDE fields of a 'significant' rule (its limit ``threshold`` in the compared units)."""
+    if not ctx.rule.significant:
+        return {}
+    try:
+        paired = ctx.statistics.metric(ctx.rule)
+    except EvalHarnessError as exc:
+        raise ctx.located(check, exc) from None
+    settings = ctx.statistics.for_rule(ctx.index, ctx.rule, on_distance=paired.ideal is not None)
+    mde, warning = mde_for_drop(paired, threshold, settings)
+    return {"mde": mde, "mde_warning": warning}
+
+
+def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: str, threshold: float) -> CheckResult:
     """A regression check: fails when ``amount`` exceeds ``limit`` (and, for ``significant``
     rules, the paired test's adjusted p-value is below alpha). An observed change within the
     limit is described as a change, not as an improvement or a regression: only the paired
-    test could say which."""
-    comparison = ctx.comparison
+    test could say which. A significant rule also reports what its test could detect."""
     description = ctx.describe(check)
-    values = {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "p_value": ctx.p_adjusted, "n": comparison.n}
+    values = {**ctx.compared_values(), "p_value": ctx.p_adjusted, **_detectable(ctx, check, threshold), **ctx.noise(threshold)}
     shown = f"{_fmt(amount)}{unit}"
     if amount <= limit:
         detail = f"drop {shown} within {_fmt(limit)}{unit}" if amount > 0 else f"no drop ({_fmt(-amount)}{unit} the other way)" if amount < 0 else "no change"
@@ -204,40 +186,87 @@ def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: st
 
 
 def _check_max_drop(ctx: _Context, limit: float) -> CheckResult:
-    return _regression(ctx, "max_drop", ctx.comparison.worsening, limit, "")
+    return _regression(ctx, "max_drop", ctx.comparison.worsening, limit, "", limit)
 
 
 def _check_max_drop_relative(ctx: _Context, limit: float) -> CheckResult:
     worsening, base = ctx.comparison.worsening, ctx.comparison.value_a
     relative = worsening / abs(base) if base else (math.inf if worsening > 0 else 0.0)
-    return _regression(ctx, "max_drop_relative", 100 * relative, 100 * limit, "%")
+    return _regression(ctx, "max_drop_relative", 100 * relative, 100 * limit, "%", limit * abs(base))
 
 
 def _check_distance_increase(ctx: _Context, limit: float) -> CheckResult:
-    return _regression(ctx, "max_distance_increase", ctx.comparison.change, limit, "")
+    return _regression(ctx, "max_distance_increase", ctx.comparison.change, limit, "", limit)
+
+
+def _check_test(ctx: _Context, check: str, spec: Any) -> CheckResult:
+    """``noninferior`` or ``within``: the paired interval against the margin
+    (:mod:`evalharness.comparison.decisions`). An interval that cannot be made leaves the
+    rule not evaluated, never passed."""
+    try:
+        paired = ctx.statistics.metric(ctx.rule)
+        on_distance = check == "noninferior" and paired.ideal is not None
+        outcome = statistical_check(check, paired, spec, ctx.statistics.for_rule(ctx.index, ctx.rule, on_distance=on_distance))
+    except EvalHarnessError as exc:
+        raise ctx.located(check, exc) from None
+    status = {"passed": PASSED, "failed": FAILED, "undetermined": _unevaluated(ctx.rule)}[outcome.status]
+    return CheckResult(
+        check, ctx.describe(check), status, outcome.detail, **ctx.compared_values(), p_value=outcome.p_value,
+        interval=outcome.interval, margin=outcome.margin, verdict=outcome.verdict, mde=outcome.mde, mde_warning=outcome.mde_warning,
+        **ctx.noise(outcome.margin),
+    )
+
+
+def _check_noninferior(ctx: _Context, spec: Any) -> CheckResult:
+    return _check_test(ctx, "noninferior", spec)
+
+
+def _check_within(ctx: _Context, spec: Any) -> CheckResult:
+    return _check_test(ctx, "within", spec)
+
+
+def _margin_text(spec: Any) -> str:
+    return f"{spec.margin:.1%} of the baseline" if spec.relative else f"{spec.margin:g}"
+
+
+def _describe_limit(template: str) -> Callable[[GateRule, str, float], str]:
+    def describe(rule: GateRule, name: str, alpha: float) -> str:
+        significance = f" if significant at {alpha:g}" if rule.significant else ""
+        return template.format(limit=getattr(rule, name), significance=significance)
+
+    return describe
+
+
+def _describe_noninferior(rule: GateRule, name: str, alpha: float) -> str:
+    return f"non-inferior to baseline, margin {_margin_text(rule.noninferior)} (one-sided alpha {alpha:g})"
+
+
+def _describe_within(rule: GateRule, name: str, alpha: float) -> str:
+    return f"equivalent to baseline within ±{_margin_text(rule.within)} (TOST, alpha {alpha:g})"
 
 
 @dataclass(frozen=True)
 class Check:
-    run: Callable[[_Context, float], CheckResult]
-    description: str  # formatted with the limit (and, for regressions, the significance clause)
+    run: Callable[[_Context, Any], CheckResult]
+    describe: Callable[[GateRule, str, float], str]  # (rule, check name, alpha) -> text shown in CI
 
 
 # One per name in gate_policy.CHECK_NAMES; those in BASELINE_CHECKS need a baseline.
 CHECKS: dict[str, Check] = {
-    "min": Check(_check_min, "value ≥ {limit:g}"),
-    "max": Check(_check_max, "value ≤ {limit:g}"),
-    "max_distance_from_ideal": Check(_check_distance, "distance from ideal ≤ {limit:g}"),
-    "max_drop": Check(_check_max_drop, "drop vs baseline ≤ {limit:g}{significance}"),
-    "max_drop_relative": Check(_check_max_drop_relative, "drop vs baseline ≤ {limit:.1%}{significance}"),
-    "max_distance_increase": Check(_check_distance_increase, "distance from ideal grows ≤ {limit:g}{significance}"),
+    "min": Check(_check_min, _describe_limit("value ≥ {limit:g}")),
+    "max": Check(_check_max, _describe_limit("value ≤ {limit:g}")),
+    "max_distance_from_ideal": Check(_check_distance, _describe_limit("distance from ideal ≤ {limit:g}")),
+    "max_drop": Check(_check_max_drop, _describe_limit("drop vs baseline ≤ {limit:g}{significance}")),
+    "max_drop_relative": Check(_check_max_drop_relative, _describe_limit("drop vs baseline ≤ {limit:.1%}{significance}")),
+    "max_distance_increase": Check(_check_distance_increase, _describe_limit("distance from ideal grows ≤ {limit:g}{significance}")),
+    "noninferior": Check(_check_noninferior, _describe_noninferior),
+    "within": Check(_check_within, _describe_within),
 }
 
 
 def describe_check(rule: GateRule, name: str, alpha: float) -> str:
     """A check as shown in CI, e.g. ``drop vs baseline ≤ 1 if significant at 0.05``."""
-    significance = f" if significant at {alpha:g}" if rule.significant else ""
-    return CHECKS[name].description.format(limit=getattr(rule, name), significance=significance)
+    return CHECKS[name].describe(rule, name, alpha)
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -314,20 +343,20 @@ def _why_no_comparison(rule: GateRule, baseline: RunRecord | None, comparison: C
 
 
 def _evaluate_rule(
-    rule: GateRule,
+    index: int,
     where: str,
-    policy: GatePolicy,
+    statistics: _Statistics,
     records: tuple[RunRecord, RunRecord | None],
     comparison: Comparison | None,
     adjusted: dict[tuple[str, str], float | None],
 ) -> RuleResult:
+    rule = statistics.policy.rules[index]
     found = _find_entry(rule, where, records[0])
     if isinstance(found, RuleResult):
         return found
     missing = _why_no_comparison(rule, records[1], comparison) if _needs_baseline(rule) else None
-    alpha = rule.alpha if rule.alpha is not None else policy.alpha
     metric_comparison = comparison.get(rule.task, rule.metric) if comparison else None
-    ctx = _Context(rule, alpha, found, metric_comparison, adjusted.get((rule.task, rule.metric)))
+    ctx = _Context(rule, index, where, statistics.policy.alpha_of(rule), found, metric_comparison, adjusted.get((rule.task, rule.metric)), statistics)
     results = []
     for name in rule.checks():
         if name in BASELINE_CHECKS and missing is not None:
@@ -373,7 +402,7 @@ def evaluate_gate(
     settings = settings or CompareSettings()
     candidate_record = load_record(candidate)
     baseline_record = load_record(baseline) if baseline is not None else None
-    validate_policy(loaded, TaskCatalog(tasks_dirs), (candidate_record, baseline_record))
+    facts = validate_policy(loaded, TaskCatalog(tasks_dirs), (candidate_record, baseline_record))
     targets = _baseline_targets(loaded.policy, candidate_record, baseline_record)
     comparison = None
     if targets:
@@ -381,9 +410,12 @@ def evaluate_gate(
         comparison = compare_runs(baseline, candidate, settings=replace(settings, correction="none"), metrics=targets)
     adjusted = _adjusted(loaded.policy, comparison)
     records = (candidate_record, baseline_record)
+    paired = PairedData(Path(candidate), Path(baseline), (candidate_record, baseline_record)) if baseline_record is not None else None
+    floors = noise_floors(Path(candidate), Path(baseline) if baseline is not None else None)
+    statistics = _Statistics(paired, loaded.policy, settings, facts, floors)
     results = [
-        _evaluate_rule(rule, loaded.where("rules", index), loaded.policy, records, comparison, adjusted)
-        for index, rule in enumerate(loaded.policy.rules)
+        _evaluate_rule(index, loaded.where("rules", index), statistics, records, comparison, adjusted)
+        for index in range(len(loaded.policy.rules))
     ]
     results += [
         _required_task(task, loaded.where("required_tasks", index), candidate_record)

@@ -26,17 +26,25 @@ from evalharness.records.record import RunRecord
 __all__ = [
     "BASELINE_CHECKS",
     "CHECK_NAMES",
+    "TEST_CHECKS",
     "GatePolicy",
     "GateRule",
     "LoadedPolicy",
     "MetricFacts",
+    "NoninferiorMargin",
+    "WithinMargin",
+    "largest_difference",
     "load_policy",
     "validate_policy",
 ]
 
 # Every check a rule can hold, in the order results are shown.
-CHECK_NAMES = ("min", "max", "max_distance_from_ideal", "max_drop", "max_drop_relative", "max_distance_increase")
-BASELINE_CHECKS = frozenset({"max_drop", "max_drop_relative", "max_distance_increase"})
+CHECK_NAMES = (
+    "min", "max", "max_distance_from_ideal", "max_drop", "max_drop_relative", "max_distance_increase", "noninferior", "within",
+)
+BASELINE_CHECKS = frozenset({"max_drop", "max_drop_relative", "max_distance_increase", "noninferior", "within"})
+# Checks that are statistical tests of their own, at the rule's one-sided level alpha.
+TEST_CHECKS = frozenset({"noninferior", "within"})
 _IDEAL_CHECKS = frozenset({"max_distance_from_ideal", "max_distance_increase"})
 _DROP_CHECKS = frozenset({"max_drop", "max_drop_relative"})
 
@@ -45,6 +53,39 @@ class _PolicyModel(StrictModel):
     # Strict types: `max_drop: "1"` or `significant: "yes"` are errors, not guesses; a NaN or
     # infinite threshold is refused (every comparison with NaN is false: the check could never fail).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _one_sided_alpha(alpha: float) -> str:
+    return (
+        f"alpha {alpha:g} is the one-sided level of 'noninferior'/'within' (their interval has confidence 1 - 2 alpha): "
+        "it must be below 0.5"
+    )
+
+
+class _MarginModel(_PolicyModel):
+    relative: bool = Field(default=False, description="margin is a fraction of the baseline's value (0.02 = 2%)")
+
+    @model_validator(mode="after")
+    def _relative_below_one(self) -> _MarginModel:
+        if self.relative and self.margin >= 1:
+            raise ValueError(
+                f"a relative margin is a fraction of the baseline value (0.02 = 2%), got {self.margin:g}: "
+                "a change of 100% or more would pass any candidate"
+            )
+        return self
+
+
+class NoninferiorMargin(_MarginModel):
+    """Passes only when the lower bound of the paired (1 - 2 alpha) interval of candidate minus
+    baseline, in the metric's better direction, is above -margin."""
+
+    margin: float = Field(ge=0, description="the largest worsening that does not matter, in the metric's units")
+
+
+class WithinMargin(_MarginModel):
+    """Equivalence (two one-sided tests): the (1 - 2 alpha) interval lies inside (-margin, margin)."""
+
+    margin: float = Field(gt=0, description="the largest change either way that does not matter")
 
 
 class GateRule(_PolicyModel):
@@ -59,8 +100,14 @@ class GateRule(_PolicyModel):
     max_drop_relative: float | None = Field(default=None, ge=0, description="largest allowed regression as a fraction of the baseline value")
     max_distance_from_ideal: float | None = Field(default=None, ge=0, description="|value - ideal| must be at most this")
     max_distance_increase: float | None = Field(default=None, ge=0, description="largest allowed increase of |value - ideal| against the baseline")
+    noninferior: NoninferiorMargin | None = Field(default=None, description="non-inferiority test against the baseline")
+    within: WithinMargin | None = Field(default=None, description="equivalence test (TOST) against the baseline")
     significant: bool = Field(default=False, description="fail a regression only when the paired test finds it significant")
-    alpha: float | None = Field(default=None, gt=0, lt=1, description="significance level (default: the policy's)")
+    alpha: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="level of this rule's test (default: the policy's): of the paired test of 'significant', or the one-sided "
+        "level of 'noninferior'/'within' (their interval has confidence 1 - 2 alpha)",
+    )
     optional: bool = Field(
         default=False,
         description="a rule that cannot be evaluated (no baseline, task or metric absent, value undefined) is "
@@ -75,8 +122,16 @@ class GateRule(_PolicyModel):
             raise ValueError(f"a rule needs at least one check: {', '.join(CHECK_NAMES)}")
         if (self.significant or self.alpha is not None) and not BASELINE_CHECKS & set(checks):
             raise ValueError("'significant' and 'alpha' apply to regressions against a baseline: add max_drop, max_drop_relative or max_distance_increase")
-        if self.alpha is not None and not self.significant:
+        if self.significant and TEST_CHECKS & set(checks):
+            tests = " and ".join(f"'{name}'" for name in checks if name in TEST_CHECKS)
+            raise ValueError(
+                f"{tests} is a test of its own (at 'alpha'); 'significant: true' cannot be combined with it: put a "
+                "max_drop rule with 'significant: true' in a separate rule"
+            )
+        if self.alpha is not None and not self.significant and not TEST_CHECKS & set(checks):
             raise ValueError("'alpha' is the level of the paired test of a 'significant: true' rule; add 'significant: true' or remove 'alpha'")
+        if self.alpha is not None and self.alpha >= 0.5 and TEST_CHECKS & set(checks):
+            raise ValueError(_one_sided_alpha(self.alpha))
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g}): no value can pass")
         if self.required is not None and "optional" in self.model_fields_set and self.required == self.optional:
@@ -101,7 +156,8 @@ class GatePolicy(_PolicyModel):
 
     version: Literal[1] = 1
     description: str = ""
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of 'significant' rules")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="level of 'significant' rules and one-sided level of 'noninferior'/'within'")
+    power: float = Field(default=0.8, gt=0, lt=1, description="power at which each test's minimum detectable effect is reported")
     correction: Literal["holm", "bh", "none"] = Field(default="holm", description="multiple-comparison correction across significant rules")
     required_tasks: list[str] = Field(default_factory=list, description="tasks the candidate run must contain")
     rules: list[GateRule] = Field(default_factory=list)
@@ -110,7 +166,15 @@ class GatePolicy(_PolicyModel):
     def _not_empty(self) -> GatePolicy:
         if not self.rules and not self.required_tasks:
             raise ValueError("the policy has no rules and no required_tasks; it would pass anything")
+        if self.alpha >= 0.5 and any(rule.alpha is None and TEST_CHECKS & set(rule.checks()) for rule in self.rules):
+            raise ValueError(_one_sided_alpha(self.alpha))
+        low = max([self.alpha] + [rule.alpha for rule in self.rules if rule.alpha is not None])
+        if self.power <= low:
+            raise ValueError(f"power {self.power:g} must be above every test's alpha (up to {low:g}): a test has power alpha at no effect")
         return self
+
+    def alpha_of(self, rule: GateRule) -> float:
+        return rule.alpha if rule.alpha is not None else self.alpha
 
 
 @dataclass(frozen=True)
@@ -258,14 +322,38 @@ def _distance_never_fires(limit: float, facts: MetricFacts) -> str | None:
     return None
 
 
+def largest_difference(facts: MetricFacts, *, on_distance: bool) -> float:
+    """The largest change of the compared quantity: the metric's range, or the largest
+    distance from its ideal."""
+    return facts.largest_distance if on_distance else facts.bounds[1] - facts.bounds[0]
+
+
+def _noninferior_never_fires(limit: NoninferiorMargin, facts: MetricFacts) -> str | None:
+    largest = largest_difference(facts, on_distance=facts.ideal is not None)
+    if not limit.relative and limit.margin >= largest:
+        what = f"distance of {facts.metric} from its ideal {facts.ideal:g}" if facts.ideal is not None else f"change of {facts.metric}"
+        return f"noninferior margin {limit.margin:g} is at least the largest possible {what} ({largest:g}): the check can never fail"
+    return None
+
+
+def _within_never_fires(limit: WithinMargin, facts: MetricFacts) -> str | None:
+    largest = largest_difference(facts, on_distance=False)
+    if not limit.relative and limit.margin >= largest:
+        low, high = facts.bounds
+        return f"within margin {limit.margin:g} is at least the whole range of {facts.metric} ([{low:g}, {high:g}]): the check can never fail"
+    return None
+
+
 # Why a check can never pass or never fail on a metric's range (None: it can do both).
-_NEVER_FIRES: dict[str, Callable[[float, MetricFacts], str | None]] = {
+_NEVER_FIRES: dict[str, Callable[[Any, MetricFacts], str | None]] = {
     "min": _min_never_fires,
     "max": _max_never_fires,
     "max_distance_from_ideal": _distance_never_fires,
     "max_drop": _drop_never_fires,
     "max_drop_relative": _relative_drop_never_fires,
     "max_distance_increase": _distance_never_fires,
+    "noninferior": _noninferior_never_fires,
+    "within": _within_never_fires,
 }
 
 
@@ -273,6 +361,12 @@ def _applies(rule: GateRule, check: str, facts: MetricFacts) -> str | None:
     """Why ``check`` does not apply to this metric at all, or None."""
     if check in _IDEAL_CHECKS and facts.ideal is None:
         return f"metric '{rule.metric}' of {rule.task} ({facts.metric}) has no ideal value; use min/max/max_drop"
+    margin = getattr(rule, check) if check in TEST_CHECKS else None
+    if margin is not None and margin.relative and facts.ideal is not None:
+        return (
+            f"metric '{rule.metric}' of {rule.task} has an ideal value ({facts.ideal:g}): a relative margin (a fraction of "
+            "the baseline value) is ambiguous there; give an absolute margin"
+        )
     if check in _DROP_CHECKS and facts.ideal is not None:
         return (
             f"metric '{rule.metric}' of {rule.task} has an ideal value ({facts.ideal:g}), so a 'drop' is ambiguous; "

@@ -23,7 +23,7 @@ from evalharness.comparison.gate import (
 )
 from evalharness.records.record import finite_or_none
 
-__all__ = ["GATE_SCHEMA", "print_gate", "to_dict", "to_junit", "to_markdown"]
+__all__ = ["GATE_SCHEMA", "print_gate", "to_dict", "to_junit", "to_markdown", "warnings"]
 
 GATE_SCHEMA = "evalharness.comparison.gate/1"
 BADGES = {PASSED: "✅ pass", FAILED: "❌ fail", NOT_EVALUATED: "⛔ not evaluated", SKIPPED: "⏭️ skipped"}
@@ -42,8 +42,59 @@ def _summary(report: GateReport) -> str:
     return ", ".join(f"{counts[status]} {status}" for status in (PASSED, FAILED, NOT_EVALUATED, SKIPPED))
 
 
+def _mde_text(check: CheckResult) -> str:
+    """E.g. ``MDE 4.3 (power 0.8, alpha 0.05)``; empty for checks without a test."""
+    mde = check.mde
+    if not mde:
+        return ""
+    if mde.get("value") is None:
+        return f"MDE undefined: {mde.get('reason', 'no estimate')}"
+    return f"MDE {_short(mde['value'])} (power {mde['power']:g}, alpha {mde['alpha']:g})"
+
+
+def _interval_text(check: CheckResult) -> str:
+    interval = check.interval
+    if not interval:
+        return ""
+    level = f"{100 * interval['confidence']:g}%"
+    if interval["low"] is None or interval["high"] is None:
+        return f"{level} CI undefined ({interval['method']})"
+    return f"{_short(interval['estimate'])} [{level} CI {_short(interval['low'])}, {_short(interval['high'])}] ({interval['method']})"
+
+
+def _short(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+
+
 def _check_line(check: CheckResult) -> str:
-    return f"[{check.status}] {check.check} ({check.description}): {check.detail}"
+    line = f"[{check.status}] {check.check} ({check.description}): {check.detail}"
+    extra = [text for text in (_interval_text(check), _mde_text(check)) if text]
+    if check.sequential:
+        extra.append(_sequential_text(check.sequential))
+    if extra:
+        line += "\n    " + "; ".join(extra)
+    for warning in (check.mde_warning, check.noise_warning):
+        if warning:
+            line += f"\n    warning: {warning}"
+    return line
+
+
+def _sequential_text(sequential: dict[str, Any]) -> str:
+    return (
+        f"sequential: {sequential['examples_used']} of {sequential['examples_total']} examples "
+        f"(saving {sequential['saving']:.0%}, order seed {sequential['order_seed']}, batches of {sequential['batch_size']})"
+    )
+
+
+def warnings(report: GateReport) -> list[str]:
+    """Every check whose threshold is below what its test can detect or within the noise."""
+    return [
+        f"{rule.name}: {check.check}: {warning}"
+        for rule in report.rules
+        for check in rule.checks
+        for warning in (check.mde_warning, check.noise_warning)
+        if warning
+    ]
 
 
 def _run_label(run: dict[str, Any] | None) -> str:
@@ -87,6 +138,9 @@ def to_junit(report: GateReport) -> str:
         elif by_status[SKIPPED]:
             ET.SubElement(case, "skipped", {"message": _message(by_status[SKIPPED])})
         ET.SubElement(case, "system-out").text = lines
+        cautions = [f"{check.check}: {warning}" for check in rule.checks for warning in (check.mde_warning, check.noise_warning) if warning]
+        if cautions:
+            ET.SubElement(case, "system-err").text = _xml("warning: " + "\nwarning: ".join(cautions))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
@@ -116,8 +170,8 @@ def to_markdown(report: GateReport) -> str:
         f"- Candidate: {_cell(_run_label(report.candidate))}",
         f"- Baseline: {_cell(_run_label(report.baseline))}",
         "",
-        "| Result | Rule | Check | Candidate | Baseline | Change | p (adj.) | n | Detail |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| Result | Rule | Check | Candidate | Baseline | Change | p | n | Detail | Interval (candidate − baseline, better direction) | Margin | Detectable (MDE) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |",
     ]
     for rule in report.rules:
         for check in rule.checks:
@@ -130,9 +184,17 @@ def to_markdown(report: GateReport) -> str:
                 _number(check.change, signed=True),
                 _p(check.p_value),
                 "" if check.n is None else str(check.n),
-                check.detail,
+                check.detail + (f" ({_sequential_text(check.sequential)})" if check.sequential else ""),
+                _interval_text(check),
+                "" if check.margin is None else _short(check.margin),
+                _mde_text(check) + (" ⚠️" if check.mde_warning or check.noise_warning else ""),
             ]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    lines += ["", "p: the adjusted p-value of a `significant` rule's paired test, or the one-sided p-value of a `noninferior`/`within` t test."]
+    found = warnings(report)
+    if found:
+        lines += ["", "**Warnings: thresholds below what the gate can detect or within the measured noise:**", ""]
+        lines += [f"- ⚠️ {_cell(warning)}" for warning in found]
     problems = report.problems()
     if problems:
         lines += ["", "**The gate could not be evaluated (exit code 2):**", ""]
@@ -153,6 +215,8 @@ def to_dict(report: GateReport) -> dict[str, Any]:
 
     return {
         "schema": GATE_SCHEMA,
+        "power": report.policy.power,
+        "warnings": warnings(report),
         "passed": report.passed,
         "verdict": report.verdict,
         "exit_code": report.exit_code,
@@ -186,6 +250,15 @@ def print_gate(report: GateReport, *, console: Any = None) -> None:
         for check in rule.checks
     ]
     print_table(console, columns, rows, title=f"gate {report.policy_path}")
+    for rule in report.rules:
+        for check in rule.checks:
+            extra = [text for text in (_interval_text(check), _mde_text(check)) if text]
+            if check.sequential:
+                extra.append(_sequential_text(check.sequential))
+            if extra:
+                print_note(console, f"{rule.name}: {check.check}:", "; ".join(extra))
+    for warning in warnings(report):
+        print_note(console, "warning:", warning)
     for note in report.notes:
         print_note(console, Cell("note:", "dim"), note)
     verdict = {0: "[bold green]gate passed[/]", 1: "[bold red]gate FAILED[/]", 2: "[bold red]gate NOT EVALUATED[/] (exit code 2)"}

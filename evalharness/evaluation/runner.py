@@ -19,6 +19,7 @@ from typing import Any
 
 from evalharness.backends import BackendConfig, BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
+from evalharness.data.subset import select_examples
 from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
 from evalharness.evaluation import options as run_options
 from evalharness.evaluation.scoring import score_task
@@ -43,7 +44,7 @@ from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
 
-__all__ = ["RunConfig", "RunResult", "run_evaluation"]
+__all__ = ["RunConfig", "RunResult", "load_adapter", "run_evaluation"]
 
 Progress = Callable[[str], None]
 _RESUME = (
@@ -91,6 +92,7 @@ class RunConfig:
     def given_options(self) -> list[run_options.GivenOption]:
         """The formulation-specific options this run was given (see ``evaluation.options``)."""
         return run_options.given_options(self.label_map, self.num_fewshot, self.generation)
+    examples: Mapping[str, Sequence[str]] | None = None  # task -> only these example ids (sequential gates, noise)
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
@@ -109,6 +111,7 @@ class RunConfig:
             "data_dir": str(self.data_dir) if self.data_dir else None,
             **({"device_map": self.device_map} if self.device_map else {}),
             **({"backend": self.backend.recorded()} if self.backend.name != "hf" else {}),
+            **({"examples": {task: len(ids) for task, ids in self.examples.items()}} if self.examples else {}),
             **self._overrides(),
         }
 
@@ -243,6 +246,8 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
         name = task.name
         try:
             data = load_examples(task, data_dir, limit=config.limit)
+            if config.examples is not None and name in config.examples:
+                data = select_examples(data, config.examples[name], task=name)
         except DataError as exc:
             if explicit:
                 raise
@@ -291,7 +296,7 @@ def _model_entry(info: Any) -> ModelEntry:
     )
 
 
-def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> RunResult:
+def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapter: Any = None) -> RunResult:
     """Evaluate one checkpoint on the requested tasks and write the run directory.
 
     Predictions go to the prediction cache as they are computed, so the same call after a
@@ -300,14 +305,15 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> Ru
 
     Under ``torchrun``/``accelerate launch`` every rank calls this: requests are sharded
     across ranks, and rank 0 alone locks the directory, keeps the cache and writes the run
-    (see ``evalharness.execution.distributed``).
+    (see ``evalharness.execution.distributed``). ``adapter``: a model already loaded from
+    ``config.model`` (a sequential gate evaluates it batch after batch without reloading).
     """
     with distributed.distributed_session(config.device) as context, ExitStack() as stack:
         if config.device_map and context.enabled:
             raise UsageError("--device-map spreads one model over all GPUs; it cannot be combined with data-parallel ranks (torchrun)")
         report = progress if progress and context.primary else (lambda message: None)
         try:
-            return _run_locked(config, stack, report)
+            return _run_locked(config, stack, report, adapter)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI's handler
             raise Interrupted.wrap(exc, _RESUME) from None
         except OSError as exc:  # a full disk or a vanished directory while writing samples
@@ -317,13 +323,10 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None) -> Ru
             raise RecordError(f"{fault}; {_RESUME}") from None
 
 
-def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunResult:
+def load_adapter(config: RunConfig, report: Progress = lambda message: None) -> Any:
+    """The model adapter of ``config`` (its backend: in process, a server, vLLM)."""
     from evalharness.models.loading import load_model
 
-    started = time.perf_counter()
-    plans, skipped = _plan(config, report)
-    primary = distributed.is_primary()
-    cache = _claim_run_dir(config, Path(config.output), stack) if config.output and primary else None
     report(f"loading model {config.model}")
     in_process = functools.partial(
         load_model,
@@ -338,7 +341,16 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress) -> RunRes
         allow_kind_mismatch=config.allow_kind_mismatch,
     )
     request = BackendRequest(config.model, in_process, tokenizer=config.tokenizer, dtype=config.dtype, seed=config.seed)
-    adapter = load_backend(config.backend, request)
+    return load_backend(config.backend, request)
+
+
+def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: Any = None) -> RunResult:
+    started = time.perf_counter()
+    plans, skipped = _plan(config, report)
+    primary = distributed.is_primary()
+    cache = _claim_run_dir(config, Path(config.output), stack) if config.output and primary else None
+    if adapter is None:
+        adapter = load_adapter(config, report)
     runnable, uses = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))

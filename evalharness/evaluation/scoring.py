@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from evalharness.data.loader import LoadedData
+from evalharness.evaluation.clusters import clustered_result, example_clusters
 from evalharness.metrics.registry import build_metric
 from evalharness.records.record import (
     DataEntry,
@@ -79,11 +80,13 @@ def score_predictions(
     *,
     seed: int,
     n_resamples: int,
+    clusters: Sequence[str] | None = None,
 ) -> tuple[dict[str, MetricEntry], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every metric of the task: entries, per-example statistics and per-example scores.
 
     Each metric gets a fresh generator from ``seed`` so its interval does not depend on
-    which other metrics the task lists.
+    which other metrics the task lists. With ``clusters`` (one source id per example, see
+    :mod:`evalharness.evaluation.clusters`) intervals resample whole clusters.
     """
     entries: dict[str, MetricEntry] = {}
     stats: dict[str, np.ndarray] = {}
@@ -94,6 +97,9 @@ def score_predictions(
         metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
         groups = metric.example_groups(predictions, golds)
         result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples, groups=groups)
+        if clusters is not None:
+            result = clustered_result(metric, result, metric_stats, clusters, field=str(task.spec.cluster_field),
+                                      seed=seed, n_resamples=n_resamples, groups=groups)
         key = metric_spec.result_key
         entries[key] = metric_entry(result, metric.settings.model_dump(mode="json"))
         stats[key] = metric_stats
@@ -117,7 +123,8 @@ def score_task(
     """Score one task's predictions, write its samples file and return its record entry."""
     golds = gold_values(task, data)
     predictions = [item.prediction for item in decoded]
-    entries, stats, scores = score_predictions(task, predictions, golds, seed=seed, n_resamples=n_resamples)
+    clusters = example_clusters(task, data.examples)
+    entries, stats, scores = score_predictions(task, predictions, golds, seed=seed, n_resamples=n_resamples, clusters=clusters)
     rows = []
     for index, (example, item) in enumerate(zip(data.examples, decoded, strict=True)):
         rows.append(
@@ -128,6 +135,7 @@ def score_task(
                 "gold": golds[index],
                 "scores": {name: finite_or_none(float(values[index])) for name, values in scores.items()},
                 "stats": {name: values[index].tolist() for name, values in stats.items()},
+                **({"cluster": clusters[index]} if clusters is not None else {}),
                 **({"details": dict(item.extra)} if item.extra else {}),
             }
         )
@@ -145,4 +153,5 @@ def score_task(
         notes=list(notes),
         samples=write_samples(run_dir, task.name, rows),
         seconds=round(seconds, 3),
+        cluster_field=task.spec.cluster_field,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
+from evalharness.evaluation.clusters import example_clusters
 from evalharness.evaluation.scoring import gold_values, score_predictions, score_task
 from evalharness.external.predictions import (
     Predictions,
@@ -32,7 +33,13 @@ from evalharness.external.predictions import (
 from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import MetricEntry, ModelEntry, RunRecord, TaskEntry
-from evalharness.records.store import Commit, check_mergeable, merge_records, prepare_run_dir, update_record
+from evalharness.records.store import (
+    Commit,
+    check_mergeable,
+    merge_records,
+    prepare_run_dir,
+    update_record,
+)
 from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
@@ -162,7 +169,8 @@ def score_file(config: ScoreConfig) -> ScoreResult:
     decoded = align_predictions(predictions, task, data)
     if config.run_dir is None:
         entries, _, _ = score_predictions(
-            task, [item.prediction for item in decoded], gold_values(task, data), seed=config.seed, n_resamples=config.n_resamples
+            task, [item.prediction for item in decoded], gold_values(task, data), seed=config.seed, n_resamples=config.n_resamples,
+            clusters=example_clusters(task, data.examples),
         )
         return ScoreResult(task, data, predictions, config.system, entries, None)
     # refuse before spending time on scoring: an unwritable directory, another system, other settings

@@ -66,6 +66,9 @@ class Metric(ABC):
     reference_package: ClassVar[str | None] = None  # its distribution, for the version
     interval_method: ClassVar[str] = "bootstrap-percentile"
     additive: ClassVar[bool] = False
+    # The value is the mean of ``example_scores`` over the rows that entered it (accuracy, exact
+    # match, SQuAD F1): paired intervals are then t intervals of per-example differences.
+    mean_of_examples: ClassVar[bool] = False
     paired_test: ClassVar[str] = "bootstrap"
     Settings: ClassVar[type[StrictModel]] = NoSettings
 

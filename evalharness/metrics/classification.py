@@ -65,6 +65,7 @@ class Accuracy(_LabelMetric):
     reference = "sklearn.metrics.accuracy_score"
     interval_method = "wilson"
     paired_test = "mcnemar"  # per-example outcomes are 0/1
+    mean_of_examples = True
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         check_references(self.name, references)

@@ -168,6 +168,7 @@ class _SquadScore(_SquadBase, AdditiveMetric):
     """
 
     Settings = SquadSettings
+    mean_of_examples = True
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         subset = self.settings.subset

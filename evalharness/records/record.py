@@ -96,6 +96,10 @@ class TaskEntry(_Record):
         default_factory=dict,
         description="how the predictions were obtained: cache hits/misses, batch sizes, padding efficiency (optional)",
     )
+    cluster_field: str | None = Field(
+        default=None,
+        description="the task's cluster field: each samples row then holds its 'cluster', and intervals resample clusters",
+    )
 
 
 class ModelEntry(_Record):

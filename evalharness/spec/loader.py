@@ -20,9 +20,18 @@ from evalharness.spec.schema import TaskSpec
 __all__ = ["Task", "load_task", "spec_hash"]
 
 
+# Optional fields added to the schema after tasks were hashed: left out while unset, so that
+# adding one never changes the hash (and the comparability) of the tasks that do not use it.
+_LATER_OPTIONAL = ("cluster_field",)
+
+
 def spec_hash(spec: BaseModel) -> str:
     """Content hash of a validated spec: equal specs hash equally however the YAML is laid out."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    dump = spec.model_dump(mode="json")
+    for name in _LATER_OPTIONAL:
+        if dump.get(name) is None:
+            dump.pop(name, None)
+    canonical = json.dumps(dump, sort_keys=True, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

@@ -233,6 +233,13 @@ class TaskSpec(StrictModel):
     )
     tags: list[str] = Field(default_factory=list)
     counterfactual: CounterfactualSpec | None = None
+    cluster_field: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the example field naming each example's source (a paragraph, a template, a document): "
+        "examples of one source are not independent, so intervals and paired tests resample whole sources; "
+        "a field of the task kind or one mapped under data.*.columns, 'a.b' for key b of mapping field a",
+    )
 
     @field_validator("kind")
     @classmethod
@@ -288,6 +295,22 @@ class TaskSpec(StrictModel):
                 )
             seen[same] = label
         return labels
+
+    @model_validator(mode="after")
+    def _cluster_field_exists(self) -> TaskSpec:
+        if self.cluster_field is None:
+            return self
+        head = self.cluster_field.split(".")[0]
+        mapped = {name for source in (self.data.local, self.data.hub) if source is not None for name in source.columns}
+        known = {*TASK_KINDS[self.kind].fields, *mapped}
+        if head not in known:
+            from evalharness.errors import did_you_mean
+
+            raise ValueError(
+                f"cluster_field '{self.cluster_field}': '{head}' is not a field of a '{self.kind}' example"
+                f"{did_you_mean(head, known)} (fields: {', '.join(sorted(known))}; map a source column under data.*.columns)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> TaskSpec:
