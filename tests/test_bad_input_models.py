@@ -72,7 +72,7 @@ def workspace(tmp_path: Path) -> tuple[Path, Path]:
     data.mkdir()
     (tasks / "cls.yaml").write_text(CLASSIFICATION, encoding="utf-8")
     (tasks / "gen.yaml").write_text(GENERATION, encoding="utf-8")
-    (tasks / "lm.yaml").write_text(LANGUAGE_MODELING, encoding="utf-8")
+    (tasks / "lmtask.yaml").write_text(LANGUAGE_MODELING, encoding="utf-8")
     (data / "d.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{l}\n" for s, l in SENTENCES), encoding="utf-8")
     (data / "g.jsonl").write_text("".join(json.dumps({"src": s, "refs": [s]}) + "\n" for s, _ in SENTENCES), encoding="utf-8")
     (data / "lm.jsonl").write_text("".join(json.dumps({"text": s}) + "\n" for s, _ in SENTENCES), encoding="utf-8")
@@ -135,8 +135,8 @@ def test_missing_or_corrupted_config_is_a_model_error(main, tmp_path, workspace,
 
 def test_classifier_cannot_answer_a_language_modelling_task(main, tmp_path, workspace, tiny_classifier):
     out = tmp_path / "out"
-    result = _run(main, tiny_classifier, "lm", workspace, out)
-    _assert_clean_failure(result, out, "lm", "sequence_classifier")
+    result = _run(main, tiny_classifier, "lmtask", workspace, out)
+    _assert_clean_failure(result, out, "lmtask", "sequence_classifier")
 
 
 def test_regression_head_cannot_answer_a_classification_task(main, tmp_path, workspace, tiny_regressor):
@@ -186,7 +186,7 @@ def test_classifier_with_non_finite_logits_is_reported_not_scored(main, tmp_path
 
 def test_causal_lm_with_nan_logits_is_reported_not_scored(main, tmp_path, workspace, tiny_causal_lm):
     poisoned = _poison(tiny_causal_lm, tmp_path, "poisoned-lm", "ln_f.weight", float("nan"))
-    for task in ("cls", "lm"):
+    for task in ("cls", "lmtask"):
         out = tmp_path / f"out-{task}"
         result = _run(main, poisoned, task, workspace, out)
         _assert_clean_failure(result, out, f"error: {task}: example 0")

@@ -48,15 +48,12 @@ def _noise(args: argparse.Namespace) -> int:
 
 
 def _print(result: dict) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    from evalharness.terminal import Cell, Column, console, print_note, print_table
 
-    from evalharness.commands.display import wide_console
-
-    console = wide_console()
-    table = Table(title="noise floor: the value on the sample under each perturbation")
-    for column in ("task", "metric", "n", "values", "spread (floor)", "predictions changed", "bootstrap bounds spread"):
-        table.add_column(column)
+    out = console()
+    headers = ("task", "metric", "n", "values", "spread (floor)", "predictions changed", "bootstrap bounds spread")
+    columns = [Column(name, key=name in ("task", "metric")) for name in headers]
+    rows = []
     for task, entry in result["tasks"].items():
         for key, metric in entry["metrics"].items():
             values = ", ".join(f"{label} {'n/a' if value is None else f'{value:.4g}'}" for label, value in metric["values"].items())
@@ -64,10 +61,10 @@ def _print(result: dict) -> None:
             boot = metric["bootstrap"]
             boot_text = "-" if not boot or boot["low_spread"] is None else f"{boot['low_spread']:.3g} / {boot['high_spread']:.3g} ({boot['seeds']} seeds)"
             floor = "n/a" if metric["floor"] is None else f"{metric['floor']:.4g}"
-            table.add_row(escape(task), escape(key), str(entry["sample"]), escape(values), floor, escape(changed), boot_text)
-    console.print(table)
+            rows.append([task, key, str(entry["sample"]), values, floor, changed, boot_text])
+    print_table(out, columns, rows, title="noise floor: the value on the sample under each perturbation")
     for reason in result["not_measured"]:
-        console.print(f"[yellow]not measured:[/yellow] {escape(reason)}")
+        print_note(out, Cell("not measured:", "yellow"), reason)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

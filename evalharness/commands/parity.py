@@ -92,34 +92,32 @@ def _number(value: float | None, spec: str) -> str:
 
 
 def print_parity(report: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    from evalharness.terminal import Cell, Column, console, print_note, print_table
 
-    from evalharness.commands.display import wide_console
-
-    console = wide_console()
+    out = console()
     reference, checked = report["reference"]["backend"], report["checked"]["backend"]
-    table = Table(title=f"parity: {checked} against {reference}")
-    for column in ("task", "n", "max |Δ logprob|", "flips", "metric", reference, checked, "Δ", "p", "verdict"):
-        table.add_column(column, justify="left" if column in {"task", "metric", "verdict"} else "right", no_wrap=True)
+    headers = ("task", "n", "max |Δ logprob|", "flips", "metric", reference, checked, "Δ", "p", "verdict")
+    columns = [Column(name, "left" if name in {"task", "metric", "verdict"} else "right", key=name in {"task", "metric"}) for name in headers]
+    rows = []
     for task in report["tasks"]:
         flips = f"{task['flips']}/{task['discrete_predictions']}" if task["discrete_predictions"] else "n/a"
         metrics = task["metrics"] or [{"metric": "", "value_a": None, "value_b": None, "difference": None, "p_value": None, "verdict": ""}]
-        for number, metric in enumerate(metrics):
-            head = [escape(task["task"]), str(task["n"]), _number(task["max_abs_logprob_diff"], ".2e"), flips] if number == 0 else ["", "", "", ""]
-            table.add_row(
-                *head, escape(metric["metric"]), _number(metric["value_a"], ".4g"), _number(metric["value_b"], ".4g"),
-                _number(metric["difference"], "+.4g"), _number(metric["p_value"], ".3g"), escape(metric["verdict"]),
-            )
-    console.print(table)
+        for metric in metrics:
+            rows.append([
+                task["task"], str(task["n"]), _number(task["max_abs_logprob_diff"], ".2e"), flips, metric["metric"],
+                _number(metric["value_a"], ".4g"), _number(metric["value_b"], ".4g"), _number(metric["difference"], "+.4g"),
+                _number(metric["p_value"], ".3g"), metric["verdict"],
+            ])
+    print_table(out, columns, rows, title=f"parity: {checked} against {reference}")
     summary = report["summary"]
-    console.print(
+    out.print(
         f"largest |Δ logprob| {_number(summary['max_abs_logprob_diff'], '.2e')}, "
-        f"{summary['flips']} flipped prediction(s), {summary['significant_metric_differences']} significant metric difference(s)"
+        f"{summary['flips']} flipped prediction(s), {summary['significant_metric_differences']} significant metric difference(s)",
+        markup=False,
     )
     for task in report["tasks"]:
         if task["flipped_ids"]:
-            console.print(f"[yellow]flipped[/yellow] {escape(task['task'])}: {escape(', '.join(task['flipped_ids']))}")
+            print_note(out, Cell("flipped", "yellow"), f"{task['task']}: {', '.join(task['flipped_ids'])}")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -254,7 +254,7 @@ def _runs(tmp_path: Path, lost: int, n: int = 200) -> tuple[Path, Path]:
 
 def test_compare_terminal_says_no_significant_change_for_a_small_difference(tmp_path, cli):
     a, b = _runs(tmp_path, lost=2)
-    result = cli("compare", str(a), str(b))
+    result = cli("compare", str(a), str(b), env={"COLUMNS": "200"})  # wide enough for the grid layout
     assert result.returncode == 0, result.stderr
     assert "0 improved, 0 regressed, 1 no significant change" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "t/sst" in line)
@@ -300,9 +300,10 @@ def test_compare_change_interval_stays_within_the_possible_change(tmp_path):
 # -- n and intervals where they are shown -------------------------------------------------------
 
 
-def test_compare_terminal_shows_the_n_of_each_metric(tmp_path, capsys):
+def test_compare_terminal_shows_the_n_of_each_metric(tmp_path, capsys, monkeypatch):
     from evalharness.cli import main
 
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for the grid layout (xdist workers set 80)
     a = write_run(tmp_path / "a", [_squad("qa/v2", ["Paris", "", "Broncos", "x", "", "1066", ""])], model="a")
     b = write_run(tmp_path / "b", [_squad("qa/v2", ["Paris", "", "Denver Broncos", "", "", "1066", "gold"])], model="b")
     assert main(["compare", str(a), str(b), "--n-resamples", "100", "--n-permutations", "100"]) == 0
