@@ -8,43 +8,47 @@ it: only the *name* of the environment variable that holds it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import model_validator
+
+from evalharness.config import StrictModel, option
 from evalharness.errors import UsageError
 
-__all__ = ["API_KINDS", "BackendConfig", "public_url", "read_api_key"]
+__all__ = ["API_KINDS", "OPENAI_ONLY", "BackendConfig", "public_url", "read_api_key"]
 
 API_KINDS = ("completions", "chat")
 
 
-@dataclass(frozen=True)
-class BackendConfig:
-    """The backend of a run and its connection settings (unused ones stay at their defaults)."""
+# Settings that only the openai backend reads: given with another backend they are refused,
+# never silently ignored.
+OPENAI_ONLY = ("base_url", "api", "api_key_env", "max_concurrency", "timeout", "max_retries", "max_requests")
 
-    name: str = "hf"
-    base_url: str | None = None  # openai: the server's API root, e.g. http://127.0.0.1:8000/v1
-    api: Literal["completions", "chat"] = "completions"  # openai: which endpoint generates
-    api_key_env: str | None = None  # openai: the environment variable holding the key
-    max_concurrency: int = 8  # openai: requests in flight at once
-    timeout: float = 120.0  # openai: seconds per request before it counts as failed (and is retried)
-    max_retries: int = 5  # openai: retries of a request after a 429/5xx/connection error/timeout
-    retry_backoff: float = 0.5  # openai: first back-off in seconds, doubled per retry (capped at 30 s)
-    max_requests: int | None = None  # openai: HTTP requests this run may send (retries included)
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.max_concurrency >= 1, f"--max-concurrency must be at least 1, got {self.max_concurrency}"),
-            (self.timeout > 0, f"--timeout must be positive, got {self.timeout}"),
-            (self.max_retries >= 0, f"--max-retries must be at least 0, got {self.max_retries}"),
-            (self.retry_backoff >= 0, f"the retry back-off must be at least 0, got {self.retry_backoff}"),
-            (self.max_requests is None or self.max_requests >= 1, f"--max-requests must be at least 1, got {self.max_requests}"),
-            (self.api in API_KINDS, f"--api must be one of {', '.join(API_KINDS)}, got {self.api!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+class BackendConfig(StrictModel):
+    """The backend of a run and its connection settings (a group of the run settings,
+    ``evaluation.settings.RunSettings.backend``; unused ones stay at their defaults)."""
+
+    name: str = option("hf", flag="--backend", help="hf (in process, default), openai (a server speaking the OpenAI API) or vllm (in-process vLLM, GPU)")
+    base_url: str | None = option(None, help="openai: the server's API root, e.g. http://127.0.0.1:8000/v1")
+    api: Literal["completions", "chat"] = option(
+        "completions", help="openai: generate through completions (default) or chat/completions (the server's chat template)"
+    )
+    api_key_env: str | None = option(None, metavar="VAR", help="openai: environment variable holding the API key (the key is never recorded)")
+    max_concurrency: int = option(8, ge=1, help="openai: requests in flight at once (default 8)")
+    timeout: float = option(120.0, gt=0, help="openai: seconds before a request counts as failed and is retried (default 120)")
+    max_retries: int = option(5, ge=0, help="openai: retries after 429/5xx/connection errors/timeouts, with exponential back-off (default 5)")
+    retry_backoff: float = option(0.5, ge=0, cli=False, help="openai: first back-off in seconds, doubled per retry (capped at 30 s)")
+    max_requests: int | None = option(None, ge=1, help="openai: HTTP requests the run may send, retries included (default: no limit)")
+
+    @model_validator(mode="after")
+    def _openai_settings_need_openai(self) -> BackendConfig:
+        given = [name for name in OPENAI_ONLY if name in self.model_fields_set and getattr(self, name) is not None]
+        if given and self.name != "openai":
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(f"{flags} apply to the openai backend only, not to '{self.name}'")
+        return self
 
     def recorded(self) -> dict[str, Any]:
         """What the run record says about the backend: never the key, never URL credentials."""

@@ -16,7 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalharness.commands.common import add_tasks_dir, parse_label_map, positive_int
+from evalharness.commands.common import add_tasks_dir, positive_int
+from evalharness.commands.settings_flags import add_settings_flags, settings_values
+from evalharness.evaluation.settings import RunSettings
 from evalharness.commands.compare import add_test_options, settings_from_args
 from evalharness.errors import UsageError
 
@@ -32,32 +34,32 @@ def with_sources(report: Any, candidate: Any, baseline: Any) -> Any:
     return replace(report, **runs) if runs else report
 
 
+def _checkpoint(args: argparse.Namespace) -> str | None:
+    """The checkpoint given with --model (a sequential gate evaluates it)."""
+    return settings_values(args).get("loading", {}).get("model")
+
+
 def _sequential(args: argparse.Namespace, policy: Any, baseline: Path | None, settings: Any) -> Any:
     from evalharness.evaluation.runner import RunConfig
     from evalharness.evaluation.sequential import SequentialOptions, sequential_gate
 
-    if not args.model:
+    if not _checkpoint(args):
         raise UsageError("--sequential evaluates a checkpoint: give it with --model (and the run directory to write with --candidate)")
-    config = RunConfig(
-        model=args.model,
-        tasks=[],
-        output=Path(args.candidate),
-        data_dir=args.data_dir,
-        tasks_dirs=args.tasks_dir,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        model_kind=args.model_kind,
-        label_map=parse_label_map(args.label_map),
-        trust_remote_code=args.trust_remote_code,
-    )
+    config = RunConfig(**settings_values(args), tasks=[], tasks_dirs=args.tasks_dir, output=Path(args.candidate))
     options = SequentialOptions(batch_examples=args.batch_examples, order_seed=args.order_seed, final_share=args.final_share)
     return sequential_gate(policy, config, baseline, options=options, settings=settings, progress=lambda message: print(message, file=sys.stderr))
 
 
-def _add_sequential_options(gate: argparse.ArgumentParser) -> None:
-    from evalharness.commands.run import batch_size
+# The run settings a sequential gate takes for the evaluations it runs (its --seed, --output
+# and --tasks-dir are the gate's own).
+SEQUENTIAL_SETTINGS = (
+    "model", "model_kind", "device", "dtype", "device_map", "trust_remote_code", "tokenizer", "allow_random_weights",
+    "allow_kind_mismatch", "name", "base_url", "api", "api_key_env", "max_concurrency", "timeout", "max_retries",
+    "max_requests", "batch_size", "max_batch_tokens", "label_map", "data_dir", "trust_task_code",
+)
 
+
+def _add_sequential_options(gate: argparse.ArgumentParser) -> None:
     group = gate.add_argument_group(
         "sequential gate",
         "With --sequential, the gate evaluates the checkpoint --model itself, in seeded random batches of each task's "
@@ -65,20 +67,13 @@ def _add_sequential_options(gate: argparse.ArgumentParser) -> None:
         "confidence sequences); the baseline is a recorded full run.",
     )
     group.add_argument("--sequential", action="store_true", help="evaluate --model batch by batch and stop once every rule is settled")
-    group.add_argument("--model", help="checkpoint (directory or hub id) to evaluate as the candidate")
     group.add_argument("--batch-examples", type=positive_int, default=100, help="examples added per task per batch (default 100)")
     group.add_argument("--order-seed", type=int, default=0, help="seed of the random order of the examples (default 0)")
     group.add_argument(
         "--final-share", type=float, default=0.5,
         help="share of alpha kept for a final full-data t test of noninferior/within rules the sequence did not settle (default 0.5; 0: none)",
     )
-    group.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
-    group.add_argument("--batch-size", type=batch_size, default="auto", help="model batch size, or auto")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    group.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
-    group.add_argument("--model-kind", help="override the kind detected from config.architectures")
-    group.add_argument("--label-map", help="MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
-    group.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint to run")
+    add_settings_flags(gate, RunSettings, only=SEQUENTIAL_SETTINGS)
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -94,7 +89,7 @@ def _gate(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.policy)  # a malformed policy fails before any run is read
     settings = settings_from_args(args)
-    if args.model and not args.sequential:
+    if _checkpoint(args) and not args.sequential:
         raise UsageError("--model is the checkpoint a sequential gate evaluates: add --sequential (or gate a run with --candidate RUN)")
     with tempfile.TemporaryDirectory(prefix="evalharness-gate-") as workdir:
         baseline = resolve_run(args.baseline, workdir=Path(workdir) / "baseline") if args.baseline else None

@@ -15,17 +15,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from evalharness.backends.config import BackendConfig
-from evalharness.commands.backend_flags import add_backend_flags, openai_flags
-from evalharness.commands.common import (
-    add_tasks_dir,
-    non_negative_int,
-    positive_int,
-    split_names,
-)
-from evalharness.commands.run import batch_size
+from evalharness.commands.common import split_names
+from evalharness.commands.settings_flags import add_settings_flags, settings_values
+from evalharness.errors import UsageError
+from evalharness.evaluation.settings import RunSettings
 
 DEFAULT_LIMIT = 100
+# The run settings both runs share (--backend is replaced by --backends A,B; default --limit 100).
+PARITY_SETTINGS = (
+    "model", "tasks", "tasks_dirs", "data_dir", "limit", "output", "device", "dtype", "tokenizer", "batch_size",
+    "max_batch_tokens", "fresh", "num_fewshot", "max_new_tokens", "num_beams", "seed", "base_url", "api", "api_key_env",
+    "max_concurrency", "timeout", "max_retries", "max_requests", "trust_task_code",
+)
 
 
 def _backends(text: str) -> list[str]:
@@ -36,36 +37,27 @@ def _backends(text: str) -> list[str]:
 
 
 def _configs(args: argparse.Namespace) -> list[Any]:
-    """One RunConfig per backend; openai flags go to the openai run only."""
+    """One RunConfig per backend, from the same settings; the openai settings (and
+    --served-model) go to the openai run only."""
     from evalharness.evaluation.runner import RunConfig
 
-    generation = {name: value for name, value in {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}.items() if value is not None}
-    model_dir = args.model if Path(args.model).expanduser().is_dir() else None
-    output = args.output or Path("runs") / "parity" / args.model.strip("/").replace("/", "__") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    given = openai_flags(args, used="openai" in args.backends)
+    values = settings_values(args)
+    model = values["loading"]["model"]
+    served_settings = values.pop("backend", {})
+    if served_settings and "openai" not in args.backends:
+        flags = ", ".join("--" + name.replace("_", "-") for name in served_settings)
+        raise UsageError(f"{flags} apply to the openai backend only, which this parity check does not use")
+    values.setdefault("limit", DEFAULT_LIMIT)
+    model_dir = model if Path(model).expanduser().is_dir() else None
+    output = values.get("output") or Path("runs") / "parity" / model.strip("/").replace("/", "__") / datetime.now().strftime("%Y%m%d-%H%M%S")
     configs = []
     for name in args.backends:
         served = name == "openai"
-        backend = BackendConfig(name=name, **(given if served else {}))
-        configs.append(
-            RunConfig(
-                model=(args.served_model or args.model) if served else args.model,
-                tasks=split_names(args.tasks),
-                output=Path(output) / name,
-                data_dir=args.data_dir,
-                tasks_dirs=args.tasks_dir,
-                limit=args.limit,
-                batch_size=args.batch_size,
-                device=args.device,
-                dtype=args.dtype,
-                seed=args.seed,
-                generation=generation,
-                num_fewshot=args.num_fewshot,
-                fresh=args.fresh,
-                backend=backend,
-                tokenizer=(args.tokenizer or model_dir) if served else args.tokenizer,
-            )
-        )
+        loading = dict(values["loading"])
+        if served:
+            loading.update(model=args.served_model or model, tokenizer=loading.get("tokenizer") or model_dir)
+        backend = {"name": name, **(served_settings if served else {})}
+        configs.append(RunConfig(**{**values, "loading": loading, "backend": backend, "output": Path(output) / name}))
     return configs
 
 
@@ -122,22 +114,8 @@ def print_parity(report: dict[str, Any]) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     parity = commands.add_parser("parity", help="run the same tasks on two backends and compare them request by request")
-    parity.add_argument("--model", required=True, help="checkpoint directory (openai: also the served name unless --served-model)")
     parity.add_argument("--backends", required=True, type=_backends, help="two backends, the reference first: hf,openai or hf,vllm")
     parity.add_argument("--served-model", help="the openai backend's model name when the server names it differently from --model")
-    parity.add_argument("--tasks", required=True, action="append", help="task names or groups, comma-separated")
-    parity.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT, help=f"examples per task (default {DEFAULT_LIMIT})")
-    parity.add_argument("--output", type=Path, help="folder for both runs and parity.json (default: runs/parity/MODEL/TIMESTAMP)")
-    parity.add_argument("--data-dir", help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
-    parity.add_argument("--batch-size", type=batch_size, default="auto", help="rows per batch, or auto")
-    parity.add_argument("--device", default="auto", help="hf: auto, cpu, cuda or cuda:N")
-    parity.add_argument("--dtype", default="auto", help="hf and vllm: auto, float32, bfloat16 or float16")
-    parity.add_argument("--seed", type=int, default=1234, help="seed for bootstrap and few-shot sampling")
-    parity.add_argument("--max-new-tokens", type=positive_int, help="override the tasks' generation.max_new_tokens (both runs)")
-    parity.add_argument("--num-beams", type=positive_int, help="override the tasks' generation.num_beams (both runs)")
-    parity.add_argument("--num-fewshot", type=non_negative_int, help="override the tasks' prompt.few_shot.n (both runs)")
-    parity.add_argument("--fresh", action="store_true", help="ignore cached predictions and overwrite them")
+    add_settings_flags(parity, RunSettings, only=PARITY_SETTINGS, required=("model", "tasks"))
     parity.add_argument("--json", action="store_true", help="print parity.json instead of a table")
-    add_backend_flags(parity, choice=False)
-    add_tasks_dir(parity)
     parity.set_defaults(handler=_parity)

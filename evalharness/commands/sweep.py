@@ -11,20 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evalharness.commands.common import (
-    add_tasks_dir,
-    add_trust_and_checkpoint_overrides,
-    non_negative_int,
-    positive_int,
-    seed,
-    split_names,
-)
+from evalharness.commands.common import non_negative_int, positive_int, split_names
+from evalharness.commands.settings_flags import add_settings_flags, settings_values
 from evalharness.errors import SpecError, UsageError
+from evalharness.evaluation.settings import FLAT_NAMES, JOB_FIELDS, RunSettings, flat_settings
 
-# Command-line option -> field of RunOptions (the settings every job shares).
-_RUN_OPTIONS = ("data_dir", "limit", "batch_size", "device", "dtype", "device_map", "model_kind", "seed", "num_fewshot", "tokenizer")
-# Opt-in flags (store_true): only a given one overrides the sweep file.
-_RUN_FLAGS = ("trust_remote_code", "trust_task_code", "allow_random_weights", "allow_kind_mismatch")
+# Every run setting can be shared by a sweep's jobs, but those each job sets itself; the
+# openai backend's --max-retries is a sweep file setting here (sweep --max-retries retries jobs).
+_SHARED_FLAGS = sorted(set(FLAT_NAMES) - JOB_FIELDS - {"backend", "max_retries"} | {"tasks_dirs", "data_dir", "limit", "trust_task_code"})
 
 
 def _spec(args: argparse.Namespace) -> Any:
@@ -45,13 +39,10 @@ def _spec(args: argparse.Namespace) -> Any:
         "resume": True if args.resume else None,
         "leaderboard": False if args.no_leaderboard else None,
     }
-    run = {name: getattr(args, name) for name in _RUN_OPTIONS if getattr(args, name) is not None}
-    if args.tasks_dir:
-        run["tasks_dirs"] = [str(path) for path in args.tasks_dir]
-    run.update({name: True for name in _RUN_FLAGS if getattr(args, name)})
+    run = flat_settings(settings_values(args))
     if args.config:
         spec = load_sweep_spec(args.config, **top)
-        return SweepSpec.model_validate({**spec.model_dump(), "run": {**spec.run.model_dump(), **run}}) if run else spec
+        return SweepSpec.model_validate({**spec.model_dump(), "run": {**spec.run, **run}}) if run else spec
     missing = [f"--{name}" for name in ("models", "tasks", "output") if top[name] is None]
     if missing:
         raise UsageError(f"give {', '.join(missing)} (or a sweep file with --config FILE)")
@@ -103,16 +94,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--max-retries", type=non_negative_int, help="retries of a job whose worker crashed (default 2)")
     sweep.add_argument("--resume", action="store_true", help="skip jobs whose results.json already exists in the output")
     sweep.add_argument("--no-leaderboard", action="store_true", help="do not build OUTPUT/leaderboard/")
-    sweep.add_argument("--data-dir", help="folder with local evaluation data (as seen from the workers)")
-    sweep.add_argument("--limit", type=positive_int, help="evaluate only the first N examples of each task")
-    sweep.add_argument("--batch-size", type=positive_int)
-    sweep.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    sweep.add_argument("--device-map", help="auto: spread each checkpoint over the job's GPUs (needs accelerate)")
-    sweep.add_argument("--dtype", help="auto, float32, bfloat16 or float16")
-    sweep.add_argument("--model-kind", help="override the kind detected from config.architectures")
-    sweep.add_argument("--seed", type=seed)
-    sweep.add_argument("--num-fewshot", type=non_negative_int)
-    sweep.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoints to run")
-    add_trust_and_checkpoint_overrides(sweep)
-    add_tasks_dir(sweep)
+    add_settings_flags(sweep, RunSettings, only=_SHARED_FLAGS)
     sweep.set_defaults(handler=_sweep)

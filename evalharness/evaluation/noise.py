@@ -20,7 +20,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 
 from evalharness.errors import DataError, UsageError
 from evalharness.evaluation.runner import RunConfig, run_evaluation
+from evalharness.evaluation.settings import recorded_settings
 from evalharness.records.record import (
     RunRecord,
     atomic_write_text,
@@ -69,36 +70,27 @@ class NoiseOptions:
 
 def _base_config(record: RunRecord, options: NoiseOptions) -> RunConfig:
     settings = record.settings
-    return RunConfig(
-        model=record.model.path,
-        tasks=list(record.tasks),
-        data_dir=options.data_dir if options.data_dir is not None else settings.get("data_dir"),
-        tasks_dirs=list(options.tasks_dirs),
-        limit=settings.get("limit"),
-        batch_size=settings.get("batch_size", "auto"),
-        max_batch_tokens=settings.get("max_batch_tokens"),
-        device=options.device or settings.get("device", "auto"),
-        dtype=settings.get("dtype", "auto"),
-        model_kind=settings.get("model_kind"),
-        label_map=settings.get("label_map"),
-        seed=int(settings.get("seed", 1234)),
-        n_resamples=int(settings.get("n_resamples", 1000)),
-        generation=settings.get("generation") or {},
-        num_fewshot=settings.get("num_fewshot"),
-        fresh=True,
-    )
+    return RunConfig(**{
+        **recorded_settings(settings),
+        "model": record.model.path,
+        "tasks": list(record.tasks),
+        "data_dir": options.data_dir if options.data_dir is not None else settings.get("data_dir"),
+        "tasks_dirs": list(options.tasks_dirs),
+        "device": options.device or settings.get("device", "auto"),
+        "fresh": True,
+    })
 
 
 def _perturbations(record: RunRecord, base: RunConfig, options: NoiseOptions) -> list[tuple[str, RunConfig]]:
     """(label, config) of every rerun; the dtype ones only where the device has another."""
-    runs = [(f"batch_size={size}", replace(base, batch_size=size)) for size in options.batch_sizes]
-    runs += [(f"seed={base.seed + k}", replace(base, seed=base.seed + k)) for k in range(1, options.run_seeds + 1)]
+    runs = [(f"batch_size={size}", base.updated(batch_size=size)) for size in options.batch_sizes]
+    runs += [(f"seed={base.seed + k}", base.updated(seed=base.seed + k)) for k in range(1, options.run_seeds + 1)]
     dtypes = options.dtypes
     if dtypes is None:
         on_cuda = str(record.model.device or "").startswith("cuda")
         recorded = str(record.model.dtype or "")
         dtypes = (["bfloat16"] if "float32" in recorded else ["float32"]) if on_cuda else []
-    runs += [(f"dtype={dtype}", replace(base, dtype=dtype)) for dtype in dtypes]
+    runs += [(f"dtype={dtype}", base.updated(dtype=dtype)) for dtype in dtypes]
     return runs
 
 
@@ -147,14 +139,14 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
         skipped.append(f"the run's predictions came from {record.model.source}, not a checkpoint: no model to rerun")
         perturbations = []
     else:
-        perturbations = _perturbations(record, replace(base, examples=samples), options)
+        perturbations = _perturbations(record, base.updated(examples=samples), options)
         if not [label for label, _ in perturbations if label.startswith("dtype")]:
             skipped.append(f"dtype: the run was on {record.model.device or 'an unknown device'}; pass --dtypes to try another")
     with tempfile.TemporaryDirectory(prefix="evalharness-noise-") as workdir:
         for number, (label, config) in enumerate(perturbations):
             report(f"rerunning {sum(map(len, samples.values()))} examples with {label}")
             output = Path(workdir) / f"run{number}"
-            config = replace(config, output=output, cache=Path(workdir) / f"cache{number}.sqlite")
+            config = config.updated(output=output, cache=Path(workdir) / f"cache{number}.sqlite")
             result = run_evaluation(config)
             reruns[label] = {task: {str(row["id"]): row for row in read_samples(output, task)} for task in result.record.tasks}
     tasks = {}
@@ -174,7 +166,7 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
                 changed_examples[label] = sum(reference[task][i].get("prediction") != rows[task][i].get("prediction") for i in ids)
             stats = np.array([row["stats"][key] for row in reference[task].values()], dtype=float).reshape(len(reference[task]), -1)
             spread = _spread([v if v is not None else math.nan for v in values.values()])
-            bootstrap = _bootstrap_spread(metric, stats, int(record.settings.get("seed", 1234)), options.bootstrap_seeds, base.n_resamples)
+            bootstrap = _bootstrap_spread(metric, stats, int(record.settings.get("seed", 1234)), options.bootstrap_seeds, base.statistics.n_resamples)
             metrics[key] = {
                 "values": values,
                 "spread": spread,

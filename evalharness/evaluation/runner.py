@@ -10,19 +10,20 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalharness.backends import BackendConfig, BackendRequest, load_backend
+from evalharness.backends import BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.data.subset import select_examples
 from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
 from evalharness.evaluation import options as run_options
 from evalharness.evaluation.scoring import score_task
+from evalharness.evaluation.settings import RunSettings
 from evalharness.evaluation.subset import subset_record
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache
@@ -53,78 +54,13 @@ _RESUME = (
 )
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything ``evalharness run`` was asked to do."""
+RunConfig = RunSettings  # everything ``evalharness run`` was asked (``evaluation.settings``)
 
-    model: str
-    tasks: Sequence[str]
-    output: Path | None = None
-    data_dir: Path | str | None = None
-    tasks_dirs: Sequence[Path | str] = ()
-    limit: int | None = None
-    batch_size: int | str = "auto"  # "auto": 256 on CUDA, 32 on CPU, halved on out-of-memory
-    device: str = "auto"
-    dtype: str = "auto"
-    model_kind: str | None = None
-    label_map: Mapping[str, str] | None = None
-    trust_remote_code: bool = False
-    trust_task_code: bool = False  # let task files run code (an hf_evaluate module)
-    tokenizer: str | None = None  # load the tokenizer from here instead of the checkpoint (openai: the served model's)
-    allow_random_weights: bool = False  # evaluate although the model class initialised weights randomly
-    allow_kind_mismatch: bool = False  # evaluate although the kind contradicts the checkpoint
-    seed: int = 1234
-    n_resamples: int = 1000
-    generation: Mapping[str, Any] = field(default_factory=dict)
-    num_fewshot: int | None = None  # overrides prompt.few_shot.n of prompted tasks
-    max_batch_tokens: int | None = None  # padded tokens per batch, on top of batch_size
-    cache: Path | None = None  # prediction cache; default <run_dir>/cache/predictions.sqlite
-    fresh: bool = False  # ignore cached predictions (and overwrite them)
-    check_determinism: bool = False  # rerun a sample of each task at another batch size
-    show_progress: bool = False  # a progress bar per task on stderr
-    device_map: str | None = None  # "auto": spread a checkpoint too large for one device (accelerate)
-    backend: BackendConfig = field(default_factory=BackendConfig)  # hf (in process), openai (a server), vllm
-    # An option (--num-fewshot, --label-map, ...) that no task of the run uses: refuse the run,
-    # or (False: sweeps, whose options are shared by checkpoints of several kinds) record it
-    # as not applied.
-    refuse_unused_options: bool = True
 
-    def given_options(self) -> list[run_options.GivenOption]:
-        """The formulation-specific options this run was given (see ``evaluation.options``)."""
-        return run_options.given_options(self.label_map, self.num_fewshot, self.generation)
-    examples: Mapping[str, Sequence[str]] | None = None  # task -> only these example ids (sequential gates, noise)
-
-    def recorded_settings(self) -> dict[str, Any]:
-        return {
-            "tasks": list(self.tasks),
-            "limit": self.limit,
-            "batch_size": self.batch_size,
-            "max_batch_tokens": self.max_batch_tokens,
-            "device": self.device,
-            "dtype": self.dtype,
-            "model_kind": self.model_kind,
-            "label_map": dict(self.label_map) if self.label_map else None,
-            "seed": self.seed,
-            "n_resamples": self.n_resamples,
-            "generation": dict(self.generation),
-            "num_fewshot": self.num_fewshot,
-            "data_dir": str(self.data_dir) if self.data_dir else None,
-            **({"device_map": self.device_map} if self.device_map else {}),
-            **({"backend": self.backend.recorded()} if self.backend.name != "hf" else {}),
-            **({"examples": {task: len(ids) for task, ids in self.examples.items()}} if self.examples else {}),
-            **self._overrides(),
-        }
-
-    def _overrides(self) -> dict[str, Any]:
-        """Opt-ins that let a run do what it refuses by default: recorded whenever given."""
-        given = {
-            "trust_remote_code": self.trust_remote_code,
-            "trust_task_code": self.trust_task_code,
-            "tokenizer": self.tokenizer,
-            "allow_random_weights": self.allow_random_weights,
-            "allow_kind_mismatch": self.allow_kind_mismatch,
-        }
-        return {name: value for name, value in given.items() if value}
+def _given_options(config: RunConfig) -> list[run_options.GivenOption]:
+    """The formulation-specific options this run was given (see ``evaluation.options``)."""
+    prompt = config.prompt
+    return run_options.given_options(prompt.label_map, prompt.num_fewshot, prompt.generation.given())
 
 
 @dataclass(frozen=True)
@@ -147,11 +83,11 @@ class _PlannedTask:
 
 def _formulation_options(config: RunConfig) -> FormulationOptions:
     return FormulationOptions(
-        label_map=config.label_map,
-        generation=config.generation,
+        label_map=config.prompt.label_map,
+        generation=config.prompt.generation.given(),
         seed=config.seed,
         data_dir=resolve_data_dir(config.data_dir),
-        num_fewshot=config.num_fewshot,
+        num_fewshot=config.prompt.num_fewshot,
     )
 
 
@@ -166,7 +102,7 @@ def _prepare(
     run options it declares; an option no chosen formulation uses stops the run here.
     """
     options = _formulation_options(config)
-    given = config.given_options()
+    given = _given_options(config)
     runnable = []
     uses: dict[str, run_options.OptionUse] = {}
     for plan in plans:
@@ -225,7 +161,7 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
         settings={**formulation.settings(task, state), **plan.settings},
         notes=notes,
         seed=config.seed,
-        n_resamples=config.n_resamples,
+        n_resamples=config.statistics.n_resamples,
         seconds=time.perf_counter() - started,
     )
     return entry.model_copy(update={"execution": stats.to_record()})
@@ -237,7 +173,7 @@ def _plan(config: RunConfig, progress: Progress) -> tuple[list[_PlannedTask], di
     if config.limit is not None and config.limit < 1:
         raise UsageError("--limit must be at least 1")
     check_seed(config.seed)
-    given = config.given_options()
+    given = _given_options(config)
     plans: list[_PlannedTask] = []
     skipped: dict[str, str] = {}
     tasks = [(catalog.load(name), explicit) for name, explicit in catalog.resolve(config.tasks)]
@@ -276,7 +212,7 @@ def _claim_run_dir(config: RunConfig, run_dir: Path, stack: ExitStack) -> Predic
     way, no write permission, someone else's database as ``--cache``) stop the run here."""
     prepare_run_dir(run_dir)
     stack.enter_context(run_dir_lock(run_dir))
-    cache = PredictionCache(config.cache or run_dir / "cache" / "predictions.sqlite")
+    cache = PredictionCache(config.caching.cache or run_dir / "cache" / "predictions.sqlite")
     stack.callback(cache.close)
     return cache
 
@@ -308,8 +244,8 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapt
     (see ``evalharness.execution.distributed``). ``adapter``: a model already loaded from
     ``config.model`` (a sequential gate evaluates it batch after batch without reloading).
     """
-    with distributed.distributed_session(config.device) as context, ExitStack() as stack:
-        if config.device_map and context.enabled:
+    with distributed.distributed_session(config.loading.device) as context, ExitStack() as stack:
+        if config.loading.device_map and context.enabled:
             raise UsageError("--device-map spreads one model over all GPUs; it cannot be combined with data-parallel ranks (torchrun)")
         report = progress if progress and context.primary else (lambda message: None)
         try:
@@ -328,19 +264,20 @@ def load_adapter(config: RunConfig, report: Progress = lambda message: None) -> 
     from evalharness.models.loading import load_model
 
     report(f"loading model {config.model}")
+    loading = config.loading
     in_process = functools.partial(
         load_model,
-        config.model,
-        config.model_kind,
-        device=distributed.device_for_rank(config.device),
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        device_map=config.device_map,
-        tokenizer=config.tokenizer,
-        allow_random_weights=config.allow_random_weights,
-        allow_kind_mismatch=config.allow_kind_mismatch,
+        loading.model,
+        loading.model_kind,
+        device=distributed.device_for_rank(loading.device),
+        dtype=loading.dtype,
+        trust_remote_code=loading.trust_remote_code,
+        device_map=loading.device_map,
+        tokenizer=loading.tokenizer,
+        allow_random_weights=loading.allow_random_weights,
+        allow_kind_mismatch=loading.allow_kind_mismatch,
     )
-    request = BackendRequest(config.model, in_process, tokenizer=config.tokenizer, dtype=config.dtype, seed=config.seed)
+    request = BackendRequest(loading.model, in_process, tokenizer=loading.tokenizer, dtype=loading.dtype, seed=config.seed)
     return load_backend(config.backend, request)
 
 
@@ -354,7 +291,7 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: 
     runnable, uses = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
-    settings = run_options.run_settings(config.recorded_settings(), config.given_options(), uses)
+    settings = run_options.run_settings(config.recorded(), _given_options(config), uses)
     run_dir = distributed.broadcast_from_primary(Path(config.output) if config.output else default_run_dir(adapter.info.name))
     model = _model_entry(adapter.info)
     if primary:
@@ -364,11 +301,11 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: 
         check_mergeable(run_dir, model, settings, [plan.task.name for plan in runnable])
     engine = Engine(
         adapter,
-        batch_size=config.batch_size,
-        max_batch_tokens=config.max_batch_tokens,
+        batch_size=config.batching.batch_size,
+        max_batch_tokens=config.batching.max_batch_tokens,
         # data parallel: rank 0 alone reads and writes the cache and shares what it found
         cache=cache if primary else None,
-        fresh=config.fresh,
+        fresh=config.caching.fresh,
     )
     tasks: dict[str, TaskEntry | None] = {}
     for plan in runnable:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def sequential_gate(
     while active := [task for task in tasks if used[task] < len(orders[task]) and (used[task] == 0 or not state.settled(task))]:
         for task in active:
             used[task] = min(used[task] + options.batch_examples, len(orders[task]))
-        round_config = replace(config, tasks=tasks, examples={task: orders[task][: used[task]] for task in tasks})
+        round_config = config.updated(tasks=tasks, examples={task: orders[task][: used[task]] for task in tasks})
         run_evaluation(round_config, progress=lambda message: None, adapter=adapter)
         for task in active:
             state.update(task, used[task], rows_by_id(output, task))

@@ -31,15 +31,14 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel, load_config
+from evalharness.evaluation.settings import RunSettings, shared_settings
 from evalharness.errors import EvalHarnessError, UsageError
-from evalharness.seeds import Seed
 
 __all__ = [
     "CRASH_ONCE_ENV",
     "EXECUTORS",
     "Job",
     "JobOutcome",
-    "RunOptions",
     "SweepResult",
     "SweepSpec",
     "load_sweep_spec",
@@ -56,27 +55,6 @@ CRASH_ONCE_ENV = "EVALHARNESS_TEST_SWEEP_CRASH_ONCE"
 Progress = Callable[[str], None]
 
 
-class RunOptions(StrictModel):
-    """The ``evalharness run`` settings every job of the sweep shares (``RunConfig``'s field names)."""
-
-    data_dir: str | None = None
-    tasks_dirs: list[str] = Field(default_factory=list)
-    limit: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    device: str = "auto"
-    dtype: str = "auto"
-    device_map: str | None = None
-    model_kind: str | None = None
-    trust_remote_code: bool = False
-    trust_task_code: bool = False
-    tokenizer: str | None = None
-    allow_random_weights: bool = False
-    allow_kind_mismatch: bool = False
-    seed: Seed = 1234
-    n_resamples: int = Field(default=1000, ge=0)
-    num_fewshot: int | None = Field(default=None, ge=0)
-
-
 class SweepSpec(StrictModel):
     """A sweep: ``models`` × ``tasks`` (each entry one job's task group, e.g. ``glue`` or
     ``glue/sst2``), where to write, and how to schedule."""
@@ -91,7 +69,20 @@ class SweepSpec(StrictModel):
     max_retries: int = Field(default=2, ge=0)
     resume: bool = False  # skip jobs whose run directory already holds a results.json
     leaderboard: bool = True
-    run: RunOptions = Field(default_factory=RunOptions)
+    run: dict[str, Any] = Field(
+        default_factory=dict, description="run settings every job shares (any setting of `evalharness run` but model, tasks, output)"
+    )
+
+    @field_validator("run")
+    @classmethod
+    def _shared_run_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+        shared_settings(values)
+        return values
+
+    @property
+    def shared(self) -> RunSettings:
+        """The validated settings every job shares."""
+        return shared_settings(self.run)
 
     @field_validator("models", "tasks")
     @classmethod
@@ -261,11 +252,9 @@ def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, _cra
     location = _join(spec.output, *job.key.split("/"))
     with tempfile.TemporaryDirectory(prefix="evalharness-sweep-") as scratch:
         local_dir = Path(scratch, "run") if _is_url(spec.output) else Path(location)
-        # RunOptions' fields are RunConfig's, by name. The options are shared by every model of
-        # the sweep, so one a model's tasks do not use is recorded as not applied, not refused.
-        config = RunConfig(
-            model=job.model, tasks=[job.group], output=local_dir, refuse_unused_options=False, **spec.run.model_dump()
-        )
+        # The settings are shared by every model of the sweep, so one a model's tasks do not use
+        # is recorded as not applied, not refused.
+        config = RunConfig(**spec.run, model=job.model, tasks=[job.group], output=local_dir, refuse_unused_options=False)
         run_evaluation(config, progress=progress)
         _crash_once_for_tests(_crash_marker)
         if _is_url(spec.output):
@@ -414,11 +403,11 @@ def _check_task_code(spec: SweepSpec) -> None:
     from evalharness.spec.catalog import TaskCatalog
 
     try:
-        catalog = TaskCatalog(spec.run.tasks_dirs)
+        catalog = TaskCatalog(spec.shared.tasks_dirs)
         tasks = [catalog.load(name) for group in spec.tasks for name, _ in catalog.resolve([group])]
     except EvalHarnessError:  # a bad task or folder: the jobs report it, each with its own message
         return
-    refuse_untrusted_code(tasks, trusted=spec.run.trust_task_code)
+    refuse_untrusted_code(tasks, trusted=spec.shared.trust_task_code)
 
 
 def run_sweep(spec: SweepSpec, *, progress: Progress | None = None) -> SweepResult:

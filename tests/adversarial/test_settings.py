@@ -243,10 +243,9 @@ def test_label_map_entry_naming_no_model_label_is_refused():
 
 
 def test_misspelt_generation_setting_is_refused_before_the_model_loads(workspace, tmp_path):
-    config = RunConfig(model=str(tmp_path / "no-such-checkpoint"), tasks=["mine/reviews"], tasks_dirs=[workspace / "tasks"],
-                       data_dir=workspace / "data", generation={"max_new_token": 3})
-    with pytest.raises(UsageError, match="invalid generation settings: unknown max_new_token"):
-        run_evaluation(config)
+    with pytest.raises(UsageError, match="max_new_token: unknown setting; did you mean 'max_new_tokens'"):
+        run_evaluation(RunConfig(model=str(tmp_path / "no-such-checkpoint"), tasks=["mine/reviews"], tasks_dirs=[workspace / "tasks"],
+                                 data_dir=workspace / "data", generation={"max_new_token": 3}))
 
 
 # -- --limit on grouped data, empty subsets ------------------------------------------------

@@ -1,0 +1,94 @@
+"""Command-line flags derived from the run-settings model (``evaluation.settings``).
+
+Every field with ``cli`` metadata becomes a flag (``--field-name`` unless the field names
+another), in an argument group per settings group, with the field's description as help. The
+flags carry no parsing of their own: the raw strings go to ``RunSettings``, which validates
+them exactly as it validates a sweep file, so a value is accepted or refused the same way
+wherever it comes from. ``argparse.SUPPRESS`` keeps options that were not given out of the
+namespace, so the model's defaults apply and nothing is recorded as given that was not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from evalharness.config import StrictModel, option_metadata
+
+__all__ = ["add_settings_flags", "settings_values"]
+
+_DEST = "settings__"  # namespace attributes of settings flags: settings__batching__batch_size
+
+
+def _is_group(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, StrictModel)
+
+
+def _is_flag(annotation: Any) -> bool:
+    return annotation is bool
+
+
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is list
+
+
+def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], str, dict[str, Any]]]:
+    for name, field in model.model_fields.items():
+        if _is_group(field.annotation):
+            yield from _flags(field.annotation, (*path, name))  # type: ignore[arg-type]
+            continue
+        meta = option_metadata(model, name)
+        if not meta["cli"]:
+            continue
+        flag = meta["flag"] or "--" + name.replace("_", "-")
+        kwargs: dict[str, Any] = {"help": field.description, "default": argparse.SUPPRESS}
+        if _is_flag(field.annotation):
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = meta["metavar"] or name.upper()
+            if _is_list(field.annotation):
+                kwargs["action"] = "append"
+        yield (*path, name), flag, kwargs
+
+
+def add_settings_flags(
+    parser: argparse.ArgumentParser,
+    model: type[BaseModel],
+    *,
+    only: Iterable[str] | None = None,
+    required: Iterable[str] = (),
+    titles: dict[str, str] | None = None,
+) -> None:
+    """Add a flag per settings field of ``model`` (``only``: just these field names, for
+    commands that run evaluations as part of their job; ``required``: names that must be given)."""
+    chosen, needed = (set(only) if only is not None else None), set(required)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for path, flag, kwargs in _flags(model, ()):
+        if chosen is not None and path[-1] not in chosen:
+            continue
+        target: Any = parser
+        if len(path) > 1:
+            title = (titles or {}).get(path[0], path[0])
+            target = groups.setdefault(path[0], parser.add_argument_group(title))
+        if path[-1] in needed:
+            kwargs = {**kwargs, "required": True}
+            kwargs.pop("default")
+        target.add_argument(flag, dest=_DEST + "__".join(path), **kwargs)
+
+
+def settings_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, nested as the model's groups (only those given)."""
+    values: dict[str, Any] = {}
+    for attribute, value in vars(args).items():
+        if not attribute.startswith(_DEST):
+            continue
+        *groups, name = attribute[len(_DEST) :].split("__")
+        holder = values
+        for group in groups:
+            holder = holder.setdefault(group, {})
+        holder[name] = value
+    return values

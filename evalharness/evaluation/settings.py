@@ -1,0 +1,380 @@
+"""One run-settings model: everything an evaluation run can be asked, in small groups.
+
+``RunSettings`` is validated once (pydantic, unknown keys refused), whatever the source:
+the command line of ``run``/``gate --sequential``/``parity`` (flags are derived from the
+fields, ``commands.settings_flags``), a sweep file's ``run:`` section, or the Python API. The
+run record's ``settings`` are derived from it too (:meth:`RunSettings.recorded`), so adding an
+option is one field here plus the code that uses it.
+
+Flat keyword arguments are accepted for convenience (``RunSettings(model=..., tasks=[...],
+batch_size=8)``): each is routed to its group. Groups: ``loading`` (which checkpoint and how
+it is loaded), ``backend`` (where the model runs, ``backends.config``), ``batching``,
+``caching``, ``prompt`` (overrides of the tasks' prompting and decoding) and ``statistics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError, field_validator, model_validator
+
+from evalharness.backends.config import BackendConfig
+from evalharness.config import StrictModel, option, option_metadata
+from evalharness.errors import UsageError, did_you_mean
+from evalharness.seeds import Seed
+
+__all__ = [
+    "GROUPS",
+    "BatchingSettings",
+    "CacheSettings",
+    "GenerationOverrides",
+    "LoadingSettings",
+    "PromptSettings",
+    "RunSettings",
+    "StatisticsSettings",
+    "JOB_FIELDS",
+    "flag_of",
+    "flat_settings",
+    "recorded_settings",
+    "shared_settings",
+    "parse_label_map",
+    "settings_problems",
+]
+
+
+def parse_label_map(value: Any) -> dict[str, str] | None:
+    """``A=b,C=d``, a YAML/JSON file of model label -> task label, or a mapping."""
+    from evalharness.config import load_yaml
+
+    if value is None or isinstance(value, Mapping):
+        return None if value is None else {str(key): str(item) for key, item in value.items()}
+    text = str(value)
+    path = Path(text)
+    if path.is_file():
+        data = load_yaml(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of model label -> task label")
+        return {str(key): str(item) for key, item in data.items()}
+    mapping = {}
+    for pair in text.split(","):
+        key, sep, target = pair.partition("=")
+        if not sep or not key.strip() or not target.strip():
+            raise ValueError(f"'{pair}' is not MODEL_LABEL=TASK_LABEL (or a YAML/JSON file)")
+        mapping[key.strip()] = target.strip()
+    return mapping
+
+
+class LoadingSettings(StrictModel):
+    """Which checkpoint and how it is loaded (in process; see ``backend`` for served models)."""
+
+    model: str = option(help="checkpoint directory or Hugging Face Hub id (--backend openai: the served model's name)", record="never")
+    model_kind: str | None = option(None, help="override the kind detected from config.architectures")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N")
+    dtype: str = option("auto", help="auto, float32, bfloat16 or float16")
+    device_map: str | None = option(
+        None, record="if_set", help="auto: spread a checkpoint too large for one GPU over all visible GPUs (needs accelerate)"
+    )
+    trust_remote_code: bool = option(False, record="if_set", help="allow code shipped with the checkpoint to run")
+    tokenizer: str | None = option(
+        None, metavar="DIR", record="if_set",
+        help="load the tokenizer from this directory (or hub id) instead of the checkpoint; recorded with its fingerprint "
+        "(openai backend: the served model's tokenizer, needed for log-likelihoods)",
+    )
+    allow_random_weights: bool = option(
+        False, record="if_set",
+        help="evaluate even though the model class had to initialise weights randomly (missing from the checkpoint); recorded",
+    )
+    allow_kind_mismatch: bool = option(
+        False, record="if_set", help="evaluate even though --model-kind (or the weights) contradict config.json's architectures; recorded"
+    )
+
+
+class BatchingSettings(StrictModel):
+    """How requests are grouped into forward passes (speed and memory, never the answers)."""
+
+    batch_size: int | Literal["auto"] = option(
+        "auto", help="rows per batch, or auto (default: 256 on CUDA, 32 on CPU; halved on out-of-memory)"
+    )
+    max_batch_tokens: int | None = option(None, ge=1, help="also cap each batch's padded tokens (rows x longest row)")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "auto":
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"expected a positive integer or 'auto', got {value!r}") from None
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+
+class CacheSettings(StrictModel):
+    """The prediction cache: where it lives and whether it is read."""
+
+    cache: Path | None = option(None, metavar="PATH", record="never", help="prediction cache (default: RUN_DIR/cache/predictions.sqlite)")
+    fresh: bool = option(False, record="never", help="ignore cached predictions and overwrite them")
+
+
+class GenerationOverrides(StrictModel):
+    """Decoding settings that override the tasks' ``generation:`` sections (None: the task's)."""
+
+    max_new_tokens: int | None = option(None, ge=1, help="generated answers: override the tasks' generation.max_new_tokens")
+    num_beams: int | None = option(None, ge=1, help="generated answers: override the tasks' generation.num_beams (1: greedy)")
+    min_new_tokens: int | None = option(None, ge=0, cli=False, help="override the tasks' generation.min_new_tokens")
+    length_penalty: float | None = option(None, cli=False, help="override the tasks' generation.length_penalty")
+    no_repeat_ngram_size: int | None = option(None, ge=0, cli=False, help="override the tasks' generation.no_repeat_ngram_size")
+
+    def given(self) -> dict[str, Any]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+class PromptSettings(StrictModel):
+    """Overrides of how tasks prompt and decode; each applies only to the formulations that
+    declare it (``Formulation.uses``), and is refused or recorded as not applied elsewhere."""
+
+    num_fewshot: int | None = option(
+        None, ge=0,
+        help="prompted language models: override the tasks' prompt.few_shot.n (0: zero-shot). Like --label-map, "
+        "--max-new-tokens and --num-beams, refused when no task of the run uses it and recorded as not applied "
+        "for the tasks that do not",
+    )
+    label_map: dict[str, str] | None = option(None, help="classifier heads: MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
+    generation: GenerationOverrides = option(GenerationOverrides(), help="decoding overrides")
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _label_map(cls, value: Any) -> Any:
+        return parse_label_map(value)
+
+
+class StatisticsSettings(StrictModel):
+    """Randomness and resampling of the intervals (and of few-shot draws without a task seed)."""
+
+    seed: Seed = option(1234, help="seed for bootstrap and few-shot sampling")
+    n_resamples: int = option(1000, ge=0, cli=False, help="bootstrap resamples of each interval")
+
+
+# Group name -> its model, in the order the command line shows them.
+GROUPS: dict[str, type[StrictModel]] = {
+    "loading": LoadingSettings,
+    "backend": BackendConfig,
+    "batching": BatchingSettings,
+    "caching": CacheSettings,
+    "prompt": PromptSettings,
+    "statistics": StatisticsSettings,
+}
+
+
+def _leaves(model: type[StrictModel], path: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Leaf field name -> its path (nested groups such as ``prompt.generation`` included)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, StrictModel):
+            found.update(_leaves(annotation, (*path, name)))
+        else:
+            found[name] = (*path, name)
+    return found
+
+
+# Flat keyword -> its place in the groups (``batch_size`` -> ``("batching", "batch_size")``).
+FLAT_NAMES: dict[str, tuple[str, ...]] = {
+    leaf: (group, *path) for group, model in GROUPS.items() for leaf, path in _leaves(model).items()
+}
+FLAT_NAMES["backend"] = ("backend",)  # a whole BackendConfig may be given as is
+
+
+class RunSettings(StrictModel):
+    """Everything one evaluation run is asked (``evalharness run``)."""
+
+    tasks: list[str] = option(help="task names or groups, comma-separated (repeatable)")
+    tasks_dirs: list[Path] = option([], flag="--tasks-dir", metavar="DIR", record="never", help="extra folder of task YAML files (repeatable)")
+    data_dir: Path | None = option(None, help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
+    limit: int | None = option(None, ge=1, help="evaluate only the first N examples of each task (recorded per task, with the groups the subset covers)")
+    output: Path | None = option(None, record="never", help="run directory to write (default: runs/MODEL/TIMESTAMP)")
+    examples: dict[str, list[str]] | None = option(None, cli=False, record="if_set", help="task -> only these example ids (sequential gates, noise)")
+    check_determinism: bool = option(
+        False, record="never", help="rerun a sample of each task at another batch size (no cache) and record the largest difference"
+    )
+    show_progress: bool = option(False, flag="--progress", record="never", help="show progress bars even when stderr is not a terminal")
+    trust_task_code: bool = option(
+        False, record="if_set", help="allow code that task files reference to run (an hf_evaluate metric's evaluate module); recorded"
+    )
+    refuse_unused_options: bool = option(
+        True, cli=False, record="never",
+        help="refuse an option no task uses (False: sweeps, whose options are shared by checkpoints of several kinds, record it as not applied)",
+    )
+    loading: LoadingSettings
+    backend: BackendConfig = BackendConfig()
+    batching: BatchingSettings = BatchingSettings()
+    caching: CacheSettings = CacheSettings()
+    prompt: PromptSettings = PromptSettings()
+    statistics: StatisticsSettings = StatisticsSettings()
+
+    def __init__(self, **data: Any) -> None:
+        """Validation problems are project errors naming the command-line flag of each field."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise UsageError(settings_problems(exc)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_flat_names(cls, data: Any) -> Any:
+        """``RunSettings(model=..., batch_size=8)``: flat names go to their groups."""
+        if not isinstance(data, Mapping):
+            return data
+        routed: dict[str, Any] = {}
+        for key, value in data.items():
+            path = FLAT_NAMES.get(key) if key not in cls.model_fields or key == "backend" else None
+            if key == "generation" and isinstance(value, Mapping):  # a generation override mapping
+                path = ("prompt", "generation")
+            if path is None or (key == "backend" and not isinstance(value, (Mapping, BackendConfig))):
+                routed[key] = value
+                continue
+            holder = routed
+            for part in path[:-1]:
+                existing = holder.get(part)
+                holder[part] = dict(existing.model_dump(exclude_unset=True)) if isinstance(existing, StrictModel) else dict(existing or {})
+                holder = holder[part]
+            last = path[-1]
+            if isinstance(value, StrictModel) and last in holder:
+                holder[last] = {**holder[last], **value.model_dump(exclude_unset=True)}
+            else:
+                holder[last] = value.model_dump(exclude_unset=True) if isinstance(value, StrictModel) else value
+        return routed
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split_tasks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            return [name.strip() for item in value for name in str(item).split(",") if name.strip()]
+        return value
+
+    # -- what the rest of the run reads ---------------------------------------------------
+    @property
+    def model(self) -> str:
+        return self.loading.model
+
+    @property
+    def seed(self) -> int:
+        return self.statistics.seed
+
+    def updated(self, **changes: Any) -> RunSettings:
+        """A copy with some settings changed (flat names, validated like the original)."""
+        return type(self)(**{**self._flat_dump(), **changes})
+
+    def _flat_dump(self) -> dict[str, Any]:
+        values: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields if name not in GROUPS}
+        for group in GROUPS:
+            values[group] = getattr(self, group)
+        return values
+
+    def recorded(self) -> dict[str, Any]:
+        """The run record's ``settings``: every field whose metadata says so, flat, by name."""
+        return _recorded(self)
+
+
+def flag_of(loc: Sequence[str | int]) -> str:
+    """The command-line flag of a settings location (``("batching", "batch_size")`` ->
+    ``--batch-size``); the field path when the field has no flag."""
+    model: type[StrictModel] = RunSettings
+    names = [part for part in loc if isinstance(part, str)]
+    for index, name in enumerate(names):
+        field = model.model_fields.get(name)
+        if field is None:
+            break
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, StrictModel) and index < len(names) - 1:
+            model = annotation
+            continue
+        meta = option_metadata(model, name)
+        if meta["cli"]:
+            return meta["flag"] or "--" + name.replace("_", "-")
+        break
+    return ".".join(str(part) for part in loc) or "settings"
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line per problem: the flag (or field) and what is wrong with the given value."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = [part for part in error["loc"] if not (isinstance(part, str) and "[" in part)]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown setting{did_you_mean(str(loc[-1]), FLAT_NAMES)}"
+        elif error["type"] not in {"value_error", "missing"} and "input" in error and not isinstance(error["input"], (dict, list)):
+            message += f" (got {error['input']!r})"
+        lines.append(message if message.startswith("--") else f"{flag_of(loc)}: {message}")
+    return "invalid run settings:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0]
+
+
+def _recorded(model: StrictModel) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name in RECORDED_AS:
+            entries.update(RECORDED_AS[name](value))
+            continue
+        if isinstance(value, StrictModel):
+            entries.update(_recorded(value))
+            continue
+        mode = option_metadata(type(model), name)["record"]
+        default = type(model).model_fields[name].default
+        if mode == "always" or (mode == "if_set" and value != default and value is not None):
+            entries[name] = str(value) if isinstance(value, Path) else value
+    return entries
+
+
+# What each job of a sweep sets itself; every other setting can be shared by all jobs.
+JOB_FIELDS = frozenset({"model", "tasks", "output"})
+
+
+def shared_settings(values: Mapping[str, Any]) -> RunSettings:
+    """Settings shared by the jobs of a sweep (``run:`` of a sweep file, flags of ``sweep``),
+    validated as a job will validate them; raises ``ValueError`` naming the offending keys."""
+    given = sorted(JOB_FIELDS & set(values))
+    if given:
+        raise ValueError(f"{', '.join(given)} are set per job by the sweep (models, tasks, output), not under run:")
+    try:
+        return RunSettings(**{**values, "model": "(each model)", "tasks": []})
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def recorded_settings(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a run record (``RunSettings.recorded``) that a rerun takes back: the
+    flat names of settings fields, nothing derived (``not_applied``, example counts)."""
+    fields = set(FLAT_NAMES) | set(RunSettings.model_fields)
+    return {key: value for key, value in recorded.items() if key in fields and key not in {"examples", *GROUPS} or key == "backend"}
+
+
+def flat_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested settings (as the command line gives them) as flat names (as sweep files write them)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in GROUPS or key == "generation":
+            flat.update(flat_settings(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+# Fields recorded in a shape of their own (name -> record entries).
+RECORDED_AS: dict[str, Any] = {
+    "backend": lambda backend: {"backend": backend.recorded()} if backend.name != "hf" else {},
+    "examples": lambda examples: {"examples": {task: len(ids) for task, ids in examples.items()}} if examples else {},
+    "generation": lambda generation: {"generation": generation.given()},
+    "tasks_dirs": lambda dirs: {},
+}

@@ -1,0 +1,124 @@
+"""One run-settings model (``evaluation.settings``): the command line, sweep files, the Python
+API and the run record all derive from it, so an option is defined once."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from evalharness.commands.settings_flags import add_settings_flags, settings_values
+from evalharness.config import option_metadata
+from evalharness.errors import UsageError
+from evalharness.evaluation.settings import FLAT_NAMES, GROUPS, JOB_FIELDS, RunSettings, flat_settings, shared_settings
+from evalharness.evaluation.sweep import SweepSpec
+
+
+def _leaf_fields():
+    for group, model in GROUPS.items():
+        for name, field in model.model_fields.items():
+            if name in FLAT_NAMES and FLAT_NAMES[name][0] == group:
+                yield model, name
+    for name in RunSettings.model_fields:
+        if name not in GROUPS:
+            yield RunSettings, name
+
+
+def test_flat_names_are_unique_across_groups_and_top_level_fields():
+    leaves = [name for model in GROUPS.values() for name in _names(model)]
+    duplicated = sorted({name for name in leaves if leaves.count(name) > 1})
+    assert not duplicated, duplicated
+    clash = sorted(set(leaves) & (set(RunSettings.model_fields) - {"backend"}))
+    assert not clash, f"leaf names that are also top-level fields or groups: {clash}"
+
+
+def _names(model):
+    from evalharness.config import StrictModel
+
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, StrictModel):
+            yield from _names(field.annotation)
+        else:
+            yield name
+
+
+def test_every_command_line_setting_has_a_flag_and_help_on_run():
+    parser = argparse.ArgumentParser(prog="run")
+    add_settings_flags(parser, RunSettings)
+    text = parser.format_help()
+    for model, name in _leaf_fields():
+        meta = option_metadata(model, name)
+        if meta["cli"] and not isinstance(model.model_fields[name].default, RunSettings.__base__):
+            flag = meta["flag"] or "--" + name.replace("_", "-")
+            assert flag in text, (name, flag)
+
+
+def test_the_command_line_and_the_api_give_the_same_settings_and_record():
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, RunSettings)
+    args = parser.parse_args([
+        "--model", "m", "--tasks", "glue/sst2,glue/cola", "--batch-size", "8", "--label-map", "A=x,B=y",
+        "--max-new-tokens", "5", "--seed", "7", "--allow-random-weights", "--tasks-dir", "/tmp",
+    ])
+    from_cli = RunSettings(**settings_values(args))
+    from_api = RunSettings(model="m", tasks=["glue/sst2", "glue/cola"], batch_size=8, label_map={"A": "x", "B": "y"},
+                           generation={"max_new_tokens": 5}, seed=7, allow_random_weights=True, tasks_dirs=["/tmp"])
+    assert from_cli == from_api
+    assert from_cli.recorded() == from_api.recorded()
+    recorded = from_cli.recorded()
+    assert recorded["batch_size"] == 8 and recorded["generation"] == {"max_new_tokens": 5} and recorded["allow_random_weights"] is True
+    assert "trust_remote_code" not in recorded and "model" not in recorded and "cache" not in recorded
+
+
+def test_options_not_given_on_the_command_line_keep_the_models_defaults():
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, RunSettings)
+    values = settings_values(parser.parse_args(["--model", "m", "--tasks", "t"]))
+    assert values == {"tasks": ["t"], "loading": {"model": "m"}}
+
+
+def test_every_shared_setting_can_be_set_from_a_sweep_file():
+    for name, path in FLAT_NAMES.items():
+        if name in JOB_FIELDS or name == "backend":
+            continue
+        field = _field_at(path)
+        assert field is not None, name
+    spec = SweepSpec(models=["m"], tasks=["glue"], output="out", run={"batch_size": 4, "max_new_tokens": 3, "backend": {"name": "hf"},
+                                                                      "label_map": "A=x", "n_resamples": 10, "allow_kind_mismatch": True})
+    shared = spec.shared
+    assert shared.batching.batch_size == 4 and shared.prompt.generation.max_new_tokens == 3 and shared.statistics.n_resamples == 10
+
+
+def _field_at(path):
+    model = RunSettings
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = field.annotation
+    return field
+
+
+@pytest.mark.parametrize("run, fragment", [
+    ({"model": "x"}, "model are set per job"),
+    ({"batch_size": 0}, "batch-size: must be at least 1"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_sweep_run_settings_are_validated_like_a_run(run, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        shared_settings(run)
+
+
+def test_invalid_settings_are_refused_naming_the_flag():
+    with pytest.raises(UsageError, match=r"--batch-size: must be at least 1"):
+        RunSettings(model="m", tasks=["t"], batch_size=0)
+    with pytest.raises(UsageError, match=r"--base-url apply to the openai backend only"):
+        RunSettings(model="m", tasks=["t"], base_url="http://127.0.0.1:1/v1")
+    with pytest.raises(UsageError, match=r"--label-map: .*'A' is not MODEL_LABEL=TASK_LABEL"):
+        RunSettings(model="m", tasks=["t"], label_map="A")
+
+
+def test_flat_settings_round_trip_nested_command_line_values():
+    nested = {"loading": {"model": "m", "dtype": "float32"}, "prompt": {"generation": {"num_beams": 2}}, "limit": 3}
+    assert flat_settings(nested) == {"model": "m", "dtype": "float32", "num_beams": 2, "limit": 3}
+    assert RunSettings(**flat_settings(nested), tasks=["t"]) == RunSettings(**nested, tasks=["t"])
