@@ -187,7 +187,8 @@ def test_options_sharing_a_context_share_one_forward_pass(tiny_causal_lm):
     assert len(options) >= 3, options
     requests = [("the movie was", option) for option in options] + [("a different context", " a")]
     calls = []
-    hook = adapter.model.register_forward_hook(lambda module, args, kwargs_or_output: calls.append(1))
+    # The decoder stack runs once per pass in both layouts (the packed one skips the LM head).
+    hook = adapter.model.base_model.register_forward_hook(lambda module, args, kwargs_or_output: calls.append(1))
     try:
         shared = adapter.loglikelihood(requests, batch_size=1)
     finally:

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import ModelAdapter, ModelInfo, options_with
-from evalharness.models.batching import sorted_batches
+from evalharness.models.batching import encode_once, sorted_batches
+from evalharness.models.rows import Row, RowScorer
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
 from evalharness.types import (
     GenerateResponse,
@@ -46,7 +46,6 @@ from evalharness.types import (
 __all__ = ["CausalLMAdapter"]
 
 Pair = LoglikelihoodRequest | tuple[str, str]
-Row = tuple[list[int], list[int]]  # (model input, the targets its last positions predict)
 
 
 def move_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
@@ -71,7 +70,10 @@ class CausalLMAdapter(ModelAdapter):
             raise UsageError(f"max_length must be at least 2, got {max_length}")
         self._max_length = max_length
         self.adds_bos = self._tokenizer_adds(tokenizer.bos_token_id, first=True)
-        self.info = replace(info, notes={**info.notes, **self._notes()})
+        self.rows = RowScorer(
+            model, pad=tokenizer.pad_token_id, capacity=self.max_length, selected_logits=self._projects_selected_positions
+        )
+        self.info = replace(info, notes={**info.notes, **self._notes(), "layout": self.rows.note})
 
     # -- tokenizer conventions -----------------------------------------------------------
     def _tokenizer_adds(self, token_id: int | None, *, first: bool) -> bool:
@@ -121,13 +123,15 @@ class CausalLMAdapter(ModelAdapter):
             )
         return int(token)
 
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
     def _encode(self, texts: Sequence[str], *, bos: bool = True) -> list[list[int]]:
-        """Token ids without special tokens, plus BOS first when the tokenizer adds one."""
-        if not texts:
-            return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        """Token ids without special tokens, plus BOS first when the tokenizer adds one
+        (texts the engine had tokenized to plan its chunks are not tokenized again)."""
+        encoded = encode_once(self._tokenize, texts, owner=id(self))
         if not (bos and self.adds_bos):
-            return [list(ids) for ids in encoded]
+            return encoded
         bos_id = self.tokenizer.bos_token_id
         return [list(ids) if ids[:1] == [bos_id] else [bos_id, *ids] for ids in encoded]
 
@@ -140,69 +144,35 @@ class CausalLMAdapter(ModelAdapter):
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def _score_rows(self, rows: Sequence[Row], batch_size: int) -> list[tuple[float, bool]]:
-        """Summed log-probability of each row's targets and whether they are all greedy.
+        """Summed log-probability of each row's targets and whether they are all greedy
+        (packed with shared prefixes where the model supports it; see ``models.rows``)."""
+        return self.rows.score(rows, batch_size)
 
-        Rows are right-padded into length-sorted batches; the targets of a row are predicted
-        by its last ``len(targets)`` positions, so padding never touches them. Rows with the
-        same input tokens share one forward pass: the options of a multiple-choice question
-        whose continuations are single tokens are all read off the context's last position.
-        """
-        import torch
-
-        results: list[tuple[float, bool] | None] = [None] * len(rows)
-        sharing: dict[tuple[int, ...], list[int]] = {}
-        for index, (tokens, _) in enumerate(rows):
-            sharing.setdefault(tuple(tokens), []).append(index)
-        inputs = list(sharing.values())  # row indices per distinct input
-        lengths = [len(rows[members[0]][0]) for members in inputs]
-        device = self.model.device
-        pad = self.tokenizer.pad_token_id
-        with torch.inference_mode():
-            for batch in sorted_batches(lengths, batch_size):
-                width = max(lengths[i] for i in batch)
-                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, unique in enumerate(batch):
-                    input_ids[row, : lengths[unique]] = torch.tensor(rows[inputs[unique][0]][0], dtype=torch.long)
-                    attention[row, : lengths[unique]] = 1
-                members = [(row, lengths[unique], index) for row, unique in enumerate(batch) for index in inputs[unique]]
-                # The vocabulary projection only for the positions from the earliest target on.
-                first_target = min(end - len(rows[index][1]) for _, end, index in members)
-                keep = {"logits_to_keep": width - first_target} if self._projects_selected_positions else {}
-                logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **keep).logits
-                offset = width - logits.shape[1]
-                # Only the scored positions of all rows, gathered at once: [n_targets, vocab].
-                row_ids, positions, targets, bounds = [], [], [], [0]
-                for row, end, index in members:
-                    wanted = rows[index][1]
-                    row_ids.extend([row] * len(wanted))
-                    positions.extend(range(end - len(wanted) - offset, end - offset))
-                    targets.extend(wanted)
-                    bounds.append(len(targets))
-                where = (torch.tensor(row_ids, device=logits.device), torch.tensor(positions, device=logits.device))
-                scored = logits[where].float()
-                target_ids = torch.tensor(targets, dtype=torch.long, device=scored.device)
-                # log p(target) = logit(target) - logsumexp(logits): no [n_targets, vocab] copy.
-                logprobs = scored.gather(-1, target_ids[:, None]).squeeze(-1) - torch.logsumexp(scored, dim=-1)
-                logprobs_list = logprobs.double().tolist()
-                greedy = (scored.argmax(dim=-1) == target_ids).tolist()
-                for member, (_, _, index) in enumerate(members):
-                    start, stop = bounds[member], bounds[member + 1]
-                    results[index] = (math.fsum(logprobs_list[start:stop]), all(greedy[start:stop]))
-        return results  # type: ignore[return-value]
+    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+        """Tokens the model reads per request (a text's, or a context's and continuation's),
+        encoded as answering encodes them, so that the engine's token memo spares answering
+        a second tokenization."""
+        if requests and all(isinstance(request, str) for request in requests):
+            return [len(ids) for ids in self._encode(requests, bos=False)]
+        if requests and all(isinstance(request, tuple) and len(request) == 2 for request in requests):
+            pairs = [move_trailing_whitespace(str(context), str(continuation)) for context, continuation in requests]
+            return [len(context) + len(continuation) for context, continuation in self._pair_tokens(pairs)]
+        return super().token_lengths(requests)
 
     def _pair_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """(context ids, continuation ids) per pair, with lm-evaluation-harness's split."""
         contexts = [context for context, _ in pairs]
         context_ids = self._encode(contexts)
         whole_ids = self._encode([context + continuation for context, continuation in pairs])
-        plain_ids = self._encode([continuation for _, continuation in pairs], bos=False)
+        empty = [index for index, context in enumerate(contexts) if not context]
+        plain_ids = dict(zip(empty, self._encode([pairs[index][1] for index in empty], bos=False)))
         prefix = None
         encoded = []
-        for context, ctx, whole, plain in zip(contexts, context_ids, whole_ids, plain_ids):
+        for index, (context, ctx, whole) in enumerate(zip(contexts, context_ids, whole_ids)):
             if context:
                 encoded.append((ctx, whole[len(ctx) :]))
                 continue
+            plain = plain_ids[index]
             prefix = self.prefix_token_id if prefix is None else prefix
             if plain[:1] == [prefix]:  # the text itself starts with BOS: it is the context
                 encoded.append((plain[:1], plain[1:]))
