@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalharness.models.base import ModelAdapter
-from evalharness.models.batching import sorted_batches
+from evalharness.models.encoders import EncoderAdapter
 from evalharness.types import ClassifyRequest, ClassifyResponse, RequestKind
 
 __all__ = ["SequenceClassifierAdapter"]
@@ -19,7 +18,7 @@ __all__ = ["SequenceClassifierAdapter"]
 ClassifyInput = str | tuple[str, str | None] | ClassifyRequest
 
 
-class SequenceClassifierAdapter(ModelAdapter):
+class SequenceClassifierAdapter(EncoderAdapter):
     kind = "sequence_classifier"
     answers = frozenset({RequestKind.CLASSIFY})
     auto_class_name = "AutoModelForSequenceClassification"
@@ -52,17 +51,10 @@ class SequenceClassifierAdapter(ModelAdapter):
 
     def classify(self, inputs: Sequence[ClassifyInput], *, batch_size: int = 32) -> list[ClassifyResponse]:
         """Logits for single texts or ``(text, text_pair)`` pairs, in input order."""
-        import torch
-
         pairs = [(item, None) if isinstance(item, str) else (item[0], item[1]) for item in inputs]
         rows, truncated = self._encode(pairs)
         results: list[ClassifyResponse | None] = [None] * len(rows)
-        device = self.model.device
-        with torch.inference_mode():
-            for batch in sorted_batches([len(r["input_ids"]) for r in rows], batch_size):
-                padded = self.tokenizer.pad([rows[i] for i in batch], return_tensors="pt")
-                padded = {key: value.to(device) for key, value in padded.items()}
-                logits = self.model(**padded).logits.float().cpu().tolist()
-                for index, row_logits in zip(batch, logits):
-                    results[index] = ClassifyResponse(tuple(row_logits), truncated[index])
+        for batch, output in self.batches.run(rows, batch_size):
+            for index, row_logits in zip(batch, output.logits.float().cpu().tolist()):
+                results[index] = ClassifyResponse(tuple(row_logits), truncated[index])
         return results  # type: ignore[return-value]

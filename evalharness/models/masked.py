@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter
-from evalharness.models.batching import sorted_batches
+from evalharness.models.encoders import EncoderAdapter
 from evalharness.types import (
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
@@ -35,7 +34,7 @@ __all__ = ["MaskedLMAdapter"]
 PLLInput = str | tuple[str, Sequence[int] | None] | PseudoLoglikelihoodRequest
 
 
-class MaskedLMAdapter(ModelAdapter):
+class MaskedLMAdapter(EncoderAdapter):
     kind = "masked_lm"
     answers = frozenset({RequestKind.PSEUDO_LOGLIKELIHOOD})
     auto_class_name = "AutoModelForMaskedLM"
@@ -127,16 +126,12 @@ class MaskedLMAdapter(ModelAdapter):
         ]
         copies = self._copies(requests)
         scores: list[float] = [0.0] * len(copies)
-        device = self.model.device
         with torch.inference_mode():
-            for batch in sorted_batches([len(copy[0]) for copy in copies], batch_size):
-                padded = self.tokenizer.pad(
-                    {"input_ids": [copies[i][0] for i in batch]}, padding_side="right", return_tensors="pt"
-                )
-                logits = self.model(**{key: value.to(device) for key, value in padded.items()}).logits
-                rows = torch.arange(len(batch), device=device)
-                masked = torch.tensor([copies[i][1] for i in batch], device=device)
-                targets = torch.tensor([copies[i][2] for i in batch], device=device)
+            for batch, output in self.batches.run([{"input_ids": copy[0]} for copy in copies], batch_size):
+                logits = output.logits
+                rows = torch.arange(len(batch), device=logits.device)
+                masked = torch.tensor([copies[i][1] for i in batch], device=logits.device)
+                targets = torch.tensor([copies[i][2] for i in batch], device=logits.device)
                 log_probs = logits[rows, masked].float().log_softmax(dim=-1)
                 for index, value in zip(batch, log_probs[rows, targets].cpu().tolist()):
                     scores[index] = value

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter, options_with
-from evalharness.models.batching import sorted_batches
+from evalharness.models.base import options_with
+from evalharness.models.encoders import EncoderAdapter
 from evalharness.models.spans import SpanDecoding, Window, decode_answer
 from evalharness.types import RequestKind, SpanOptions, SpanRequest, SpanResponse
 
@@ -39,7 +39,7 @@ class _Encoded:
     meta: list[tuple[int, np.ndarray, list[tuple[int, int]], list[int | None], int]]  # owner, answerable, offsets, word ids, null index
 
 
-class ExtractiveQAAdapter(ModelAdapter):
+class ExtractiveQAAdapter(EncoderAdapter):
     kind = "extractive_qa"
     answers = frozenset({RequestKind.EXTRACT_SPAN})
     auto_class_name = "AutoModelForQuestionAnswering"
@@ -120,19 +120,13 @@ class ExtractiveQAAdapter(ModelAdapter):
         return result
 
     def _logits(self, windows: list[dict[str, list[int]]], batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        import torch
-
         results: list[Any] = [None] * len(windows)
-        device = self.model.device
-        with torch.inference_mode():
-            for batch in sorted_batches([len(w["input_ids"]) for w in windows], batch_size):
-                padded = self.tokenizer.pad([windows[i] for i in batch], padding_side="right", return_tensors="pt")
-                output = self.model(**{key: value.to(device) for key, value in padded.items()})
-                starts = output.start_logits.float().cpu().numpy()
-                ends = output.end_logits.float().cpu().numpy()
-                for row, index in enumerate(batch):
-                    size = len(windows[index]["input_ids"])
-                    results[index] = (starts[row, :size], ends[row, :size])
+        for batch, output in self.batches.run(windows, batch_size):
+            starts = output.start_logits.float().cpu().numpy()
+            ends = output.end_logits.float().cpu().numpy()
+            for row, index in enumerate(batch):
+                size = len(windows[index]["input_ids"])
+                results[index] = (starts[row, :size], ends[row, :size])
         for start, end in results:
             if not (np.isfinite(start).all() and np.isfinite(end).all()):
                 raise ModelError(f"{self.info.name}: the model returned non-finite start/end logits")
