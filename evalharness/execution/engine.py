@@ -5,9 +5,11 @@ For one task's flat list of requests the engine
 1. computes each request's content address (``cache.request_key``) and merges duplicates
    (multiple-choice requests repeated across examples are answered once);
 2. plans *chunks* over the unique requests, longest first in tokens (the adapter's
-   ``token_lengths``), one batch of requests per rank each — the plan depends only on the
-   requests and the run's arguments, so a resumed run recomputes a missing chunk exactly as
-   the uninterrupted run did;
+   ``token_lengths``), one batch per rank each: ``batch_size`` requests, or for the kinds
+   whose sequences adapters pack (log-likelihoods, classification) the requests that fill
+   ``batch_size`` rows as wide as the chunk's longest request, a context shared by several
+   requests counted once — the plan depends only on the requests and the run's arguments,
+   so a resumed run recomputes a missing chunk exactly as the uninterrupted run did;
 3. looks every key up in the cache and sends only the chunks' misses to the adapter
    (:meth:`Engine.compute`), persisting each chunk as soon as it is answered;
 4. restores the original order.
@@ -30,7 +32,7 @@ from typing import Any
 from evalharness.errors import ModelError
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache, model_key, request_key
-from evalharness.models.batching import BatchStats, batching_scope
+from evalharness.models.batching import BatchStats, batching_scope, token_memo
 from evalharness.models.protocols import REQUEST_CALLS
 from evalharness.types import LoglikelihoodRequest, RequestKind
 
@@ -38,6 +40,9 @@ __all__ = ["Engine", "EngineStats", "is_out_of_memory"]
 
 AUTO_BATCH_SIZE = {"cuda": 256, "cpu": 32}  # starting sizes for --batch-size auto
 DETERMINISM_SAMPLE = 32
+# Kinds whose sequences in-process adapters pack into rows: a chunk is cut by tokens, so that
+# its requests fill a batch of rows however many of them share a row.
+PACKED_KINDS = frozenset({RequestKind.LOGLIKELIHOOD, RequestKind.LOGLIKELIHOOD_ROLLING, RequestKind.CLASSIFY})
 
 ChunkCallback = Callable[[int], None]  # number of requests just answered (progress)
 
@@ -68,6 +73,33 @@ def _chunk_order(request: Any, length: int) -> tuple[int, str, int]:
     return (-length, "", 0)
 
 
+def _token_chunks(order: list[int], requests: Sequence[Any], lengths: Sequence[int], rows: int, row_limit: int | None) -> list[list[int]]:
+    """Requests in ``order`` cut into chunks of about ``rows`` rows as wide as each chunk's
+    longest request (at most ``row_limit``: longer texts are windowed). A request with the
+    context of the one before it costs only what it adds, and is never cut from it."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    spent = width = 0
+    context: str | None = None
+    context_length = 0
+    for index in order:
+        request, length = requests[index], lengths[index]
+        same = isinstance(request, LoglikelihoodRequest) and request.context == context
+        cost = max(1, length - context_length) if same else length
+        wide = min(length, row_limit) if row_limit else length
+        if current and not same and spent + cost > rows * max(width, wide):
+            chunks.append(current)
+            current, spent, width = [], 0, 0
+        current.append(index)
+        spent, width = spent + cost, max(width, wide)
+        if not same:
+            context = request.context if isinstance(request, LoglikelihoodRequest) else None
+            context_length = length - 1
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 @dataclass
 class EngineStats:
     """What the engine did for one task (written to the record's ``execution`` entry)."""
@@ -94,6 +126,7 @@ class EngineStats:
             "tokens": self.tokens.real,
             "padded_tokens": self.tokens.padded,
             "padding_efficiency": round(efficiency, 4) if efficiency is not None else None,
+            "shared_prefix_tokens": self.tokens.shared,
             "seconds": round(self.seconds, 3),
         }
         if self.determinism is not None:
@@ -133,8 +166,10 @@ class Engine:
         *,
         stats: EngineStats,
         batch_size: int | None = None,
+        packing: bool = True,
     ) -> list[Any]:
-        """Responses to ``requests`` from the model (no cache), backing off on OOM."""
+        """Responses to ``requests`` from the model (no cache), backing off on OOM;
+        ``packing=False``: the adapters' reference layout (a padded row per sequence)."""
         if not requests:
             return []
         call = REQUEST_CALLS[kind]
@@ -142,7 +177,7 @@ class Engine:
         while True:
             attempt = BatchStats()
             try:
-                with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt):
+                with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt, packing=packing):
                     responses = call.call(self.adapter, list(requests), size, options)
                 break
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
@@ -165,11 +200,13 @@ class Engine:
         return list(responses)
 
     # -- cache, chunks and order ------------------------------------------------------------
-    def plan_chunks(self, requests: Sequence[Any]) -> list[list[int]]:
+    def plan_chunks(self, requests: Sequence[Any], kind: RequestKind | None = None) -> list[list[int]]:
         """Chunks of request indices, longest (in tokens) first; deterministic for given requests."""
         lengths = self.adapter.token_lengths(requests)
         order = sorted(range(len(requests)), key=lambda i: (*_chunk_order(requests[i], lengths[i]), i))
         size = self.start_batch_size * distributed.current().world_size  # a batch per rank
+        if kind in PACKED_KINDS:
+            return _token_chunks(order, requests, lengths, size, getattr(self.adapter, "max_length", None))
         return [order[start : start + size] for start in range(0, len(order), size)]
 
     def run(
@@ -200,20 +237,21 @@ class Engine:
         counts = Counter(keys)
         # Plan over every unique request, not just the misses: a resumed run must form the
         # same chunks (hence the same batches and bits) as an uninterrupted one.
-        for chunk in self.plan_chunks(unique_requests) if stats.misses else []:
-            missing = [i for i in chunk if unique_keys[i] not in answers]
-            if not missing:
-                continue
-            todo = [unique_requests[i] for i in missing]
-            responses = distributed.compute_sharded(
-                todo, distributed.request_costs(todo, options), lambda shard: self.compute(kind, shard, options, stats=stats)
-            )
-            fresh = [(unique_keys[i], kind.value, response) for i, response in zip(missing, responses)]
-            if self.cache is not None:
-                self.cache.put_many(fresh)
-            answers.update((key, response) for key, _, response in fresh)
-            if on_progress:
-                on_progress(sum(counts[key] for key, _, _ in fresh))
+        with token_memo():
+            for chunk in self.plan_chunks(unique_requests, kind) if stats.misses else []:
+                missing = [i for i in chunk if unique_keys[i] not in answers]
+                if not missing:
+                    continue
+                todo = [unique_requests[i] for i in missing]
+                responses = distributed.compute_sharded(
+                    todo, distributed.request_costs(todo, options), lambda shard: self.compute(kind, shard, options, stats=stats)
+                )
+                fresh = [(unique_keys[i], kind.value, response) for i, response in zip(missing, responses)]
+                if self.cache is not None:
+                    self.cache.put_many(fresh)
+                answers.update((key, response) for key, _, response in fresh)
+                if on_progress:
+                    on_progress(sum(counts[key] for key, _, _ in fresh))
         stats.seconds = time.perf_counter() - started
         return [answers[key] for key in keys], stats
 
@@ -221,12 +259,14 @@ class Engine:
     def check_determinism(
         self, kind: RequestKind, requests: Sequence[Any], responses: Sequence[Any], options: Any, stats: EngineStats
     ) -> dict[str, Any]:
-        """Recompute a sample at another batch size (no cache) and compare numbers."""
+        """Recompute a sample (no cache) at another batch size through the adapters'
+        reference layout (every sequence in a padded row of its own, no shared prefixes) and
+        compare numbers: the packed layouts that answered the run are checked against it."""
         step = max(1, len(requests) // DETERMINISM_SAMPLE)
         sample = list(range(len(requests)))[::step][:DETERMINISM_SAMPLE]
         used = stats.batch_size_final or self.start_batch_size
         other = used // 2 if used > 1 else 2
-        again = self.compute(kind, [requests[i] for i in sample], options, stats=EngineStats(), batch_size=other)
+        again = self.compute(kind, [requests[i] for i in sample], options, stats=EngineStats(), batch_size=other, packing=False)
         largest, mismatched = 0.0, 0
         for index, response in zip(sample, again):
             difference, same = compare_responses(responses[index], response)
@@ -235,6 +275,7 @@ class Engine:
         result = {
             "sample": len(sample),
             "batch_size": other,
+            "layout": "reference (padded rows, no shared prefixes)",
             "max_abs_diff": largest if math.isfinite(largest) else None,  # None: a number became non-finite
             "non_numeric_mismatches": mismatched,
         }
