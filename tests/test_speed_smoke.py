@@ -223,6 +223,16 @@ def test_check_determinism_reruns_through_the_reference_layout(tiny_causal_lm, m
     assert report["non_numeric_mismatches"] == 0 and stats.to_record()["shared_prefix_tokens"] > 0
 
 
+def test_an_enclosing_reference_scope_reaches_the_adapter_through_the_engine(tiny_causal_lm, monkeypatch):
+    adapter = load_model(str(tiny_causal_lm))
+    layouts: list[bool] = []
+    answer = adapter.loglikelihood
+    monkeypatch.setattr(adapter, "loglikelihood", lambda requests, **kw: layouts.append(packing_enabled()) or answer(requests, **kw))
+    with batching_scope(packing=False):
+        _, stats = Engine(adapter, batch_size=4).run(RequestKind.LOGLIKELIHOOD, _choice_requests(), None)
+    assert layouts and not any(layouts) and stats.tokens.shared == 0
+
+
 CHOICE_TASK = """\
 version: 1
 kind: classification

@@ -32,7 +32,7 @@ from typing import Any
 from evalharness.errors import ModelError
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache, model_key, request_key
-from evalharness.models.batching import BatchStats, batching_scope, token_memo
+from evalharness.models.batching import BatchStats, batching_scope, packing_enabled, token_memo
 from evalharness.models.protocols import REQUEST_CALLS
 from evalharness.types import LoglikelihoodRequest, RequestKind
 
@@ -169,7 +169,8 @@ class Engine:
         packing: bool = True,
     ) -> list[Any]:
         """Responses to ``requests`` from the model (no cache), backing off on OOM;
-        ``packing=False``: the adapters' reference layout (a padded row per sequence)."""
+        ``packing=False`` (or an enclosing ``batching_scope(packing=False)``): the adapters'
+        reference layout (a padded row per sequence)."""
         if not requests:
             return []
         call = REQUEST_CALLS[kind]
@@ -177,7 +178,7 @@ class Engine:
         while True:
             attempt = BatchStats()
             try:
-                with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt, packing=packing):
+                with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt, packing=packing and packing_enabled()):
                     responses = call.call(self.adapter, list(requests), size, options)
                 break
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
