@@ -19,6 +19,7 @@ from evalharness.models.base import (
     select_dtype,
 )
 from evalharness.models.checks import RANDOM_INIT_SEED, check_weights, resolve_kind
+from evalharness.models.fused import fuse_activations
 from evalharness.models.tokenizer_files import TOKENIZER_FLAG, check_tokenizer_fits, load_tokenizer
 
 __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
@@ -171,6 +172,7 @@ def load_model(
         model.to(device)
     model.eval()
     notes.update(cls.prepare_tokenizer(loaded_tokenizer, model))
+    notes.update(fuse_activations(model))
     if device_map is not None:  # inputs go to the first layer's device; accelerate moves the rest
         device = str(model.device)
         notes["device_map"] = {"requested": device_map, "devices": sorted({str(p.device) for p in model.parameters()})}
