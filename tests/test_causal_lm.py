@@ -193,7 +193,7 @@ def test_options_sharing_a_context_share_one_forward_pass(tiny_causal_lm):
         shared = adapter.loglikelihood(requests, batch_size=1)
     finally:
         hook.remove()
-    assert len(calls) == 2  # one per distinct context, not one per option
+    assert 1 <= len(calls) <= 2  # at most one per distinct context (a packed row may hold both), not one per option
     for (context, continuation), response in zip(requests, shared):
         ids = plain_ids(tokenizer, context + continuation)
         assert response.logprob == pytest.approx(direct_logprob(model, ids, 1), abs=1e-4)

@@ -33,6 +33,7 @@ from evalharness.errors import ModelError
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache, model_key, request_key
 from evalharness.models.batching import BatchStats, batching_scope, packing_enabled, token_memo
+from evalharness.models.packing import ROW_FACTOR, row_width
 from evalharness.models.protocols import REQUEST_CALLS
 from evalharness.types import LoglikelihoodRequest, RequestKind
 
@@ -74,9 +75,10 @@ def _chunk_order(request: Any, length: int) -> tuple[int, str, int]:
 
 
 def _token_chunks(order: list[int], requests: Sequence[Any], lengths: Sequence[int], rows: int, row_limit: int | None) -> list[list[int]]:
-    """Requests in ``order`` cut into chunks of about ``rows`` rows as wide as each chunk's
-    longest request (at most ``row_limit``: longer texts are windowed). A request with the
-    context of the one before it costs only what it adds, and is never cut from it."""
+    """Requests in ``order`` cut into chunks of about ``rows`` packed rows (``row_width`` of
+    each chunk's longest request, at most ``row_limit``: longer texts are windowed). A
+    request with the context of the one before it costs only what it adds, and is never cut
+    from it."""
     chunks: list[list[int]] = []
     current: list[int] = []
     spent = width = 0
@@ -86,7 +88,8 @@ def _token_chunks(order: list[int], requests: Sequence[Any], lengths: Sequence[i
         request, length = requests[index], lengths[index]
         same = isinstance(request, LoglikelihoodRequest) and request.context == context
         cost = max(1, length - context_length) if same else length
-        wide = min(length, row_limit) if row_limit else length
+        longest = min(length, row_limit) if row_limit else length
+        wide = row_width(longest, row_limit or ROW_FACTOR * longest)
         if current and not same and spent + cost > rows * max(width, wide):
             chunks.append(current)
             current, spent, width = [], 0, 0

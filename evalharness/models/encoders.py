@@ -22,8 +22,8 @@ from typing import Any
 
 from evalharness.models.base import ModelAdapter, ModelInfo
 from evalharness.models.batching import packing_enabled, sorted_batches
-from evalharness.models.packing import layout, pack, sequence_tree
-from evalharness.models.rows import HALF_TOLERANCE, MASK_FORMATS, PROBE_TOLERANCE
+from evalharness.models.packing import layout, pack, pack_rows, sequence_tree
+from evalharness.models.rows import HALF_TOLERANCE, MASK_FORMATS, PROBE_TOLERANCE, attention_scale
 
 __all__ = ["EncoderAdapter", "EncoderBatches"]
 
@@ -34,9 +34,10 @@ PER_TOKEN = ("token_type_ids",)  # per-token inputs packed alongside the ids
 class EncoderBatches:
     """Model outputs for tokenized rows (dicts of ``input_ids``, ``token_type_ids``, ...)."""
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, capacity: int) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.capacity = capacity  # widest packed row: the model's maximum length
         self._mask_format: Callable[[Any, Any], Any] | None = None
         self.note = self._probe()
 
@@ -57,12 +58,12 @@ class EncoderBatches:
                 yield batch, self.model(**{key: value.to(device) for key, value in padded.items()})
 
     def packed(self, rows: Sequence[dict[str, Any]], batch_size: int, *, width: int | None = None) -> Iterator[tuple[list[int], Any]]:
-        """Rows packed into rows as wide as the longest (or ``width``)."""
+        """Rows packed into rows of ``packing.row_width`` (or ``width``)."""
         import torch
 
         trees = [sequence_tree(row["input_ids"], **{key: row[key] for key in PER_TOKEN if key in row}) for row in rows]
         sizes = [len(tree) for tree in trees]
-        bins = pack(sizes, width or max(sizes, default=1))
+        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, attention=attention_scale(self.model))
         device = self.model.device
         with torch.inference_mode():
             for batch in sorted_batches([sum(sizes[t] for t in b) for b in bins], batch_size):
@@ -150,5 +151,5 @@ class EncoderAdapter(ModelAdapter):
 
     def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:
         super().__init__(model, tokenizer, info)
-        self.batches = EncoderBatches(model, tokenizer)
+        self.batches = EncoderBatches(model, tokenizer, capacity=self.max_length)
         self.info = dataclasses.replace(info, notes={**info.notes, "layout": self.batches.note})

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalharness.models.batching import count_shared, packing_enabled, sorted_batches
-from evalharness.models.packing import layout, pack, prefix_trees
+from evalharness.models.packing import layout, pack, pack_rows, prefix_trees
 
 __all__ = ["Row", "RowScorer"]
 
@@ -48,6 +48,14 @@ def _additive_mask(mask: Any, dtype: Any) -> Any:
 # How each attention implementation of transformers takes a custom 4-D mask. Others
 # (flash attention: packed sequences by position ids only, no trees) keep the padded layout.
 MASK_FORMATS: dict[str, Callable[[Any, Any], Any]] = {"sdpa": _bool_mask, "eager": _additive_mask}
+
+
+def attention_scale(model: Any) -> float:
+    """Row width at which attention costs about what the rest of a layer costs per token
+    (≈ 6 × the hidden size), for choosing how wide to pack rows."""
+    config = model.config
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or getattr(config, "n_embd", None) or 512
+    return 6.0 * float(hidden)
 
 
 def _read(selected: Any, inverse: Any, targets: Sequence[int]) -> tuple[list[float], list[bool]]:
@@ -74,6 +82,7 @@ class RowScorer:
         self._selected_logits = selected_logits  # forward takes logits_to_keep
         self._mask_format: Callable[[Any, Any], Any] | None = None
         self._head: Any = None  # the output embeddings, when they alone turn hidden states into logits
+        self._attention = attention_scale(model)
         self.note = self._probe()
 
     @property
@@ -122,14 +131,14 @@ class RowScorer:
 
     # -- the packed layout -------------------------------------------------------------------
     def packed(self, rows: Sequence[Row], batch_size: int, *, width: int | None = None) -> list[tuple[float, bool]]:
-        """Prefix trees (at most the model's maximum length each) packed into rows as wide
-        as the largest tree, or ``width``."""
+        """Prefix trees (at most the model's maximum length each) packed into rows of
+        ``packing.row_width``, or ``width``."""
         import torch
 
         trees, placed = prefix_trees(rows, capacity=self.capacity)
         sizes = [len(tree) for tree in trees]
         count_shared(sum(len(tokens) for tokens, _ in rows) - sum(sizes))
-        bins = pack(sizes, width or max(sizes, default=1))
+        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, attention=self._attention)
         members: list[list[int]] = [[] for _ in trees]
         for index, (tree, _) in enumerate(placed):
             members[tree].append(index)
