@@ -63,7 +63,7 @@ class EncoderBatches:
 
         trees = [sequence_tree(row["input_ids"], **{key: row[key] for key in PER_TOKEN if key in row}) for row in rows]
         sizes = [len(tree) for tree in trees]
-        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, attention=attention_scale(self.model))
+        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, batch_size=batch_size, attention=attention_scale(self.model))
         device = self.model.device
         with torch.inference_mode():
             for batch in sorted_batches([sum(sizes[t] for t in b) for b in bins], batch_size):

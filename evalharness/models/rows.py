@@ -138,7 +138,7 @@ class RowScorer:
         trees, placed = prefix_trees(rows, capacity=self.capacity)
         sizes = [len(tree) for tree in trees]
         count_shared(sum(len(tokens) for tokens, _ in rows) - sum(sizes))
-        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, attention=self._attention)
+        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, batch_size=batch_size, attention=self._attention)
         members: list[list[int]] = [[] for _ in trees]
         for index, (tree, _) in enumerate(placed):
             members[tree].append(index)
