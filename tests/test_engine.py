@@ -83,23 +83,25 @@ def test_fresh_ignores_the_cache_and_overwrites_it(classifier, tmp_path):
 
 
 def test_each_chunk_is_persisted_before_a_crash_and_the_rest_resumes_identically(classifier, tmp_path):
-    uninterrupted, _ = Engine(classifier, batch_size=8).run(RequestKind.CLASSIFY, REQUESTS, {})
+    # batch size 2: chunks of packed kinds are cut by tokens, a few rows' worth each
+    uninterrupted, _ = Engine(classifier, batch_size=2).run(RequestKind.CLASSIFY, REQUESTS, {})
     with PredictionCache(tmp_path / "c.sqlite") as cache:
         crashing = _Counting(classifier, crash_on_call=3)
         with pytest.raises(KeyboardInterrupt):
-            Engine(crashing, batch_size=8, cache=cache).run(RequestKind.CLASSIFY, REQUESTS, {})
-        # the two chunks answered before the crash (chunks are cut by tokens for packed kinds)
-        answered = sum(map(len, Engine(classifier, batch_size=8).plan_chunks(list(dict.fromkeys(REQUESTS)), RequestKind.CLASSIFY)[:2]))
+            Engine(crashing, batch_size=2, cache=cache).run(RequestKind.CLASSIFY, REQUESTS, {})
+        # the two chunks answered before the crash
+        answered = sum(map(len, Engine(classifier, batch_size=2).plan_chunks(list(dict.fromkeys(REQUESTS)), RequestKind.CLASSIFY)[:2]))
         assert 0 < answered < len(REQUESTS) and len(cache) == answered
-        resumed, stats = Engine(_Counting(classifier), batch_size=8, cache=cache).run(RequestKind.CLASSIFY, REQUESTS, {})
+        resumed, stats = Engine(_Counting(classifier), batch_size=2, cache=cache).run(RequestKind.CLASSIFY, REQUESTS, {})
     assert stats.hits == answered and stats.misses == stats.unique - answered
     assert _scores(resumed) == _scores(uninterrupted)  # same chunks, so bit-identical
 
 
 def test_out_of_memory_halves_the_batch_and_retries_even_late_in_the_run(classifier):
-    normal, _ = Engine(classifier, batch_size=16).run(RequestKind.CLASSIFY, REQUESTS, {})
+    requests = [ClassifyRequest(f"{text} , take {n}") for n, text in enumerate(SENTENCES * 3)]  # several chunks at batch size 16
+    normal, _ = Engine(classifier, batch_size=16).run(RequestKind.CLASSIFY, requests, {})
     adapter = _Counting(classifier, oom_above=4, oom_from_call=2)  # the first chunk fits, a later one does not
-    responses, stats = Engine(adapter, batch_size=16).run(RequestKind.CLASSIFY, REQUESTS, {})
+    responses, stats = Engine(adapter, batch_size=16).run(RequestKind.CLASSIFY, requests, {})
     assert stats.oom_backoffs == 2 and stats.batch_size_start == 16 and stats.batch_size_final == 4
     assert stats.to_record()["batch_size"] == {"start": 16, "final": 4, "oom_backoffs": 2}
     for got, want in zip(responses, normal):
