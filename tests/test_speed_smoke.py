@@ -57,7 +57,10 @@ def test_packed_loglikelihoods_with_shared_contexts_equal_padded_rows_at_every_b
     reference = _reference(lambda: adapter.loglikelihood(requests, batch_size=64))
     assert any(r.truncated for r in reference) and any(r.n_tokens > 1 for r in reference)
     for size in BATCH_SIZES:
-        packed = adapter.loglikelihood(requests, batch_size=size)
+        stats = BatchStats()
+        with batching_scope(stats=stats):
+            packed = adapter.loglikelihood(requests, batch_size=size)
+        assert stats.shared > 0  # the packed layout answered
         for index, (got, want) in enumerate(zip(packed, reference)):
             assert got.logprob == pytest.approx(want.logprob, abs=TOLERANCE), (size, index, requests[index])
             assert (got.is_greedy, got.n_tokens, got.truncated) == (want.is_greedy, want.n_tokens, want.truncated), (size, index)
@@ -80,7 +83,7 @@ def test_a_context_shared_by_several_options_is_computed_once(tiny_causal_lm):
 @pytest.mark.parametrize("options", [RollingOptions(), RollingOptions("sliding", 32, 12), RollingOptions(append_eos=True)])
 def test_rolling_windows_batched_across_documents_equal_padded_rows(tiny_causal_lm, options):
     adapter = load_model(str(tiny_causal_lm))
-    texts = [LONG, "", CORPUS[0], " ".join(WORDS * 3), CORPUS[3], LONG[:200]]
+    texts = [LONG, "", CORPUS[0], " ".join(WORDS * 3), CORPUS[3], LONG[:200], *CORPUS[4:8]]
     reference = _reference(lambda: adapter.loglikelihood_rolling(texts, batch_size=64, options=options))
     for size in BATCH_SIZES:
         packed = adapter.loglikelihood_rolling(texts, batch_size=size, options=options)
@@ -94,10 +97,17 @@ def test_packed_classifier_logits_equal_padded_rows_with_pairs_and_truncation(ti
     assert adapter.info.notes["layout"].startswith("packed rows")
     requests = [ClassifyRequest(text) for text in CORPUS[:8]] + [ClassifyRequest(a, b) for a, b in zip(CORPUS[:5], CORPUS[3:8])]
     requests += [ClassifyRequest(LONG), ClassifyRequest(CORPUS[0], LONG)]
-    reference = _reference(lambda: adapter.classify(requests, batch_size=64))
+    padded_stats = BatchStats()
+    with batching_scope(stats=padded_stats, packing=False):
+        reference = adapter.classify(requests, batch_size=64)
     assert reference[-1].truncated and reference[-2].truncated
     for size in BATCH_SIZES:
-        for got, want in zip(adapter.classify(requests, batch_size=size), reference):
+        stats = BatchStats()
+        with batching_scope(stats=stats):
+            packed = adapter.classify(requests, batch_size=size)
+        if size > 1:  # the packed layout answered, with less padding
+            assert stats.padded < padded_stats.padded and stats.efficiency > padded_stats.efficiency
+        for got, want in zip(packed, reference):
             assert got.scores == pytest.approx(want.scores, abs=TOLERANCE) and got.truncated == want.truncated
 
 
@@ -174,6 +184,18 @@ def test_prefix_trees_never_exceed_the_model_length():
     for (tokens, targets), (tree, path) in zip(rows, placed):
         assert [trees[tree].tokens[node] for node in path] == tokens[-len(targets):]
         assert [trees[tree].positions[node] for node in path] == list(range(len(tokens) - len(targets), len(tokens)))
+
+
+def test_rows_stay_padded_where_packing_would_save_nothing(tiny_causal_lm, monkeypatch):
+    adapter = load_model(str(tiny_causal_lm))
+    packed: list[int] = []
+    run_packed = adapter.rows._run_packed
+    monkeypatch.setattr(adapter.rows, "_run_packed", lambda rows, *args: packed.append(len(rows)) or run_packed(rows, *args))
+    full = [" ".join(WORDS * 2), " ".join(reversed(WORDS * 2))]  # every window fills its 40 positions
+    adapter.loglikelihood_rolling(full, batch_size=8, options=RollingOptions(max_length=40))
+    assert packed == []  # padded rows: a mask would only cost memory
+    adapter.loglikelihood_rolling([*full, *CORPUS[:6]], batch_size=8, options=RollingOptions(max_length=40))
+    assert len(packed) == 1  # short texts pack
 
 
 def test_packing_is_deterministic_and_fills_rows_up_to_capacity():

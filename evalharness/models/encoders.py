@@ -22,7 +22,7 @@ from typing import Any
 
 from evalharness.models.base import ModelAdapter, ModelInfo
 from evalharness.models.batching import packing_enabled, sorted_batches
-from evalharness.models.packing import layout, pack, pack_rows, sequence_tree
+from evalharness.models.packing import MIN_SAVING, layout, layout_cost, pack, pack_rows, sequence_tree
 from evalharness.models.rows import HALF_TOLERANCE, MASK_FORMATS, PROBE_TOLERANCE, attention_scale
 
 __all__ = ["EncoderAdapter", "EncoderBatches"]
@@ -43,10 +43,16 @@ class EncoderBatches:
 
     def run(self, rows: Sequence[dict[str, Any]], batch_size: int) -> Iterator[tuple[list[int], Any]]:
         """``(row indices, output)`` per batch; the output's first dimension follows the
-        indices and its sequence dimension is the batch's longest row."""
-        if self._mask_format is not None and packing_enabled():
-            return self.packed(rows, batch_size)
-        return self.padded(rows, batch_size)
+        indices and its sequence dimension is the batch's longest row. Packed where the probe
+        passed and packing saves work (``packing.MIN_SAVING``)."""
+        if self._mask_format is None or not packing_enabled():
+            return self.padded(rows, batch_size)
+        lengths = [len(row["input_ids"]) for row in rows]
+        attention = attention_scale(self.model)
+        bins, cost = pack_rows(lengths, self.capacity, batch_size=batch_size, attention=attention)
+        if cost > (1 - MIN_SAVING) * layout_cost(lengths, batch_size, attention=attention):
+            return self.padded(rows, batch_size)
+        return self._run_packed(rows, bins, batch_size)
 
     def padded(self, rows: Sequence[dict[str, Any]], batch_size: int) -> Iterator[tuple[list[int], Any]]:
         import torch
@@ -57,13 +63,15 @@ class EncoderBatches:
                 padded = self.tokenizer.pad([rows[i] for i in batch], padding_side="right", return_tensors="pt")
                 yield batch, self.model(**{key: value.to(device) for key, value in padded.items()})
 
-    def packed(self, rows: Sequence[dict[str, Any]], batch_size: int, *, width: int | None = None) -> Iterator[tuple[list[int], Any]]:
-        """Rows packed into rows of ``packing.row_width`` (or ``width``)."""
+    def packed(self, rows: Sequence[dict[str, Any]], batch_size: int, *, width: int) -> Iterator[tuple[list[int], Any]]:
+        """Sequences packed into rows of ``width``."""
+        return self._run_packed(rows, pack([len(row["input_ids"]) for row in rows], width), batch_size)
+
+    def _run_packed(self, rows: Sequence[dict[str, Any]], bins: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], Any]]:
         import torch
 
         trees = [sequence_tree(row["input_ids"], **{key: row[key] for key in PER_TOKEN if key in row}) for row in rows]
         sizes = [len(tree) for tree in trees]
-        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, batch_size=batch_size, attention=attention_scale(self.model))
         device = self.model.device
         with torch.inference_mode():
             for batch in sorted_batches([sum(sizes[t] for t in b) for b in bins], batch_size):

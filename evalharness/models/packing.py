@@ -21,12 +21,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ROW_FACTOR", "Chain", "Layout", "Tree", "layout", "pack", "pack_rows", "prefix_trees", "row_width", "sequence_tree"]
+__all__ = [
+    "MIN_SAVING",
+    "ROW_FACTOR",
+    "Chain",
+    "Layout",
+    "Tree",
+    "layout",
+    "layout_cost",
+    "pack",
+    "pack_rows",
+    "prefix_trees",
+    "row_width",
+    "sequence_tree",
+]
 
 # Packed rows are at most this many times as wide as the largest tree (the engine plans its
 # chunks for rows this wide); :func:`pack_rows` picks the width that wastes least.
 ROW_FACTOR = 3
 WIDTHS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)  # candidate widths, times the largest item
+# Packed rows must save this share of the padded layout's cost, or the sequences stay in padded
+# rows (whole-article windows already fill their rows; a mask would only cost memory).
+MIN_SAVING = 0.02
 
 
 def row_width(largest: int, capacity: int) -> int:
@@ -35,23 +51,28 @@ def row_width(largest: int, capacity: int) -> int:
     return max(largest, min(capacity, ROW_FACTOR * largest))
 
 
-def pack_rows(sizes: Sequence[int], capacity: int, *, batch_size: int, attention: float) -> list[list[int]]:
-    """Items packed into rows of the width that costs least. Rows go into length-sorted
-    batches of ``batch_size`` padded to their fullest row; the cost is those padded tokens,
-    times ``1 + width / attention`` for attention, whose work per token grows with the row
-    width (``attention`` ≈ 6 × the hidden size: where attention costs as much as the rest).
-    Items of similar sizes leave gaps at some widths and none at others (SST-2 rows were
-    86% full packed to the largest tree, 96% at the best width)."""
+def layout_cost(lengths: Sequence[int], batch_size: int, *, attention: float) -> float:
+    """What rows of these used lengths cost in length-sorted batches of ``batch_size``, each
+    padded to its fullest row: padded tokens, times ``1 + width / attention`` for attention,
+    whose work per token grows with the row width (``attention`` ≈ 6 × the hidden size: the
+    width at which attention costs as much as the rest of a layer)."""
+    ordered = sorted(lengths, reverse=True)
+    return sum(len(ordered[start : start + batch_size]) * ordered[start] * (1 + ordered[start] / attention)
+               for start in range(0, len(ordered), batch_size))
+
+
+def pack_rows(sizes: Sequence[int], capacity: int, *, batch_size: int, attention: float) -> tuple[list[list[int]], float]:
+    """Items packed into rows of the width that costs least (:func:`layout_cost`), and that
+    cost. Items of similar sizes leave gaps at some widths and none at others (SST-2 rows
+    were 86% full packed to the largest tree, 95% at the best width)."""
     largest = max(sizes, default=1)
     best: tuple[float, list[list[int]]] | None = None
     for width in sorted({min(row_width(largest, capacity), max(largest, int(factor * largest))) for factor in WIDTHS}):
         bins = pack(sizes, width)
-        used = [sum(sizes[i] for i in row) for row in bins]  # fullest first
-        cost = sum(len(used[start : start + batch_size]) * used[start] * (1 + used[start] / attention)
-                   for start in range(0, len(used), batch_size))
+        cost = layout_cost([sum(sizes[i] for i in row) for row in bins], batch_size, attention=attention)
         if best is None or cost < best[0]:
             best = (cost, bins)
-    return best[1] if best else []
+    return (best[1], best[0]) if best else ([], 0.0)
 
 
 @dataclass(frozen=True, slots=True)

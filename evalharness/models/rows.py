@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalharness.models.batching import count_shared, packing_enabled, sorted_batches
-from evalharness.models.packing import layout, pack, pack_rows, prefix_trees
+from evalharness.models.packing import MIN_SAVING, Tree, layout, layout_cost, pack, pack_rows, prefix_trees
 
 __all__ = ["Row", "RowScorer"]
 
@@ -90,7 +90,15 @@ class RowScorer:
         return self._mask_format is not None and packing_enabled()
 
     def score(self, rows: Sequence[Row], batch_size: int) -> list[tuple[float, bool]]:
-        return self.packed(rows, batch_size) if self.packs else self.padded(rows, batch_size)
+        """Packed where the probe passed and packing saves work (``packing.MIN_SAVING``)."""
+        if not self.packs:
+            return self.padded(rows, batch_size)
+        trees, placed = prefix_trees(rows, capacity=self.capacity)
+        bins, cost = pack_rows([len(tree) for tree in trees], self.capacity, batch_size=batch_size, attention=self._attention)
+        distinct = {tuple(tokens) for tokens, _ in rows}
+        if cost > (1 - MIN_SAVING) * layout_cost([len(tokens) for tokens in distinct], batch_size, attention=self._attention):
+            return self.padded(rows, batch_size)
+        return self._run_packed(rows, trees, placed, bins, batch_size)
 
     # -- the reference layout ----------------------------------------------------------------
     def padded(self, rows: Sequence[Row], batch_size: int) -> list[tuple[float, bool]]:
@@ -130,15 +138,18 @@ class RowScorer:
         return results  # type: ignore[return-value]
 
     # -- the packed layout -------------------------------------------------------------------
-    def packed(self, rows: Sequence[Row], batch_size: int, *, width: int | None = None) -> list[tuple[float, bool]]:
-        """Prefix trees (at most the model's maximum length each) packed into rows of
-        ``packing.row_width``, or ``width``."""
+    def packed(self, rows: Sequence[Row], batch_size: int, *, width: int) -> list[tuple[float, bool]]:
+        """Prefix trees (at most the model's maximum length each) packed into rows of ``width``."""
+        trees, placed = prefix_trees(rows, capacity=self.capacity)
+        return self._run_packed(rows, trees, placed, pack([len(tree) for tree in trees], width), batch_size)
+
+    def _run_packed(
+        self, rows: Sequence[Row], trees: list[Tree], placed: list[tuple[int, list[int]]], bins: list[list[int]], batch_size: int
+    ) -> list[tuple[float, bool]]:
         import torch
 
-        trees, placed = prefix_trees(rows, capacity=self.capacity)
         sizes = [len(tree) for tree in trees]
         count_shared(sum(len(tokens) for tokens, _ in rows) - sum(sizes))
-        bins = pack(sizes, width) if width else pack_rows(sizes, self.capacity, batch_size=batch_size, attention=self._attention)
         members: list[list[int]] = [[] for _ in trees]
         for index, (tree, _) in enumerate(placed):
             members[tree].append(index)
