@@ -21,6 +21,7 @@ from evalharness.execution.engine import Engine, _token_chunks
 from evalharness.models import load_model
 from evalharness.models.batching import BatchStats, batching_scope, packing_enabled
 from evalharness.models.packing import layout, pack, prefix_trees, sequence_tree
+from evalharness.models.encoders import EncoderBatches
 from evalharness.models.rows import RowScorer
 from evalharness.types import ClassifyRequest, GenerationOptions, LoglikelihoodRequest, RequestKind, RollingOptions
 from tests.conftest import CORPUS
@@ -160,6 +161,17 @@ def test_an_attention_implementation_without_tree_masks_keeps_padded_rows(tiny_c
     monkeypatch.setattr(adapter.model.config, "_attn_implementation", "flash_attention_2", raising=False)
     scorer = RowScorer(adapter.model, pad=adapter.tokenizer.pad_token_id, capacity=adapter.max_length, selected_logits=True)
     assert "'flash_attention_2' attention implementation" in scorer.note and not scorer.packs
+
+
+@pytest.mark.parametrize("field, value", [("sliding_window", 16), ("layer_types", ["sliding_attention", "full_attention"])])
+def test_a_model_with_its_own_attention_window_keeps_padded_rows(tiny_llama, tiny_classifier, monkeypatch, field, value):
+    """A probe of 24 tokens cannot see a 16-token window being ignored: such models never pack."""
+    for checkpoint in (tiny_llama, tiny_classifier):
+        adapter = load_model(str(checkpoint))
+        monkeypatch.setattr(adapter.model.config, field, value, raising=False)
+        note = RowScorer(adapter.model, pad=0, capacity=128, selected_logits=True).note if adapter.kind == "causal_lm" else \
+            EncoderBatches(adapter.model, adapter.tokenizer, capacity=128).note
+        assert note.startswith("padded rows: the model restricts attention itself") and field in note
 
 
 # -- the layouts themselves ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 from evalharness.models.base import ModelAdapter, ModelInfo
 from evalharness.models.batching import packing_enabled, sorted_batches
 from evalharness.models.packing import MIN_SAVING, layout, layout_cost, pack, pack_rows, sequence_tree
-from evalharness.models.rows import HALF_TOLERANCE, MASK_FORMATS, PROBE_TOLERANCE, attention_scale
+from evalharness.models.rows import HALF_TOLERANCE, PROBE_TOLERANCE, attention_scale, mask_format
 
 __all__ = ["EncoderAdapter", "EncoderBatches"]
 
@@ -117,14 +117,13 @@ class EncoderBatches:
             handle.remove()
 
     def _probe(self) -> str:
-        implementation = getattr(self.model.config, "_attn_implementation", None)
-        mask_format = MASK_FORMATS.get(str(implementation))
-        if mask_format is None:
-            return f"padded rows: the {implementation!r} attention implementation takes no block-diagonal mask"
+        format_, why = mask_format(self.model)
+        if format_ is None:
+            return f"padded rows: {why}"
         rows = [dict(self.tokenizer(text, pair)) if pair else dict(self.tokenizer(text)) for text, pair in PROBE_TEXTS]
         lengths = [len(row["input_ids"]) for row in rows]
         reference = _by_row(self.padded(rows, len(rows)), lengths)
-        self._mask_format = mask_format
+        self._mask_format = format_
         try:
             packed = _by_row(self.packed(rows, len(rows), width=sum(lengths)), lengths)
         except Exception:  # noqa: BLE001 - a model that refuses the inputs keeps the padded layout

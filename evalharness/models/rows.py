@@ -48,6 +48,24 @@ def _additive_mask(mask: Any, dtype: Any) -> Any:
 # How each attention implementation of transformers takes a custom 4-D mask. Others
 # (flash attention: packed sequences by position ids only, no trees) keep the padded layout.
 MASK_FORMATS: dict[str, Callable[[Any, Any], Any]] = {"sdpa": _bool_mask, "eager": _additive_mask}
+# Config fields of models that restrict attention themselves (sliding windows, local or
+# chunked attention): a custom mask replaces theirs, and a short probe cannot tell.
+OWN_ATTENTION_PATTERNS = ("sliding_window", "local_attention", "attention_window", "attention_chunk_size")
+
+
+def mask_format(model: Any) -> tuple[Callable[[Any, Any], Any] | None, str]:
+    """How to hand ``model`` a custom 4-D mask, or (None, why it cannot take one)."""
+    config = model.config
+    implementation = getattr(config, "_attn_implementation", None)
+    format_ = MASK_FORMATS.get(str(implementation))
+    if format_ is None:
+        return None, f"the {implementation!r} attention implementation takes no custom mask"
+    own = [name for name in OWN_ATTENTION_PATTERNS if getattr(config, name, None)]
+    if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or ()):
+        own.append("layer_types")
+    if own:
+        return None, f"the model restricts attention itself ({', '.join(own)}); a custom mask would replace that"
+    return format_, ""
 
 
 def attention_scale(model: Any) -> float:
@@ -198,10 +216,9 @@ class RowScorer:
     # -- the probe -----------------------------------------------------------------------------
     def _probe(self) -> str:
         """Turn packing on if random rows score the same packed as padded; the model note."""
-        implementation = getattr(self.model.config, "_attn_implementation", None)
-        mask_format = MASK_FORMATS.get(str(implementation))
-        if mask_format is None:
-            return f"padded rows: the {implementation!r} attention implementation takes no tree-shaped mask"
+        format_, why = mask_format(self.model)
+        if format_ is None:
+            return f"padded rows: {why}"
         if self.capacity < sum(PROBE_SHAPE):
             return f"padded rows: the model's {self.capacity} positions are too few to pack"
         import torch
@@ -217,7 +234,7 @@ class RowScorer:
         rows: list[Row] = [(prefix + first, take(3)), (prefix + second, take(4)), (alone, take(5)), (prefix + first, take(3))]
         reference = [value for value, _ in self.padded(rows, len(rows))]
         tolerance = PROBE_TOLERANCE.get(str(self.model.dtype).removeprefix("torch."), HALF_TOLERANCE)
-        self._mask_format = mask_format
+        self._mask_format = format_
         for self._head, how in ((head, "scored positions projected alone"), (None, "full logits")):
             try:
                 packed = [value for value, _ in self.packed(rows, len(rows), width=sum(PROBE_SHAPE))]
