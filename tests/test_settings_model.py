@@ -77,6 +77,16 @@ def test_options_not_given_on_the_command_line_keep_the_models_defaults():
     assert values == {"tasks": ["t"], "loading": {"model": "m"}}
 
 
+def test_a_setting_on_by_default_is_turned_off_by_its_flag_and_recorded_only_then():
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, RunSettings)
+    off = RunSettings(**settings_values(parser.parse_args(["--model", "m", "--tasks", "t", "--no-packing"])))
+    on = RunSettings(**settings_values(parser.parse_args(["--model", "m", "--tasks", "t"])))
+    assert off.batching.packing is False and on.batching.packing is True
+    assert off.recorded()["packing"] is False and "packing" not in on.recorded()
+    assert off == RunSettings(model="m", tasks=["t"], packing=False)
+
+
 def test_every_shared_setting_can_be_set_from_a_sweep_file():
     for name, path in FLAT_NAMES.items():
         if name in JOB_FIELDS or name == "backend":

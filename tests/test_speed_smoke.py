@@ -301,3 +301,23 @@ def test_check_determinism_covers_the_packed_layout_end_to_end(cli, tiny_causal_
     assert execution["determinism"]["layout"].startswith("reference")
     assert execution["determinism"]["max_abs_diff"] < TOLERANCE and execution["determinism"]["non_numeric_mismatches"] == 0
     assert record["model"]["notes"]["layout"].startswith("packed rows")
+
+
+def test_no_packing_runs_the_reference_layout_with_the_same_scores(cli, tiny_causal_lm, tmp_path: Path):
+    tasks, data = tmp_path / "tasks", tmp_path / "data"
+    tasks.mkdir()
+    data.mkdir()
+    (tasks / "choice.yaml").write_text(CHOICE_TASK, encoding="utf-8")
+    (data / "d.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{'positive' if i % 2 else 'negative'}\n" for i, s in enumerate(CORPUS[:8])),
+                                encoding="utf-8")
+    records = {}
+    for name, extra in (("packed", []), ("reference", ["--no-packing"])):
+        out = tmp_path / name
+        result = cli("run", "--model", str(tiny_causal_lm), "--tasks", "choice", "--tasks-dir", str(tasks), "--data-dir", str(data),
+                     "--output", str(out), "--batch-size", "3", *extra)
+        assert result.returncode == 0, result.stderr
+        records[name] = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    packed, reference = (records[name]["tasks"]["choice"] for name in ("packed", "reference"))
+    assert packed["execution"]["shared_prefix_tokens"] > 0 and reference["execution"]["shared_prefix_tokens"] == 0
+    assert records["reference"]["settings"]["packing"] is False and "packing" not in records["packed"]["settings"]
+    assert reference["metrics"]["accuracy"]["value"] == packed["metrics"]["accuracy"]["value"]

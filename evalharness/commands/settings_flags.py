@@ -46,8 +46,8 @@ def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tupl
             continue
         flag = meta["flag"] or "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": field.description, "default": argparse.SUPPRESS}
-        if _is_flag(field.annotation):
-            kwargs["action"] = "store_true"
+        if _is_flag(field.annotation):  # a setting on by default is turned off by its flag (--no-packing)
+            kwargs["action"] = "store_false" if field.default is True else "store_true"
         else:
             kwargs["metavar"] = meta["metavar"] or name.upper()
             if _is_list(field.annotation):

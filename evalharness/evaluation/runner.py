@@ -306,6 +306,7 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: 
         # data parallel: rank 0 alone reads and writes the cache and shares what it found
         cache=cache if primary else None,
         fresh=config.caching.fresh,
+        packing=config.batching.packing,
     )
     tasks: dict[str, TaskEntry | None] = {}
     for plan in runnable:

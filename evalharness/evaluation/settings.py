@@ -98,6 +98,11 @@ class BatchingSettings(StrictModel):
         "auto", help="rows per batch, or auto (default: 256 on CUDA, 32 on CPU; halved on out-of-memory)"
     )
     max_batch_tokens: int | None = option(None, ge=1, help="also cap each batch's padded tokens (rows x longest row)")
+    packing: bool = option(
+        True, flag="--no-packing", record="if_set",
+        help="lay every sequence out in a padded row of its own (the adapters' reference layout: no packed rows, no shared "
+        "prefixes), instead of packing where the adapter checked at load that packed rows answer the same",
+    )
 
     @field_validator("batch_size", mode="before")
     @classmethod

@@ -148,7 +148,10 @@ class Engine:
         max_batch_tokens: int | None = None,
         cache: PredictionCache | None = None,
         fresh: bool = False,
+        packing: bool = True,
     ) -> None:
+        """``packing=False``: every batch in the adapters' reference layout (a padded row per
+        sequence; ``--no-packing``)."""
         self.adapter = adapter
         device = str(getattr(adapter.info, "device", "cpu"))
         auto = AUTO_BATCH_SIZE["cuda" if device.startswith("cuda") else "cpu"]
@@ -158,6 +161,7 @@ class Engine:
         self.max_batch_tokens = max_batch_tokens
         self.cache = cache
         self.fresh = fresh
+        self.packing = packing
         self.model_key = model_key(adapter.info)
 
     # -- the model ---------------------------------------------------------------------
@@ -172,8 +176,8 @@ class Engine:
         packing: bool = True,
     ) -> list[Any]:
         """Responses to ``requests`` from the model (no cache), backing off on OOM;
-        ``packing=False`` (or an enclosing ``batching_scope(packing=False)``): the adapters'
-        reference layout (a padded row per sequence)."""
+        ``packing=False`` (or the engine's, or an enclosing ``batching_scope(packing=False)``):
+        the adapters' reference layout (a padded row per sequence)."""
         if not requests:
             return []
         call = REQUEST_CALLS[kind]
@@ -181,7 +185,7 @@ class Engine:
         while True:
             attempt = BatchStats()
             try:
-                with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt, packing=packing and packing_enabled()):
+                with batching_scope(max_tokens=self.max_batch_tokens, stats=attempt, packing=packing and self.packing and packing_enabled()):
                     responses = call.call(self.adapter, list(requests), size, options)
                 break
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
