@@ -187,7 +187,8 @@ def write_leaderboard(board: Leaderboard, directory: str | Path) -> dict[str, Pa
 def print_leaderboard(board: Leaderboard, *, console: Any = None) -> None:
     """The leaderboard as a terminal table (names shown as plain text; one block per model
     when too wide, see ``evalharness.terminal``), then its notes."""
-    from evalharness.terminal import Column, console as make_console, print_note, print_table
+    from evalharness.terminal import Column, print_note, print_table
+    from evalharness.terminal import console as make_console
 
     console = console or make_console()
     headers = _headers(board)

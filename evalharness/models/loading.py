@@ -19,7 +19,11 @@ from evalharness.models.base import (
     select_dtype,
 )
 from evalharness.models.checks import RANDOM_INIT_SEED, check_weights, resolve_kind
-from evalharness.models.tokenizer_files import TOKENIZER_FLAG, check_tokenizer_fits, load_tokenizer
+from evalharness.models.tokenizer_files import (
+    TOKENIZER_FLAG,
+    check_tokenizer_fits,
+    load_tokenizer,
+)
 
 __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 
