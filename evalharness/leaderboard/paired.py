@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ class ColumnTests:
     better row on the point value), ``p_adjusted`` over every pair of the column."""
 
     key: str
+    settings: CompareSettings | None = None  # what the tests ran with (resamples raised for the family)
     tests: dict[Pair, MetricComparison] = field(default_factory=dict)
     untested: dict[Pair, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -200,8 +202,9 @@ class PairedTests:
                 if a in problems or b in problems:
                     result.untested[(a, b)] = "; ".join(f"{m}: {problems[m]}" for m in (a, b) if m in problems)
         if len(systems) >= 2:
-            fast = _FastColumn.build(systems, metric, self.settings, self._task_of(frame))
-            run_pair: Callable[[_System, _System], MetricComparison | str] = fast.pair if fast else self._compare_pair
+            settings = result.settings = family_settings(self.settings, len(systems) * (len(systems) - 1) // 2)
+            fast = _FastColumn.build(systems, metric, settings, self._task_of(frame))
+            run_pair: Callable[[_System, _System], MetricComparison | str] = fast.pair if fast else partial(self._compare_pair, settings=settings)
             for i, a in enumerate(systems):
                 for b in systems[i + 1 :]:
                     outcome = run_pair(a, b)
@@ -223,12 +226,12 @@ class PairedTests:
         for pair, p_adj in zip(pairs, adjusted):
             result.tests[pair] = with_adjusted(result.tests[pair], float(p_adj) if math.isfinite(p_adj) else None, self.settings.alpha)
 
-    def _compare_pair(self, a: _System, b: _System) -> MetricComparison | str:
+    def _compare_pair(self, a: _System, b: _System, *, settings: CompareSettings) -> MetricComparison | str:
         """``compare_runs`` itself, for columns the shared-resample shortcut does not cover."""
         from evalharness.comparison.compare import compare_runs
 
         try:
-            comparison = compare_runs(a.run_dir, b.run_dir, settings=self.settings, tasks=[a.task], metrics={a.task: [a.metric_key]})
+            comparison = compare_runs(a.run_dir, b.run_dir, settings=settings, tasks=[a.task], metrics={a.task: [a.metric_key]})
         except EvalHarnessError as exc:
             return "not compared: " + str(exc).splitlines()[0]
         found = comparison.get(a.task, a.metric_key)
@@ -273,9 +276,8 @@ class _FastColumn:
         mask = entered[0]
         scorer = _scorer(metric, ideal)
         n = int(mask.sum())
-        indices = np.random.default_rng(settings.seed).integers(0, n, size=(settings.n_resamples, n))
         stats = {s.model: s.stats[mask] for s in systems}
-        replicates = {model: scorer.statistic(scorer.resampled(rows, indices)) for model, rows in stats.items()}
+        replicates = _replicates(stats, scorer, n, settings)
         method = f"paired-bootstrap-B{settings.n_resamples}-p:{settings.bootstrap_pvalue}"
         return cls(metric, scorer, settings, test, replicates, stats, method, notes)
 
@@ -333,11 +335,49 @@ class _FastColumn:
         return result.p_value, int(scores_a.size), {"only_a_correct": result.only_a, "only_b_correct": result.only_b}
 
 
+def _replicates(stats: dict[str, np.ndarray], scorer: Scorer, n: int, settings: CompareSettings) -> dict[str, np.ndarray]:
+    """Each system's compared statistic on the resamples ``compare`` draws (its generator,
+    seeded afresh, drawing ``(B, n)`` indices). Drawn block by block from one generator they
+    are the same numbers, so memory stays at one block; for additive metrics one product of
+    the block's draw counts with every system's statistics side by side scores them all."""
+    rng = np.random.default_rng(settings.seed)
+    models = list(stats)
+    widths = np.cumsum([0] + [stats[m].shape[1] for m in models])
+    stacked = np.hstack([stats[m] for m in models])
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    for start in range(0, settings.n_resamples, BLOCK):
+        indices = rng.integers(0, n, size=(min(BLOCK, settings.n_resamples - start), n))
+        if scorer.aggregate_sums is None:
+            for model in models:
+                parts[model].append(scorer.statistic(scorer.resampled(stats[model], indices)))
+            continue
+        offsets = (indices + (np.arange(indices.shape[0]) * n)[:, None]).ravel()
+        counts = np.bincount(offsets, minlength=indices.shape[0] * n).reshape(indices.shape[0], n).astype(float)
+        sums = counts @ stacked
+        for i, model in enumerate(models):
+            parts[model].append(scorer.statistic(np.asarray(scorer.aggregate_sums(sums[:, widths[i] : widths[i + 1]]), dtype=float)))
+    return {model: np.concatenate(blocks) for model, blocks in parts.items()}
+
+
 def _or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
 FAST_TESTS = ("bootstrap", "mcnemar")
+BLOCK = 512
+
+
+def family_settings(settings: CompareSettings, pairs: int) -> CompareSettings:
+    """``settings`` with enough resamples (and permutations) that the smallest p-value the
+    test can give (1 / (B + 1)) survives the correction across ``pairs`` comparisons: with
+    ``compare``'s 1000 resamples no pair of a 20-system board (190 pairs) could ever be
+    separated after Holm, and every board would be one big tie."""
+    from dataclasses import replace
+
+    if settings.correction == "none" or pairs <= 1:
+        return settings
+    needed = math.ceil(2 * pairs / settings.alpha / 1000) * 1000
+    return replace(settings, n_resamples=max(settings.n_resamples, needed), n_permutations=max(settings.n_permutations, needed))
 
 
 def _separation(tests: ColumnTests, fallback: Callable[[str, str], bool], alpha: float) -> Callable[[str, str], bool]:
@@ -356,6 +396,8 @@ def _separation(tests: ColumnTests, fallback: Callable[[str, str], bool], alpha:
 
 def _describe(key: str, tests: ColumnTests, settings: CompareSettings) -> list[str]:
     kinds = sorted({test.test for test in tests.tests.values()})
+    if tests.settings is not None and any("bootstrap" in kind for kind in kinds):
+        kinds.append(f"{tests.settings.n_resamples} resamples, seed {tests.settings.seed}")
     notes = [
         f"ranks by {key}: clusters from paired tests on the shared examples ({', '.join(kinds) or 'none run'}; "
         f"{settings.correction} over the {len(tests.tests)} tested pairs, alpha {settings.alpha:g}): a model shares a rank "

@@ -159,6 +159,7 @@ class Leaderboard:
             "rank": self.ranking["rank"],
             "tied": self.ranking["tied"],
             "model": self.models["model"],
+            "name": self.models["display"],
             "model_fingerprint": self.models["model_fingerprint"],
             "source": self.models["source"],
         }

@@ -98,9 +98,11 @@ def whisker_chart(rows: Sequence[WhiskerRow], *, title: str, reference: float | 
         rx = x(float(reference))
         axis.append(f'<path class="reference" d="M{rx},{top}V{bottom}" stroke="#cc0000" stroke-dasharray="4 3"/>')
     height = bottom + 24
+    bands = [part for part in parts if part.startswith('<rect class="band"')]
+    rest = [part for part in parts if not part.startswith('<rect class="band"')]
     return Markup(
         f'<svg class="chart whiskers" xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>' + "".join(axis + parts) + "</svg>"
+        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>' + "".join(bands + axis + rest) + "</svg>"
     )
 
 
@@ -116,12 +118,12 @@ def _colour(share: float) -> tuple[str, str]:
 
 def heat_map(models: Sequence[str], columns: Sequence[str], cells: Sequence[Sequence[HeatCell]], *, title: str) -> Markup:
     """Models (rows) × columns; ``cells[i][j]`` is model i in column j."""
-    cell_w, cell_h, head = 96, 20, 34
+    cell_w, cell_h, head = 120, 20, 34
     width = LABEL + cell_w * len(columns) + 8
     parts = []
     for j, column in enumerate(columns):
         cx = LABEL + j * cell_w + cell_w / 2
-        parts.append(f'<text class="column" x="{cx}" y="{head - 10}" text-anchor="middle"><title>{escape(column)}</title>{escape(_short(column, 14))}</text>')
+        parts.append(f'<text class="column" x="{cx}" y="{head - 10}" text-anchor="middle"><title>{escape(column)}</title>{escape(_short(column, 18))}</text>')
     for i, model in enumerate(models):
         y = head + i * cell_h
         parts.append(f'<text class="label" x="{LABEL - 8}" y="{y + 14}" text-anchor="end"><title>{escape(model)}</title>{escape(_short(model))}</text>')

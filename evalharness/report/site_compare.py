@@ -75,7 +75,7 @@ def _pair_tests(site: Site, paired: PairedTests | None) -> dict[str, Any]:
             lower_is_better = test.ideal is not None or not test.higher_is_better
             verdict = verdict_of(test.change, p_adj, settings.alpha, lower_is_better)
             rows[pair].append([column_index, test.value_a, test.value_b, test.difference, test.change, test.ci[0], test.ci[1],
-                               test.p_value, p_adj, test.test, verdict, test.n, test.compared_on])
+                               test.p_value, p_adj, test.method or test.test, verdict, test.n, test.compared_on])
     return {"tests": rows, "untested": untested, "correction": settings.correction, "alpha": settings.alpha}
 
 
@@ -137,8 +137,9 @@ def compare_page(site: Site) -> None:
         "tasks": [_task_examples(site, task, column.metric_key, paired) for task, column in site.primary_columns().items()],
     }
     note = (
-        f"Paired tests on the same examples, as <code>evalharness compare</code>: {tests['correction']}-adjusted across "
-        f"the pair's metrics, α = {tests['alpha']:g}."
+        f"Paired tests on the same examples, as <code>evalharness compare A B</code>: {tests['correction']}-adjusted across "
+        f"the pair's metrics, α = {tests['alpha']:g}. The bootstrap runs with the resamples the board's ranks needed (in the "
+        "test column; <code>--n-resamples</code> of <code>compare</code> reproduces it)."
         if board.paired is not None
         else "This board ranks with the marginal-interval rule (<code>--ranks marginal</code>); rebuild it with the default "
         "<code>--ranks paired</code> to see paired tests here."

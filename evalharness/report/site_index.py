@@ -117,7 +117,7 @@ def _heat_map(site: Site) -> Any:
         [HeatCell(number(board.values.at[m, c.key]), site.cell(m, c.key)["text"], shares[c.key][m]) for c in columns]
         for m in models
     ]
-    labels = [f"{c.task} {c.metric}" for c in columns]
+    labels = [f"{c.task.rsplit('/', 1)[-1]} {c.metric}" for c in columns]
     return heat_map([board.display(m) for m in models], labels, cells, title=f"{board.title}: models × tasks")
 
 
