@@ -131,8 +131,16 @@ class PairedTests:
             self._columns[key] = self._test_column(key, order)
         return self._columns[key]
 
+    def aggregate(self, key: str, structure: dict[str, dict[str, list[str]]], values: pd.Series, order: list[str]) -> ColumnTests:
+        """Tests of every pair on an aggregate (see ``paired_aggregate``)."""
+        from evalharness.leaderboard.paired_aggregate import aggregate_tests
+
+        if key not in self._columns:
+            self._columns[key] = aggregate_tests(self, key, structure, values, order)
+        return self._columns[key]
+
     # -- one column --------------------------------------------------------------------------
-    def _systems(self, rows: dict[str, Any], problems: dict[str, str]) -> tuple[list[_System], Any]:
+    def usable_systems(self, rows: dict[str, Any], problems: dict[str, str]) -> tuple[list[_System], Any]:
         """The rows that can take part in paired tests; why the others cannot, in ``problems``."""
         systems: list[_System] = []
         metric = None
@@ -194,7 +202,7 @@ class PairedTests:
         by_model = {row.model_id: row for row in frame.itertuples(index=False)}
         rows = {model: by_model[model] for model in order if model in by_model}
         problems: dict[str, str] = {}
-        systems, metric = self._systems(rows, problems)
+        systems, metric = self.usable_systems(rows, problems)
         result.notes += [f"{model}: no paired test: {problem}" for model, problem in problems.items()]
         members = list(rows)
         for i, a in enumerate(members):
@@ -419,6 +427,7 @@ def rank_column(
     tests: PairedTests | None,
     direction: str,
     ideal: float,
+    structure: dict[str, dict[str, list[str]]] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """One column (or aggregate) ranked by ``rule``: ``paired`` clusters or ``marginal``
     intervals (see ``ranking``); returns the ranking and notes saying how it was made."""
@@ -432,10 +441,10 @@ def rank_column(
         ]
     fallback = marginal_separation(values, ci_low, ci_high, direction=direction, ideal=ideal)
     if tests is None:
-        notes = [f"ranks by {key}: no paired test is defined for an aggregate; clusters separate models only when their 95% intervals do not overlap"]
+        notes = [f"ranks by {key}: no paired test is defined for this aggregate; clusters separate models only when their 95% intervals do not overlap"]
         return rank_clusters(values, fallback, direction=direction, ideal=ideal), notes
-    score = dict(zip(values.index, goodness(values.to_numpy(dtype=float), direction, ideal)))
+    score = dict(zip(values.index, goodness(values.to_numpy(dtype=float), direction, ideal), strict=True))
     order = sorted((m for m in values.index if math.isfinite(score[m])), key=lambda m: (-score[m], str(m)))
-    column = tests.column(key, order)
+    column = tests.column(key, order) if structure is None else tests.aggregate(key, structure, values, order)
     separated = _separation(column, fallback, tests.settings.alpha)
     return rank_clusters(values, separated, direction=direction, ideal=ideal), _describe(key, column, tests.settings)

@@ -70,6 +70,7 @@ class AggregateColumn:
     label: str
     description: str
     direction: str = "higher"
+    structure: dict[str, dict[str, list[str]]] | None = None  # unit -> task -> columns (nested means)
 
 
 @dataclass
@@ -118,9 +119,11 @@ class Leaderboard:
         """``key`` (a column or an aggregate) ranked on its own with the board's rule:
         ``rank``, ``tied``, ``order``, ``cluster`` per model, and notes on how."""
         direction, ideal = self.direction_of(key)
+        structure = next((a.structure for a in self.aggregates if a.key == key), None)
+        aggregate = any(a.key == key for a in self.aggregates)
         return rank_column(
             self.values[key], self.ci_low[key], self.ci_high[key], key=key, rule=self.ranks,
-            tests=self.paired if key in {c.key for c in self.columns} else None, direction=direction, ideal=ideal,
+            tests=None if aggregate and structure is None else self.paired, direction=direction, ideal=ideal, structure=structure,
         )
 
     def rank_label(self, model_id: str) -> str:
@@ -367,39 +370,29 @@ def build_leaderboard(
     available = [r.key for r in results] + keys
     if rank_by not in available:
         raise UsageError(f"rank_by: no column '{rank_by}'{did_you_mean(rank_by, available)} (columns: {', '.join(available)})")
-    board = Leaderboard(
-        title=title,
-        description=description,
-        columns=columns,
-        aggregates=[AggregateColumn(r.key, r.label, r.description) for r in results],
-        values=tables["value"],
-        ci_low=tables["ci_low"],
-        ci_high=tables["ci_high"],
-        ranking=None,  # type: ignore[arg-type]  # set below, from the board's own rule
-        models=_models(frame),
-        rank_by=rank_by,
-        data=frame,
-        notes=notes,
-        ranks=ranks,
-        paired=PairedTests(frame, compare_settings) if ranks == "paired" else None,
+    paired = PairedTests(frame, compare_settings) if ranks == "paired" else None
+    direction, ideal = next(((c.direction, c.ideal) for c in columns if c.key == rank_by), ("higher", math.nan))
+    structure = next((r.structure for r in results if r.key == rank_by), None)
+    ranking, rank_notes = rank_column(
+        tables["value"][rank_by], tables["ci_low"][rank_by], tables["ci_high"][rank_by], key=rank_by, rule=ranks,
+        tests=paired if rank_by in keys or structure is not None else None, direction=direction, ideal=ideal, structure=structure,
     )
-    ranking, rank_notes = board.rank_column(rank_by)
     order = list(ranking.sort_values("order").index)
     return Leaderboard(
         title=title,
         description=description,
         columns=columns,
-        aggregates=[AggregateColumn(r.key, r.label, r.description) for r in results],
+        aggregates=[AggregateColumn(r.key, r.label, r.description, structure=r.structure) for r in results],
         values=tables["value"].reindex(order),
         ci_low=tables["ci_low"].reindex(order),
         ci_high=tables["ci_high"].reindex(order),
         ranking=ranking[["rank", "tied", "cluster"]].reindex(order),
-        models=board.models.reindex(order),
+        models=_models(frame).reindex(order),
         rank_by=rank_by,
         data=frame,
         notes=rank_notes + notes,
         ranks=ranks,
-        paired=board.paired,
+        paired=paired,
     )
 
 

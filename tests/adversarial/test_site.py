@@ -166,11 +166,19 @@ def test_damaged_samples_leave_the_board_and_site_built_with_the_reason(main, tm
     assert "examples unavailable" in compare and "samples file missing" in compare
 
 
-def test_aggregate_ranks_say_that_no_paired_test_is_defined_for_them(tmp_path):
-    for model, count in (("A", 180), ("B", 120)):
-        write_scored_run(tmp_path / model, [classification(t, GOLDS, correct_to_predictions(GOLDS, correct_on(count))) for t in ("t", "u")], model=model)
+def test_the_suite_mean_is_ranked_by_a_paired_bootstrap_over_its_tasks(tmp_path):
+    """B is right on A's examples minus ten, on both tasks: the means' marginal intervals
+    overlap (75 vs 70, stderr ~2.2 each), the paired bootstrap of the mean leaves no doubt."""
+    for model, count in (("A", 150), ("B", 140)):
+        tasks = [classification(name, GOLDS, correct_to_predictions(GOLDS, correct_on(count))) for name in ("t", "u")]
+        write_scored_run(tmp_path / model, tasks, model=model)
     board = build_leaderboard([tmp_path])
-    assert board.rank_by == "mean" and any("no paired test is defined for an aggregate" in note for note in board.notes)
+    assert board.rank_by == "mean" and labels(board) == {"A": "1", "B": "2"}
+    test = board.paired.aggregate("mean", {}, board.values["mean"], board.model_ids).tests[("A", "B")]
+    assert test.test == "paired-bootstrap (aggregate)" and test.p_adjusted < 0.05 and test.change == pytest.approx(-5.0)
+    assert labels(build_leaderboard([tmp_path], ranks="marginal")) == {"A": "=1", "B": "=1"}
+    by_win_rate = build_leaderboard([tmp_path], rank_by="mean_win_rate")
+    assert any("no paired test is defined for this aggregate" in note for note in by_win_rate.notes)
 
 
 # -- names, metadata, badges -------------------------------------------------------------------
