@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalharness.errors import RecordError
 from evalharness.leaderboard.output import to_json, write_public_text
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.report.render import render_page
@@ -51,11 +52,24 @@ def _load_entries(folder: Path) -> list[dict[str, Any]]:
         listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         listed = []
-    entries = {e["file"]: e for e in listed if isinstance(e, dict) and isinstance(e.get("file"), str) and ENTRY.fullmatch(e["file"])} if isinstance(listed, list) else {}
+    listed = listed if isinstance(listed, list) else []
+    entries = {e["file"]: _entry(e) for e in listed if isinstance(e, dict) and isinstance(e.get("file"), str) and ENTRY.fullmatch(e["file"])}
+    entries = {name: entry for name, entry in entries.items() if (folder / name).is_file()}
     for path in folder.glob("*.json"):
         if ENTRY.fullmatch(path.name) and path.name not in entries:
             entries[path.name] = {"file": path.name, "archived": "", "title": "", "models": _models(_read(path))}
     return sorted(entries.values(), key=lambda e: -int(e["file"].split("-", 1)[0]))
+
+
+def _entry(raw: dict[str, Any]) -> dict[str, Any]:
+    """An index entry with the fields pages rely on, whatever a hand-edited index holds."""
+    models = raw.get("models")
+    return {
+        "file": raw["file"],
+        "archived": raw["archived"] if isinstance(raw.get("archived"), str) else "",
+        "title": raw["title"] if isinstance(raw.get("title"), str) else "",
+        "models": [str(m) for m in models] if isinstance(models, list) else [],
+    }
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -75,6 +89,8 @@ def _read(path: Path) -> Any:
 def archive_previous(site_dir: Path, board: Leaderboard) -> History:
     """Archive the board currently in ``site_dir`` (if any, and if it differs from ``board``)."""
     folder = site_dir / "history"
+    if folder.exists() and not folder.is_dir():
+        raise RecordError(f"{folder} is not a folder: it is where earlier versions of the board are kept; move it away")
     previous_path = site_dir / "data" / "leaderboard.json"
     current = json.loads(json.dumps(to_json(board), ensure_ascii=False, allow_nan=False))
     history = History(current={"title": board.title, "models": _models(current)})

@@ -287,6 +287,11 @@ def test_a_damaged_history_index_never_hides_an_archived_version(tmp_path):
     write_site(build_leaderboard([runs]), site, reports=False)
     files = sorted(p.name for p in (site / "history").glob("*-*.json"))
     assert len(files) == 2 and all(name in (site / "history.html").read_text() for name in files)
+    # Hand-edited entries: missing fields, wrong types, a path out of the folder.
+    (site / "history" / "index.json").write_text(json.dumps([{"file": files[0], "title": {"x": 1}, "models": "B"}, {"file": "../../../etc/passwd"}]))
+    write_site(build_leaderboard([runs / "A"]), site, reports=False)
+    history = (site / "history.html").read_text()
+    assert all(name in history for name in files) and "passwd" not in history
 
 
 # -- the single-run report ---------------------------------------------------------------------
