@@ -211,6 +211,26 @@ def test_wmt21_model_vs_model_page_lists_changed_examples_and_search_filters_the
     visit.assert_offline_and_clean()
 
 
+@pytest.mark.browser
+def test_wmt21_report_offers_no_error_filter_for_bleu_and_sorts_the_worst_examples_first(browser, wmt21_en_de_runs, tmp_path):
+    """BLEU has no per-example right or wrong: the report says so instead of calling every
+    example below the best sentence score an error, and sorts by score instead."""
+    output = tmp_path / "report.html"
+    result = run_cli("report", str(wmt21_en_de_runs / "ICL"), "--baseline", str(wmt21_en_de_runs / "Online-W"), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    visit = Page(browser, _url(output))
+    page = visit.page
+    root = "#example-browser"
+    assert "no per-example right or wrong" in page.text_content(f"{root} .b-note")
+    assert page.eval_on_selector_all(f"{root} .b-filter option", "options => options.filter(o => !o.hidden).map(o => o.value)") == ["all"]
+    assert page.query_selector_all(f"{root} tbody tr.error") == []
+    page.select_option(f"{root} .b-sort", "worst")
+    scores = [float(text.split("\n")[0].split(": ")[1]) for text in visit.texts(f"{root} tbody td.scores")]
+    assert scores == sorted(scores) and scores[0] < scores[-1]
+    assert page.query_selector("td.delta.worse") is not None and page.text_content("td.delta.worse").startswith("▼")
+    visit.assert_offline_and_clean()
+
+
 # -- hostile strings ---------------------------------------------------------------------------
 
 

@@ -125,6 +125,7 @@ def _run_command(record: RunRecord, tasks: list[str]) -> list[str]:
     settings = record.settings
     parts = ["evalharness", "run", "--model", record.model.path, "--tasks", ",".join(tasks)]
     flags = {
+        "--data-dir": settings.get("data_dir"),
         "--limit": settings.get("limit"),
         "--dtype": settings.get("dtype") if settings.get("dtype") not in (None, "auto") else None,
         "--model-kind": settings.get("model_kind"),
@@ -149,9 +150,10 @@ def _score_commands(record: RunRecord, tasks: list[str]) -> list[str]:
         predictions = record.tasks[task].settings.get("predictions") or {}
         path = predictions.get("path") if isinstance(predictions, Mapping) else None
         parts = ["evalharness", "score", "--task", task, "--predictions", str(path or record.model.path), "--name", record.model.name]
-        seed = record.tasks[task].settings.get("seed", record.settings.get("seed"))
-        if seed is not None:
-            parts += ["--seed", str(seed)]
+        options = {**record.settings, **record.tasks[task].settings}
+        for flag, key in (("--data-dir", "data_dir"), ("--seed", "seed"), ("--n-resamples", "n_resamples")):
+            if options.get(key) is not None:
+                parts += [flag, str(options[key])]
         commands.append(shlex.join(parts + ["--run-dir", "RUN_DIR"]))
     return commands
 

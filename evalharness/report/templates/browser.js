@@ -36,7 +36,8 @@
   }
 
   // options: tasks, rows(task), searchable(row), keep(row, mode, task), header(task),
-  // render(line, row, task); optional: score(row, task) for sorting, onTask(task).
+  // render(line, row, task); optional: score(row, task) for sorting, onTask(task), note(task)
+  // (the line above the table; default: what counts as an error for the task).
   function Browser(root, options) {
     var q = function (selector) { return root.querySelector(selector); };
     var taskSelect = q(".b-task"), search = q(".b-search"), filter = q(".b-filter"), sorter = q(".b-sort");
@@ -115,7 +116,7 @@
       pageLabel.textContent = "page " + (page + 1) + " of " + pages;
       previous.disabled = page === 0;
       next.disabled = page >= pages - 1;
-      if (note) { note.textContent = task.changed_note || task.error_rule || ""; }
+      if (note) { note.textContent = (options.note ? options.note(task) : task.error_rule) || ""; }
     }
 
     taskSelect.addEventListener("change", function () { update(true); });

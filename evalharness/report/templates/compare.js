@@ -126,6 +126,7 @@
     browser = B.Browser(document.getElementById("changed-browser"), {
       tasks: tasks,
       rows: function (task) { return task.changed; },
+      note: function (task) { return task.changed_note; },
       searchable: function (row) { return [row[0], row[1], row[2], row[3], row[4]]; },
       keep: function (row, mode) { return mode === "all" || row[7] === mode; },
       score: function (row, task) {

@@ -52,6 +52,7 @@
     B.Browser(changedRoot, {
       tasks: compared,
       rows: function (task) { return task.changed; },
+      note: function (task) { return task.changed_note; },
       searchable: function (row) { return [row[0], row[1], row[2], row[3], row[4]]; },
       keep: function (row, mode) { return mode === "all" || row[7] === mode; },
       score: function (row, task) {
