@@ -12,6 +12,7 @@ from evalharness.models.base import (
     ModelAdapter,
     ModelInfo,
     fingerprint_checkpoint,
+    tokenizer_conventions,
     read_config,
     resolve_checkpoint,
     resolve_tokenizer_dir,
@@ -194,5 +195,6 @@ def load_model(
         num_parameters=sum(p.numel() for p in model.parameters()),
         revision=revision,
         notes=notes,
+        conventions=tokenizer_conventions(loaded_tokenizer),
     )
     return cls(model, loaded_tokenizer, info, **options)
