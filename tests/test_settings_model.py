@@ -132,3 +132,16 @@ def test_flat_settings_round_trip_nested_command_line_values():
     nested = {"loading": {"model": "m", "dtype": "float32"}, "prompt": {"generation": {"num_beams": 2}}, "limit": 3}
     assert flat_settings(nested) == {"model": "m", "dtype": "float32", "num_beams": 2, "limit": 3}
     assert RunSettings(**flat_settings(nested), tasks=["t"]) == RunSettings(**nested, tasks=["t"])
+
+
+def test_a_generation_option_exists_in_the_task_spec_the_adapter_options_and_the_run_overrides():
+    """Adding a decoding option is one field in each of the three, never two of them."""
+    from dataclasses import fields
+
+    from evalharness.evaluation.settings import GenerationOverrides
+    from evalharness.spec.schema import GenerationSpec
+    from evalharness.types import GenerationOptions
+
+    spec = set(GenerationSpec.model_fields)
+    assert {f.name for f in fields(GenerationOptions)} - {"stop"} == spec
+    assert set(GenerationOverrides.model_fields) == spec

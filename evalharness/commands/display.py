@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.records.record import RunRecord
-from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
+from evalharness.terminal import Cell, Column, print_note, print_table
+from evalharness.terminal import console as make_console
 
 __all__ = ["format_value", "print_run"]
 
@@ -23,12 +24,6 @@ def format_value(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _direction(entry: Any) -> str:
-    if entry.ideal is not None:
-        return f"ideal {entry.ideal:g}"
-    return "higher" if entry.higher_is_better else "lower"
-
-
 def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) -> None:
     """One row per (task, metric) with value, 95% CI, n and direction, then every note:
     why a value is missing, what a task did not apply or cover, what was skipped."""
@@ -44,7 +39,7 @@ def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) ->
                     format_value(entry.value),
                     f"[{format_value(low)}, {format_value(high)}]",
                     str(entry.n),
-                    _direction(entry),
+                    entry.direction.short,
                 ]
             )
     title = f"{record.model.name} ({record.model.kind}, {record.model.fingerprint})"

@@ -36,8 +36,9 @@ from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.records.record import (
     MetricEntry,
     RunRecord,
+    LoadedRun,
     finite_or_none,
-    load_record,
+    loaded_run,
 )
 from evalharness.seeds import MAX_SEED
 from evalharness.stats import (
@@ -50,6 +51,7 @@ from evalharness.stats import (
     paired_bootstrap,
     paired_permutation,
 )
+from evalharness.types import Direction, signature_identity, signature_text
 
 __all__ = [
     "COMPARE_SCHEMA",
@@ -131,10 +133,11 @@ class MetricComparison:
     @property
     def worsening(self) -> float | None:
         """How much worse B is than A in the compared quantity (negative: better)."""
-        if self.change is None:
-            return None
-        lower_is_better = self.ideal is not None or not self.higher_is_better
-        return self.change if lower_is_better else -self.change
+        return None if self.change is None else self.direction.worsening(self.change)
+
+    @property
+    def direction(self) -> Direction:
+        return Direction(self.higher_is_better, self.ideal)
 
 
 @dataclass(frozen=True)
@@ -297,10 +300,6 @@ def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _signature_without_version(signature: str) -> str:
-    return "|".join(part for part in signature.split("|") if not part.startswith("evalharness:"))
-
-
 # -- comparing -------------------------------------------------------------------------------
 
 
@@ -334,8 +333,8 @@ def _compare_metric(
     if stats_a.shape != stats_b.shape:
         raise _NotCompared(f"per-example statistics have different shapes ({stats_a.shape} vs {stats_b.shape})")
     notes = []
-    if _signature_without_version(entry_a.signature) != _signature_without_version(entry_b.signature):
-        notes.append(f"signatures differ: {entry_a.signature} vs {entry_b.signature}")
+    if signature_identity(entry_a.signature) != signature_identity(entry_b.signature):
+        notes.append(f"signatures differ: {signature_text(entry_a.signature)} vs {signature_text(entry_b.signature)}")
     ideal = entry_a.ideal if entry_a.ideal is not None else entry_b.ideal
     test_name = settings.test or getattr(metric, "paired_test", "bootstrap")
     if test_name not in PAIRED_TESTS:
@@ -406,8 +405,8 @@ def _selected_tasks(records: tuple[RunRecord, RunRecord], tasks: Sequence[str] |
 
 
 def compare_runs(
-    run_a: str | os.PathLike[str],
-    run_b: str | os.PathLike[str],
+    run_a: str | os.PathLike[str] | LoadedRun,
+    run_b: str | os.PathLike[str] | LoadedRun,
     *,
     settings: CompareSettings | None = None,
     tasks: Sequence[str] | None = None,
@@ -416,13 +415,15 @@ def compare_runs(
     """Compare run B against run A (the reference) on every shared task and metric.
 
     ``tasks`` restricts the tasks; ``metrics`` maps a task to the metric keys to compare
-    (the gate uses it to test only what its rules name). Raises
+    (the gate uses it to test only what its rules name). A run is a directory or a
+    :class:`LoadedRun` (records already loaded are not read again). Raises
     :class:`IncomparableRunsError` when the runs' examples differ and
     ``settings.allow_different_data`` is false.
     """
     settings = settings or CompareSettings()
-    dirs = (Path(run_a), Path(run_b))
-    records = (load_record(dirs[0]), load_record(dirs[1]))
+    runs = (loaded_run(run_a), loaded_run(run_b))
+    dirs = (runs[0].directory, runs[1].directory)
+    records = (runs[0].record, runs[1].record)
     names = (str(dirs[0]), str(dirs[1]))
     selected = _selected_tasks(records, tasks if tasks is not None else (list(metrics) if metrics else None), names)
     paired_tasks, refusals = [], []
@@ -454,8 +455,8 @@ def compare_runs(
     results = []
     for row, p_adjusted in zip(raw, adjusted):
         p_adj = float(p_adjusted) if math.isfinite(p_adjusted) else None
-        lower_is_better = row["ideal"] is not None or not row["higher_is_better"]
-        verdict = _verdict(row["change"], p_adj, settings.alpha, lower_is_better)
+        direction = Direction(row["higher_is_better"], row["ideal"])
+        verdict = _verdict(row["change"], p_adj, settings.alpha, direction.lower_change_is_better)
         results.append(MetricComparison(**row, p_adjusted=p_adj, verdict=verdict))
     return Comparison(
         run_a=_run_info(dirs[0], records[0]),

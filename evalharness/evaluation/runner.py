@@ -20,7 +20,14 @@ from typing import Any
 from evalharness.backends import BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.data.subset import select_examples
-from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
+from evalharness.errors import (
+    DataError,
+    EvalHarnessError,
+    Interrupted,
+    RecordError,
+    UsageError,
+    environment_fault,
+)
 from evalharness.evaluation import options as run_options
 from evalharness.evaluation.scoring import score_task
 from evalharness.evaluation.settings import RunSettings
@@ -149,7 +156,8 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
         cursor += len(requests)
         decoded.append(formulation.decode(task, example, chunk, state))
     truncated = sum(bool(getattr(response, "truncated", False)) for response in responses)
-    notes = [*plan.notes, *formulation.notes(task, state)]
+    observed_settings, observed_notes = formulation.observed(task, state, decoded)
+    notes = [*plan.notes, *observed_notes]
     if truncated:
         notes.append(f"{truncated} of {len(responses)} requests were truncated to fit the model")
     entry = score_task(
@@ -158,7 +166,7 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
         decoded,
         run_dir=run_dir,
         formulation=formulation.name,
-        settings={**formulation.settings(task, state), **plan.settings},
+        settings={**formulation.settings(task, state), **observed_settings, **plan.settings},
         notes=notes,
         seed=config.seed,
         n_resamples=config.statistics.n_resamples,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalharness.errors import RecordError
 from evalharness.records.record import RESULTS_FILE, RunRecord, load_record
+from evalharness.types import Direction, signature_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +31,7 @@ FRAME_COLUMNS = [
     "model_fingerprint",
     "model_kind",
     "source",
+    "display_name",
     "task",
     "task_version",
     "spec_hash",
@@ -61,9 +63,7 @@ def column_key(task: str, metric: str) -> str:
 
 def direction_of(higher_is_better: bool, ideal: float | None) -> str:
     """``ideal`` wins over the flag: such metrics rank by distance from the ideal value."""
-    if ideal is not None:
-        return "ideal"
-    return "higher" if higher_is_better else "lower"
+    return Direction(higher_is_better, ideal).name
 
 
 def discover_runs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
@@ -100,6 +100,12 @@ def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _display_name(record: RunRecord) -> str | None:
+    """The readable name a record gives its model (``model.notes.display_name``), if any."""
+    name = record.model.notes.get("display_name")
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
 def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
     """The tidy rows of one record (``model_id`` is filled in by :func:`load_runs`)."""
     rows = []
@@ -113,6 +119,7 @@ def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
                     "model_fingerprint": record.model.fingerprint,
                     "model_kind": record.model.kind,
                     "source": record.model.source,
+                    "display_name": _display_name(record),
                     "task": task_name,
                     "task_version": task.version,
                     "spec_hash": task.spec_hash,
@@ -129,7 +136,7 @@ def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
                     "direction": direction_of(entry.higher_is_better, entry.ideal),
                     "higher_is_better": entry.higher_is_better,
                     "ideal": _or_nan(entry.ideal),
-                    "signature": entry.signature,
+                    "signature": signature_text(entry.signature),
                     "note": entry.note,
                     "run_id": record.run_id,
                     "created": record.created,

@@ -26,6 +26,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric
+from evalharness.types import LogprobPrediction
 
 __all__ = [
     "COUNTING_RULES",
@@ -95,11 +96,7 @@ class _CorpusLM(AdditiveMetric):
     reference = "lm-evaluation-harness.weighted_perplexity"
     unit: ClassVar[str]
 
-    @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
-        if spec.kind != "language_modeling":
-            return f"'{cls.name}' needs log-likelihoods of whole texts: a 'language_modeling' task"
-        return None
+    accepts = (LogprobPrediction,)
 
     def counting(self) -> str:
         """How the normaliser is counted, for the signature."""
@@ -108,9 +105,8 @@ class _CorpusLM(AdditiveMetric):
     def count(self, prediction: Mapping[str, Any], text: str, index: int) -> int:
         raise NotImplementedError
 
-    def signature(self) -> str:
-        name, _, rest = super().signature().partition("|")
-        return f"{name}|unit:{self.unit}|count:{self.counting()}|average:corpus|{rest}"
+    def signature_context(self) -> dict[str, str]:
+        return {"unit": self.unit, "count": self.counting(), "average": "corpus"}
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         stats = np.zeros((len(references), 2))

@@ -37,6 +37,7 @@ from pydantic import Field
 from evalharness.metrics.base import AdditiveMetric, package_version
 from evalharness.metrics.lcs import lcs_length, summary_level_hits
 from evalharness.metrics.text import ReferenceSelection, check_texts, select_references
+from evalharness.types import TextPrediction
 
 __all__ = ["Rouge1", "Rouge2", "RougeL", "RougeLsum", "SPLITTER", "split_sentences"]
 
@@ -153,6 +154,7 @@ class Rouge(AdditiveMetric):
     """One ROUGE type. Statistics per example: precision, recall, F1 (x100) and a count."""
 
     bounds = (0.0, 100.0)
+    accepts = (TextPrediction,)
 
     reference = "rouge_score.rouge_scorer.RougeScorer"
     reference_package = "rouge-score"
@@ -183,11 +185,11 @@ class Rouge(AdditiveMetric):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return stats[:, 2].copy()
 
-    def signature(self) -> str:
-        parts = [super().signature(), "score:fmeasure-mean", "multi_ref:max"]
+    def signature_extras(self) -> dict[str, str]:
+        extras = {"score": "fmeasure-mean", "multi_ref": "max"}
         if self.settings.use_stemmer:
-            parts.append(f"stemmer:nltk-porter=={package_version('nltk')}")
-        return "|".join(parts)
+            extras["stemmer"] = f"nltk-porter=={package_version('nltk')}"
+        return extras
 
 
 def _score(precision_hits: int, n_prediction: int, n_target: int) -> Any:
@@ -265,5 +267,5 @@ class RougeLsum(Rouge):
 
         return score
 
-    def signature(self) -> str:
-        return f"{super().signature()}|splitter:{SPLITTER}"
+    def signature_extras(self) -> dict[str, str]:
+        return {**super().signature_extras(), "splitter": SPLITTER}

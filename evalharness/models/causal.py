@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter, ModelInfo, options_with
+from evalharness.models.base import Conventions, ModelAdapter, ModelInfo, options_with
 from evalharness.models.batching import encode_once, sorted_batches
 from evalharness.models.rows import Row, RowScorer
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
@@ -73,7 +73,9 @@ class CausalLMAdapter(ModelAdapter):
         self.rows = RowScorer(
             model, pad=tokenizer.pad_token_id, capacity=self.max_length, selected_logits=self._projects_selected_positions
         )
-        self.info = replace(info, notes={**info.notes, **self._notes(), "layout": self.rows.note})
+        self.info = replace(
+            info, notes={**info.notes, **self._notes(), "layout": self.rows.note}, conventions=self._conventions(info)
+        )
 
     # -- tokenizer conventions -----------------------------------------------------------
     def _tokenizer_adds(self, token_id: int | None, *, first: bool) -> bool:
@@ -84,6 +86,17 @@ class CausalLMAdapter(ModelAdapter):
         plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
         edge = slice(0, 1) if first else slice(-1, None)
         return default[edge] == [token_id] and plain[edge] != [token_id]
+
+    def _conventions(self, info: ModelInfo) -> Conventions:
+        tokenizer = self.tokenizer
+        prefix = tokenizer.bos_token if tokenizer.bos_token_id is not None else tokenizer.eos_token
+        return replace(
+            info.conventions,
+            adds_bos=self.adds_bos,
+            appends_eos=self._tokenizer_adds(tokenizer.eos_token_id, first=False),
+            prefix_token=prefix,
+            max_length=self.max_length,
+        )
 
     def _notes(self) -> dict[str, Any]:
         tokenizer = self.tokenizer

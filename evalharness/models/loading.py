@@ -12,6 +12,7 @@ from evalharness.models.base import (
     ModelAdapter,
     ModelInfo,
     fingerprint_checkpoint,
+    tokenizer_conventions,
     read_config,
     resolve_checkpoint,
     resolve_tokenizer_dir,
@@ -20,7 +21,11 @@ from evalharness.models.base import (
 )
 from evalharness.models.checks import RANDOM_INIT_SEED, check_weights, resolve_kind
 from evalharness.models.fused import fuse_activations
-from evalharness.models.tokenizer_files import TOKENIZER_FLAG, check_tokenizer_fits, load_tokenizer
+from evalharness.models.tokenizer_files import (
+    TOKENIZER_FLAG,
+    check_tokenizer_fits,
+    load_tokenizer,
+)
 
 __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 
@@ -192,5 +197,6 @@ def load_model(
         num_parameters=sum(p.numel() for p in model.parameters()),
         revision=revision,
         notes=notes,
+        conventions=tokenizer_conventions(loaded_tokenizer),
     )
     return cls(model, loaded_tokenizer, info, **options)

@@ -24,7 +24,12 @@ from typing import Any, Literal
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
+from evalharness.prompting.base import (
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    RunOption,
+)
 from evalharness.prompting.prompted import (
     FewShot,
     build_prompts,
@@ -36,6 +41,7 @@ from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
+    LabelPrediction,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
     RequestKind,
@@ -159,5 +165,5 @@ class ChoiceLoglikelihood(ChoiceFormulation):
             for index, template in enumerate(templates or [])
         ]
 
-    def answer(self, task: Task, example: Example, index: int) -> str:
-        return (task.spec.labels or [])[index]
+    def answer(self, task: Task, example: Example, index: int) -> LabelPrediction:
+        return LabelPrediction((task.spec.labels or [])[index])

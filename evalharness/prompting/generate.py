@@ -16,7 +16,12 @@ from typing import Any
 
 from evalharness.config import validate_model
 from evalharness.errors import UsageError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
+from evalharness.prompting.base import (
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    RunOption,
+)
 from evalharness.prompting.prompted import (
     FewShot,
     build_prompts,
@@ -26,21 +31,29 @@ from evalharness.prompting.prompted import (
 )
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
-from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
+from evalharness.types import (
+    Example,
+    GenerateResponse,
+    GenerationOptions,
+    Prediction,
+    RequestKind,
+    SpanPrediction,
+    TextPrediction,
+)
 
 __all__ = ["PREDICTIONS", "PromptGenerate"]
 
 
-def _span_answer(text: str) -> dict[str, Any]:
-    return {"text": text.strip(), "no_answer_probability": None}
+def _span_answer(text: str) -> SpanPrediction:
+    return SpanPrediction(text.strip())
 
 
-def _generated_text(text: str) -> str:
-    return text.strip()
+def _generated_text(text: str) -> TextPrediction:
+    return TextPrediction(text.strip())
 
 
 # Task kind -> the prediction made of the generated text (the kind's contract).
-PREDICTIONS: dict[str, Callable[[str], Any]] = {
+PREDICTIONS: dict[str, Callable[[str], Prediction]] = {
     "extractive_qa": _span_answer,
     "generation": _generated_text,
 }

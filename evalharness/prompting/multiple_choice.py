@@ -26,6 +26,7 @@ from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
 from evalharness.types import (
+    ChoicePrediction,
     Example,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
@@ -66,8 +67,8 @@ class FieldChoiceLoglikelihood(ChoiceFormulation):
         prefix = self.settings_for(task).choice_prefix  # type: ignore[attr-defined]
         return [prefix + choice for choice in _choices(task, example)]
 
-    def answer(self, task: Task, example: Example, index: int) -> int:
-        return index
+    def answer(self, task: Task, example: Example, index: int) -> ChoicePrediction:
+        return ChoicePrediction(index)
 
 
 class MaskedChoiceSettings(StrictModel):
@@ -123,4 +124,4 @@ class MaskedChoice(Formulation):
         extra = {"choices": _choices(task, example), "pseudo_loglikelihoods": values, "n_tokens": [r.n_tokens for r in responses]}
         if token:
             extra["scores"] = scores
-        return Decoded(best, shown or extra["choices"], extra)
+        return Decoded(ChoicePrediction(best), shown or extra["choices"], extra)

@@ -34,7 +34,13 @@ from evalharness.publish.common import (
     hub_dataset,
     partial_reasons,
 )
-from evalharness.records.record import RunRecord, TaskEntry, atomic_write_text, load_record
+from evalharness.records.record import (
+    RunRecord,
+    TaskEntry,
+    atomic_write_text,
+    load_record,
+)
+from evalharness.types import signature_text
 
 __all__ = ["CardOptions", "CardResult", "CardRow", "publish_model_card"]
 
@@ -110,7 +116,7 @@ def _notes(task_name: str, key: str, task: TaskEntry, record: RunRecord, extra: 
     parts = [
         f"evalharness {package_version('evalharness')} task {task_name} v{task.version}, metric {key} ({entry.metric})",
         f"CI [{_format(low)}, {_format(high)}] ({entry.ci_method}), n={entry.n}",
-        f"signature {entry.signature}",
+        f"signature {signature_text(entry.signature)}",
         f"run {record.run_id}, model fingerprint {record.model.fingerprint}",
     ]
     if record.model.source != "checkpoint":
@@ -255,7 +261,10 @@ def _build_card(base: Any, record: RunRecord, model_name: str, results: list[Any
 def _check_round_trip(readme: Path, yaml_files: Mapping[Path, Any], results: list[Any]) -> None:
     """Read everything back with huggingface_hub's parsers; any difference is a refusal."""
     from huggingface_hub import ModelCard
-    from huggingface_hub._eval_results import eval_result_entries_to_yaml, parse_eval_result_entries
+    from huggingface_hub._eval_results import (
+        eval_result_entries_to_yaml,
+        parse_eval_result_entries,
+    )
 
     parsed = ModelCard.load(readme).data.eval_results or []
     for result in results:
