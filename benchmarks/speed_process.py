@@ -97,8 +97,9 @@ WORKLOADS = {
             eh_args=("--num-beams", "1", "--max-new-tokens", "64"),
             notes=(
                 (
-                    "lm-eval's seq2seq backend cuts over-long inputs on the left, evalharness on the right; "
-                    "the texts are compared, not required to be equal"
+                    "64 new tokens on both sides (lm-eval's task sets max_length 65: its seq2seq backend otherwise lets the "
+                    "decoder run to input length + 64); lm-eval cuts over-long inputs on the left, evalharness on the right, and "
+                    "greedy decoding of a random T5 flips on near-tied logits, so the texts are compared, not required to be equal"
                 ),
             ),
         ),
@@ -285,8 +286,10 @@ PEER_TASKS = {  # the lines of lm-eval's local task after its name and data
     "metric_list:\n  - metric: acc\n",
     "rolling": 'output_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\nmetric_list:\n  - metric: word_perplexity\n'
     "  - metric: byte_perplexity\n  - metric: bits_per_byte\n",
+    # lm-eval's seq2seq generate_until caps the decoder at input length + max_gen_toks tokens;
+    # max_length 65 (decoder start + 64) makes it generate what evalharness's 64 new tokens do
     "generate": 'output_type: generate_until\ndoc_to_text: prompt\ndoc_to_target: reference\ngeneration_kwargs:\n  until: ["\\n"]\n'
-    "  max_gen_toks: 64\n  do_sample: false\nmetric_list:\n  - metric: bleu\n",
+    "  max_gen_toks: 64\n  max_length: 65\n  do_sample: false\nmetric_list:\n  - metric: bleu\n",
 }
 
 
