@@ -230,11 +230,11 @@ with distributed_session("cpu") as context:
     def compute(batch):
         calls.append(list(batch))
         return [f"{text}@{context.rank}" for text in batch]
-    one = compute_sharded(["only"], [5], compute)  # rank 1 gets an empty shard
+    one = compute_sharded(["only"], [5], compute, context=context)  # rank 1 gets an empty shard
     texts = ["a" * n for n in (9, 1, 1, 4, 3)]
-    five = compute_sharded(texts, [len(t) for t in texts], compute)
+    five = compute_sharded(texts, [len(t) for t in texts], compute, context=context)
     try:  # rank 1 asks for different requests: both ranks must refuse, not mix results
-        compute_sharded(["x", "y"] if context.rank == 0 else ["x"], [1, 1] if context.rank == 0 else [1], compute)
+        compute_sharded(["x", "y"] if context.rank == 0 else ["x"], [1, 1] if context.rank == 0 else [1], compute, context=context)
         disagreement = None
     except RuntimeError as exc:
         disagreement = str(exc)

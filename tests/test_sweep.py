@@ -9,7 +9,8 @@ import pytest
 
 from evalharness.errors import SpecError, UsageError
 from evalharness.records.record import load_record, read_samples
-from evalharness.evaluation.sweep import CRASH_ONCE_ENV, Job, SweepSpec, load_sweep_spec, plan_jobs, run_sweep
+from evalharness.evaluation.sweep import Job, SweepSpec, load_sweep_spec, plan_jobs, run_sweep
+from evalharness.testing.faults import CrashOnce
 from tests.test_distributed import SENTENCES, TASK
 
 
@@ -39,16 +40,15 @@ def run_options(reviews):
 
 
 @pytest.mark.slow  # ~20 s: two workers import torch, one is killed and replaced
-def test_killed_ray_worker_is_retried_and_nothing_is_lost(tmp_path, monkeypatch, local_ray, reviews, tiny_classifier, tiny_causal_lm):
+def test_killed_ray_worker_is_retried_and_nothing_is_lost(tmp_path, local_ray, reviews, tiny_classifier, tiny_causal_lm):
     marker = tmp_path / "crashed-once"
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
     output = f"file://{tmp_path / 'sweep'}"  # an fsspec URL: each worker writes locally, then uploads
     spec = SweepSpec(
         models=[str(tiny_classifier), str(tiny_causal_lm)], tasks=["mine/reviews"], output=output,
         local_ray=2, max_retries=2, run=run_options(reviews),
     )
     messages = []
-    result = run_sweep(spec, progress=messages.append)
+    result = run_sweep(spec, progress=messages.append, after_evaluation=CrashOnce(str(marker)))
 
     assert marker.exists(), "the fault injection did not fire: the retry path was not exercised"
     assert [o.ok for o in result.outcomes] == [True, True] and not result.failed

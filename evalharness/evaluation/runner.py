@@ -147,7 +147,7 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
         responses, stats = engine.run(formulation.request_kind, flat, options, on_progress=advance)
     if config.check_determinism:
         engine.check_determinism(formulation.request_kind, flat, responses, options, stats)
-    if not distributed.is_primary():  # data parallel: only rank 0 scores and writes
+    if not engine.context.primary:  # data parallel: only rank 0 scores and writes
         return None
     decoded = []
     cursor = 0
@@ -257,7 +257,7 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapt
             raise UsageError("--device-map spreads one model over all GPUs; it cannot be combined with data-parallel ranks (torchrun)")
         report = progress if progress and context.primary else (lambda message: None)
         try:
-            return _run_locked(config, stack, report, adapter)
+            return _run_locked(config, stack, report, context, adapter)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI's handler
             raise Interrupted.wrap(exc, _RESUME) from None
         except OSError as exc:  # a full disk or a vanished directory while writing samples
@@ -267,7 +267,9 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapt
             raise RecordError(f"{fault}; {_RESUME}") from None
 
 
-def load_adapter(config: RunConfig, report: Progress = lambda message: None) -> Any:
+def load_adapter(
+    config: RunConfig, report: Progress = lambda message: None, context: distributed.DistributedContext = distributed.SINGLE_PROCESS
+) -> Any:
     """The model adapter of ``config`` (its backend: in process, a server, vLLM)."""
     from evalharness.models.loading import load_model
 
@@ -277,7 +279,7 @@ def load_adapter(config: RunConfig, report: Progress = lambda message: None) -> 
         load_model,
         loading.model,
         loading.model_kind,
-        device=distributed.device_for_rank(loading.device),
+        device=distributed.device_for_rank(loading.device, context),
         dtype=loading.dtype,
         trust_remote_code=loading.trust_remote_code,
         device_map=loading.device_map,
@@ -289,18 +291,22 @@ def load_adapter(config: RunConfig, report: Progress = lambda message: None) -> 
     return load_backend(config.backend, request)
 
 
-def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: Any = None) -> RunResult:
+def _run_locked(
+    config: RunConfig, stack: ExitStack, report: Progress, context: distributed.DistributedContext, adapter: Any = None
+) -> RunResult:
     started = time.perf_counter()
     plans, skipped = _plan(config, report)
-    primary = distributed.is_primary()
+    primary = context.primary
     cache = _claim_run_dir(config, Path(config.output), stack) if config.output and primary else None
     if adapter is None:
-        adapter = load_adapter(config, report)
+        adapter = load_adapter(config, report, context)
     runnable, uses = _prepare(plans, adapter, config, skipped, report)
     if not runnable:
         raise UsageError("none of the requested tasks can run:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
     settings = run_options.run_settings(config.recorded(), _given_options(config), uses)
-    run_dir = distributed.broadcast_from_primary(Path(config.output) if config.output else default_run_dir(adapter.info.name))
+    run_dir = distributed.broadcast_from_primary(
+        Path(config.output) if config.output else default_run_dir(adapter.info.name), context=context
+    )
     model = _model_entry(adapter.info)
     if primary:
         if cache is None:  # no --output: the default directory is named after the model
@@ -315,13 +321,14 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: 
         cache=cache if primary else None,
         fresh=config.caching.fresh,
         packing=config.batching.packing,
+        context=context,
     )
     tasks: dict[str, TaskEntry | None] = {}
     for plan in runnable:
         report(f"running {plan.task.name} ({len(plan.data.examples)} examples, {plan.formulation.name})")
         tasks[plan.task.name] = _evaluate_task(plan, engine, config, run_dir)
     if not primary:  # data parallel: rank 0 writes the record, the others get a copy
-        return RunResult(run_dir, distributed.broadcast_from_primary(None))
+        return RunResult(run_dir, distributed.broadcast_from_primary(None, context=context))
     seconds = time.perf_counter() - started
     executions = {name: entry.execution for name, entry in tasks.items() if entry.execution}
     report(summary_line(executions, sum(entry.n_examples for entry in tasks.values()), seconds))
@@ -332,8 +339,8 @@ def _run_locked(config: RunConfig, stack: ExitStack, report: Progress, adapter: 
         tasks=tasks,
         skipped=skipped,
         settings=settings,
-        environment={**capture_environment(model.device), "distributed": distributed.current().describe()},
+        environment={**capture_environment(model.device), "distributed": context.describe()},
         seconds=round(seconds, 3),
     )
     commit = update_record(run_dir, lambda existing: merge_records(run_dir, existing, record))
-    return RunResult(run_dir, distributed.broadcast_from_primary(commit.record), commit)
+    return RunResult(run_dir, distributed.broadcast_from_primary(commit.record, context=context), commit)

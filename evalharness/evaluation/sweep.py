@@ -35,7 +35,6 @@ from evalharness.errors import EvalHarnessError, UsageError
 from evalharness.evaluation.settings import RunSettings, shared_settings
 
 __all__ = [
-    "CRASH_ONCE_ENV",
     "EXECUTORS",
     "Job",
     "JobOutcome",
@@ -47,12 +46,10 @@ __all__ = [
     "run_sweep",
 ]
 
-# Test-only fault injection: when set (in the driver's environment) to a path, the first job
-# attempt that finishes its evaluation creates that file and kills its own process before the
-# run is delivered, as an out-of-memory kill or a lost node would; once per marker file.
-CRASH_ONCE_ENV = "EVALHARNESS_TEST_SWEEP_CRASH_ONCE"
-
 Progress = Callable[[str], None]
+# Called in the worker after a job's evaluation, before its run is delivered (picklable for
+# Ray); the tests inject faults here (``evalharness.testing.faults``).
+AfterEvaluation = Callable[[], None]
 
 
 class SweepSpec(StrictModel):
@@ -232,17 +229,7 @@ def _download_records(output: str, keys: Sequence[str], into: Path) -> list[Path
 # -- one job -------------------------------------------------------------------------------------
 
 
-def _crash_once_for_tests(marker: str | None) -> None:
-    if not marker:
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os._exit(1)
-
-
-def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, _crash_marker: str | None = None) -> str:
+def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, after_evaluation: AfterEvaluation | None = None) -> str:
     """Run one job and put its run directory at ``OUTPUT/<model>/<group>``; returns that.
 
     Raises what ``run_evaluation`` raises; a URL output is written only once the run finished.
@@ -256,18 +243,19 @@ def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, _cra
         # is recorded as not applied, not refused.
         config = RunConfig(**spec.run, model=job.model, tasks=[job.group], output=local_dir, refuse_unused_options=False)
         run_evaluation(config, progress=progress)
-        _crash_once_for_tests(_crash_marker)
+        if after_evaluation is not None:
+            after_evaluation()
         if _is_url(spec.output):
             _upload(local_dir, location)
     return location
 
 
-def _attempt(job: Job, spec: SweepSpec, crash_marker: str | None = None) -> dict[str, Any]:
+def _attempt(job: Job, spec: SweepSpec, after_evaluation: AfterEvaluation | None = None) -> dict[str, Any]:
     """A job as a result value: project errors are a failed outcome (never retried, retrying
     cannot fix a bad checkpoint); anything else propagates so the executor retries it."""
     started = time.perf_counter()
     try:
-        location = run_job(job, spec, _crash_marker=crash_marker)
+        location = run_job(job, spec, after_evaluation=after_evaluation)
     except EvalHarnessError as exc:
         return {"ok": False, "location": "", "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}
     return {"ok": True, "location": location, "error": None, "seconds": time.perf_counter() - started}
@@ -290,7 +278,7 @@ class _Tracker:
         )
 
 
-def _run_local(jobs: Sequence[Job], spec: SweepSpec, progress: Progress) -> list[JobOutcome]:
+def _run_local(jobs: Sequence[Job], spec: SweepSpec, progress: Progress, after_evaluation: AfterEvaluation | None) -> list[JobOutcome]:
     tracker = _Tracker(len(jobs), progress)
     outcomes = []
     for job in jobs:
@@ -300,7 +288,7 @@ def _run_local(jobs: Sequence[Job], spec: SweepSpec, progress: Progress) -> list
             tracker.running = 1
             tracker.update(f"started {job.key} (attempt {attempts})")
             try:
-                result = _attempt(job, spec, os.environ.get(CRASH_ONCE_ENV))
+                result = _attempt(job, spec, after_evaluation)
                 break
             except Exception as exc:  # a crash worth retrying (OOM, a flaky filesystem...)
                 if attempts > spec.max_retries:
@@ -336,7 +324,7 @@ def _ray_module() -> Any:
     return ray
 
 
-def _run_ray(jobs: Sequence[Job], spec: SweepSpec, progress: Progress) -> list[JobOutcome]:
+def _run_ray(jobs: Sequence[Job], spec: SweepSpec, progress: Progress, after_evaluation: AfterEvaluation | None) -> list[JobOutcome]:
     ray = _ray_module()
     started_here = False
     if not ray.is_initialized():
@@ -349,8 +337,7 @@ def _run_ray(jobs: Sequence[Job], spec: SweepSpec, progress: Progress) -> list[J
         remote = ray.remote(
             max_retries=spec.max_retries, retry_exceptions=True, num_gpus=spec.gpus_per_job, num_cpus=spec.cpus_per_job
         )(_attempt)
-        marker = os.environ.get(CRASH_ONCE_ENV)
-        pending = {remote.remote(job, spec, marker): job for job in jobs}
+        pending = {remote.remote(job, spec, after_evaluation): job for job in jobs}
         tracker = _Tracker(len(jobs), progress)
         tracker.running = len(pending)
         tracker.update(f"submitted {len(jobs)} jobs to Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
@@ -369,7 +356,7 @@ def _run_ray(jobs: Sequence[Job], spec: SweepSpec, progress: Progress) -> list[J
             ray.shutdown()
 
 
-EXECUTORS: dict[str, Callable[[Sequence[Job], SweepSpec, Progress], list[JobOutcome]]] = {
+EXECUTORS: dict[str, Callable[[Sequence[Job], SweepSpec, Progress, AfterEvaluation | None], list[JobOutcome]]] = {
     "local": _run_local,
     "ray": _run_ray,
 }
@@ -410,8 +397,9 @@ def _check_task_code(spec: SweepSpec) -> None:
     refuse_untrusted_code(tasks, trusted=spec.shared.trust_task_code)
 
 
-def run_sweep(spec: SweepSpec, *, progress: Progress | None = None) -> SweepResult:
-    """Run every (model, task group) job and build the leaderboard of those that finished."""
+def run_sweep(spec: SweepSpec, *, progress: Progress | None = None, after_evaluation: AfterEvaluation | None = None) -> SweepResult:
+    """Run every (model, task group) job and build the leaderboard of those that finished;
+    ``after_evaluation`` runs in the worker after each job's evaluation."""
     report = progress or (lambda message: print(message, file=sys.stderr))
     jobs = plan_jobs(spec)
     _check_output(spec.output)
@@ -422,7 +410,7 @@ def run_sweep(spec: SweepSpec, *, progress: Progress | None = None) -> SweepResu
         report(f"[sweep] {job.key}: already in {spec.output} (resume), skipped")
     if not _is_url(spec.output):
         Path(spec.output).mkdir(parents=True, exist_ok=True)
-    outcomes = EXECUTORS[spec.executor](todo, spec, report) if todo else []
+    outcomes = EXECUTORS[spec.executor](todo, spec, report, after_evaluation) if todo else []
     outcomes += [JobOutcome(job, True, _join(spec.output, *job.key.split("/")), attempts=0) for job in done_before]
     result = SweepResult(outcomes)
     if spec.leaderboard and any(outcome.ok for outcome in outcomes):

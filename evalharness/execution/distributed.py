@@ -29,13 +29,12 @@ from typing import Any, TypeVar
 from evalharness.errors import UsageError
 
 __all__ = [
+    "SINGLE_PROCESS",
     "DistributedContext",
     "broadcast_from_primary",
     "compute_sharded",
-    "current",
     "device_for_rank",
     "distributed_session",
-    "is_primary",
     "launch_environment",
     "request_cost",
     "request_costs",
@@ -71,8 +70,7 @@ class DistributedContext:
         return {"world_size": self.world_size, "backend": self.backend}
 
 
-_SINGLE = DistributedContext()
-_current: DistributedContext = _SINGLE
+SINGLE_PROCESS = DistributedContext()
 
 
 def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -102,9 +100,8 @@ def _uses_cuda(device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
-def device_for_rank(device: str, context: DistributedContext | None = None) -> str:
+def device_for_rank(device: str, context: DistributedContext) -> str:
     """``auto``/``cuda`` become ``cuda:LOCAL_RANK`` in a data-parallel run; others unchanged."""
-    context = context or _current
     if context.enabled and device in ("auto", "cuda") and _uses_cuda(device):
         return f"cuda:{context.local_rank}"
     return device
@@ -116,12 +113,12 @@ def distributed_session(device: str = "auto") -> Iterator[DistributedContext]:
 
     A passthrough when ``WORLD_SIZE`` is absent or 1. When the caller already initialised
     ``torch.distributed`` (``accelerate``, a training script), that group is used and left
-    alone; a group created here is destroyed on exit.
+    alone; a group created here is destroyed on exit. The context it yields is passed to
+    whatever needs it (the engine, the runner); nothing reads it from a global.
     """
-    global _current
     context = launch_environment()
     if not context.enabled:
-        yield _SINGLE
+        yield SINGLE_PROCESS
         return
     import torch
     import torch.distributed as dist
@@ -140,22 +137,11 @@ def distributed_session(device: str = "auto") -> Iterator[DistributedContext]:
             f"torch.distributed reports rank {dist.get_rank()} of {dist.get_world_size()}, "
             f"but RANK={context.rank} and WORLD_SIZE={context.world_size}"
         )
-    _current = DistributedContext(context.rank, context.world_size, context.local_rank, backend)
     try:
-        yield _current
+        yield DistributedContext(context.rank, context.world_size, context.local_rank, backend)
     finally:
-        _current = _SINGLE
         if created:
             dist.destroy_process_group()
-
-
-def current() -> DistributedContext:
-    return _current
-
-
-def is_primary() -> bool:
-    """True on rank 0 and in a single-process run: the process that scores and writes."""
-    return _current.primary
 
 
 def request_cost(request: Any, options: Any = None) -> int:
@@ -195,14 +181,13 @@ def compute_sharded(
     costs: Sequence[float],
     compute: Callable[[list[T]], list[R]],
     *,
-    context: DistributedContext | None = None,
+    context: DistributedContext = SINGLE_PROCESS,
 ) -> list[R]:
     """``compute(requests)``, spread over the ranks; every rank gets all responses in order.
 
     Every rank must call this with the same requests (same count, same costs): the shard
     plan is computed locally on each rank and checked to agree before any work starts.
     """
-    context = context or _current
     if len(costs) != len(requests):
         raise ValueError(f"{len(costs)} costs for {len(requests)} requests")
     if not context.enabled:
@@ -227,9 +212,8 @@ def compute_sharded(
     return responses
 
 
-def broadcast_from_primary(value: T, *, context: DistributedContext | None = None) -> T:
+def broadcast_from_primary(value: T, *, context: DistributedContext = SINGLE_PROCESS) -> T:
     """Rank 0's ``value`` on every rank (the value itself when not distributed)."""
-    context = context or _current
     if not context.enabled:
         return value
     import torch.distributed as dist

@@ -149,10 +149,12 @@ class Engine:
         cache: PredictionCache | None = None,
         fresh: bool = False,
         packing: bool = True,
+        context: distributed.DistributedContext = distributed.SINGLE_PROCESS,
     ) -> None:
         """``packing=False``: every batch in the adapters' reference layout (a padded row per
         sequence; ``--no-packing``)."""
         self.adapter = adapter
+        self.context = context  # data parallel: requests are sharded over its ranks
         device = str(getattr(adapter.info, "device", "cpu"))
         auto = AUTO_BATCH_SIZE["cuda" if device.startswith("cuda") else "cpu"]
         self.start_batch_size = auto if batch_size == "auto" else int(batch_size)
@@ -212,7 +214,7 @@ class Engine:
         """Chunks of request indices, longest (in tokens) first; deterministic for given requests."""
         lengths = self.adapter.token_lengths(requests)
         order = sorted(range(len(requests)), key=lambda i: (*_chunk_order(requests[i], lengths[i]), i))
-        size = self.start_batch_size * distributed.current().world_size  # a batch per rank
+        size = self.start_batch_size * self.context.world_size  # a batch per rank
         if kind in PACKED_KINDS:
             return _token_chunks(order, requests, lengths, size, getattr(self.adapter, "max_length", None))
         return [order[start : start + size] for start in range(0, len(order), size)]
@@ -235,7 +237,9 @@ class Engine:
         unique_keys = list(first)
         stats.unique = len(unique_keys)
         # Data parallel: only rank 0 holds the cache; every rank must agree on the misses.
-        known = distributed.broadcast_from_primary({} if self.fresh or self.cache is None else self.cache.get_many(unique_keys))
+        known = distributed.broadcast_from_primary(
+            {} if self.fresh or self.cache is None else self.cache.get_many(unique_keys), context=self.context
+        )
         stats.hits = len(known)
         stats.misses = stats.unique - stats.hits
         answers: dict[str, Any] = dict(known)
@@ -252,7 +256,8 @@ class Engine:
                     continue
                 todo = [unique_requests[i] for i in missing]
                 responses = distributed.compute_sharded(
-                    todo, distributed.request_costs(todo, options), lambda shard: self.compute(kind, shard, options, stats=stats)
+                    todo, distributed.request_costs(todo, options), lambda shard: self.compute(kind, shard, options, stats=stats),
+                    context=self.context,
                 )
                 fresh = [(unique_keys[i], kind.value, response) for i, response in zip(missing, responses)]
                 if self.cache is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evalharness.errors import EvalHarnessError
+from evalharness.leaderboard.paired_aggregate import aggregate_tests
+from evalharness.leaderboard.paired_base import (
+    ColumnTests,
+    family_settings,
+    scorer_of,
+    verdict_of,
+)
 from evalharness.stats import BOOTSTRAP_PVALUES, Scorer, adjust_pvalues, mcnemar_exact
 
 if TYPE_CHECKING:
@@ -40,33 +47,6 @@ if TYPE_CHECKING:
     from evalharness.comparison.compare import CompareSettings, MetricComparison
 
 __all__ = ["ColumnTests", "PairedTests", "verdict_of"]
-
-Pair = tuple[str, str]
-
-
-def verdict_of(change: float | None, p_adjusted: float | None, alpha: float, lower_is_better: bool) -> str:
-    """``compare``'s verdict of a tested change (B - A of the compared quantity)."""
-    if change is None or p_adjusted is None:
-        return "undefined"
-    if p_adjusted >= alpha or change == 0:
-        return "no significant change"
-    return "improved" if (change < 0) == lower_is_better else "regressed"
-
-
-@dataclass
-class ColumnTests:
-    """Every pair of one column: ``tests[(a, b)]`` is B = ``b`` against A = ``a`` (``a`` the
-    better row on the point value), ``p_adjusted`` over every pair of the column."""
-
-    key: str
-    settings: CompareSettings | None = None  # what the tests ran with (resamples raised for the family)
-    tests: dict[Pair, MetricComparison] = field(default_factory=dict)
-    untested: dict[Pair, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def get(self, a: str, b: str) -> MetricComparison | None:
-        return self.tests.get((a, b))
-
 
 @dataclass
 class _System:
@@ -108,12 +88,6 @@ class _Loader:
         return self.samples[key]
 
 
-def _scorer(metric: Any, ideal: float | None) -> Scorer:
-    """As ``compare``: metrics with an ideal value are compared on the distance from it."""
-    transform = None if ideal is None else (lambda values: np.abs(values - ideal))
-    return Scorer(metric.aggregate, metric.aggregate_sums if metric.additive else None, transform)
-
-
 class PairedTests:
     """Pairwise paired tests for the columns of a built leaderboard, computed on demand."""
 
@@ -133,8 +107,6 @@ class PairedTests:
 
     def aggregate(self, key: str, structure: dict[str, dict[str, list[str]]], values: pd.Series, order: list[str]) -> ColumnTests:
         """Tests of every pair on an aggregate (see ``paired_aggregate``)."""
-        from evalharness.leaderboard.paired_aggregate import aggregate_tests
-
         if key not in self._columns:
             self._columns[key] = aggregate_tests(self, key, structure, values, order)
         return self._columns[key]
@@ -282,7 +254,7 @@ class _FastColumn:
         if test not in FAST_TESTS or task.cluster_field or not same or not entered[0].any():
             return None
         mask = entered[0]
-        scorer = _scorer(metric, ideal)
+        scorer = scorer_of(metric, ideal)
         n = int(mask.sum())
         stats = {s.model: s.stats[mask] for s in systems}
         replicates = _replicates(stats, scorer, n, settings)
@@ -373,19 +345,6 @@ def _or_none(value: float) -> float | None:
 
 FAST_TESTS = ("bootstrap", "mcnemar")
 BLOCK = 512
-
-
-def family_settings(settings: CompareSettings, pairs: int) -> CompareSettings:
-    """``settings`` with enough resamples (and permutations) that the smallest p-value the
-    test can give (1 / (B + 1)) survives the correction across ``pairs`` comparisons: with
-    ``compare``'s 1000 resamples no pair of a 20-system board (190 pairs) could ever be
-    separated after Holm, and every board would be one big tie."""
-    from dataclasses import replace
-
-    if settings.correction == "none" or pairs <= 1:
-        return settings
-    needed = math.ceil(2 * pairs / settings.alpha / 1000) * 1000
-    return replace(settings, n_resamples=max(settings.n_resamples, needed), n_permutations=max(settings.n_permutations, needed))
 
 
 def _separation(tests: ColumnTests, fallback: Callable[[str, str], bool], alpha: float) -> Callable[[str, str], bool]:

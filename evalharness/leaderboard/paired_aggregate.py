@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evalharness.leaderboard.paired_base import ColumnTests, family_settings, scorer_of
 from evalharness.stats import BOOTSTRAP_PVALUES
 
 if TYPE_CHECKING:
-    from evalharness.leaderboard.paired import ColumnTests, PairedTests
+    from evalharness.leaderboard.paired import PairedTests
 
 __all__ = ["aggregate_tests"]
 
@@ -34,8 +35,6 @@ Structure = dict[str, dict[str, list[str]]]
 def _task_systems(tests: PairedTests, columns: list[str], order: list[str], problems: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Per column of one task: model -> (scorer, full statistics), for the rows that can be
     resampled together; why the others cannot, in ``problems``."""
-    from evalharness.leaderboard.paired import _scorer
-
     found: dict[str, dict[str, Any]] = {}
     ids: dict[str, list[str]] = {}
     for key in columns:
@@ -47,7 +46,7 @@ def _task_systems(tests: PairedTests, columns: list[str], order: list[str], prob
             for system in systems:
                 problems.setdefault(system.model, f"{key} is not additive: its aggregate cannot be resampled with the others")
             continue
-        scorer = _scorer(metric, systems[0].entry.ideal) if systems else None
+        scorer = scorer_of(metric, systems[0].entry.ideal) if systems else None
         found[key] = {}
         for system in systems:
             if ids.setdefault(system.model, system.ids) != system.ids:
@@ -88,7 +87,6 @@ def _task_replicates(found: dict[str, dict[str, Any]], rng: np.random.Generator,
 def aggregate_tests(tests: PairedTests, key: str, structure: Structure, values: Any, order: list[str]) -> ColumnTests:
     """Every pair of ``order`` on aggregate ``key`` (``values``: its value per model)."""
     from evalharness.comparison.compare import MetricComparison
-    from evalharness.leaderboard.paired import ColumnTests, family_settings
 
     result = ColumnTests(key)
     members = [m for m in order if math.isfinite(float(values[m]))]

@@ -21,7 +21,7 @@ import numpy as np
 from evalharness.leaderboard.paired import PairedTests, verdict_of
 from evalharness.report.outcomes import example_outcomes, text_of
 from evalharness.report.render import render_page
-from evalharness.report.site import Site, number
+from evalharness.report.site_model import Site, number
 from evalharness.stats import adjust_pvalues
 
 __all__ = ["compare_page"]

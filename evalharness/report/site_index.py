@@ -13,8 +13,8 @@ from evalharness.report.board_charts import (
     whisker_chart,
 )
 from evalharness.report.render import render_page
-from evalharness.report.site import Site, number
 from evalharness.report.site_history import History
+from evalharness.report.site_model import Site, number
 
 __all__ = ["index_page"]
 

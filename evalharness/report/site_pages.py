@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from evalharness.report.board_charts import WhiskerRow, whisker_chart
 from evalharness.report.render import render_page
-from evalharness.report.site import Site
+from evalharness.report.site_model import Site
 
 __all__ = ["model_page", "task_page"]
 
