@@ -26,7 +26,16 @@ PADDING_TARGET = {
     "qnli_head",
     "squad",
 }
-MFU_TARGET = {"sst2_ll", "bbq", "crows", "sst2_head", "qnli_head"}
+# issue 18: "the classification and log-likelihood workloads" (perplexity is rolling log-likelihood)
+MFU_TARGET = {
+    "sst2_ll",
+    "bbq",
+    "crows",
+    "wikitext_paragraphs",
+    "wikitext_articles",
+    "sst2_head",
+    "qnli_head",
+}
 REL_TOL = (
     1e-5  # per-request answers: |Δ| ≤ REL_TOL · (1 + |value|) (float32 forward passes)
 )
