@@ -20,10 +20,16 @@ import pytest
 from evalharness.execution.engine import Engine, _token_chunks
 from evalharness.models import load_model
 from evalharness.models.batching import BatchStats, batching_scope, packing_enabled
-from evalharness.models.packing import layout, pack, prefix_trees, sequence_tree
 from evalharness.models.encoders import EncoderBatches
+from evalharness.models.packing import layout, pack, prefix_trees, sequence_tree
 from evalharness.models.rows import RowScorer
-from evalharness.types import ClassifyRequest, GenerationOptions, LoglikelihoodRequest, RequestKind, RollingOptions
+from evalharness.types import (
+    ClassifyRequest,
+    GenerationOptions,
+    LoglikelihoodRequest,
+    RequestKind,
+    RollingOptions,
+)
 from tests.conftest import CORPUS
 
 TOLERANCE = 1e-4  # float32 forward passes: summed log-probabilities agree to ~1e-6

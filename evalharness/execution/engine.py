@@ -32,7 +32,12 @@ from typing import Any
 from evalharness.errors import ModelError
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache, model_key, request_key
-from evalharness.models.batching import BatchStats, batching_scope, packing_enabled, token_memo
+from evalharness.models.batching import (
+    BatchStats,
+    batching_scope,
+    packing_enabled,
+    token_memo,
+)
 from evalharness.models.packing import ROW_FACTOR, row_width
 from evalharness.models.protocols import REQUEST_CALLS
 from evalharness.types import LoglikelihoodRequest, RequestKind

@@ -22,8 +22,20 @@ from typing import Any
 
 from evalharness.models.base import ModelAdapter, ModelInfo
 from evalharness.models.batching import packing_enabled, sorted_batches
-from evalharness.models.packing import MIN_SAVING, layout, layout_cost, pack, pack_rows, sequence_tree
-from evalharness.models.rows import HALF_TOLERANCE, PROBE_TOLERANCE, attention_scale, mask_format
+from evalharness.models.packing import (
+    MIN_SAVING,
+    layout,
+    layout_cost,
+    pack,
+    pack_rows,
+    sequence_tree,
+)
+from evalharness.models.rows import (
+    HALF_TOLERANCE,
+    PROBE_TOLERANCE,
+    attention_scale,
+    mask_format,
+)
 
 __all__ = ["EncoderAdapter", "EncoderBatches"]
 

@@ -25,7 +25,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalharness.models.batching import count_shared, packing_enabled, sorted_batches
-from evalharness.models.packing import MIN_SAVING, Tree, layout, layout_cost, pack, pack_rows, prefix_trees
+from evalharness.models.packing import (
+    MIN_SAVING,
+    Tree,
+    layout,
+    layout_cost,
+    pack,
+    pack_rows,
+    prefix_trees,
+)
 
 __all__ = ["Row", "RowScorer"]
 
