@@ -49,7 +49,9 @@ def task_progress(name: str, total: int, *, enabled: bool) -> Iterator[Callable[
 
         def advance(n: int) -> None:
             bar.advance(task, n)
-            speed = bar.tasks[task].speed
+            state = bar.tasks[task]
+            # rich's speed needs two updates; a task answered in one chunk gets its average
+            speed = state.speed or (state.completed / state.elapsed if state.elapsed else None)
             bar.update(task, rate=f"{speed:.1f} req/s" if speed else "")
 
         yield advance
