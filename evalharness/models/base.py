@@ -91,8 +91,8 @@ def resolve_checkpoint(path_or_id: str, *, revision: str | None = None) -> Path:
     """A local directory as is; otherwise a hub id fetched (or found in the cache offline)."""
     local = _local_directory(path_or_id, "model")
     if local is not None:
-        if not (local / "config.json").is_file():
-            raise ModelError(f"model directory '{local}' has no config.json")
+        if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
+            raise ModelError(f"model directory '{local}' has no config.json (nor a PEFT adapter's adapter_config.json)")
         return local
     return _snapshot(path_or_id, revision, _CHECKPOINT_PATTERNS, "model")
 
