@@ -132,12 +132,17 @@ class Counterfactual(Formulation):
     def request_options(self, task: Task, state: _State) -> Any:
         return self.base.request_options(task, state.base_state)
 
+    def prompt_policy(self, task: Task, state: _State) -> Any:
+        return self.base.prompt_policy(task, state.base_state)
+
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         spec = task.spec.counterfactual
         assert spec is not None
+        base = self.base.settings(task, state.base_state)
         return {
+            **({"prompt_format": base["prompt_format"]} if "prompt_format" in base else {}),
             "base_formulation": self.base.name,
-            "base": self.base.settings(task, state.base_state),
+            "base": base,
             "fields": list(spec.fields),
             "groups": {name: dict(group.mapping) for name, group in state.swapper.groups.items()},
             "perturbed_examples": _perturbed_counts(state),
@@ -147,8 +152,8 @@ class Counterfactual(Formulation):
         counts = _perturbed_counts(state)
         absent = [name for name, count in counts.items() if count == 0]
         if not absent:
-            return []
-        return [
+            return self.base.notes(task, state.base_state)
+        return [*self.base.notes(task, state.base_state),
             f"swap groups {', '.join(absent)}: none of the {len(state.layout)} evaluated examples contains their "
             f"terms in {list(task.spec.counterfactual.fields)}, so these groups are not measured "  # type: ignore[union-attr]
             f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
