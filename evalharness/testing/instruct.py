@@ -157,16 +157,16 @@ def build_lora_adapter(
         modules_to_save=list(modules_to_save) if modules_to_save else None, init_lora_weights=False,
     )
     adapted = get_peft_model(model, config)
-    adapted.peft_config["default"].base_model_name_or_path = base_name or str(Path(base).resolve())
+    adapted.peft_config["default"].base_model_name_or_path = base_name if base_name is not None else str(Path(base).resolve())
     adapted.save_pretrained(directory)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     return Path(directory)
 
 
-def save_merged_adapter(adapter: Path, directory: Path, *, base: Path | None = None) -> Path:
+def save_merged_adapter(adapter: Path, directory: Path, *, base: Path | None = None, num_labels: int | None = None) -> Path:
     """``adapter`` merged into its base (``merge_and_unload``) and saved as a full checkpoint
-    with the tokenizer it is evaluated with."""
+    with the tokenizer it is evaluated with (``num_labels``: as given to :func:`build_lora_adapter`)."""
     import json
 
     from peft import PeftModel
@@ -175,7 +175,8 @@ def save_merged_adapter(adapter: Path, directory: Path, *, base: Path | None = N
     config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
     base = Path(base or config["base_model_name_or_path"])
     head = Path(adapter).resolve()
-    saved = _auto(config["task_type"]).from_pretrained(base)
+    extra = {"num_labels": num_labels, "ignore_mismatched_sizes": True} if num_labels else {}
+    saved = _auto(config["task_type"]).from_pretrained(base, **extra)
     merged = PeftModel.from_pretrained(saved, head).merge_and_unload()
     merged.save_pretrained(directory)
     tokenizer_dir = head if (head / "tokenizer_config.json").is_file() else base
