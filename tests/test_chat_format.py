@@ -226,11 +226,16 @@ def test_bos_lint_counts_doubled_and_missing_bos_token_by_token():
     ]
 
 
-def test_prompt_lint_is_in_the_record_and_the_summary(cli, tmp_path, chat_model, review_task):
-    result = _cli_run(cli, chat_model("llama2"), review_task, tmp_path / "run")
-    assert result.returncode == 0, result.stderr
-    assert "prompt" in result.stdout and "token lint over 5 prompts: 0 doubled BOS, 0 missing BOS, 0 truncated" in result.stdout
+def test_prompt_lint_is_in_the_record_and_the_summary(capsys, tmp_path, chat_model, review_task):
+    from evalharness.commands.display import print_run
+    from evalharness.terminal import console
+
+    result = run_in_process(chat_model("llama2"), ["mine/reviews"], review_task, tmp_path / "run")
     assert load_record(tmp_path / "run").tasks["mine/reviews"].settings["prompt_lint"]["bos_doubled"] == 0
+    print_run(result.record, tmp_path / "run", console=console())
+    text = capsys.readouterr().out
+    assert "mine/reviews: chat format (chosen: the tokenizer has a chat template" in text
+    assert "token lint over 5 prompts: 0 doubled BOS, 0 missing BOS, 0 truncated" in text
 
 
 def test_generation_stops_at_the_end_of_turn_token(tmp_path, chat_model, review_task):
@@ -360,7 +365,7 @@ def test_a_classifier_head_shares_a_column_with_chat_runs(tmp_path, raw_and_chat
 # -- tasks show --render -------------------------------------------------------------------------
 
 
-def test_tasks_show_render_prints_the_exact_chat_prompt_and_its_token_ids(cli, chat_model, review_task):
+def test_tasks_show_render_prints_the_exact_chat_prompt_and_its_token_ids(cli, capsys, chat_model, review_task):
     model = chat_model("gemma")
     tasks_dir, data_dir = review_task
     result = cli("tasks", "show", "mine/reviews", "--tasks-dir", str(tasks_dir), "--render", "--model", str(model),
@@ -375,9 +380,15 @@ def test_tasks_show_render_prints_the_exact_chat_prompt_and_its_token_ids(cli, c
     assert [r["continuation"] for r in shown["requests"]] == ["negative", "positive"]
     assert shown["token_ids"][expected] == tokenizer(expected, add_special_tokens=False)["input_ids"]  # one <bos>, the template's
     assert shown["prompt_format"]["format"] == "chat"
-    text = cli("tasks", "show", "mine/reviews", "--tasks-dir", str(tasks_dir), "--render", "--model", str(model), "--data-dir", str(data_dir),
-               "--system-prompt", "Be brief.")
-    assert text.returncode == 0 and expected in text.stdout and "prompt format: chat" in text.stdout
+    from evalharness.commands.render import print_rendered
+    from evalharness.evaluation.render import render_example
+    from evalharness.evaluation.settings import RunSettings
+
+    config = RunSettings(model=str(model), tasks=["mine/reviews"], tasks_dirs=[tasks_dir], data_dir=data_dir, system_prompt="Be brief.")
+    print_rendered(render_example(config, "mine/reviews"))
+    text = capsys.readouterr().out
+    assert f"----- request 1: context ({len(shown['token_ids'][expected])} tokens) -----\n{expected}\n" in text
+    assert "----- request 2: continuation -----\npositive\n" in text and "# prompt format: chat" in text
 
 
 def test_tasks_show_render_without_a_model_is_refused(cli, review_task):
