@@ -295,7 +295,7 @@ def test_strip_thinking_removes_reasoning_before_metrics_and_records_the_outcome
     entry = run_evaluation(config, adapter=_thinking_adapter()).record.tasks["mine/review_words"]
     fmt = entry.settings["prompt_format"]
     assert fmt["strip_thinking"] == "</think>" and fmt["key"] == "raw|strip_thinking=</think>"
-    outcomes = fmt["thinking_outcomes"]
+    outcomes = entry.settings["thinking_outcomes"]
     rows = read_samples(tmp_path / "run", "mine/review_words")
     assert sum(outcomes.values()) == len(rows) == 5
     for row in rows:

@@ -122,6 +122,9 @@ def test_crows_pairs_shared_tokens_as_in_nangia_et_al(mlm, shared_data):
             assert response.n_tokens == count and response.logprob == pytest.approx(expected, abs=1e-4)
 
 
+METRIC_OF_KIND = {"language_modeling": "token_perplexity", "generation": "chrf"}
+
+
 def write_lm_task(tmp_path, kind="language_modeling", fields=("text",)):
     with (tmp_path / "lm.jsonl").open("w", encoding="utf-8") as stream:
         for index, text in enumerate(TEXTS):
@@ -131,7 +134,7 @@ def write_lm_task(tmp_path, kind="language_modeling", fields=("text",)):
             stream.write(json.dumps(row) + "\n")
     (tmp_path / "tasks").mkdir(exist_ok=True)
     (tmp_path / "tasks" / f"{kind}_mini.yaml").write_text(
-        f"version: 1\nkind: {kind}\ndata: {{local: {{files: [lm.jsonl], format: jsonl}}}}\nmetrics: [accuracy]\n",
+        f"version: 1\nkind: {kind}\ndata: {{local: {{files: [lm.jsonl], format: jsonl}}}}\nmetrics: [{METRIC_OF_KIND[kind]}]\n",
         encoding="utf-8",
     )
 

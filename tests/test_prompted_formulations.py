@@ -15,7 +15,7 @@ from evalharness.prompting.choice import ChoiceLoglikelihood, pick_choice
 from evalharness.prompting.generate import PromptGenerate
 from evalharness.prompting.rolling import RollingLoglikelihood
 from evalharness.spec.loader import load_task
-from evalharness.types import GenerationOptions, RollingOptions
+from evalharness.types import GenerationOptions, LabelPrediction, RollingOptions
 
 REVIEWS = [
     ("the movie was great .", "positive"),
@@ -78,12 +78,12 @@ def test_unsupported_tasks_say_why(tmp_path, tiny_classifier, tiny_causal_lm):
     assert "classifier_head: a causal_lm checkpoint cannot answer 'classify' requests" in message
     assert "choice_loglikelihood: the task has no prompt.choices" in message
 
-    lm = make_task(tmp_path, "version: 1\nkind: language_modeling\ndata: {local: {files: [x.txt], format: txt}}\nmetrics: [accuracy]\n", "lm")
+    lm = make_task(tmp_path, "version: 1\nkind: language_modeling\ndata: {local: {files: [x.txt], format: txt}}\nmetrics: [token_perplexity]\n", "lm")
     with pytest.raises(UnsupportedTaskError, match="rolling_loglikelihood: a sequence_classifier checkpoint cannot answer 'loglikelihood_rolling' requests"):
         choose_formulation(lm, classifier)
     assert choose_formulation(lm, causal).name == "rolling_loglikelihood"
 
-    generation = "version: 1\nkind: generation\ndata: {local: {files: [x.jsonl], format: jsonl}}\nmetrics: [accuracy]\n"
+    generation = "version: 1\nkind: generation\ndata: {local: {files: [x.jsonl], format: jsonl}}\nmetrics: [chrf]\n"
     unprompted = make_task(tmp_path, generation, "gen")
     with pytest.raises(UnsupportedTaskError, match="prompt_generate: the task has no prompt"):
         choose_formulation(unprompted, causal)
@@ -128,7 +128,7 @@ def test_choice_requests_and_decoding(tmp_path, tiny_causal_lm):
     responses = adapter.loglikelihood(requests[0])
     decoded = formulation.decode(task, examples[0], responses, state)
     scores = [r.logprob / r.n_tokens for r in responses]
-    assert decoded.prediction == ["negative", "positive"][int(np.argmax(scores))]
+    assert decoded.prediction == LabelPrediction(["negative", "positive"][int(np.argmax(scores))])
     assert decoded.extra["loglikelihoods"] == [r.logprob for r in responses] and decoded.extra["scores"] == scores
     assert decoded.input == requests[0][0][0]
     raw = {"format": "raw", "requested": "auto", "reason": "the tokenizer has no chat template", "key": "raw"}
@@ -190,7 +190,7 @@ kind: generation
 data: {local: {files: [x.jsonl], format: jsonl}}
 prompt: {template: "Source: {{ source }}\\nTarget:", stop: ["\\n"]}
 generation: {max_new_tokens: 6, no_repeat_ngram_size: 2}
-metrics: [accuracy]
+metrics: [chrf]
 """
 
 
@@ -208,7 +208,7 @@ def test_generation_settings_merge_run_overrides(tmp_path, tiny_causal_lm):
 
 def test_rolling_settings_are_validated_and_resolved(tmp_path, tiny_causal_lm):
     adapter = load_model(str(tiny_causal_lm))
-    base = "version: 1\nkind: language_modeling\ndata: {local: {files: [x.txt], format: txt}}\nmetrics: [accuracy]\n"
+    base = "version: 1\nkind: language_modeling\ndata: {local: {files: [x.txt], format: txt}}\nmetrics: [token_perplexity]\n"
     with pytest.raises(SpecError, match=r"formulations\.rolling_loglikelihood: 'stride' applies to window: sliding only"):
         make_task(tmp_path, base + "formulations: {rolling_loglikelihood: {stride: 4}}\n", "bad")
     with pytest.raises(SpecError, match=r"formulations\.rolling_loglikelihood\.windw: unknown key"):

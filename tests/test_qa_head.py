@@ -170,7 +170,7 @@ def write_squad_task(tmp_path, rows, *, formulations: str = "") -> None:
     (tmp_path / "tasks" / "squad_mini.yaml").write_text(
         "version: 1\nkind: extractive_qa\n"
         "data: {local: {files: [squad_dev.jsonl], format: jsonl}}\n"
-        "metrics: [accuracy]\n" + formulations,
+        "metrics: [squad_exact]\n" + formulations,
         encoding="utf-8",
     )
 

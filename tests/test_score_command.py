@@ -50,7 +50,7 @@ version: 1
 kind: extractive_qa
 data:
   local: {files: [qa/dev.jsonl], format: jsonl}
-metrics: [accuracy]
+metrics: [squad_exact]
 """
 
 QA_ROWS = [
@@ -242,7 +242,7 @@ def test_squad_prediction_file_gives_the_extractive_qa_contract(workspace):
     read = read_predictions(predictions, task)
     assert read.format == "squad"
     decoded = align_predictions(read, task, data)
-    assert [d.prediction for d in decoded] == [
+    assert [d.prediction.to_json() for d in decoded] == [
         {"text": "Broncos", "no_answer_probability": None},
         {"text": "Santa Clara", "no_answer_probability": None},
         {"text": "", "no_answer_probability": None},
@@ -252,7 +252,7 @@ def test_squad_prediction_file_gives_the_extractive_qa_contract(workspace):
     probs = workspace / "na_probs.json"
     probs.write_text(json.dumps({"56be4db0acb8001400a502ec": 0.1, "56be4db0acb8001400a502ed": 0.25, "5ad39d53604f3c001a3fe8d1": 0.9}))
     with_probs = read_predictions(predictions, task, no_answer_probs=probs)
-    assert [d.prediction["no_answer_probability"] for d in align_predictions(with_probs, task, data)] == [0.1, 0.25, 0.9]
+    assert [d.prediction.no_answer_probability for d in align_predictions(with_probs, task, data)] == [0.1, 0.25, 0.9]
     assert with_probs.fingerprint != read.fingerprint and with_probs.paths == (predictions, probs)
 
 
@@ -285,8 +285,8 @@ def test_jsonl_predictions_for_extractive_qa_use_the_same_contract(workspace):
         + json.dumps({"id": "5ad39d53604f3c001a3fe8d1", "prediction": {"text": "", "no_answer_probability": 0.95}}) + "\n"
     )
     decoded = align_predictions(read_predictions(jsonl, task), task, data)
-    assert decoded[1].prediction == {"text": "Santa Clara", "no_answer_probability": None}
-    assert decoded[2].prediction == {"text": "", "no_answer_probability": 0.95}
+    assert decoded[1].prediction.to_json() == {"text": "Santa Clara", "no_answer_probability": None}
+    assert decoded[2].prediction.to_json() == {"text": "", "no_answer_probability": 0.95}
     rows = jsonl.read_text().splitlines()
     rows[0] = json.dumps({"id": "56be4db0acb8001400a502ec", "prediction": {"answer": "Broncos"}})
     jsonl.write_text("\n".join(rows) + "\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-
 __all__ = [
     "add_tasks_dir",
     "add_trust_task_code",

@@ -35,7 +35,8 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
     entered the metric (a SQuAD v2 subset, the swappable examples...). Names and notes come
     from the records, so they are printed as plain text, never read as rich markup; a table
     too wide for the terminal becomes one block per metric (``evalharness.terminal``)."""
-    from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
+    from evalharness.terminal import Cell, Column, print_note, print_table
+    from evalharness.terminal import console as make_console
 
     console = console or make_console()
     settings = comparison.settings

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.records.record import RunRecord
-from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
+from evalharness.terminal import Cell, Column, print_note, print_table
+from evalharness.terminal import console as make_console
 
 __all__ = ["format_value", "print_run", "prompt_summary"]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.commands.common import add_tasks_dir, positive_int
-from evalharness.commands.settings_flags import add_settings_flags, settings_values
-from evalharness.evaluation.settings import RunSettings
 from evalharness.commands.compare import add_test_options, settings_from_args
+from evalharness.commands.settings_flags import add_settings_flags, settings_values
 from evalharness.errors import UsageError
+from evalharness.evaluation.settings import RunSettings
 
 
 def with_sources(report: Any, candidate: Any, baseline: Any) -> Any:
@@ -84,8 +84,8 @@ def _gate(args: argparse.Namespace) -> int:
         to_junit,
         to_markdown,
     )
-    from evalharness.records.record import atomic_write_text
     from evalharness.records.baselines import resolve_run
+    from evalharness.records.record import atomic_write_text
 
     policy = load_policy(args.policy)  # a malformed policy fails before any run is read
     settings = settings_from_args(args)

@@ -25,10 +25,30 @@ def _parse_metrics(values: list[str]) -> dict[str, list[str]] | None:
     return chosen
 
 
+def _parse_names(values: list[str]) -> dict[str, str]:
+    """``--name MODEL_ID=NAME`` (repeatable) -> ``{MODEL_ID: NAME}``."""
+    names: dict[str, str] = {}
+    for value in values:
+        model, sep, name = value.partition("=")
+        if not sep or not model.strip() or not name.strip():
+            raise UsageError(f"--name: '{value}' is not MODEL_ID=NAME")
+        if model.strip() in names:
+            raise UsageError(f"--name: '{model.strip()}' is named twice")
+        names[model.strip()] = name.strip()
+    return names
+
+
+def _compare_settings(alpha: float, correction: str) -> Any:
+    from evalharness.comparison.compare import CompareSettings
+
+    return CompareSettings(alpha=alpha, correction=correction)
+
+
 def _options(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """Runs and build options: the definition's, overridden by what the command line gives."""
     runs: list[Any] = list(args.runs)
     options: dict[str, Any] = {"title": "Leaderboard"}
+    alpha, correction, names = 0.05, "holm", {}
     if args.definition:
         from evalharness.leaderboard import load_definition
 
@@ -44,7 +64,9 @@ def _options(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
             rank_by=spec.rank_by,
             allow_incomparable=spec.allow_incomparable,
             duplicates=spec.duplicates,
+            ranks=spec.ranks,
         )
+        alpha, correction, names = spec.alpha, spec.correction, dict(spec.names)
     overrides = {
         "title": args.title,
         "tasks": split_names(args.tasks) or None,
@@ -52,8 +74,12 @@ def _options(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
         "aggregates": split_names(args.aggregates) or None,
         "rank_by": args.rank_by,
         "duplicates": args.duplicates,
+        "ranks": args.ranks,
     }
     options.update({key: value for key, value in overrides.items() if value is not None})
+    names.update(_parse_names(args.name))
+    options["names"] = names
+    options["compare_settings"] = _compare_settings(args.alpha if args.alpha is not None else alpha, args.correction or correction)
     if args.allow_incomparable:
         options["allow_incomparable"] = True
     if not runs:
@@ -87,6 +113,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return number
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     board = commands.add_parser(
         "leaderboard",
@@ -109,5 +145,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     board.add_argument("--allow-incomparable", action="store_true", help="show incomparable numbers in separate marked columns instead of refusing")
     board.add_argument("--duplicates", choices=["latest", "error"], help="several runs of one model: the latest wins (default) or refuse")
     board.add_argument("--title", help="leaderboard title")
+    board.add_argument(
+        "--ranks", choices=["paired", "marginal"],
+        help="paired (default): WMT-style clusters from paired tests on the shared examples, corrected across all pairs; "
+        "marginal: tie when 95%% confidence intervals overlap",
+    )
+    board.add_argument("--alpha", type=_probability, help="--ranks paired: significance level (default 0.05)")
+    board.add_argument("--correction", choices=["holm", "bh", "none"], help="--ranks paired: multiple-testing correction across all pairs (default holm)")
+    board.add_argument("--name", action="append", default=[], metavar="MODEL_ID=NAME", help="show a readable name for a model (repeatable)")
     board.add_argument("--format", choices=["table", "markdown"], default="table", help="what to print (markdown for CI summaries)")
     board.set_defaults(handler=_leaderboard)

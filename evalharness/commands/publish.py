@@ -14,7 +14,12 @@ from evalharness.errors import UsageError
 
 def _model_card(args: argparse.Namespace) -> int:
     from evalharness.publish.common import parse_assignments
-    from evalharness.publish.hub import hub_offline, push_files, remote_model_card, unreachable
+    from evalharness.publish.hub import (
+        hub_offline,
+        push_files,
+        remote_model_card,
+        unreachable,
+    )
     from evalharness.publish.model_card import CardOptions, publish_model_card
 
     if args.push and not args.repo_id:

@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from evalharness.commands.common import add_tasks_dir, add_trust_task_code, positive_int, seed
+from evalharness.commands.common import (
+    add_tasks_dir,
+    add_trust_task_code,
+    positive_int,
+    seed,
+)
 from evalharness.commands.publish import add_log_to
 
 

@@ -14,7 +14,12 @@ from typing import Any
 from evalharness.commands.common import non_negative_int, positive_int, split_names
 from evalharness.commands.settings_flags import add_settings_flags, settings_values
 from evalharness.errors import SpecError, UsageError
-from evalharness.evaluation.settings import FLAT_NAMES, JOB_FIELDS, RunSettings, flat_settings
+from evalharness.evaluation.settings import (
+    FLAT_NAMES,
+    JOB_FIELDS,
+    RunSettings,
+    flat_settings,
+)
 
 # Every run setting can be shared by a sweep's jobs, but those each job sets itself; the
 # openai backend's --max-retries is a sweep file setting here (sweep --max-retries retries jobs).

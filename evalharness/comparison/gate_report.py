@@ -238,7 +238,8 @@ def print_gate(report: GateReport, *, console: Any = None) -> None:
     """One row per check, then the verdict. Names and details come from the policy and the
     runs, so they are plain text, never rich markup (a rule called '[/]' is text); a table too
     wide for the terminal becomes one block per check (``evalharness.terminal``)."""
-    from evalharness.terminal import Cell, Column, console as make_console, print_note, print_table
+    from evalharness.terminal import Cell, Column, print_note, print_table
+    from evalharness.terminal import console as make_console
 
     console = console or make_console()
     print_note(console, "candidate:", _run_label(report.candidate))

@@ -10,9 +10,28 @@ hanging or overflowing the stack of whatever walks it later). Every validation p
 ``file:line: field.path: problem`` with a "did you mean" for misspelt keys.
 """
 
-from evalharness.config.models import Location, ModelT, StrictModel, option, option_metadata
-from evalharness.config.validation import MAX_PROBLEMS, LoadedConfig, field_path, load_config, validate_model, where
-from evalharness.config.yamlfile import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml, parse_yaml
+from evalharness.config.models import (
+    Location,
+    ModelT,
+    StrictModel,
+    option,
+    option_metadata,
+)
+from evalharness.config.validation import (
+    MAX_PROBLEMS,
+    LoadedConfig,
+    field_path,
+    load_config,
+    validate_model,
+    where,
+)
+from evalharness.config.yamlfile import (
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    load_yaml,
+    parse_yaml,
+)
 
 __all__ = [
     "MAX_PROBLEMS",

@@ -20,7 +20,14 @@ from typing import Any
 from evalharness.backends import BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
 from evalharness.data.subset import select_examples
-from evalharness.errors import DataError, EvalHarnessError, Interrupted, RecordError, UsageError, environment_fault
+from evalharness.errors import (
+    DataError,
+    EvalHarnessError,
+    Interrupted,
+    RecordError,
+    UsageError,
+    environment_fault,
+)
 from evalharness.evaluation import options as run_options
 from evalharness.evaluation.scoring import score_task
 from evalharness.evaluation.settings import RunSettings
@@ -155,10 +162,11 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
         cursor += len(requests)
         decoded.append(formulation.decode(task, example, chunk, state))
     truncated = sum(bool(getattr(response, "truncated", False)) for response in responses)
-    notes = [*plan.notes, *formulation.notes(task, state)]
+    observed_settings, observed_notes = formulation.observed(task, state, decoded)
+    notes = [*plan.notes, *observed_notes]
     if truncated:
         notes.append(f"{truncated} of {len(responses)} requests were truncated to fit the model")
-    settings = {**formulation.settings(task, state), **plan.settings}
+    settings = {**formulation.settings(task, state), **observed_settings, **plan.settings}
     policy = formulation.prompt_policy(task, state)
     if policy is not None:  # a prompted task: what the model saw, token by token
         settings["prompt_lint"] = lint_prompts(engine.adapter, formulation.request_kind, flat, options, responses, policy)

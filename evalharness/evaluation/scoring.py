@@ -26,7 +26,7 @@ from evalharness.records.record import (
 )
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.types import Decoded, MetricResult
+from evalharness.types import PREDICTION_TYPES, Decoded, MetricResult
 
 __all__ = ["gold_values", "metric_entry", "score_predictions", "score_task"]
 
@@ -94,8 +94,9 @@ def score_predictions(
     for metric_spec in task.spec.metrics:
         metric = build_metric(metric_spec.name, metric_spec.settings)
         metric.check_inputs(predictions, golds)
-        metric_stats = np.asarray(metric.example_stats(predictions, golds), dtype=float)
-        groups = metric.example_groups(predictions, golds)
+        values = metric.values(predictions)
+        metric_stats = np.asarray(metric.example_stats(values, golds), dtype=float)
+        groups = metric.example_groups(values, golds)
         result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples, groups=groups)
         if clusters is not None:
             result = clustered_result(metric, result, metric_stats, clusters, field=str(task.spec.cluster_field),
@@ -131,7 +132,7 @@ def score_task(
             {
                 "id": example.id,
                 "input": item.input,
-                "prediction": item.prediction,
+                "prediction": item.prediction.to_json() if isinstance(item.prediction, PREDICTION_TYPES) else item.prediction,
                 "gold": golds[index],
                 "scores": {name: finite_or_none(float(values[index])) for name, values in scores.items()},
                 "stats": {name: values[index].tolist() for name, values in stats.items()},

@@ -31,8 +31,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel, load_config
-from evalharness.evaluation.settings import RunSettings, shared_settings
 from evalharness.errors import EvalHarnessError, UsageError
+from evalharness.evaluation.settings import RunSettings, shared_settings
 
 __all__ = [
     "CRASH_ONCE_ENV",

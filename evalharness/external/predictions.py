@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,10 @@ from evalharness.data.textio import json_lines, read_text, split_lines
 from evalharness.errors import DataError, UsageError, did_you_mean
 from evalharness.external.bbq_predictions import BBQ_COLUMNS, bbq_reader, looks_like_bbq
 from evalharness.spec.loader import Task
+from evalharness.spec.predictions import parse_prediction, probability
 from evalharness.types import Decoded, Example
 
 __all__ = [
-    "PREDICTION_CONTRACTS",
     "PREDICTION_FORMATS",
     "PredictionFormat",
     "Predictions",
@@ -103,12 +102,6 @@ def _example_id(value: Any, where: str) -> str:
     return str(value)
 
 
-def _finite(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
-
-
 def _examples(ids: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(repr(i) for i in ids[:limit])
     return shown + (", ..." if len(ids) > limit else "")
@@ -136,7 +129,7 @@ def _read_squad(path: Path, options: ReadOptions) -> Values:
             f"{len(missing)} missing (e.g. {_examples(missing)}), {len(extra)} extra (e.g. {_examples(extra)})"
         )
     return {
-        qid: {"text": text, "no_answer_probability": _probability(probs[qid], f"{probs_path}: '{qid}'")}
+        qid: {"text": text, "no_answer_probability": probability(probs[qid], f"{probs_path}: '{qid}'")}
         for qid, text in answers.items()
     }
 
@@ -264,91 +257,6 @@ def read_predictions(
     return Predictions(values, format, paths, fingerprint_paths(paths))
 
 
-# -- the prediction contract per task kind ------------------------------------------------
-# Each check refuses values a model cannot produce (a positive log-likelihood, an index outside
-# the options, a probability outside [0, 1], NaN), naming the file and the example.
-
-
-def _generation(value: Any, where: str, task: Task, example: Example) -> Any:
-    if not isinstance(value, str):
-        raise DataError(f"{where}: expected the generated text (a string), got {type(value).__name__}")
-    return value
-
-
-def _probability(value: Any, where: str) -> float:
-    number = _finite(value, where)
-    if not 0.0 <= number <= 1.0:
-        raise DataError(f"{where}: no_answer_probability must be a probability in [0, 1], got {value!r}")
-    return number
-
-
-def _extractive_qa(value: Any, where: str, task: Task, example: Example) -> Any:
-    if isinstance(value, str):
-        return {"text": value, "no_answer_probability": None}
-    if isinstance(value, dict) and isinstance(value.get("text"), str) and set(value) <= {"text", "no_answer_probability"}:
-        probability = value.get("no_answer_probability")
-        return {"text": value["text"], "no_answer_probability": None if probability is None else _probability(probability, where)}
-    raise DataError(f'{where}: expected an answer string or {{"text": str, "no_answer_probability": float | null}}')
-
-
-def _classification(value: Any, where: str, task: Task, example: Example) -> Any:
-    labels = task.spec.labels or []
-    if not isinstance(value, str) or value not in labels:
-        raise DataError(f"{where}: {value!r} is not one of the task's labels {labels}")
-    return value
-
-
-def _regression(value: Any, where: str, task: Task, example: Example) -> Any:
-    return _finite(value, where)
-
-
-def _log_likelihood(value: Any, where: str, name: str) -> float:
-    """A natural-log likelihood (summed or normalised): finite and never above 0."""
-    number = _finite(value, f"{where}: {name}")
-    if number > 0.0:
-        raise DataError(f"{where}: {name} {value!r} is a positive log-likelihood, which no model can produce (log p <= 0)")
-    return number
-
-
-def _language_modeling(value: Any, where: str, task: Task, example: Example) -> Any:
-    if not isinstance(value, dict) or set(value) != {"logprob", "n_tokens"}:
-        raise DataError(f'{where}: expected {{"logprob": float, "n_tokens": int}}')
-    n_tokens = value["n_tokens"]
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
-        raise DataError(f"{where}: n_tokens should be a non-negative integer, got {n_tokens!r}")
-    logprob = _log_likelihood(value["logprob"], where, "logprob")
-    if n_tokens == 0 and logprob != 0.0:
-        raise DataError(f"{where}: logprob {logprob!r} over 0 scored tokens (with no tokens the log-likelihood is 0)")
-    return {"logprob": logprob, "n_tokens": n_tokens}
-
-
-def _stereotype_pairs(value: Any, where: str, task: Task, example: Example) -> Any:
-    if not isinstance(value, dict) or set(value) != {"more", "less"}:
-        raise DataError(f'{where}: expected {{"more": float, "less": float}} (log-likelihoods of the two sentences)')
-    return {name: _log_likelihood(value[name], where, name) for name in ("more", "less")}
-
-
-def _multiple_choice(value: Any, where: str, task: Task, example: Example) -> Any:
-    if value is None:
-        return None
-    options = len(example.fields.get("choices") or [])
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < options:
-        return value
-    raise DataError(f"{where}: expected a choice index 0..{options - 1} or null (this example has {options} choices), got {value!r}")
-
-
-# Task kind -> check/convert one prediction to the kind's contract (spec.kinds). Every kind has
-# an entry (a test checks it): a kind without one would take any value unchecked.
-PREDICTION_CONTRACTS: dict[str, Callable[[Any, str, Task, Example], Any]] = {
-    "generation": _generation,
-    "extractive_qa": _extractive_qa,
-    "classification": _classification,
-    "regression": _regression,
-    "language_modeling": _language_modeling,
-    "stereotype_pairs": _stereotype_pairs,
-    "multiple_choice": _multiple_choice,
-}
-
 _SHOWN_CHARS = 500
 
 
@@ -405,9 +313,9 @@ def align_predictions(predictions: Predictions, task: Task, data: LoadedData) ->
             raise _mismatch(predictions, task, ids, values)
         ordered = [(i, values[i]) for i in ids]
         where = [f"{path}: example '{i}'" for i in ids]
-    contract = PREDICTION_CONTRACTS[task.spec.kind]
-    shown = SHOWN_INPUTS.get(task.spec.kind, lambda example: None)
+    kind, labels = task.spec.kind, task.spec.labels or []
+    shown = SHOWN_INPUTS.get(kind, lambda example: None)
     return [
-        Decoded(contract(value, place, task, example), shown(example))
+        Decoded(parse_prediction(kind, value, place, labels=labels, fields=example.fields), shown(example))
         for example, (_, value), place in zip(data.examples, ordered, where, strict=True)
     ]

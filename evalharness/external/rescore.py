@@ -21,6 +21,7 @@ from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.record import RunRecord, TaskEntry, load_record, read_samples
 from evalharness.records.store import update_record
 from evalharness.spec.catalog import TaskCatalog
+from evalharness.spec.predictions import parse_prediction
 from evalharness.types import Decoded
 
 __all__ = ["rescore_run"]
@@ -39,7 +40,16 @@ def _rescore_task(run_dir: Path, record: RunRecord, name: str, catalog: TaskCata
     ids = [example.id for example in data.examples]
     if [str(row.get("id")) for row in rows] != [str(i) for i in ids]:
         raise RecordError(f"{run_dir / entry.samples}: example ids do not match the task's data in order")
-    decoded = [Decoded(row["prediction"], row.get("input"), row.get("details") or {}) for row in rows]
+    path, kind, labels = run_dir / entry.samples, task.spec.kind, task.spec.labels or []
+    counterfactual = task.spec.counterfactual is not None
+    decoded = [
+        Decoded(
+            parse_prediction(kind, row["prediction"], f"{path}:{number}", labels=labels, fields=example.fields, counterfactual=counterfactual),
+            row.get("input"),
+            row.get("details") or {},
+        )
+        for number, (row, example) in enumerate(zip(rows, data.examples, strict=True), start=1)
+    ]
     rescored = score_task(
         task,
         data,

@@ -13,8 +13,19 @@ from __future__ import annotations
 from evalharness.inference.clustered import cluster_bootstrap, cluster_robust_mean
 from evalharness.inference.estimate import Estimate
 from evalharness.inference.paired import paired_bootstrap_difference, paired_difference
-from evalharness.inference.power import DetectableEffect, cannot_see, detectable_difference, detectable_from
-from evalharness.inference.rules import Decision, Margin, confidence_for, equivalence, noninferiority
+from evalharness.inference.power import (
+    DetectableEffect,
+    cannot_see,
+    detectable_difference,
+    detectable_from,
+)
+from evalharness.inference.rules import (
+    Decision,
+    Margin,
+    confidence_for,
+    equivalence,
+    noninferiority,
+)
 from evalharness.inference.sequential import (
     SequentialDecision,
     SequentialRule,

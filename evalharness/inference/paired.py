@@ -28,8 +28,17 @@ from scipy import stats as scipy_stats
 
 from evalharness.errors import MetricInputError, UsageError
 from evalharness.inference.betting import confidence_bounds
-from evalharness.inference.checks import check_confidence, check_flag, example_name, paired_scores
-from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap, cluster_robust_mean
+from evalharness.inference.checks import (
+    check_confidence,
+    check_flag,
+    example_name,
+    paired_scores,
+)
+from evalharness.inference.clustered import (
+    FEW_CLUSTERS,
+    cluster_bootstrap,
+    cluster_robust_mean,
+)
 from evalharness.inference.estimate import Estimate
 from evalharness.stats import Scorer, paired_bootstrap
 

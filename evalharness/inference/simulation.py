@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalharness.errors import UsageError
-from evalharness.inference.sequential import SequentialRule, checkpoints, final_test_passes, settlement
+from evalharness.inference.sequential import (
+    SequentialRule,
+    checkpoints,
+    final_test_passes,
+    settlement,
+)
 
 __all__ = ["SimulationResult", "simulate_noninferiority", "simulate_test_set_minimum"]
 

@@ -69,6 +69,7 @@ class AggregateResult:
     description: str
     values: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    structure: Structure | None = None  # how columns nest into the value (for paired tests)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def glue_score(frame: pd.DataFrame) -> AggregateResult | None:
         empty = pd.DataFrame(math.nan, index=values.index, columns=["value", "ci_low", "ci_high", "stderr"])
         return AggregateResult("glue_score", label, description, empty, problems + ["GLUE score: not computed"])
     result = _nested_mean(dict(structure), values, stderrs)
-    return AggregateResult("glue_score", label, description, result, _missing_notes(label, structure, values))
+    return AggregateResult("glue_score", label, description, result, _missing_notes(label, structure, values), dict(structure))
 
 
 def suite_mean(frame: pd.DataFrame) -> AggregateResult | None:
@@ -253,7 +254,7 @@ def suite_mean(frame: pd.DataFrame) -> AggregateResult | None:
     if left_out:
         notes.append(f"suite mean leaves out lower-is-better and ideal-valued metrics: {', '.join(left_out)}")
     notes.extend(_missing_notes("suite mean", structure, values))
-    return AggregateResult("mean", "mean", description, _nested_mean(structure, values, stderrs), notes)
+    return AggregateResult("mean", "mean", description, _nested_mean(structure, values, stderrs), notes, structure)
 
 
 def _column_win_rates(scores: dict[str, float]) -> dict[str, float]:

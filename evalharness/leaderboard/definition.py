@@ -14,6 +14,10 @@ It is validated like a task spec: unknown keys are errors naming the file and fi
     rank_by: demo/sentiment:accuracy        # an aggregate or task:metric column
     allow_incomparable: false
     duplicates: latest                      # or error
+    ranks: paired                           # clusters from paired tests, or marginal
+    alpha: 0.05                             # paired ranks: significance level
+    correction: holm                        # paired ranks: holm, bh or none, across all pairs
+    names: {bert-base-uncased: BERT base}   # readable names shown for model ids
 """
 
 from __future__ import annotations
@@ -41,6 +45,17 @@ class LeaderboardDefinition(StrictModel):
     rank_by: str | None = None
     allow_incomparable: bool = False
     duplicates: Literal["latest", "error"] = "latest"
+    ranks: Literal["paired", "marginal"] = "paired"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["holm", "bh", "none"] = "holm"
+    names: dict[str, str] = Field(default_factory=dict, description="model id -> the name shown for it")
+
+    @field_validator("names")
+    @classmethod
+    def _no_blank_names(cls, values: dict[str, str]) -> dict[str, str]:
+        if any(not key.strip() or not value.strip() for key, value in values.items()):
+            raise ValueError("model ids and names must not be blank")
+        return values
 
     @field_validator("runs", "tasks")
     @classmethod

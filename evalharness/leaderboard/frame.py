@@ -31,6 +31,7 @@ FRAME_COLUMNS = [
     "model_fingerprint",
     "model_kind",
     "source",
+    "display_name",
     "task",
     "task_version",
     "spec_hash",
@@ -102,6 +103,12 @@ def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _display_name(record: RunRecord) -> str | None:
+    """The readable name a record gives its model (``model.notes.display_name``), if any."""
+    name = record.model.notes.get("display_name")
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
 def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
     """The tidy rows of one record (``model_id`` is filled in by :func:`load_runs`)."""
     rows = []
@@ -115,6 +122,7 @@ def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
                     "model_fingerprint": record.model.fingerprint,
                     "model_kind": record.model.kind,
                     "source": record.model.source,
+                    "display_name": _display_name(record),
                     "task": task_name,
                     "task_version": task.version,
                     "spec_hash": task.spec_hash,

@@ -75,6 +75,13 @@ def _headers(board: Leaderboard) -> list[tuple[str, str]]:
     return headers
 
 
+# What a shared rank (``=N``) means under each ranking rule, for every output.
+RANK_LEGEND = {
+    "paired": "`=N` marks a shared rank: a paired test on the same examples, corrected across all pairs, cannot separate the model from the others of its cluster",
+    "marginal": "`=N` marks models whose 95% intervals overlap (a tie)",
+}
+
+
 def markdown_escape(text: Any) -> str:
     """Text safe inside a Markdown table cell: no HTML, no table breaks, no formatting."""
     text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -91,12 +98,12 @@ def to_markdown(board: Leaderboard) -> str:
         lines += [markdown_escape(board.description), ""]
     lines.append(
         f"Ranked by **{markdown_escape(board.label_of(board.rank_by))}**; values with 95% confidence intervals; "
-        "`=N` marks models whose intervals overlap (a tie)."
+        f"{RANK_LEGEND[board.ranks]}."
     )
     lines += ["", "| rank | model | " + " | ".join(markdown_escape(h) for _, h in headers) + " |"]
     lines.append("|---:|:---|" + "---:|" * len(headers))
     for model in board.model_ids:
-        cells = [board.rank_label(model), markdown_escape(model)] + [_cell(board, model, key) for key, _ in headers]
+        cells = [board.rank_label(model), markdown_escape(board.display(model))] + [_cell(board, model, key) for key, _ in headers]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| column | better | n | data | signature |", "|:---|:---|---:|:---|:---|"]
     for column in board.columns:
@@ -130,7 +137,9 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
             {
                 "rank": None if pd.isna(rank) else int(rank),
                 "tied": bool(board.ranking.at[model, "tied"]),
+                "cluster": int(board.ranking.at[model, "cluster"]) if "cluster" in board.ranking else None,
                 "model_id": model,
+                "name": board.display(model),
                 "model": info["model"],
                 "model_fingerprint": info["model_fingerprint"],
                 "model_kind": info["model_kind"],
@@ -144,6 +153,7 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
         "title": board.title,
         "description": board.description,
         "rank_by": board.rank_by,
+        "ranks": board.ranks,
         "marker": MARKER,
         "columns": [
             {
@@ -187,14 +197,15 @@ def write_leaderboard(board: Leaderboard, directory: str | Path) -> dict[str, Pa
 def print_leaderboard(board: Leaderboard, *, console: Any = None) -> None:
     """The leaderboard as a terminal table (names shown as plain text; one block per model
     when too wide, see ``evalharness.terminal``), then its notes."""
-    from evalharness.terminal import Column, console as make_console, print_note, print_table
+    from evalharness.terminal import Column, print_note, print_table
+    from evalharness.terminal import console as make_console
 
     console = console or make_console()
     headers = _headers(board)
     columns = [Column("rank", "right", key=True), Column("model", key=True)]
     columns += [Column(header, "right") for _, header in headers]
-    rows = [[board.rank_label(model), model, *[_cell(board, model, key) for key, _ in headers]] for model in board.model_ids]
+    rows = [[board.rank_label(model), board.display(model), *[_cell(board, model, key) for key, _ in headers]] for model in board.model_ids]
     print_table(console, columns, rows, title=f"{board.title} — ranked by {board.label_of(board.rank_by)}")
-    print_note(console, "=N:", "tied, the 95% confidence intervals overlap; – no value")
+    print_note(console, "=N:", RANK_LEGEND[board.ranks].replace("`=N` marks ", "") + "; – no value")
     for note in board.notes:
         print_note(console, "note:", note)

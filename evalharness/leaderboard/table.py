@@ -2,7 +2,8 @@
 
 ``build_leaderboard`` is the one entry point: runs (paths or a tidy frame from
 ``load_runs``) → selection of tasks and metrics → one run per model and task (latest wins)
-→ comparability check → pivot → aggregates → ranks. The result is a plain
+→ comparability check → pivot → aggregates → ranks (clusters from paired tests, or the
+marginal-interval rule; see ``ranking`` and ``paired``). The result is a plain
 :class:`Leaderboard` whose frames notebooks can use directly.
 """
 
@@ -18,10 +19,13 @@ from evalharness.errors import UsageError, did_you_mean
 from evalharness.leaderboard.aggregates import AGGREGATES, AggregateResult, glue_task_of
 from evalharness.leaderboard.checks import resolve_duplicates, split_incomparable
 from evalharness.leaderboard.frame import load_runs
-from evalharness.leaderboard.ranking import format_rank, rank_with_ties
+from evalharness.leaderboard.paired import PairedTests, rank_column
+from evalharness.leaderboard.ranking import format_rank
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from evalharness.comparison.compare import CompareSettings
 
 __all__ = ["AggregateColumn", "Column", "Leaderboard", "build_leaderboard", "pivot", "select"]
 
@@ -66,6 +70,7 @@ class AggregateColumn:
     label: str
     description: str
     direction: str = "higher"
+    structure: dict[str, dict[str, list[str]]] | None = None  # unit -> task -> columns (nested means)
 
 
 @dataclass
@@ -73,8 +78,10 @@ class Leaderboard:
     """A built leaderboard. Frames are indexed by ``model_id`` in rank order.
 
     ``values``/``ci_low``/``ci_high`` hold one column per metric column key
-    (``task:metric``) and per aggregate key; ``ranking`` holds ``rank`` and ``tied``;
-    ``models`` the provenance of each row; ``data`` the tidy rows actually used.
+    (``task:metric``) and per aggregate key; ``ranking`` holds ``rank``, ``tied`` and
+    ``cluster``; ``models`` the provenance of each row (``display``: its readable name);
+    ``data`` the tidy rows actually used. ``ranks`` names the rule (``paired`` clusters or
+    ``marginal`` intervals); ``paired`` holds the pairwise tests, computed on demand.
     """
 
     title: str
@@ -89,10 +96,35 @@ class Leaderboard:
     data: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     description: str = ""
+    ranks: str = "marginal"
+    paired: PairedTests | None = None
 
     @property
     def model_ids(self) -> list[str]:
         return list(self.values.index)
+
+    def display(self, model_id: str) -> str:
+        """The row's readable name (``--name``, the record's display name, else the id)."""
+        if "display" in self.models:
+            return str(self.models.at[model_id, "display"])
+        return model_id
+
+    def direction_of(self, key: str) -> tuple[str, float]:
+        for column in self.columns:
+            if column.key == key:
+                return column.direction, column.ideal
+        return "higher", math.nan
+
+    def rank_column(self, key: str) -> tuple[pd.DataFrame, list[str]]:
+        """``key`` (a column or an aggregate) ranked on its own with the board's rule:
+        ``rank``, ``tied``, ``order``, ``cluster`` per model, and notes on how."""
+        direction, ideal = self.direction_of(key)
+        structure = next((a.structure for a in self.aggregates if a.key == key), None)
+        aggregate = any(a.key == key for a in self.aggregates)
+        return rank_column(
+            self.values[key], self.ci_low[key], self.ci_high[key], key=key, rule=self.ranks,
+            tests=None if aggregate and structure is None else self.paired, direction=direction, ideal=ideal, structure=structure,
+        )
 
     def rank_label(self, model_id: str) -> str:
         row = self.ranking.loc[model_id]
@@ -130,6 +162,7 @@ class Leaderboard:
             "rank": self.ranking["rank"],
             "tied": self.ranking["tied"],
             "model": self.models["model"],
+            "name": self.models["display"],
             "model_fingerprint": self.models["model_fingerprint"],
             "source": self.models["source"],
         }
@@ -230,6 +263,7 @@ def _models(frame: pd.DataFrame) -> pd.DataFrame:
             "model_fingerprint": first["model_fingerprint"],
             "model_kind": first["model_kind"],
             "source": first["source"],
+            "display": first["display"] if "display" in first else first["model"],
             "runs": ",".join(runs["run_id"]),
             "run_dirs": list(runs["run_dir"]),
             "created": first["created"],
@@ -292,21 +326,31 @@ def build_leaderboard(
     duplicates: str = "latest",
     title: str = "Leaderboard",
     description: str = "",
+    ranks: str = "paired",
+    compare_settings: CompareSettings | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Leaderboard:
     """Build a leaderboard from run directories (or a frame from :func:`load_runs`).
 
     ``aggregates``: any of ``glue_score``, ``mean``, ``mean_win_rate`` (default: those that
     apply, none for a single column). ``rank_by``: an aggregate key or a column key
     ``task:metric`` (default: the GLUE score for an all-GLUE board, else the suite mean,
-    else the mean win rate, else the only column).
+    else the mean win rate, else the only column). ``ranks``: ``paired`` (clusters from
+    paired tests on the shared examples, corrected across every pair, with
+    ``compare_settings``) or ``marginal`` (overlapping 95% intervals tie). ``names`` maps a
+    model id to the readable name shown for it (default: the record's
+    ``model.notes.display_name``, else the id).
     """
     import pandas as pd
 
     frame = runs if isinstance(runs, pd.DataFrame) else load_runs(runs)
     if frame.empty:
         raise UsageError("the runs hold no metric values to put on a leaderboard")
+    if ranks not in RANK_RULES:
+        raise UsageError(f"ranks: unknown rule '{ranks}'{did_you_mean(ranks, RANK_RULES)} (known: {', '.join(RANK_RULES)})")
     frame = select(frame, tasks, metrics)
     frame, notes = resolve_duplicates(frame, duplicates)
+    frame = with_display_names(frame, names)
     frame, comparability_notes = split_incomparable(frame, allow=allow_incomparable)
     notes += comparability_notes
     notes += _value_notes(frame)
@@ -326,25 +370,54 @@ def build_leaderboard(
     available = [r.key for r in results] + keys
     if rank_by not in available:
         raise UsageError(f"rank_by: no column '{rank_by}'{did_you_mean(rank_by, available)} (columns: {', '.join(available)})")
-    direction, ideal = "higher", math.nan
-    if rank_by in keys:
-        chosen = next(c for c in columns if c.key == rank_by)
-        direction, ideal = chosen.direction, chosen.ideal
-    ranking = rank_with_ties(
-        tables["value"][rank_by], tables["ci_low"][rank_by], tables["ci_high"][rank_by], direction=direction, ideal=ideal
+    paired = PairedTests(frame, compare_settings) if ranks == "paired" else None
+    direction, ideal = next(((c.direction, c.ideal) for c in columns if c.key == rank_by), ("higher", math.nan))
+    structure = next((r.structure for r in results if r.key == rank_by), None)
+    ranking, rank_notes = rank_column(
+        tables["value"][rank_by], tables["ci_low"][rank_by], tables["ci_high"][rank_by], key=rank_by, rule=ranks,
+        tests=paired if rank_by in keys or structure is not None else None, direction=direction, ideal=ideal, structure=structure,
     )
     order = list(ranking.sort_values("order").index)
     return Leaderboard(
         title=title,
         description=description,
         columns=columns,
-        aggregates=[AggregateColumn(r.key, r.label, r.description) for r in results],
+        aggregates=[AggregateColumn(r.key, r.label, r.description, structure=r.structure) for r in results],
         values=tables["value"].reindex(order),
         ci_low=tables["ci_low"].reindex(order),
         ci_high=tables["ci_high"].reindex(order),
-        ranking=ranking[["rank", "tied"]].reindex(order),
+        ranking=ranking[["rank", "tied", "cluster"]].reindex(order),
         models=_models(frame).reindex(order),
         rank_by=rank_by,
         data=frame,
-        notes=notes,
+        notes=rank_notes + notes,
+        ranks=ranks,
+        paired=paired,
     )
+
+
+RANK_RULES = ("paired", "marginal")
+
+
+def with_display_names(frame: pd.DataFrame, names: Mapping[str, str] | None) -> pd.DataFrame:
+    """Add ``display``: the readable name of each row. ``names`` (model id -> name) wins over
+    the record's ``model.notes.display_name``; two rows may not share a name, and a name
+    for a model that is not on the board is an error, not silently ignored."""
+    frame = frame.copy()
+    if "display_name" not in frame:
+        frame["display_name"] = None
+    ids = sorted(frame["model_id"].unique())
+    for model in names or {}:
+        if model not in ids:
+            raise UsageError(f"--name: no model '{model}' on the leaderboard{did_you_mean(model, ids)} (models: {', '.join(ids)})")
+    chosen = {}
+    for model, group in frame.groupby("model_id", sort=True):
+        recorded = next((str(v) for v in group.sort_values("created")["display_name"][::-1] if isinstance(v, str) and v.strip()), None)
+        chosen[model] = ((names or {}).get(model) or recorded or str(model)).strip() or str(model)
+    seen: dict[str, str] = {}
+    for model, name in chosen.items():
+        if name in seen:
+            raise UsageError(f"display names must tell rows apart: '{name}' is the name of both '{seen[name]}' and '{model}' (use --name MODEL=NAME)")
+        seen[name] = model
+    frame["display"] = frame["model_id"].map(chosen)
+    return frame

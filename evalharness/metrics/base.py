@@ -17,7 +17,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.stats import Interval, bootstrap_interval, wilson_interval
-from evalharness.types import GroupResult, MetricResult
+from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult
 
 __all__ = ["INTERVALS", "AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
 
@@ -62,6 +62,8 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool] = True
     ideal: ClassVar[float | None] = None
     bounds: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # every value the metric can take
+    accepts: ClassVar[tuple[type, ...]] = PREDICTION_TYPES  # the prediction types it scores (types.*Prediction)
+    kind_hints: ClassVar[dict[str, str]] = {}  # task kind -> what to use instead, when it cannot score the kind
     reference: ClassVar[str]  # the implementation this metric replicates, e.g. "sklearn"
     reference_package: ClassVar[str | None] = None  # its distribution, for the version
     interval_method: ClassVar[str] = "bootstrap-percentile"
@@ -153,6 +155,20 @@ class Metric(ABC):
         parts.append(f"evalharness:{package_version('evalharness')}")
         return "|".join(parts)
 
+    def values(self, predictions: Sequence[Any]) -> list[Any]:
+        """The values the statistics are computed from: typed predictions (what formulations
+        and prediction files give) as their JSON contract, after checking the metric accepts
+        their type; plain values (Python API callers) as they are."""
+        values = []
+        for index, prediction in enumerate(predictions):
+            if isinstance(prediction, PREDICTION_TYPES):
+                if not isinstance(prediction, self.accepts):
+                    accepted = ", ".join(kind.__name__ for kind in self.accepts)
+                    raise MetricInputError(f"{self.name}: prediction {index} is a {type(prediction).__name__}; it scores {accepted}")
+                prediction = prediction.to_json()
+            values.append(prediction)
+        return values
+
     def check_inputs(self, predictions: Sequence[Any], references: Sequence[Any]) -> None:
         if len(predictions) != len(references):
             raise MetricInputError(
@@ -236,6 +252,7 @@ class Metric(ABC):
     ) -> MetricResult:
         """Score predictions against references with a confidence interval."""
         self.check_inputs(predictions, references)
+        predictions = self.values(predictions)
         stats = np.asarray(self.example_stats(predictions, references), dtype=float)
         if stats.ndim != 2 or stats.shape[0] != len(references):
             raise AssertionError(f"{self.name}.example_stats returned shape {stats.shape}")

@@ -31,6 +31,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, is_missing
+from evalharness.types import ChoicePrediction, PairPrediction
 
 __all__ = [
     "AccuracyGap",
@@ -61,6 +62,8 @@ def _pair_scores(name: str, predictions: Sequence[Any]) -> np.ndarray:
 
 class _PairMetric(AdditiveMetric):
     """Groups are the references (each pair's bias type)."""
+
+    accepts = (PairPrediction,)
 
     reference = "Nangia et al. 2020 metric.py / lm-evaluation-harness crows_pairs"
 
@@ -175,6 +178,8 @@ class ChoiceAccuracy(AdditiveMetric):
     """% of examples whose chosen index equals ``reference['label']``; grouped by
     ``reference[group_by]`` when set."""
 
+    accepts = (ChoicePrediction,)
+
     name = "choice_accuracy"
     bounds = (0.0, 100.0)
     reference = "accuracy over choice indices"
@@ -209,6 +214,8 @@ class AccuracyGapSettings(StrictModel):
 class AccuracyGap(AdditiveMetric):
     """Accuracy on the ``first`` set minus accuracy on the ``second`` (WinoBias: pro - anti),
     x100; ideal 0. NaN when either set is empty. Only examples in one of the two sets enter it."""
+
+    accepts = (ChoicePrediction,)
 
     name = "accuracy_gap"
     bounds = (-100.0, 100.0)
@@ -289,6 +296,8 @@ class BBQAccuracy(AdditiveMetric):
     """BBQ accuracy x100 on the ambiguous or disambiguated contexts (or all), per category;
     only the examples of the chosen condition enter it (``n``, Wilson interval)."""
 
+    accepts = (ChoicePrediction,)
+
     name = "bbq_accuracy"
     bounds = (0.0, 100.0)
     reference = "Parrish et al. 2022 (BBQ) accuracy"
@@ -325,6 +334,8 @@ class BBQBiasScore(AdditiveMetric):
     """BBQ bias score x100 (ideal 0): s_DIS = 2 * biased / non-unknown - 1 on disambiguated
     contexts; s_AMB = (1 - accuracy) * s_DIS computed on ambiguous contexts. Only the examples
     of the chosen condition enter it."""
+
+    accepts = (ChoicePrediction,)
 
     name = "bbq_bias_score"
     bounds = (-100.0, 100.0)

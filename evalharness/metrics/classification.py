@@ -9,13 +9,14 @@ so it counts as wrong. Missing gold labels are refused.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, is_missing
+from evalharness.types import LabelPrediction
 
 __all__ = ["F1", "MCC", "Accuracy", "check_references", "zero_division_value"]
 
@@ -38,16 +39,8 @@ class _LabelMetric(AdditiveMetric):
     """Shared checks for metrics over label names."""
 
     reference_package = "scikit-learn"
-    refused_kinds: ClassVar[dict[str, str]] = {
-        "regression": "the task's labels are real values; use pearson/spearman (STS-B is a regression task)",
-    }
-
-    @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
-        reason = cls.refused_kinds.get(spec.kind)
-        if reason is not None:
-            return f"'{cls.name}' cannot score a '{spec.kind}' task: {reason}"
-        return None
+    accepts = (LabelPrediction,)
+    kind_hints = {"regression": "the task's labels are real values; use pearson/spearman (STS-B is a regression task)"}
 
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         """F1 and MCC exist only over a set of examples: no per-example value (null)."""
@@ -103,9 +96,9 @@ class F1(_LabelMetric):
 
     @classmethod
     def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
-        problem = super().spec_problem(settings, spec)
+        problem = None
         labels = spec.labels or []
-        if problem is None and labels and settings.positive_label not in labels:
+        if labels and settings.positive_label not in labels:
             problem = f"positive_label '{settings.positive_label}' is not one of the task's labels {labels}"
         return problem
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, Metric, is_missing
+from evalharness.types import ScorePrediction
 
 __all__ = ["Pearson", "Spearman"]
 
@@ -44,11 +44,7 @@ def _numbers(name: str, values: Sequence[Any], what: str) -> np.ndarray:
 class _Correlation(Metric):
     reference_package = "scipy"
 
-    @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
-        if spec.kind != "regression":
-            return f"'{cls.name}' correlates real-valued predictions; it needs a 'regression' task, not '{spec.kind}'"
-        return None
+    accepts = (ScorePrediction,)
 
     def _pairs(self, predictions: Sequence[Any], references: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         return _numbers(self.name, predictions, "prediction"), _numbers(self.name, references, "reference")

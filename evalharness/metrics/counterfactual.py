@@ -26,7 +26,7 @@ from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import Metric
 from evalharness.stats import Interval, bootstrap_interval, wilson_interval
-from evalharness.types import GroupResult, MetricResult
+from evalharness.types import CounterfactualPrediction, GroupResult, MetricResult
 
 __all__ = ["CounterfactualScoreChange", "FlipRate"]
 
@@ -50,6 +50,7 @@ class WorstGroupSettings(StrictModel):
 
 
 class _GroupedCounterfactual(Metric):
+    accepts = (CounterfactualPrediction,)
     higher_is_better = False
     ideal = 0.0
     Settings = WorstGroupSettings

@@ -26,6 +26,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric
+from evalharness.types import LogprobPrediction
 
 __all__ = [
     "COUNTING_RULES",
@@ -95,11 +96,7 @@ class _CorpusLM(AdditiveMetric):
     reference = "lm-evaluation-harness.weighted_perplexity"
     unit: ClassVar[str]
 
-    @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
-        if spec.kind != "language_modeling":
-            return f"'{cls.name}' needs log-likelihoods of whole texts: a 'language_modeling' task"
-        return None
+    accepts = (LogprobPrediction,)
 
     def counting(self) -> str:
         """How the normaliser is counted, for the signature."""

@@ -29,6 +29,7 @@ from pydantic import Field
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.metrics.base import AdditiveMetric, Metric
+from evalharness.types import SpanPrediction
 
 __all__ = [
     "SquadBestExact",
@@ -131,11 +132,7 @@ class _SquadBase(Metric):
     score: ClassVar[str]  # "exact" or "f1"
     reference = "official-squad-evaluate-v2.0.py"
 
-    @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
-        if spec.kind != "extractive_qa":
-            return f"'{cls.name}' scores answer texts against gold answer lists; it needs an 'extractive_qa' task"
-        return None
+    accepts = (SpanPrediction,)
 
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)

@@ -37,6 +37,7 @@ from pydantic import Field
 from evalharness.metrics.base import AdditiveMetric, package_version
 from evalharness.metrics.lcs import lcs_length, summary_level_hits
 from evalharness.metrics.text import ReferenceSelection, check_texts, select_references
+from evalharness.types import TextPrediction
 
 __all__ = ["Rouge1", "Rouge2", "RougeL", "RougeLsum", "SPLITTER", "split_sentences"]
 
@@ -153,6 +154,7 @@ class Rouge(AdditiveMetric):
     """One ROUGE type. Statistics per example: precision, recall, F1 (x100) and a count."""
 
     bounds = (0.0, 100.0)
+    accepts = (TextPrediction,)
 
     reference = "rouge_score.rouge_scorer.RougeScorer"
     reference_package = "rouge-score"

@@ -26,6 +26,7 @@ from pydantic import Field, PositiveInt, field_validator
 from evalharness.errors import SpecError
 from evalharness.metrics.base import AdditiveMetric
 from evalharness.metrics.text import ReferenceSelection, check_texts, select_references
+from evalharness.types import TextPrediction
 
 __all__ = ["Bleu", "ChrF", "ChrFPlusPlus", "Ter"]
 
@@ -93,6 +94,7 @@ class SacreBleuMetric(AdditiveMetric):
     """Common machinery: build the sacrebleu object once, extract statistics, score sums."""
 
     bounds = (0.0, 100.0)
+    accepts = (TextPrediction,)
     reference_package = "sacrebleu"
     sacrebleu_class: ClassVar[str]
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.errors import UnsupportedTaskError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
+from evalharness.prompting.base import (
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    RunOption,
+)
 from evalharness.prompting.choice import ChoiceLoglikelihood
 from evalharness.prompting.counterfactual import wrap_counterfactual
 from evalharness.prompting.generate import PromptGenerate

@@ -111,9 +111,11 @@ class Formulation(ABC):
         None for formulations without a prompt. The runner lints prompted requests with it."""
         return None
 
-    def notes(self, task: Task, state: Any) -> list[str]:
-        """What the task's record should say about partial coverage (after ``requests``)."""
-        return []
+    def observed(self, task: Task, state: Any, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+        """Settings and notes the record gets from what was decoded (e.g. which swap groups the
+        evaluated examples covered); computed from the predictions, never from state kept
+        between ``requests`` and ``decode``."""
+        return {}, []
 
     @abstractmethod
     def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:

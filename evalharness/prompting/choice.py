@@ -40,6 +40,7 @@ from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
+    LabelPrediction,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
     RequestKind,
@@ -129,8 +130,8 @@ class ChoiceFormulation(Formulation):
             "prompt_format": prompt_format_settings(task, state.prompt, state.few_shot),
         }
 
-    def notes(self, task: Task, state: ChoiceState) -> list[str]:
-        return list(state.notes)
+    def observed(self, task: Task, state: ChoiceState, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+        return {}, list(state.notes)
 
     def _continuations(self, task: Task, example: Example, state: ChoiceState) -> list[str]:
         continuations = self.chat_choices(task, example) if state.prompt.chat else self.choices(task, example)
@@ -190,5 +191,5 @@ class ChoiceLoglikelihood(ChoiceFormulation):
             for index, template in enumerate(templates or [])
         ]
 
-    def answer(self, task: Task, example: Example, index: int) -> str:
-        return (task.spec.labels or [])[index]
+    def answer(self, task: Task, example: Example, index: int) -> LabelPrediction:
+        return LabelPrediction((task.spec.labels or [])[index])

@@ -18,7 +18,7 @@ the same swaps applied, so "he" -> "she" in the answer itself is not a flip.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evalharness.errors import SpecError
@@ -26,7 +26,7 @@ from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.swaps import Swapper
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.types import Example
+from evalharness.types import CounterfactualPrediction, Example
 
 __all__ = ["Counterfactual", "load_swapper", "perturb", "wrap_counterfactual"]
 
@@ -84,7 +84,7 @@ def perturb(task: Task, example: Example, swapper: Swapper, group: str) -> Examp
 
 
 def _answer_text(prediction: Any) -> str:
-    return prediction.get("text", "") if isinstance(prediction, dict) else str(prediction)
+    return str(prediction.text)
 
 
 def _text_flip(swapper: Swapper, group: str, original: Any, perturbed: Any) -> bool:
@@ -105,15 +105,19 @@ FLIP_RULES: dict[str, Callable[[Swapper, str, Any, Any], bool]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _State:
     base_state: Any
     swapper: Swapper
-    layout: dict[str, list[tuple[str, Example, int]]] = field(default_factory=dict)  # id -> (group, example, n requests)
 
 
 class Counterfactual(Formulation):
-    """Wraps the base task's formulation: original and perturbed requests per example."""
+    """Wraps the base task's formulation: original and perturbed requests per example.
+
+    An example's variants (the original, then one per swap group whose terms it contains)
+    are a pure function of the example (:meth:`variants`), so ``decode`` rebuilds them
+    instead of reading a layout that ``requests`` left behind.
+    """
 
     def __init__(self, base: Formulation) -> None:
         self.base = base
@@ -145,72 +149,67 @@ class Counterfactual(Formulation):
             "base": base,
             "fields": list(spec.fields),
             "groups": {name: dict(group.mapping) for name, group in state.swapper.groups.items()},
-            "perturbed_examples": _perturbed_counts(state),
         }
 
-    def notes(self, task: Task, state: _State) -> list[str]:
-        counts = _perturbed_counts(state)
+    def observed(self, task: Task, state: _State, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+        counts = dict.fromkeys(state.swapper.names(), 0)
+        for item in decoded:
+            for group in item.prediction.perturbed:
+                counts[group] += 1
         absent = [name for name, count in counts.items() if count == 0]
-        if not absent:
-            return self.base.notes(task, state.base_state)
-        return [*self.base.notes(task, state.base_state),
-            f"swap groups {', '.join(absent)}: none of the {len(state.layout)} evaluated examples contains their "
-            f"terms in {list(task.spec.counterfactual.fields)}, so these groups are not measured "  # type: ignore[union-attr]
-            f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
-        ]
+        base_settings, notes = self.base.observed(task, state.base_state, _variant_decodes(decoded))
+        if absent:
+            notes.append(
+                f"swap groups {', '.join(absent)}: none of the {len(decoded)} evaluated examples contains their "
+                f"terms in {list(task.spec.counterfactual.fields)}, so these groups are not measured "  # type: ignore[union-attr]
+                f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
+            )
+        return {**base_settings, "perturbed_examples": counts}, notes
+
+    def variants(self, task: Task, example: Example, state: _State) -> list[tuple[str, Example]]:
+        """``("original", example)``, then each swap group's perturbed example, in group order."""
+        found = [("original", example)]
+        for group in state.swapper.names():
+            changed = perturb(task, example, state.swapper, group)
+            if changed is not None:
+                found.append((group, changed))
+        return found
 
     def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Any]]:
-        variants: list[tuple[str, Example]] = []
-        owners: list[int] = []
-        for index, example in enumerate(examples):
-            variants.append(("original", example))
-            owners.append(index)
-            for group in state.swapper.names():
-                changed = perturb(task, example, state.swapper, group)
-                if changed is not None:
-                    variants.append((group, changed))
-                    owners.append(index)
-        per_variant = self.base.requests(task, [example for _, example in variants], state.base_state)
-        grouped: list[list[Any]] = [[] for _ in examples]
-        for owner, (group, example), requests in zip(owners, variants, per_variant, strict=True):
-            state.layout.setdefault(examples[owner].id, [])
-            if group == "original":
-                state.layout[examples[owner].id] = []
-            state.layout[examples[owner].id].append((group, example, len(requests)))
-            grouped[owner].extend(requests)
+        grouped = []
+        for example in examples:
+            variants = [variant for _, variant in self.variants(task, example, state)]
+            grouped.append([request for requests in self.base.requests(task, variants, state.base_state) for request in requests])
         return grouped
 
     def decode(self, task: Task, example: Example, responses: Sequence[Any], state: _State) -> Decoded:
         gold_field = TASK_KINDS[task.spec.kind].gold
         flip = FLIP_RULES.get(task.spec.kind, _same_flip)
+        variants = self.variants(task, example, state)
+        per_variant = self.base.requests(task, [variant for _, variant in variants], state.base_state)
         decoded: dict[str, Decoded] = {}
         golds: dict[str, Any] = {}
         cursor = 0
-        for group, variant, count in state.layout[example.id]:
-            decoded[group] = self.base.decode(task, variant, responses[cursor : cursor + count], state.base_state)
+        for (group, variant), requests in zip(variants, per_variant, strict=True):
+            decoded[group] = self.base.decode(task, variant, responses[cursor : cursor + len(requests)], state.base_state)
             golds[group] = variant.fields.get(gold_field) if gold_field else None
-            cursor += count
+            cursor += len(requests)
         original = decoded.pop("original")
         golds.pop("original")
-        prediction = {
-            "original": original.prediction,
-            "perturbed": {group: item.prediction for group, item in decoded.items()},
-            "flipped": {
-                group: flip(state.swapper, group, original.prediction, item.prediction) for group, item in decoded.items()
-            },
-            "gold": golds,
-        }
+        prediction = CounterfactualPrediction(
+            original=original.prediction,
+            perturbed={group: item.prediction for group, item in decoded.items()},
+            flipped={group: flip(state.swapper, group, original.prediction, item.prediction) for group, item in decoded.items()},
+            gold=golds,
+        )
         shown = {"original": original.input, **{group: item.input for group, item in decoded.items()}}
-        return Decoded(prediction, shown)
+        details = {group: dict(item.extra) for group, item in [("original", original), *decoded.items()] if item.extra}
+        return Decoded(prediction, shown, {"variants": details} if details else {})
 
 
-def _perturbed_counts(state: _State) -> dict[str, int]:
-    """Swap group -> how many evaluated examples it perturbed (0: the group is not measured)."""
-    counts = dict.fromkeys(state.swapper.names(), 0)
-    for variants in state.layout.values():
-        for group, _, _ in variants[1:]:
-            counts[group] += 1
-    return counts
+def _variant_decodes(decoded: Sequence[Decoded]) -> list[Decoded]:
+    """The base formulation's details of every evaluated variant (what its ``observed`` reads)."""
+    return [Decoded(None, None, extra) for item in decoded for extra in item.extra.get("variants", {}).values()]
 
 
 def wrap_counterfactual(task: Task, formulation: Formulation) -> Formulation:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evalharness.config import validate_model
@@ -34,21 +34,29 @@ from evalharness.prompting.prompted import (
 )
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import GenerationSpec
-from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
+from evalharness.types import (
+    Example,
+    GenerateResponse,
+    GenerationOptions,
+    Prediction,
+    RequestKind,
+    SpanPrediction,
+    TextPrediction,
+)
 
 __all__ = ["PREDICTIONS", "PromptGenerate", "strip_reasoning"]
 
 
-def _span_answer(text: str) -> dict[str, Any]:
-    return {"text": text.strip(), "no_answer_probability": None}
+def _span_answer(text: str) -> SpanPrediction:
+    return SpanPrediction(text.strip())
 
 
-def _generated_text(text: str) -> str:
-    return text.strip()
+def _generated_text(text: str) -> TextPrediction:
+    return TextPrediction(text.strip())
 
 
 # Task kind -> the prediction made of the generated text (the kind's contract).
-PREDICTIONS: dict[str, Callable[[str], Any]] = {
+PREDICTIONS: dict[str, Callable[[str], Prediction]] = {
     "extractive_qa": _span_answer,
     "generation": _generated_text,
 }
@@ -62,7 +70,9 @@ class GenerateState:
     prompt: PromptFormat
     strip_thinking: str | None = None
     notes: tuple[str, ...] = ()
-    traces: Counter[str] = field(default_factory=Counter)  # --strip-thinking outcomes, counted as decoded
+
+
+THINKING_OUTCOMES = ("stripped", "unterminated", "no_trace")  # what --strip-thinking found in a generation
 
 
 def strip_reasoning(text: str, delimiter: str) -> tuple[str, str, str]:
@@ -132,12 +142,7 @@ class PromptGenerate(Formulation):
         return GenerationOptions(stop=state.stop, **state.generation.model_dump())
 
     def settings(self, task: Task, state: GenerateState) -> dict[str, Any]:
-        thinking = {}
-        if state.strip_thinking is not None:
-            thinking = {
-                "strip_thinking": state.strip_thinking,
-                "thinking_outcomes": {name: state.traces.get(name, 0) for name in ("stripped", "unterminated", "no_trace")},
-            }
+        thinking = {"strip_thinking": state.strip_thinking} if state.strip_thinking is not None else {}
         return {
             "generation": {"decoding": "greedy" if state.generation.num_beams == 1 else "beam search", **state.generation.model_dump()},
             "stop": list(state.stop),
@@ -145,14 +150,17 @@ class PromptGenerate(Formulation):
             "prompt_format": prompt_format_settings(task, state.prompt, state.few_shot, **thinking),
         }
 
-    def notes(self, task: Task, state: GenerateState) -> list[str]:
+    def observed(self, task: Task, state: GenerateState, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
         notes = list(state.notes)
-        if state.traces.get("unterminated"):
+        if state.strip_thinking is None:
+            return {}, notes
+        outcomes = Counter(item.extra["thinking"] for item in decoded)
+        if outcomes["unterminated"]:
             notes.append(
-                f"--strip-thinking {state.strip_thinking!r}: {state.traces['unterminated']} generation(s) opened a reasoning "
+                f"--strip-thinking {state.strip_thinking!r}: {outcomes['unterminated']} generation(s) opened a reasoning "
                 "trace and never closed it; they are scored as no answer (raise --max-new-tokens?)"
             )
-        return notes
+        return {"thinking_outcomes": {name: outcomes[name] for name in THINKING_OUTCOMES}}, notes
 
     def requests(self, task: Task, examples: Sequence[Example], state: GenerateState) -> list[list[Any]]:
         return [[prompt] for prompt in build_prompts(task, examples, state.few_shot, state.prompt)]
@@ -163,7 +171,6 @@ class PromptGenerate(Formulation):
         extra: dict[str, Any] = {"generated": text, "n_tokens": response.n_tokens}
         if state.strip_thinking is not None:
             text, reasoning, outcome = strip_reasoning(text, state.strip_thinking)
-            state.traces[outcome] += 1
             extra["thinking"] = outcome
         prediction = PREDICTIONS[task.spec.kind](text)
         extra.update(prompt_details(task, example, state.few_shot, state.prompt))

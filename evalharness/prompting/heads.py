@@ -13,10 +13,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
+from evalharness.prompting.base import (
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    RunOption,
+)
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import label_key
-from evalharness.types import ClassifyRequest, ClassifyResponse, Example, RequestKind
+from evalharness.types import (
+    ClassifyRequest,
+    ClassifyResponse,
+    Example,
+    LabelPrediction,
+    RequestKind,
+    ScorePrediction,
+)
 
 __all__ = ["ClassifierHead", "RegressionHead", "resolve_label_map"]
 
@@ -105,7 +117,7 @@ class ClassifierHead(Formulation):
         if not all(math.isfinite(score) for score in scores):
             raise ModelError(f"{task.name}: example {example.id}: the model returned non-finite logits {scores}")
         best = max(range(len(scores)), key=scores.__getitem__)
-        return Decoded(state[best], _shown_input(example), {"logits": list(scores)})
+        return Decoded(LabelPrediction(state[best]), _shown_input(example), {"logits": list(scores)})
 
 
 class RegressionHead(Formulation):
@@ -129,4 +141,4 @@ class RegressionHead(Formulation):
         value = response.scores[0]
         if not math.isfinite(value):
             raise ModelError(f"{task.name}: example {example.id}: the model returned {value}")
-        return Decoded(value, _shown_input(example))
+        return Decoded(ScorePrediction(value), _shown_input(example))

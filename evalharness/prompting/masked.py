@@ -13,7 +13,12 @@ from typing import Any
 
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.spec.loader import Task
-from evalharness.types import Example, PseudoLoglikelihoodResponse, RequestKind
+from evalharness.types import (
+    Example,
+    LogprobPrediction,
+    PseudoLoglikelihoodResponse,
+    RequestKind,
+)
 
 __all__ = ["PseudoLoglikelihood"]
 
@@ -39,4 +44,4 @@ class PseudoLoglikelihood(Formulation):
 
     def decode(self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: Any) -> Decoded:
         (response,) = responses
-        return Decoded({"logprob": response.logprob, "n_tokens": response.n_tokens}, example["text"])
+        return Decoded(LogprobPrediction(response.logprob, response.n_tokens), example["text"])

@@ -29,6 +29,7 @@ from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
 from evalharness.types import (
+    ChoicePrediction,
     Example,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
@@ -83,8 +84,8 @@ class FieldChoiceLoglikelihood(ChoiceFormulation):
             return PromptFormat("raw", reason, options.prompt_format or "auto"), notes
         return super().prompt_format(task, adapter, options)
 
-    def answer(self, task: Task, example: Example, index: int) -> int:
-        return index
+    def answer(self, task: Task, example: Example, index: int) -> ChoicePrediction:
+        return ChoicePrediction(index)
 
 
 class MaskedChoiceSettings(StrictModel):
@@ -140,4 +141,4 @@ class MaskedChoice(Formulation):
         extra = {"choices": _choices(task, example), "pseudo_loglikelihoods": values, "n_tokens": [r.n_tokens for r in responses]}
         if token:
             extra["scores"] = scores
-        return Decoded(best, shown or extra["choices"], extra)
+        return Decoded(ChoicePrediction(best), shown or extra["choices"], extra)

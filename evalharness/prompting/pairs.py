@@ -29,6 +29,7 @@ from evalharness.types import (
     Example,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
+    PairPrediction,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
     RequestKind,
@@ -82,7 +83,7 @@ class PairLoglikelihood(Formulation):
             for response, text in ((more, example["sent_more"]), (less, example["sent_less"]))
         ]
         extra = {"loglikelihoods": [more.logprob, less.logprob], "n_tokens": [more.n_tokens, less.n_tokens]}
-        return Decoded({"more": scores[0], "less": scores[1]}, _shown(example), extra)
+        return Decoded(PairPrediction(scores[0], scores[1]), _shown(example), extra)
 
 
 class PairPseudoLoglikelihoodSettings(StrictModel):
@@ -129,4 +130,4 @@ class PairPseudoLoglikelihood(Formulation):
         if settings.round_to is not None:
             scores = [round(value, settings.round_to) for value in scores]
         extra = {"pseudo_loglikelihoods": [more.logprob, less.logprob], "n_tokens": [more.n_tokens, less.n_tokens]}
-        return Decoded({"more": scores[0], "less": scores[1]}, _shown(example), extra)
+        return Decoded(PairPrediction(scores[0], scores[1]), _shown(example), extra)

@@ -25,7 +25,13 @@ from evalharness.errors import EvalHarnessError, ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.chat import raw_only
 from evalharness.spec.loader import Task
-from evalharness.types import Example, RequestKind, RollingLoglikelihoodResponse, RollingOptions
+from evalharness.types import (
+    Example,
+    LogprobPrediction,
+    RequestKind,
+    RollingLoglikelihoodResponse,
+    RollingOptions,
+)
 
 __all__ = ["RollingLoglikelihood", "RollingSettings"]
 
@@ -86,4 +92,4 @@ class RollingLoglikelihood(Formulation):
             raise ModelError(f"{task.name}: example {example.id}: the model returned log-likelihood {response.logprob}")
         text = example["text"]
         shown = text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…"
-        return Decoded({"logprob": response.logprob, "n_tokens": response.n_tokens}, shown)
+        return Decoded(LogprobPrediction(response.logprob, response.n_tokens), shown)

@@ -18,12 +18,25 @@ from pydantic import Field, ValidationError
 
 from evalharness.config import StrictModel
 from evalharness.errors import UsageError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, RunOption
+from evalharness.prompting.base import (
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    RunOption,
+)
 from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import TEMPLATE, GenerationSpec
-from evalharness.types import Example, GenerateResponse, GenerationOptions, RequestKind
+from evalharness.types import (
+    Example,
+    GenerateResponse,
+    GenerationOptions,
+    Prediction,
+    RequestKind,
+    SpanPrediction,
+    TextPrediction,
+)
 
 __all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
 
@@ -65,14 +78,14 @@ class _State:
     recorded: dict[str, Any]
 
 
-def _generated_text(settings: Seq2SeqSettings, text: str) -> Any:
-    return text.strip()
+def _generated_text(settings: Seq2SeqSettings, text: str) -> Prediction:
+    return TextPrediction(text.strip())
 
 
-def _qa_answer(settings: Seq2SeqSettings, text: str) -> Any:
+def _qa_answer(settings: Seq2SeqSettings, text: str) -> Prediction:
     text = text.strip()
     abstains = settings.no_answer_text is not None and text.casefold() == settings.no_answer_text.casefold()
-    return {"text": "" if abstains else text, "no_answer_probability": None}
+    return SpanPrediction("" if abstains else text)
 
 
 # Task kind -> how the generated text becomes that kind's prediction (spec/kinds.py).

@@ -19,7 +19,14 @@ from evalharness.config import StrictModel
 from evalharness.errors import DataError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.spec.loader import Task
-from evalharness.types import Example, RequestKind, SpanOptions, SpanRequest, SpanResponse
+from evalharness.types import (
+    Example,
+    RequestKind,
+    SpanOptions,
+    SpanPrediction,
+    SpanRequest,
+    SpanResponse,
+)
 
 __all__ = ["SpanHead", "SpanHeadSettings"]
 
@@ -99,5 +106,5 @@ class SpanHead(Formulation):
     def decode(self, task: Task, example: Example, responses: Sequence[SpanResponse], state: _State) -> Decoded:
         (response,) = responses
         shown = {"question": example["question"], "context": example["context"]}
-        prediction = {"text": response.text, "no_answer_probability": response.no_answer_probability}
+        prediction = SpanPrediction(response.text, response.no_answer_probability)
         return Decoded(prediction, shown, {"start": response.start, "score": response.score})

@@ -29,7 +29,12 @@ from typing import Any
 
 from evalharness.errors import UsageError
 from evalharness.publish.common import PublishError, file_names, finite
-from evalharness.records.record import RunRecord, atomic_write_text, load_record, read_samples
+from evalharness.records.record import (
+    RunRecord,
+    atomic_write_text,
+    load_record,
+    read_samples,
+)
 
 __all__ = ["MANIFEST", "SCHEMA_VERSION", "DetailsResult", "details_schema", "export_details"]
 

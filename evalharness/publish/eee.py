@@ -35,7 +35,14 @@ from evalharness.publish.common import (
     sha256_file,
     string_map,
 )
-from evalharness.records.record import MetricEntry, RunRecord, TaskEntry, atomic_write_text, load_record, read_samples
+from evalharness.records.record import (
+    MetricEntry,
+    RunRecord,
+    TaskEntry,
+    atomic_write_text,
+    load_record,
+    read_samples,
+)
 
 __all__ = ["EEE_SCHEMA_VERSION", "EeeOptions", "EeeResult", "export_eee"]
 

@@ -34,7 +34,12 @@ from evalharness.publish.common import (
     hub_dataset,
     partial_reasons,
 )
-from evalharness.records.record import RunRecord, TaskEntry, atomic_write_text, load_record
+from evalharness.records.record import (
+    RunRecord,
+    TaskEntry,
+    atomic_write_text,
+    load_record,
+)
 
 __all__ = ["CardOptions", "CardResult", "CardRow", "publish_model_card"]
 
@@ -255,7 +260,10 @@ def _build_card(base: Any, record: RunRecord, model_name: str, results: list[Any
 def _check_round_trip(readme: Path, yaml_files: Mapping[Path, Any], results: list[Any]) -> None:
     """Read everything back with huggingface_hub's parsers; any difference is a refusal."""
     from huggingface_hub import ModelCard
-    from huggingface_hub._eval_results import eval_result_entries_to_yaml, parse_eval_result_entries
+    from huggingface_hub._eval_results import (
+        eval_result_entries_to_yaml,
+        parse_eval_result_entries,
+    )
 
     parsed = ModelCard.load(readme).data.eval_results or []
     for result in results:

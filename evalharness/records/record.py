@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalharness.errors import RecordError
 from evalharness.records.checks import record_problems
-from evalharness.records.files import atomic_write_text, samples_digest, samples_path, write_samples
+from evalharness.records.files import (
+    atomic_write_text,
+    samples_digest,
+    samples_path,
+    write_samples,
+)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -25,7 +25,14 @@ from typing import Any
 from evalharness.errors import RecordError, UsageError
 from evalharness.execution.lock import ensure_run_dir, record_lock
 from evalharness.records.files import SAMPLES_DIR, samples_digest
-from evalharness.records.record import RESULTS_FILE, ModelEntry, RunRecord, load_record, parse_samples, write_record
+from evalharness.records.record import (
+    RESULTS_FILE,
+    ModelEntry,
+    RunRecord,
+    load_record,
+    parse_samples,
+    write_record,
+)
 
 __all__ = [
     "Commit",

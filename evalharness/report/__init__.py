@@ -39,7 +39,7 @@ def render_report(
         "report.html.j2",
         title=heading,
         heading=heading,
-        scripts=["report.js"],
+        scripts=["browser.js", "report.js"],
         data=data,
         back_href=back_href,
         back_label=back_label,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.errors import EvalHarnessError, RecordError
+from evalharness.leaderboard.metadata import record_badges
 from evalharness.records.record import (
     MetricEntry,
     RunRecord,
@@ -28,6 +29,7 @@ from evalharness.records.record import (
     read_samples,
 )
 from evalharness.report.charts import Bar, BarGroup, bar_chart
+from evalharness.report.examples import changed_rows, task_data
 from evalharness.report.render import slugify
 
 __all__ = ["RunView", "build_report", "load_run_view"]
@@ -68,12 +70,6 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _goodness(value: float, entry: MetricEntry) -> float:
-    if entry.ideal is not None:
-        return -abs(value - entry.ideal)
-    return value if entry.higher_is_better else -value
 
 
 def _direction(entry: MetricEntry) -> str:
@@ -190,7 +186,9 @@ def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: t
     }
     if base is not None and _finite(entry.value) is not None and _finite(base.value) is not None:
         row["delta"] = float(entry.value) - float(base.value)
-        row["change"], row["change_class"] = label
+        row["change"], css = label
+        # Only a significant difference is marked; anything else reads as plain text.
+        row["change_class"] = css if css in ("better", "worse") else ""
         if base.signature != entry.signature:
             row["change"] += " (different metric signature)"
     return row
@@ -237,67 +235,6 @@ def _group_charts(task: TaskEntry, base_task: TaskEntry | None, series: Sequence
     return charts
 
 
-# -- examples ---------------------------------------------------------------------------
-
-
-def _errors(rows: Sequence[Mapping[str, Any]], key: str | None, entry: MetricEntry | None) -> list[bool]:
-    """An example is an error when its primary per-example score is below the best score
-    any example reached (0 vs 100 for accuracy); without scores, when prediction != gold."""
-    scores = [_finite((row.get("scores") or {}).get(key)) if key else None for row in rows]
-    known = [s for s in scores if s is not None]
-    if entry is None or not known or entry.ideal is not None:
-        return [_text(row.get("prediction")) != _text(row.get("gold")) for row in rows]
-    ranked = [_goodness(s, entry) if s is not None else None for s in scores]
-    best = max(g for g in ranked if g is not None)
-    return [g is None or g < best for g in ranked]
-
-
-def _example_rows(task: TaskEntry, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    keys = list(task.metrics)
-    primary = keys[0] if keys else None
-    errors = _errors(rows, primary, task.metrics.get(primary) if primary else None)
-    return [
-        [
-            _text(row.get("id")),
-            _text(row.get("input")),
-            _text(row.get("prediction")),
-            _text(row.get("gold")),
-            [_finite((row.get("scores") or {}).get(key)) for key in keys],
-            int(error),
-        ]
-        for row, error in zip(rows, errors)
-    ]
-
-
-def _changed_rows(
-    task: TaskEntry, rows: Sequence[Mapping[str, Any]], base_task: TaskEntry, base_rows: Sequence[Mapping[str, Any]]
-) -> tuple[list[list[Any]], str]:
-    """Examples whose primary per-example score differs from the baseline's, by id."""
-    if task.data.fingerprint != base_task.data.fingerprint:
-        return [], "the baseline was evaluated on different data (data fingerprints differ); examples are not compared"
-    key = next(iter(task.metrics), None)
-    if key is None or key not in base_task.metrics:
-        return [], "the baseline has no score for this task's primary metric"
-    by_id = {_text(row.get("id")): row for row in base_rows}
-    if len(by_id) != len(base_rows) or len({_text(r.get("id")) for r in rows}) != len(rows):
-        return [], "example ids are not unique; examples are not compared"
-    entry = task.metrics[key]
-    changed = []
-    for row in rows:
-        other = by_id.get(_text(row.get("id")))
-        if other is None:
-            continue
-        score, base_score = _finite((row.get("scores") or {}).get(key)), _finite((other.get("scores") or {}).get(key))
-        if score is None or base_score is None or score == base_score:
-            continue
-        kind = "improved" if _goodness(score, entry) > _goodness(base_score, entry) else "regressed"
-        changed.append(
-            [_text(row.get("id")), _text(row.get("input")), _text(row.get("gold")), _text(other.get("prediction")),
-             _text(row.get("prediction")), base_score, score, kind]
-        )
-    return changed, f"compared on {key}"
-
-
 # -- the whole report -------------------------------------------------------------------
 
 
@@ -342,12 +279,13 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
         tasks.append(section)
         if rows is None:
             continue
-        entry = {"name": name, "anchor": anchor, "metrics": list(task.metrics), "rows": _example_rows(task, rows)}
+        entry = task_data(name, anchor, task, rows)
         base_rows = baseline.samples.get(name) if baseline is not None else None
         if base_task is not None and base_rows is not None:
-            entry["changed"], entry["changed_note"] = _changed_rows(task, rows, base_task, base_rows)
+            entry["changed"], entry["changed_note"] = changed_rows(task, rows, base_task, base_rows)
         data_tasks.append(entry)
     context = {
+        "badges": record_badges(record),
         "model_facts": _model_facts(record),
         "run_facts": _run_facts(run),
         "packages": _packages(record),

@@ -90,7 +90,8 @@ def render_page(template: str, *, title: str, scripts: Sequence[str] = (), data:
 
     from evalharness.version import __version__
 
-    code = [asset(name) for name in scripts]
+    # One inline script per page (the assets concatenated, in order): one hash in the policy.
+    code = ["\n".join(asset(name) for name in scripts)] if scripts else []
     context.setdefault("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     return _environment().get_template(template).render(
         title=title,

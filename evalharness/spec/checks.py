@@ -105,9 +105,35 @@ def _check_metrics(task: Task) -> None:
         settings = validate_model(
             cls.Settings, metric.settings, str(task.path), prefix=("metrics", index, "settings"), lines=task.lines
         )
-        problem = cls.spec_problem(settings, task.spec)
+        problem = _prediction_problem(task, cls) or cls.spec_problem(settings, task.spec)
         if problem is not None:
             raise SpecError(f"{task.where('metrics', index)}: {problem}")
+
+
+def _prediction_problem(task: Task, metric: Any) -> str | None:
+    """Why ``metric`` cannot score the predictions a task of this kind produces (None: it can),
+    decided from the types alone (``spec.predictions``, ``Metric.accepts``)."""
+    from evalharness.spec.predictions import CONTRACTS, prediction_type
+    from evalharness.types import CounterfactualPrediction
+
+    kind = task.spec.kind
+    produced = prediction_type(kind, counterfactual=task.spec.counterfactual is not None)
+    if issubclass(produced, metric.accepts):
+        return None
+    hint = metric.kind_hints.get(kind)
+    if hint is None and task.spec.counterfactual is not None:
+        return (
+            f"'{metric.name}' cannot score a counterfactual probe: it scores {', '.join(t.__name__ for t in metric.accepts)}, a probe's "
+            "predictions are CounterfactualPrediction (original and perturbed answers); use flip_rate or counterfactual_score_change"
+        )
+    if hint is None:
+        kinds = [f"'{name}'" for name, contract in CONTRACTS.items() if issubclass(contract.type, metric.accepts)]
+        if CounterfactualPrediction in metric.accepts:
+            kinds.append("counterfactual probe (a task with a counterfactual: section)")
+        accepted = ", ".join(kind_type.__name__ for kind_type in metric.accepts)
+        article = "an" if kinds and kinds[0][1] in "aeiou" else "a"
+        hint = f"it scores {accepted} and needs {article} {' or '.join(kinds)} task; this task's predictions are {produced.__name__}"
+    return f"'{metric.name}' cannot score a '{kind}' task: {hint}"
 
 
 def _formulations(task: Task) -> list[Any]:

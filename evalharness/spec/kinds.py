@@ -18,15 +18,13 @@ FieldType = Literal["text", "label", "float", "int", "text_list", "any"]
 class KindSchema:
     """Canonical fields of a task kind.
 
-    ``gold`` names the field metrics compare against; ``prediction`` documents the value
-    every formulation (and every prediction-file reader) must produce for this kind, which
-    is what the kind's metrics consume.
+    ``gold`` names the field metrics compare against. What a prediction of the kind is lives
+    in ``spec.predictions`` (its type and parser).
     """
 
     required: dict[str, FieldType]
     optional: dict[str, FieldType]
     gold: str | None
-    prediction: str
     needs_labels: bool = False
 
     @property
@@ -39,35 +37,27 @@ TASK_KINDS: dict[str, KindSchema] = {
         required={"text": "text", "label": "label"},
         optional={"text_pair": "text"},
         gold="label",
-        prediction="a label name (str), one of the task's labels; None if no answer",
         needs_labels=True,
     ),
     "regression": KindSchema(
         required={"text": "text", "label": "float"},
         optional={"text_pair": "text"},
         gold="label",
-        prediction="a float",
     ),
     "extractive_qa": KindSchema(
         required={"question": "text", "context": "text", "answers": "text_list"},
         optional={"title": "text"},
         gold="answers",
-        prediction=(
-            "{'text': str, 'no_answer_probability': float | None}; text '' means no answer "
-            "(gold answers [] means unanswerable, SQuAD v2)"
-        ),
     ),
     "generation": KindSchema(
         required={"source": "text", "references": "text_list"},
         optional={},
         gold="references",
-        prediction="the generated text (str)",
     ),
     "language_modeling": KindSchema(
         required={"text": "text"},
         optional={},
         gold="text",
-        prediction="{'logprob': float (natural log, summed), 'n_tokens': int (scored tokens)}",
     ),
     # Bias probes (tasks/bias/). CrowS-Pairs: the gold value is the pair's bias type, which
     # metrics use as the group of the per-type breakdown.
@@ -75,10 +65,6 @@ TASK_KINDS: dict[str, KindSchema] = {
         required={"sent_more": "text", "sent_less": "text", "bias_type": "text"},
         optional={"direction": "text"},
         gold="bias_type",
-        prediction=(
-            "{'more': float, 'less': float}: the scores (log-likelihoods, possibly normalised) of "
-            "the more and the less stereotypical sentence"
-        ),
     ),
     # Multiple choice with metadata (BBQ, WinoBias): ``reference`` is a mapping holding at least
     # 'label' (the index of the correct choice) and whatever the metrics group or split by
@@ -87,6 +73,5 @@ TASK_KINDS: dict[str, KindSchema] = {
         required={"choices": "text_list", "reference": "any"},
         optional={"context": "text", "question": "text"},
         gold="reference",
-        prediction="the index (int) of the chosen choice; None if no answer",
     ),
 }

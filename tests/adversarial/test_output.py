@@ -131,7 +131,8 @@ def test_leaderboard_of_many_runs_prints_no_library_warnings(main, env_80, tmp_p
     assert [str(w.message)[:100] for w in caught] == [] and "Warning" not in result.stderr
     assert (tmp_path / "board" / "leaderboard.csv").is_file()
     header = (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()[0].split(",")
-    assert len(header) == 1 + 5 + 3 * (2 * 45 + 2) + 1  # model_id, provenance, 3 per column, runs
+    assert header[:3] == ["model_id", "rank", "tied"]
+    assert len(header) == 3 + 4 + 3 * (2 * 45 + 2) + 1  # model_id, rank, tied, provenance, 3 per column, runs
 
 
 def test_tasks_list_fits_80_columns(main, env_80):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.external.predictions import PREDICTION_CONTRACTS
+from evalharness.spec.predictions import CONTRACTS
 from evalharness.spec.kinds import TASK_KINDS
 from tests.inprocess import main  # noqa: F401 - pytest fixture
 
@@ -100,7 +100,7 @@ def _refused(result, out: Path, *fragments: str) -> None:
 
 
 def test_every_task_kind_has_a_prediction_contract():
-    assert set(PREDICTION_CONTRACTS) == set(TASK_KINDS)
+    assert set(CONTRACTS) == set(TASK_KINDS)
 
 
 def test_positive_log_likelihood_is_refused(main, workspace):
@@ -224,3 +224,26 @@ def test_prediction_holding_a_unicode_line_separator_is_kept_whole_in_the_sample
     assert result.returncode == 0, result.stderr
     rows = read_samples(out, "adv/gen")
     assert [row["prediction"] for row in rows] == [f"line one{separator}line two {i}" for i in range(3)]
+
+
+def test_a_metric_that_cannot_score_the_kinds_predictions_is_refused_by_validate(cli, tmp_path):
+    """Accuracy on a QA task compared answer dicts with gold lists and scored 0 everywhere;
+    the prediction types now make such a task invalid before anything runs."""
+    tasks = tmp_path / "tasks" / "bad"
+    tasks.mkdir(parents=True)
+    (tasks / "qa.yaml").write_text(TASKS["qa"].replace("metrics: [{name: squad_exact}, {name: squad_best_f1}]", "metrics: [accuracy]"))
+    result = cli("tasks", "validate", str(tmp_path / "tasks"))
+    assert result.returncode == 2
+    assert "'accuracy' cannot score a 'extractive_qa' task" in result.stdout + result.stderr
+    assert "SpanPrediction" in result.stdout + result.stderr
+
+
+def test_typed_predictions_of_another_kind_are_refused_by_the_metric():
+    import numpy as np
+
+    from evalharness.errors import MetricInputError
+    from evalharness.metrics import build_metric
+    from evalharness.types import SpanPrediction
+
+    with pytest.raises(MetricInputError, match="prediction 0 is a SpanPrediction; it scores LabelPrediction"):
+        build_metric("accuracy").compute([SpanPrediction("a")] * 2, ["a", "b"], rng=np.random.default_rng(0))

@@ -301,7 +301,7 @@ def test_swap_groups_without_terms_in_the_evaluated_examples_are_named(main, wor
 
 
 def test_counterfactual_limit_before_any_swappable_example_reports_the_swap_groups_left_out(main, workspace, tiny_classifier):
-    spec = COUNTERFACTUAL.replace("reviews/test.tsv", "reviews/swaps.tsv")
+    spec = COUNTERFACTUAL.replace("reviews/test.tsv", "reviews/swaps.tsv").replace("metrics: [accuracy]", "metrics: [flip_rate]")
     (workspace / "tasks" / "mine" / "swaps.yaml").write_text(spec, encoding="utf-8")
     plain = [f"the movie was great . {i}\tpositive" for i in range(4)]
     swappable = ["he liked it .\tpositive", "John hated it .\tnegative"]  # only after the first 4

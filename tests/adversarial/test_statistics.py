@@ -266,7 +266,7 @@ def test_report_does_not_call_an_insignificant_difference_worse(tmp_path):
     html = render_report(b, a)
     row = html[html.index('<td>accuracy</td>'):]
     row = row[: row.index("</tr>")]
-    assert "-1.00 (no significant change, p adj." in row and "worse" not in row and 'class="num worse"' not in row
+    assert '<td class="num delta ">-1.00</td>' in row and "no significant change, p adj." in row and "worse" not in row
 
 
 def test_report_calls_a_significant_regression_worse(tmp_path):
@@ -274,7 +274,7 @@ def test_report_calls_a_significant_regression_worse(tmp_path):
     html = render_report(b, a)
     row = html[html.index('<td>accuracy</td>'):]
     row = row[: row.index("</tr>")]
-    assert 'class="num worse"' in row and "-15.00 (worse, p adj." in row
+    assert '<td class="num delta worse">▼ -15.00</td>' in row and '<td class="verdict worse">worse, p adj.' in row
 
 
 def test_report_does_not_label_a_difference_measured_on_different_data(tmp_path):
@@ -284,8 +284,8 @@ def test_report_does_not_label_a_difference_measured_on_different_data(tmp_path)
     html = render_report(b, a)
     row = html[html.index('<td>accuracy</td>'):]
     row = row[: row.index("</tr>")]
-    assert "(not tested: no task was evaluated on the same data as the baseline)" in row
-    assert "(better" not in row and "(worse" not in row and "num better" not in row and "num worse" not in row
+    assert "not tested: no task was evaluated on the same data as the baseline" in row
+    assert "delta better" not in row and "delta worse" not in row and "verdict better" not in row and "verdict worse" not in row
 
 
 def test_compare_change_interval_stays_within_the_possible_change(tmp_path):

@@ -1,113 +1,46 @@
-// Example browsers of an evalharness report. Data comes from the page's JSON block and is
-// only ever put into the page with textContent: nothing from a record is parsed as HTML.
+// The example browsers of an evalharness report (see browser.js): every example, with what
+// counts as an error for the task's metric, and with a baseline the examples that changed.
 (function () {
   "use strict";
   var source = document.getElementById("page-data");
-  if (!source) { return; }
+  if (!source || !window.EvalBrowser) { return; }
   var data = JSON.parse(source.textContent);
+  var B = window.EvalBrowser;
 
-  function formatScore(value) {
-    return value === null || value === undefined ? "–" : Number(value).toFixed(2);
+  function goodness(value, task) {
+    if (value === null || value === undefined) { return null; }
+    if (task.ideal !== null && task.ideal !== undefined) { return -Math.abs(value - task.ideal); }
+    return task.higher_is_better ? value : -value;
   }
 
-  function addCell(row, text, className) {
-    var cell = document.createElement("td");
-    cell.textContent = text;
-    if (className) { cell.className = className; }
-    row.appendChild(cell);
-  }
-
-  function Browser(root, options) {
-    var q = function (selector) { return root.querySelector(selector); };
-    var taskSelect = q(".b-task"), search = q(".b-search"), filter = q(".b-filter");
-    var head = q("thead tr"), body = q("tbody"), count = q(".b-count"), pageLabel = q(".b-page");
-    var previous = q(".b-prev"), next = q(".b-next"), size = q(".b-size"), note = q(".b-note");
-    var tasks = options.tasks, page = 0, shown = [], haystacks = {}, timer = null;
-
-    tasks.forEach(function (task, index) {
-      var option = document.createElement("option");
-      option.value = String(index);
-      option.textContent = task.name + " (" + options.rows(task).length + ")";
-      taskSelect.appendChild(option);
+  // Tasks whose metric has no per-example right or wrong offer no error filter.
+  function showFilters(task, root) {
+    var filter = root.querySelector(".b-filter");
+    var binary = task.error_kind !== "score";
+    Array.prototype.forEach.call(filter.options, function (option) {
+      if (option.value !== "all") { option.disabled = !binary; option.hidden = !binary; }
     });
-
-    function currentTask() { return tasks[Number(taskSelect.value) || 0]; }
-
-    function haystack(task, taskIndex) {
-      if (!haystacks[taskIndex]) {
-        haystacks[taskIndex] = options.rows(task).map(function (row) {
-          return options.searchable(row).join("\u0000").toLowerCase();
-        });
-      }
-      return haystacks[taskIndex];
-    }
-
-    function update(resetPage) {
-      var task = currentTask(), taskIndex = Number(taskSelect.value) || 0;
-      var needle = search.value.trim().toLowerCase(), mode = filter.value;
-      var rows = options.rows(task), texts = needle ? haystack(task, taskIndex) : null;
-      shown = [];
-      for (var i = 0; i < rows.length; i++) {
-        if (!options.keep(rows[i], mode)) { continue; }
-        if (texts && texts[i].indexOf(needle) < 0) { continue; }
-        shown.push(rows[i]);
-      }
-      if (resetPage) { page = 0; }
-      render(task, rows.length);
-    }
-
-    function render(task, total) {
-      var perPage = Number(size.value) || 50;
-      var pages = Math.max(1, Math.ceil(shown.length / perPage));
-      page = Math.min(Math.max(page, 0), pages - 1);
-      head.replaceChildren();
-      options.header(task).forEach(function (name) {
-        var cell = document.createElement("th");
-        cell.textContent = name;
-        head.appendChild(cell);
-      });
-      var fragment = document.createDocumentFragment();
-      shown.slice(page * perPage, (page + 1) * perPage).forEach(function (row) {
-        var line = document.createElement("tr");
-        options.render(line, row, task);
-        fragment.appendChild(line);
-      });
-      body.replaceChildren(fragment);
-      count.textContent = shown.length + " of " + total + " shown";
-      pageLabel.textContent = "page " + (page + 1) + " of " + pages;
-      previous.disabled = page === 0;
-      next.disabled = page >= pages - 1;
-      if (note) { note.textContent = task.changed_note || ""; }
-    }
-
-    taskSelect.addEventListener("change", function () { update(true); });
-    filter.addEventListener("change", function () { update(true); });
-    size.addEventListener("change", function () { update(false); });
-    search.addEventListener("input", function () {
-      clearTimeout(timer);
-      timer = setTimeout(function () { update(true); }, 120);
-    });
-    previous.addEventListener("click", function () { page -= 1; render(currentTask(), options.rows(currentTask()).length); });
-    next.addEventListener("click", function () { page += 1; render(currentTask(), options.rows(currentTask()).length); });
-    update(true);
+    if (!binary) { filter.value = "all"; }
   }
 
-  // Example rows: [id, input, prediction, gold, [score per metric], error (0/1)].
+  // Example rows: [id, input, prediction, gold, [score per metric], error (1, 0 or null)].
   var exampleRoot = document.getElementById("example-browser");
   if (exampleRoot && data.tasks.length) {
-    new Browser(exampleRoot, {
+    B.Browser(exampleRoot, {
       tasks: data.tasks,
       rows: function (task) { return task.rows; },
       searchable: function (row) { return [row[0], row[1], row[2], row[3]]; },
-      keep: function (row, mode) { return mode === "all" || (mode === "errors") === (row[5] === 1); },
+      keep: function (row, mode) { return mode === "all" || (mode === "errors" && row[5] === 1) || (mode === "correct" && row[5] === 0); },
+      score: function (row, task) { return goodness(row[4][0], task); },
+      onTask: showFilters,
       header: function (task) { return ["id", "input", "prediction", "gold", "scores (" + task.metrics.join(", ") + ")"]; },
       render: function (line, row, task) {
         if (row[5] === 1) { line.className = "error"; }
-        addCell(line, row[0], "id");
-        addCell(line, row[1]);
-        addCell(line, row[2], "prediction");
-        addCell(line, row[3], "gold");
-        addCell(line, task.metrics.map(function (name, i) { return name + ": " + formatScore(row[4][i]); }).join("\n"), "scores");
+        B.addCell(line, row[0], "id");
+        B.addCell(line, row[1], "input");
+        B.addCell(line, row[2], "prediction");
+        B.addCell(line, row[3], "gold");
+        B.addCell(line, task.metrics.map(function (name, i) { return name + ": " + B.formatScore(row[4][i]); }).join("\n"), "scores");
       }
     });
   }
@@ -116,20 +49,25 @@
   var changedRoot = document.getElementById("changed-browser");
   var compared = data.tasks.filter(function (task) { return task.changed !== undefined; });
   if (changedRoot && compared.length) {
-    new Browser(changedRoot, {
+    B.Browser(changedRoot, {
       tasks: compared,
       rows: function (task) { return task.changed; },
+      note: function (task) { return task.changed_note; },
       searchable: function (row) { return [row[0], row[1], row[2], row[3], row[4]]; },
       keep: function (row, mode) { return mode === "all" || row[7] === mode; },
+      score: function (row, task) {
+        var before = goodness(row[5], task), after = goodness(row[6], task);
+        return before === null || after === null ? null : after - before;
+      },
       header: function () { return ["id", "input", "gold", "baseline prediction", "prediction", "score (baseline → this run)"]; },
       render: function (line, row) {
         line.className = row[7];
-        addCell(line, row[0], "id");
-        addCell(line, row[1]);
-        addCell(line, row[2], "gold");
-        addCell(line, row[3]);
-        addCell(line, row[4], "prediction");
-        addCell(line, formatScore(row[5]) + " → " + formatScore(row[6]) + " (" + row[7] + ")", "scores");
+        B.addCell(line, row[0], "id");
+        B.addCell(line, row[1], "input");
+        B.addCell(line, row[2], "gold");
+        B.addCell(line, row[3], "baseline");
+        B.addCell(line, row[4], "prediction");
+        B.addCell(line, B.formatScore(row[5]) + " → " + B.formatScore(row[6]) + " (" + row[7] + ")", "scores");
       }
     });
   }
