@@ -136,6 +136,23 @@ def test_chat_format_for_a_tokenizer_without_chat_template_is_refused(cli, tmp_p
     assert not (tmp_path / "run" / "results.json").exists()
 
 
+def test_a_backend_without_a_tokenizer_is_raw_saying_so_and_refuses_chat(tmp_path, review_task):
+    """A served model without --tokenizer has no template to render: the recorded reason must
+    say the tokenizer is absent, not that a tokenizer lacks a template."""
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
+    from evalharness.testing.scripted import ScriptedAdapter
+
+    tasks_dir, data_dir = review_task
+    adapter = ScriptedAdapter(generate_fn=lambda prompt, options: "positive")
+    assert getattr(adapter, "tokenizer", None) is None
+    config = RunConfig(model="scripted", tasks=["mine/review_words"], tasks_dirs=[tasks_dir], data_dir=data_dir, output=tmp_path / "run")
+    fmt = run_evaluation(config, adapter=adapter).record.tasks["mine/review_words"].settings["prompt_format"]
+    assert fmt == {"format": "raw", "requested": "auto", "reason": "the backend exposes no tokenizer, so no chat template", "key": "raw"}
+    chat = config.updated(output=tmp_path / "chat", prompt_format="chat")
+    with pytest.raises(EvalHarnessError, match=r"--prompt-format chat: for scripted, the backend exposes no tokenizer"):
+        run_evaluation(chat, adapter=adapter)
+
+
 def test_prompt_format_on_a_run_without_prompted_tasks_is_refused(cli, tmp_path, chat_model, review_task):
     tasks_dir, _ = review_task
     (tasks_dir / "mine" / "words.yaml").write_text(

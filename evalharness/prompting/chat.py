@@ -262,12 +262,14 @@ def resolve_prompt_format(adapter: Any, *, requested: str | None, system_prompt:
     if requested == "raw":
         fmt = PromptFormat("raw", f"{FORMAT_FLAG} raw", "raw", system_prompt)
     elif not has_template:
+        why = "the tokenizer has no chat template" if tokenizer is not None else "the backend exposes no tokenizer, so no chat template"
         if requested == "chat":
+            where = "(tokenizer_config.json chat_template or chat_template.jinja)" if tokenizer is not None else "to render it with"
             raise ModelError(
-                f"{FORMAT_FLAG} chat: {name}'s tokenizer has no chat template (tokenizer_config.json chat_template or "
-                "chat_template.jinja); use --prompt-format raw, or --tokenizer DIR naming a tokenizer that has one"
+                f"{FORMAT_FLAG} chat: for {name}, {why} {where}; use --prompt-format raw, or --tokenizer DIR naming a "
+                "tokenizer that has one"
             )
-        fmt = PromptFormat("raw", "the tokenizer has no chat template", "auto", system_prompt)
+        fmt = PromptFormat("raw", why, "auto", system_prompt)
     else:
         template = probe_template(tokenizer, where=name)
         evidence = _instruct_evidence(adapter, template, name)
