@@ -244,3 +244,30 @@ def test_adapter_options_with_a_served_backend_are_refused(cli, tmp_path, causal
                  "--tasks", "mine/reviews", "--tasks-dir", str(tasks_dir), "--data-dir", str(data_dir), "--output", str(tmp_path / "run"))
     assert result.returncode == 2
     assert "--keep-adapter-unmerged apply to checkpoints loaded in process (--backend hf)" in result.stderr
+
+
+def test_sequential_gate_loads_an_adapter_candidate_and_refuses_one_prompted_unlike_its_baseline(cli, tmp_path, tiny_causal_lm, review_task):
+    """``gate --sequential`` evaluates the candidate itself: without run's loading and prompt
+    flags it could neither load an adapter whose base lives elsewhere nor match a baseline
+    scored with a system prompt (the gate refuses different prompt formats)."""
+    adapter = build_lora_adapter(tmp_path / "lora", tiny_causal_lm, target_modules=["c_attn"], base_name=str(tmp_path / "gone"))
+    tasks_dir, data_dir = review_task
+    run_in_process(adapter, ["mine/reviews"], review_task, tmp_path / "baseline", base_model=str(tiny_causal_lm), system_prompt="Be brief.")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - {task: mine/reviews, metric: accuracy, noninferior: {margin: 50}}\n", encoding="utf-8")
+    gate = ["gate", "--sequential", "--model", str(adapter), "--base-model", str(tiny_causal_lm), "--baseline", str(tmp_path / "baseline"),
+            "--policy", str(policy), "--batch-examples", "2", "--tasks-dir", str(tasks_dir), "--data-dir", str(data_dir)]
+    result = cli(*gate, "--candidate", str(tmp_path / "unprompted"))
+    assert result.returncode == 2 and "prompt formats differ" in result.stderr, result.stderr
+    assert "sequential" in json.loads((tmp_path / "unprompted" / "results.json").read_text())["settings"]  # a rerun may replace it
+    result = cli(*gate, "--system-prompt", "Be brief.", "--candidate", str(tmp_path / "candidate"), "--output", str(tmp_path / "gate.json"))
+    # Five examples cannot prove non-inferiority (exit 1); the point is that the gate decided.
+    assert result.returncode in (0, 1), result.stderr
+    (check,) = json.loads((tmp_path / "gate.json").read_text())["rules"][0]["checks"]
+    assert check["sequential"]["examples_used"] == 5
+    record = json.loads((tmp_path / "candidate" / "results.json").read_text())
+    assert record["settings"]["base_model"] == str(tiny_causal_lm) and record["settings"]["system_prompt"] == "Be brief."
+    assert record["model"]["notes"]["peft_adapter"]["base"]["named_by"] == "--base-model"
+    baseline = json.loads((tmp_path / "baseline" / "results.json").read_text())
+    key = baseline["tasks"]["mine/reviews"]["settings"]["prompt_format"]["key"]
+    assert key.startswith("raw|system=") and record["tasks"]["mine/reviews"]["settings"]["prompt_format"]["key"] == key

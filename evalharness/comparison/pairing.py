@@ -21,7 +21,7 @@ from evalharness.errors import RecordError
 from evalharness.records.prompt_format import prompt_format_key, prompt_format_problem, template_note
 from evalharness.records.record import RunRecord, read_samples
 
-__all__ = ["PairedTask", "TaskComparison", "pair_task", "rows_by_id", "task_clusters", "task_stats"]
+__all__ = ["PairedTask", "TaskComparison", "pair_task", "refuse_other_prompt_formats", "rows_by_id", "task_clusters", "task_stats"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _example(ids: Sequence[str]) -> str:
     return shown + (", ..." if len(ids) > 3 else "")
 
 
-def _refuse_other_prompt_formats(task: str, dirs: tuple[Path, Path], entries: tuple[Any, Any]) -> None:
+def refuse_other_prompt_formats(task: str, dirs: tuple[Path, Path], entries: tuple[Any, Any]) -> None:
     """A raw and a chat run (or other system prompts, few-shot turns, reasoning stripping) are
     different measurements: no paired test, no gate, whatever other flags say."""
     keys = [prompt_format_key(entry.formulation, entry.settings) for entry in entries]
@@ -79,7 +79,7 @@ def _refuse_other_prompt_formats(task: str, dirs: tuple[Path, Path], entries: tu
 def pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunRecord]) -> tuple[PairedTask, list[str]]:
     """Align one task's examples; returns the pairing and why the runs' examples differ."""
     entry_a, entry_b = records[0].tasks[task], records[1].tasks[task]
-    _refuse_other_prompt_formats(task, dirs, (entry_a, entry_b))
+    refuse_other_prompt_formats(task, dirs, (entry_a, entry_b))
     rows_a, rows_b = rows_by_id(dirs[0], task), rows_by_id(dirs[1], task)
     problems = []
     if entry_a.data.fingerprint != entry_b.data.fingerprint:
