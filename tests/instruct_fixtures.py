@@ -18,6 +18,7 @@ from tests.test_prompted_formulations import CLASSIFICATION, REVIEWS, write_revi
 __all__ = [
     "CHAT_CORPUS",
     "GENERATION",
+    "LANGUAGE_MODELING",
     "chat_model",
     "review_task",
     "run_in_process",
@@ -36,6 +37,14 @@ prompt:
   stop: ["\\n"]
 generation: {max_new_tokens: 6}
 metrics: [bleu]
+"""
+
+# The reviews as running text (perplexity: no prompt, so raw whatever the model).
+LANGUAGE_MODELING = """\
+version: 1
+kind: language_modeling
+data: {local: {files: [reviews/test.tsv], format: tsv, columns: {text: sentence}}}
+metrics: [word_perplexity]
 """
 
 _BUILT: dict[tuple[str, bool, str], Path] = {}
@@ -59,8 +68,9 @@ def chat_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def review_task(tmp_path_factory) -> tuple[Path, Path]:
-    """``(tasks_dir, data_dir)`` with ``mine/reviews`` (classification by choices) and
-    ``mine/review_words`` (the same reviews, answered by generation)."""
+    """``(tasks_dir, data_dir)`` with ``mine/reviews`` (classification by choices),
+    ``mine/review_words`` (the same reviews, answered by generation) and ``mine/words`` (their
+    text's perplexity)."""
     root = tmp_path_factory.mktemp("reviews")
     data_dir = write_reviews(root / "data")
     (data_dir / "gen").mkdir()
@@ -70,6 +80,7 @@ def review_task(tmp_path_factory) -> tuple[Path, Path]:
     tasks.mkdir(parents=True)
     (tasks / "reviews.yaml").write_text(CLASSIFICATION % {"extra": ""}, encoding="utf-8")
     (tasks / "review_words.yaml").write_text(GENERATION, encoding="utf-8")
+    (tasks / "words.yaml").write_text(LANGUAGE_MODELING, encoding="utf-8")
     return root / "tasks", data_dir
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 
 import pytest
 
@@ -54,6 +55,26 @@ def test_chat_prompts_differ_from_apply_chat_template_in_no_byte(tmp_path, chat_
         user = [m for m in messages if m["role"] == "user"]
         assert len(user) == 1 and user[0]["content"].count("Sentiment:") == 2  # the demonstration inlined
         assert row["details"]["choices"] == ["negative", "positive"]  # no target delimiter after the generation prompt
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_sample_prompts_reach_the_model_as_apply_chat_template_tokens_no_bos_added_or_lost(tmp_path, chat_model, review_task, style):
+    """Token by token: what the model is fed for each sample (the adapter's encoding of the
+    recorded input) is ``apply_chat_template(messages, tokenize=True, add_generation_prompt=True)``,
+    for a log-likelihood and a generation task; equal strings alone would miss a BOS the
+    tokenizer adds on top of the template's."""
+    from evalharness.models import load_model
+
+    model = chat_model(style)
+    run_in_process(model, ["mine/reviews", "mine/review_words"], review_task, tmp_path / "run", num_fewshot=1)
+    adapter, tokenizer = load_model(str(model)), _tokenizer(model)
+    for task in ("mine/reviews", "mine/review_words"):
+        rows = read_samples(tmp_path / "run", task)
+        fed = adapter.encode_prompts([row["input"] for row in rows])
+        for row, ids in zip(rows, fed, strict=True):
+            expected = tokenizer.apply_chat_template(row["details"]["messages"], tokenize=True, add_generation_prompt=True)
+            expected = expected["input_ids"] if isinstance(expected, Mapping) else expected
+            assert list(ids) == list(expected), (task, row["id"])
 
 
 def test_template_without_system_role_gets_the_system_prompt_in_its_first_user_turn(tmp_path, chat_model, review_task):
@@ -154,22 +175,12 @@ def test_a_backend_without_a_tokenizer_is_raw_saying_so_and_refuses_chat(tmp_pat
 
 
 def test_prompt_format_on_a_run_without_prompted_tasks_is_refused(cli, tmp_path, chat_model, review_task):
-    tasks_dir, _ = review_task
-    (tasks_dir / "mine" / "words.yaml").write_text(
-        "version: 1\nkind: language_modeling\ndata: {local: {files: [reviews/test.tsv], format: tsv, columns: {text: sentence}}}\n"
-        "metrics: [word_perplexity]\n", encoding="utf-8",
-    )
     result = _cli_run(cli, chat_model("chatml"), review_task, tmp_path / "run", "--prompt-format", "chat", tasks="mine/words")
     assert result.returncode == 2, result.stderr
     assert "--prompt-format chat does not apply to any task of this run" in result.stderr
 
 
 def test_perplexity_of_an_instruct_model_is_raw_with_the_reason(tmp_path, chat_model, review_task):
-    tasks_dir, _ = review_task
-    (tasks_dir / "mine" / "words.yaml").write_text(
-        "version: 1\nkind: language_modeling\ndata: {local: {files: [reviews/test.tsv], format: tsv, columns: {text: sentence}}}\n"
-        "metrics: [word_perplexity]\n", encoding="utf-8",
-    )
     entry = run_in_process(chat_model("chatml"), ["mine/words"], review_task, tmp_path / "run").record.tasks["mine/words"]
     assert entry.settings["prompt_format"]["format"] == "raw" and "no prompt" in entry.settings["prompt_format"]["reason"]
     assert "prompt_lint" not in entry.settings
@@ -417,33 +428,39 @@ def test_tasks_show_render_without_a_model_is_refused(cli, review_task):
 # -- lm-evaluation-harness's own rendering (when its side venv exists) ---------------------------
 
 
+@pytest.mark.slow
 def test_samples_equal_lm_eval_apply_chat_template_token_by_token(tmp_path, chat_model, review_task):
+    """Both tasks (log-likelihood and generation) against lm-evaluation-harness's own
+    ``--apply_chat_template`` requests, as strings and token ids (``benchmarks/parity_chat_template.py``,
+    which checks every template style), on the hardest style: Llama 2's template writes BOS,
+    which the tokenizer would add a second time. Runs where the
+    lm-eval venv exists: ``benchmarks/.cache/venv-lm-eval`` (``benchmarks/peer_envs.py``) or
+    ``$EVALHARNESS_LM_EVAL_PYTHON``."""
+    import os
+    import subprocess
+    import sys
     from pathlib import Path
 
     from tests.conftest import REPO
 
-    python = Path("/work/main/benchmarks/.cache/venv-lm-eval/bin/python")
-    for candidate in (REPO / "benchmarks" / ".cache" / "venv-lm-eval" / "bin" / "python", python):
-        if candidate.is_file():
-            python = candidate
-            break
-    else:
-        pytest.skip("lm-evaluation-harness side venv not found (benchmarks/.cache/venv-lm-eval)")
-    import subprocess
-    import sys
-
-    model = chat_model("chatml")
+    candidates = [REPO / "benchmarks" / ".cache" / "venv-lm-eval" / "bin" / "python"]
+    candidates += [Path(os.environ["EVALHARNESS_LM_EVAL_PYTHON"])] if os.environ.get("EVALHARNESS_LM_EVAL_PYTHON") else []
+    python = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if python is None:
+        pytest.skip("lm-evaluation-harness venv not found (benchmarks/.cache/venv-lm-eval or $EVALHARNESS_LM_EVAL_PYTHON)")
     tasks_dir, data_dir = review_task
     out = tmp_path / "parity.json"
     completed = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "parity_chat_template.py"), "--model", str(model), "--lm-eval-python", str(python),
-         "--tasks-dir", str(tasks_dir), "--data-dir", str(data_dir), "--task", "mine/reviews", "--num-fewshot", "1",
-         "--output", str(out)],
+        [sys.executable, str(REPO / "benchmarks" / "parity_chat_template.py"), "--model", str(chat_model("llama2")),
+         "--lm-eval-python", str(python), "--tasks-dir", str(tasks_dir), "--data-dir", str(data_dir), "--task", "mine/reviews",
+         "--task", "mine/review_words", "--num-fewshot", "1", "--output", str(out)],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    report = json.loads(out.read_text())
-    assert report["requests"] == 10 and report["identical_strings"] == 10 and report["identical_tokens"] == 10
+    report = {entry["task"]: entry for entry in json.loads(out.read_text())}
+    assert [(r["requests"], r["lm_eval_requests"], r["identical_strings"], r["identical_tokens"]) for r in report.values()] == [
+        (10, 10, 10, 10), (5, 5, 5, 5)
+    ]
 
 
 def test_chat_prompts_in_a_run_are_rerendered_identically_after_resume(tmp_path, chat_model, review_task):
