@@ -56,6 +56,42 @@ def test_causal_lora_adapter_scores_equal_the_merged_model_saved_separately(cli,
     assert _loglikelihoods(tmp_path / "base") != _loglikelihoods(tmp_path / "adapter")  # the adapter does something
 
 
+def test_instruct_lora_adapter_in_the_chat_format_scores_as_its_merged_model_on_every_task_kind(tmp_path, chat_model, review_task):
+    """Issue 16's check end to end: a LoRA adapter on a locally built instruct model, evaluated
+    on a log-likelihood classification, a generation and a perplexity task, gives exactly the
+    merged model's requests and numbers; its records carry the prompt-format policy (chat for
+    the prompted tasks, raw with the reason for perplexity) and the base and adapter fingerprints."""
+    from evalharness.models.base import fingerprint_checkpoint
+    from evalharness.models.peft_adapters import adapter_fingerprint
+    from evalharness.records.record import load_record
+
+    base = chat_model("chatml")
+    adapter = build_lora_adapter(tmp_path / "chat-lora", base, target_modules=["q_proj", "v_proj"], seed=3)
+    merged = save_merged_adapter(adapter, tmp_path / "chat-merged")
+    tasks = ["mine/reviews", "mine/review_words", "mine/words"]
+    run_in_process(adapter, tasks, review_task, tmp_path / "adapter")
+    run_in_process(merged, tasks, review_task, tmp_path / "merged")
+    run_in_process(base, ["mine/reviews"], review_task, tmp_path / "base")
+    ours, reference = load_record(tmp_path / "adapter"), load_record(tmp_path / "merged")
+    for task in tasks:
+        assert ours.tasks[task].metrics == reference.tasks[task].metrics, task
+        assert ours.tasks[task].settings["prompt_format"] == reference.tasks[task].settings["prompt_format"], task
+        rows, expected = read_samples(tmp_path / "adapter", task), read_samples(tmp_path / "merged", task)
+        assert [(r["input"], r["prediction"], r.get("details")) for r in rows] == [
+            (r["input"], r["prediction"], r.get("details")) for r in expected
+        ], task
+    formats = {task: ours.tasks[task].settings["prompt_format"] for task in tasks}
+    assert formats["mine/reviews"]["format"] == formats["mine/review_words"]["format"] == "chat"
+    assert formats["mine/reviews"]["requested"] == "auto" and "end-of-sequence" in formats["mine/reviews"]["reason"]
+    assert formats["mine/reviews"]["template_sha256"] == formats["mine/review_words"]["template_sha256"] is not None
+    assert ours.tasks["mine/review_words"].settings["stop"][-1] == "<|im_end|>"
+    assert formats["mine/words"]["format"] == "raw" and "no prompt" in formats["mine/words"]["reason"]
+    assert _loglikelihoods(tmp_path / "adapter") != _loglikelihoods(tmp_path / "base")  # the adapter does something
+    notes = ours.model.notes["peft_adapter"]
+    assert notes["fingerprint"] == fingerprint_checkpoint(adapter) and notes["base"]["fingerprint"] == fingerprint_checkpoint(base)
+    assert ours.model.fingerprint == adapter_fingerprint(notes["base"]["fingerprint"], notes["fingerprint"]) != reference.model.fingerprint
+
+
 def test_record_fingerprints_the_base_and_the_adapter(tmp_path, causal_lora, tiny_causal_lm):
     from evalharness.execution.cache import model_key
     from evalharness.models.base import fingerprint_checkpoint
