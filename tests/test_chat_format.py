@@ -333,6 +333,32 @@ def test_strip_thinking_removes_reasoning_before_metrics_and_records_the_outcome
         assert any("never closed it" in note for note in entry.notes)
 
 
+def test_strip_thinking_outcomes_are_counted_over_every_variant_of_a_counterfactual_probe(tmp_path, review_task):
+    """The counterfactual wrapper answers each example several times through the generation
+    formulation: every variant's generation is stripped and counted (none lost in the wrapper)."""
+    from evalharness.evaluation.runner import RunConfig, run_evaluation
+
+    tasks_dir, data_dir = review_task
+    probe = tmp_path / "tasks" / "cf"
+    probe.mkdir(parents=True)
+    (probe / "words.yaml").write_text(
+        'version: 1\nkind: generation\ndata: {local: {files: [gen/data.jsonl], format: jsonl}}\n'
+        'prompt: {template: "Review: {{ source }}\\nIn one word:", stop: ["\\n"]}\ngeneration: {max_new_tokens: 6}\n'
+        'metrics: [flip_rate]\ncounterfactual: {fields: [source], groups: {tone: [[great, awful], [wonderful, boring]]}}\n',
+        encoding="utf-8",
+    )
+    config = RunConfig(model="scripted", tasks=["cf/words"], tasks_dirs=[tmp_path / "tasks"], data_dir=data_dir,
+                       output=tmp_path / "run", strip_thinking="</think>")
+    entry = run_evaluation(config, adapter=_thinking_adapter()).record.tasks["cf/words"]
+    rows = read_samples(tmp_path / "run", "cf/words")
+    variants = [details for row in rows for details in row["details"]["variants"].values()]
+    assert len(variants) == len(rows) + sum(entry.settings["perturbed_examples"].values()) > len(rows)
+    outcomes = entry.settings["thinking_outcomes"]
+    assert sum(outcomes.values()) == len(variants)
+    assert outcomes == {name: sum(details["thinking"] == name for details in variants) for name in outcomes}
+    assert entry.settings["prompt_format"]["strip_thinking"] == "</think>"
+
+
 def test_strip_thinking_with_a_delimiter_that_decoding_removes_is_refused(tmp_path, chat_model, review_task):
     with pytest.raises(UsageError, match="special token, which decoding removes"):
         run_in_process(chat_model("gemma"), ["mine/review_words"], review_task, tmp_path / "run", strip_thinking="<end_of_turn>")
