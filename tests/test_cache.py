@@ -83,17 +83,44 @@ def test_several_processes_writing_one_cache_lose_nothing(tmp_path):
 
 
 def test_model_key_separates_dtype_and_device_type_but_not_the_gpu_index():
-    from types import SimpleNamespace
+    from dataclasses import replace
 
     from evalharness.execution.cache import model_key
+    from evalharness.models.base import Conventions, ModelInfo
+
+    base = ModelInfo(name="m", path="m", kind="causal_lm", fingerprint="sha256:abc", architecture="GPT2LMHeadModel",
+                     device="cpu", dtype="float32", num_parameters=1, notes={"max_length": 64}, conventions=Conventions(max_length=64))
 
     def info(**changes):
-        base = {"fingerprint": "sha256:abc", "kind": "causal_lm", "dtype": "float32", "device": "cpu", "notes": {"max_length": 64}}
-        return SimpleNamespace(**{**base, **changes})
+        return replace(base, **changes)
 
     assert model_key(info()) == model_key(info())
     assert model_key(info()) != model_key(info(dtype="bfloat16"))
     assert model_key(info()) != model_key(info(device="cuda:0"))
     assert model_key(info(device="cuda:0")) == model_key(info(device="cuda:1"))
     assert model_key(info()) != model_key(info(fingerprint="sha256:def"))
-    assert model_key(info()) != model_key(info(notes={"max_length": 128}))
+    assert model_key(info()) != model_key(info(conventions=Conventions(max_length=128)))
+
+
+def test_rewording_a_model_note_does_not_invalidate_the_cache():
+    from dataclasses import replace
+
+    from evalharness.execution.cache import model_key
+    from evalharness.models.base import Conventions, ModelInfo
+
+    conventions = Conventions(tokenizer="GPT2TokenizerFast", adds_bos=False, prefix_token="<|endoftext|>", max_length=64)
+    info = ModelInfo(name="m", path="m", kind="causal_lm", fingerprint="sha256:abc", architecture="GPT2LMHeadModel", device="cpu",
+                     dtype="float32", num_parameters=1, notes={"bos": "the tokenizer adds no BOS"}, conventions=conventions)
+    reworded = replace(info, notes={"bos": "no BOS is added by the tokenizer; inputs are encoded as they are"})
+    assert model_key(reworded) == model_key(info)
+    for change in ({"adds_bos": True}, {"prefix_token": "<s>"}, {"padding_side": "left"}, {"backend": "vllm"}, {"tokenizer": "sha256:1"}):
+        assert model_key(replace(info, conventions=replace(conventions, **change))) != model_key(info), change
+
+
+def test_loaded_checkpoints_state_their_tokenizer_conventions(tiny_causal_lm):
+    from evalharness.models.loading import load_model
+
+    adapter = load_model(str(tiny_causal_lm), device="cpu")
+    conventions = adapter.info.conventions
+    assert conventions.backend == "hf" and conventions.tokenizer and conventions.max_length == adapter.max_length
+    assert conventions.adds_bos == adapter.adds_bos and conventions.pad_token == adapter.tokenizer.pad_token

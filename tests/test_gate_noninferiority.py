@@ -219,7 +219,7 @@ def test_clustered_task_uses_cluster_robust_interval_matching_statsmodels(tmp_pa
     assert row["cluster"] == "paragraph-0"
     assert entry["cluster_field"] == "source"
     assert entry["metrics"]["accuracy"]["ci_method"].startswith("cluster-bootstrap-percentile-B200|field:source|clusters:100")
-    assert "ci-clusters:source" in entry["metrics"]["accuracy"]["signature"]
+    assert entry["metrics"]["accuracy"]["signature"]["clusters"] == "source" and "ci-clusters:source" in entry["metrics"]["accuracy"]["signature"]["text"]
 
 
 def test_positive_share_noninferior_is_tested_on_the_distance_from_the_ideal(tmp_path, monkeypatch):

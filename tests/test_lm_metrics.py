@@ -57,8 +57,9 @@ def test_counting_rules():
 
 def test_signature_states_unit_counting_and_averaging():
     signature = build_metric("word_perplexity", {"counting": "words_plus_eos"}).signature()
-    assert signature.startswith("word_perplexity|unit:word|count:whitespace tokens + 1 <eos> per line|average:corpus|")
-    assert "counting:words_plus_eos" in signature
+    assert signature.context == {"unit": "word", "count": "whitespace tokens + 1 <eos> per line", "average": "corpus"}
+    assert signature.settings["counting"] == "words_plus_eos"
+    assert signature.format().startswith("word_perplexity|unit:word|count:whitespace tokens + 1 <eos> per line|average:corpus|")
     assert r"count:len(re.split(r'\s+',text))" in build_metric("word_perplexity").signature()
     assert "count:len(text.encode('utf-8'))" in build_metric("bits_per_byte").signature()
 

@@ -112,14 +112,15 @@ def test_mismatched_lengths_raise(name):
 def test_signature_names_metric_implementation_and_versions(name):
     metric, result = _score(name, _case(name)["imperfect"], _case(name)["references"], n_resamples=50)
     signature = result.signature
-    assert signature == metric.signature()
-    assert signature.split("|")[0] == name
-    assert f"impl:{metric.reference}" in signature and metric.reference
-    assert f"evalharness:{package_version('evalharness')}" in signature
+    assert signature.identity() == metric.signature().identity() and signature.n == result.n
+    assert signature.metric == name and signature.format().split("|")[0] == name
+    assert signature.implementation.startswith(metric.reference) and metric.reference
+    assert signature.evalharness == package_version("evalharness")
     if metric.reference_package:
-        assert f"=={package_version(metric.reference_package)}" in signature
+        assert signature.implementation.endswith(f"=={package_version(metric.reference_package)}")
+    assert signature.settings == metric.settings.model_dump(mode="json")
     for key, value in metric.settings.model_dump(mode="json").items():
-        assert f"{key}:{value}" in signature
+        assert f"{key}:{value}" in signature.format()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -45,7 +45,7 @@ def test_mlflow_metrics_read_back_from_the_file_store_equal_the_record(main, tmp
         "glue/sst2/accuracy.stderr": entry.stderr, "glue/sst2/accuracy.group.long": 75.0,
     }
     assert logged.data.params["settings/seed"] == "1234" and logged.data.params["model/fingerprint"] == load_record(run).model.fingerprint
-    assert logged.data.tags["signature/glue/sst2/accuracy"] == entry.signature
+    assert logged.data.tags["signature/glue/sst2/accuracy"] == entry.signature.format()
     assert logged.data.tags["evalharness.undefined"] == "tasks.glue/cola.metrics.mcc.value"
     assert logged.info.status == "FINISHED"
     assert sorted(a.path for a in client.list_artifacts(logged.info.run_id)) == ["report.html", "results.json", "signatures.json"]
@@ -116,5 +116,5 @@ def test_run_logs_the_evaluated_checkpoint_to_mlflow(main, tiny_classifier, tmp_
     record = load_record(run_dir)
     for key, entry in record.tasks["demo/sentiment"].metrics.items():
         assert logged.data.metrics[f"demo/sentiment/{key}"] == entry.value
-        assert logged.data.tags[f"signature/demo/sentiment/{key}"] == entry.signature
+        assert logged.data.tags[f"signature/demo/sentiment/{key}"] == entry.signature.format()
     assert logged.data.params["model/fingerprint"] == record.model.fingerprint

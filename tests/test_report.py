@@ -56,7 +56,7 @@ def test_report_shows_metadata_scores_and_every_example(tmp_path, tiny_runs):
     baseline = load_record(tiny_runs["baseline"])
     html = render_report(tiny_runs["candidate"], tiny_runs["baseline"])
     accuracy = record.tasks["demo/sentiment"].metrics["accuracy"]
-    for text in (record.model.fingerprint, record.run_id, accuracy.signature, record.tasks["demo/sentiment"].data.fingerprint,
+    for text in (record.model.fingerprint, record.run_id, accuracy.signature.format(), record.tasks["demo/sentiment"].data.fingerprint,
                  f"{accuracy.value:.2f}", f"{baseline.tasks['demo/sentiment'].metrics['accuracy'].value:.2f}",
                  record.environment["packages"]["torch"]):
         assert text in html

@@ -110,7 +110,7 @@ def test_plain_lines_are_scored_like_sacrebleu(main, workspace):
     assert printed["metrics"]["bleu-refA"]["value"] == sacrebleu.corpus_bleu(HYPOTHESES, [REFS_A]).score
     assert printed["metrics"]["chrf"]["value"] == sacrebleu.corpus_chrf(HYPOTHESES, [REFS_A, REFS_B]).score
     assert bleu["n"] == 4 and bleu["ci"][0] <= bleu["value"] <= bleu["ci"][1]
-    assert "sacrebleu:[nrefs:2|" in bleu["signature"]
+    assert bleu["signature"]["extras"]["sacrebleu"].startswith("[nrefs:2|") and "sacrebleu:[nrefs:2|" in bleu["signature"]["text"]
 
 
 def test_jsonl_is_aligned_by_id_whatever_the_order(main, workspace):

@@ -78,8 +78,8 @@ def test_score_reproduces_the_official_wmt_scores(main, shared_data, tmp_path, t
     printed = score_system(main, shared_data, task, system, tmp_path)
     assert_reproduces(printed, official_scores(shared_data, task)[system], task)
     n_refs = {"translation/wmt21_de_en": 2, "translation/wmt21_en_de": 3}.get(task, 1)
-    assert f"sacrebleu:[nrefs:{n_refs}|case:mixed|eff:no|tok:13a|smooth:exp|version:" in printed["metrics"]["bleu"]["signature"]
-    assert "sacrebleu:[nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:" in printed["metrics"]["chrf-refA"]["signature"]
+    assert f"sacrebleu:[nrefs:{n_refs}|case:mixed|eff:no|tok:13a|smooth:exp|version:" in printed["metrics"]["bleu"]["signature"]["text"]
+    assert "sacrebleu:[nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:" in printed["metrics"]["chrf-refA"]["signature"]["text"]
     record = load_record(tmp_path / system)
     assert record.model.name == system and record.model.source == "predictions"
     assert record.tasks[task].metrics["bleu"].value == printed["metrics"]["bleu"]["value"]
@@ -108,8 +108,8 @@ def test_agrees_with_the_sacrebleu_command_line(main, shared_data, tmp_path):
     printed = score_system(main, shared_data, task, system, tmp_path)
     assert round(printed["metrics"]["bleu"]["value"], 4) == cli_bleu["score"] == 51.6283
     assert round(printed["metrics"]["chrf"]["value"], 4) == cli_chrf["score"]
-    assert f"sacrebleu:[{cli_bleu['signature']}]" in printed["metrics"]["bleu"]["signature"]
-    assert f"sacrebleu:[{cli_chrf['signature']}]" in printed["metrics"]["chrf"]["signature"]
+    assert printed["metrics"]["bleu"]["signature"]["extras"]["sacrebleu"] == f"[{cli_bleu['signature']}]"
+    assert printed["metrics"]["chrf"]["signature"]["extras"]["sacrebleu"] == f"[{cli_chrf['signature']}]"
 
 
 @pytest.mark.slow

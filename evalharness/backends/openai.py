@@ -35,7 +35,7 @@ from evalharness.backends.remote import (
     preview,
 )
 from evalharness.errors import ModelError, UsageError, did_you_mean
-from evalharness.models.base import ModelInfo
+from evalharness.models.base import Conventions, ModelInfo
 from evalharness.types import GenerationOptions, RequestKind
 
 __all__ = ["OpenAIBackend", "load_openai"]
@@ -260,5 +260,6 @@ def load_openai(config: BackendConfig, model: str, *, tokenizer: str | None = No
         dtype="as served",
         num_parameters=None,  # type: ignore[arg-type] - the server does not say
         notes={"backend": "openai", "base_url": url, "served_model": model, "api": config.api, "tokenizer": tokenizer_note},
+        conventions=Conventions(backend="openai", api=config.api, tokenizer=tokenizer_note["fingerprint"] if tokenizer_note else None),
     )
     return OpenAIBackend(transport, loaded, info, context_length=context_length, refusals=refusals)

@@ -112,7 +112,10 @@ class RemoteCausalLM(CausalLMAdapter):
             notes.pop("padding")  # nothing is padded here: every prompt is a request of its own
             notes["max_length"] = f"{self.max_length} (the context minus {EXTRA_POSITIONS}: the echoed target and one generated token)"
         notes["unsupported"] = {kind.value: reason for kind, reason in sorted(self.refusals.items())}
-        self.info = replace(info, notes={**info.notes, **notes})
+        conventions = replace(info.conventions, context_length=context_length)
+        if tokenizer is not None:
+            conventions = replace(self._conventions(replace(info, conventions=conventions)), padding_side=None)
+        self.info = replace(info, notes={**info.notes, **notes}, conventions=conventions)
 
     def _no_tokenizer(self, kind: RequestKind) -> str:
         return f"'{kind.value}' requests over the {self.backend} backend need the served model's tokenizer (--tokenizer DIR)"

@@ -23,6 +23,7 @@ from evalharness.backends.remote import (
 )
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import (
+    Conventions,
     ModelInfo,
     detect_kind,
     fingerprint_checkpoint,
@@ -130,5 +131,6 @@ def load_vllm(config: BackendConfig, model: str, *, tokenizer: str | None = None
         dtype=chosen_dtype,
         num_parameters=None,  # type: ignore[arg-type] - vLLM does not expose it
         notes={"backend": "vllm", "engine": f"vllm {version}", "tokenizer": tokenizer_path},
+        conventions=Conventions(backend="vllm", engine=f"vllm {version}", tokenizer=tokenizer_path),
     )
     return VLLMBackend(llm, vllm, hf_tokenizer, info, context_length=context_length)

@@ -24,12 +24,6 @@ def format_value(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _direction(entry: Any) -> str:
-    if entry.ideal is not None:
-        return f"ideal {entry.ideal:g}"
-    return "higher" if entry.higher_is_better else "lower"
-
-
 # Lint count -> how the summary names it.
 _LINT_SHOWN = {
     "bos_doubled": "doubled BOS",
@@ -65,7 +59,7 @@ def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) ->
                     format_value(entry.value),
                     f"[{format_value(low)}, {format_value(high)}]",
                     str(entry.n),
-                    _direction(entry),
+                    entry.direction.short,
                 ]
             )
     title = f"{record.model.name} ({record.model.kind}, {record.model.fingerprint})"

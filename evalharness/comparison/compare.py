@@ -50,6 +50,7 @@ from evalharness.stats import (
     paired_bootstrap,
     paired_permutation,
 )
+from evalharness.types import Direction, signature_identity, signature_text
 
 __all__ = [
     "COMPARE_SCHEMA",
@@ -131,10 +132,11 @@ class MetricComparison:
     @property
     def worsening(self) -> float | None:
         """How much worse B is than A in the compared quantity (negative: better)."""
-        if self.change is None:
-            return None
-        lower_is_better = self.ideal is not None or not self.higher_is_better
-        return self.change if lower_is_better else -self.change
+        return None if self.change is None else self.direction.worsening(self.change)
+
+    @property
+    def direction(self) -> Direction:
+        return Direction(self.higher_is_better, self.ideal)
 
 
 @dataclass(frozen=True)
@@ -297,10 +299,6 @@ def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _signature_without_version(signature: str) -> str:
-    return "|".join(part for part in signature.split("|") if not part.startswith("evalharness:"))
-
-
 # -- comparing -------------------------------------------------------------------------------
 
 
@@ -334,8 +332,8 @@ def _compare_metric(
     if stats_a.shape != stats_b.shape:
         raise _NotCompared(f"per-example statistics have different shapes ({stats_a.shape} vs {stats_b.shape})")
     notes = []
-    if _signature_without_version(entry_a.signature) != _signature_without_version(entry_b.signature):
-        notes.append(f"signatures differ: {entry_a.signature} vs {entry_b.signature}")
+    if signature_identity(entry_a.signature) != signature_identity(entry_b.signature):
+        notes.append(f"signatures differ: {signature_text(entry_a.signature)} vs {signature_text(entry_b.signature)}")
     ideal = entry_a.ideal if entry_a.ideal is not None else entry_b.ideal
     test_name = settings.test or getattr(metric, "paired_test", "bootstrap")
     if test_name not in PAIRED_TESTS:
@@ -454,8 +452,8 @@ def compare_runs(
     results = []
     for row, p_adjusted in zip(raw, adjusted):
         p_adj = float(p_adjusted) if math.isfinite(p_adjusted) else None
-        lower_is_better = row["ideal"] is not None or not row["higher_is_better"]
-        verdict = _verdict(row["change"], p_adj, settings.alpha, lower_is_better)
+        direction = Direction(row["higher_is_better"], row["ideal"])
+        verdict = _verdict(row["change"], p_adj, settings.alpha, direction.lower_change_is_better)
         results.append(MetricComparison(**row, p_adjusted=p_adj, verdict=verdict))
     return Comparison(
         run_a=_run_info(dirs[0], records[0]),

@@ -115,6 +115,6 @@ def clustered_result(
         ci_high=high,
         stderr=stderr,
         ci_method=method,
-        signature=f"{result.signature}|ci-clusters:{field}",
+        signature=result.signature.model_copy(update={"clusters": field}),
         groups=breakdown,
     )

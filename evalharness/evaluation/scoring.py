@@ -97,7 +97,7 @@ def score_predictions(
         values = metric.values(predictions)
         metric_stats = np.asarray(metric.example_stats(values, golds), dtype=float)
         groups = metric.example_groups(values, golds)
-        result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples, groups=groups)
+        result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples, groups=groups, seed=seed)
         if clusters is not None:
             result = clustered_result(metric, result, metric_stats, clusters, field=str(task.spec.cluster_field),
                                       seed=seed, n_resamples=n_resamples, groups=groups)

@@ -46,7 +46,7 @@ __all__ = [
     "row_checksum",
 ]
 
-CACHE_FORMAT = 1  # bump when the key or value layout changes: old rows are then never hit
+CACHE_FORMAT = 2  # bump when the key or value layout changes: old rows are then never hit
 
 _RESPONSE_TYPES: dict[str, type] = {
     cls.__name__: cls
@@ -76,10 +76,12 @@ def _canonical(value: Any) -> str:
 
 def model_key(info: Any) -> str:
     """What about the loaded model changes its answers: weights, kind, dtype, device type
-    (CPU and GPU kernels differ in the last bits) and the adapter's tokenizer notes."""
+    (CPU and GPU kernels differ in the last bits) and its typed conventions (backend,
+    tokenization); never the prose notes, which may be reworded."""
     device = str(getattr(info, "device", "cpu")).split(":")[0]
+    conventions = dataclasses.asdict(info.conventions)
     return hashlib.sha256(
-        _canonical([CACHE_FORMAT, info.fingerprint, info.kind, info.dtype, device, dict(info.notes)]).encode()
+        _canonical([CACHE_FORMAT, info.fingerprint, info.kind, info.dtype, device, conventions]).encode()
     ).hexdigest()
 
 

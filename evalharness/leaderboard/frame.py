@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from evalharness.errors import RecordError
 from evalharness.records.prompt_format import prompt_format_key
 from evalharness.records.record import RESULTS_FILE, RunRecord, load_record
+from evalharness.types import Direction, signature_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,9 +65,7 @@ def column_key(task: str, metric: str) -> str:
 
 def direction_of(higher_is_better: bool, ideal: float | None) -> str:
     """``ideal`` wins over the flag: such metrics rank by distance from the ideal value."""
-    if ideal is not None:
-        return "ideal"
-    return "higher" if higher_is_better else "lower"
+    return Direction(higher_is_better, ideal).name
 
 
 def discover_runs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
@@ -139,7 +138,7 @@ def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
                     "direction": direction_of(entry.higher_is_better, entry.ideal),
                     "higher_is_better": entry.higher_is_better,
                     "ideal": _or_nan(entry.ideal),
-                    "signature": entry.signature,
+                    "signature": signature_text(entry.signature),
                     "prompt_format": prompt_format_key(task.formulation, task.settings),
                     "note": entry.note,
                     "run_id": record.run_id,

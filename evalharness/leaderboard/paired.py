@@ -252,8 +252,8 @@ def with_adjusted(test: MetricComparison, p_adjusted: float | None, alpha: float
     """The test with its p-value adjusted over a family and the verdict that follows."""
     from dataclasses import replace
 
-    lower_is_better = test.ideal is not None or not test.higher_is_better
-    return replace(test, p_adjusted=p_adjusted, verdict=verdict_of(test.change, p_adjusted, alpha, lower_is_better))
+    verdict = verdict_of(test.change, p_adjusted, alpha, test.direction.lower_change_is_better)
+    return replace(test, p_adjusted=p_adjusted, verdict=verdict)
 
 
 @dataclass
@@ -432,7 +432,11 @@ def rank_column(
     """One column (or aggregate) ranked by ``rule``: ``paired`` clusters or ``marginal``
     intervals (see ``ranking``); returns the ranking and notes saying how it was made."""
     from evalharness.leaderboard.aggregates import goodness
-    from evalharness.leaderboard.ranking import marginal_separation, rank_clusters, rank_with_ties
+    from evalharness.leaderboard.ranking import (
+        marginal_separation,
+        rank_clusters,
+        rank_with_ties,
+    )
 
     if rule == "marginal":
         ranking = rank_with_ties(values, ci_low, ci_high, direction=direction, ideal=ideal)

@@ -17,7 +17,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.stats import Interval, bootstrap_interval, wilson_interval
-from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult
+from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult, Signature
 
 __all__ = ["INTERVALS", "AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
 
@@ -142,18 +142,28 @@ class Metric(ABC):
         return []
 
     # -- provided -----------------------------------------------------------------------
-    def signature(self) -> str:
-        """What determines the value: metric, settings, implementation and version."""
-        parts = [self.name]
-        for key, value in sorted(self.settings.model_dump(mode="json").items()):
-            parts.append(f"{key}:{value}")
+    def signature(self) -> Signature:
+        """What determines the value: metric, settings, implementation and version, interval method."""
         impl = self.reference
         if self.reference_package:
             impl += f"=={package_version(self.reference_package)}"
-        parts.append(f"impl:{impl}")
-        parts.append(f"ci:{self.interval_method}")
-        parts.append(f"evalharness:{package_version('evalharness')}")
-        return "|".join(parts)
+        return Signature(
+            metric=self.name,
+            settings=self.settings.model_dump(mode="json"),
+            context=self.signature_context(),
+            implementation=impl,
+            interval=self.interval_method,
+            evalharness=package_version("evalharness"),
+            extras=self.signature_extras(),
+        )
+
+    def signature_context(self) -> dict[str, str]:
+        """Facts of the computation shown before the settings (e.g. perplexity's unit)."""
+        return {}
+
+    def signature_extras(self) -> dict[str, str]:
+        """Facts of the reference implementation shown last (e.g. sacrebleu's own signature)."""
+        return {}
 
     def values(self, predictions: Sequence[Any]) -> list[Any]:
         """The values the statistics are computed from: typed predictions (what formulations
@@ -193,8 +203,10 @@ class Metric(ABC):
         n_resamples: int = 1000,
         confidence: float = 0.95,
         groups: Sequence[str] | None = None,
+        seed: int | None = None,
     ) -> MetricResult:
-        """Score pre-computed statistics (e.g. re-read from a run record)."""
+        """Score pre-computed statistics (e.g. re-read from a run record); ``seed`` (the one
+        ``rng`` was made from) goes into the signature."""
         stats = np.asarray(stats, dtype=float)
         value = float(self.aggregate(stats))
         interval = self.interval(stats, rng=rng, n_resamples=n_resamples, confidence=confidence)
@@ -209,15 +221,18 @@ class Metric(ABC):
                 sub = self.interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
                 breakdown[group] = GroupResult(float(self.aggregate(rows)), sub.low, sub.high, n_group)
         note = self.undefined_note(value, stats, breakdown, groups)
+        n = int(self.entered(stats).sum())
+        resampled = "bootstrap" in interval.method
+        run_part = {"n": n, "seed": seed if resampled else None, "resamples": n_resamples if resampled else None}
         return MetricResult(
             name=self.name,
             value=value,
             ci_low=interval.low,
             ci_high=interval.high,
             stderr=interval.stderr,
-            n=int(self.entered(stats).sum()),
+            n=n,
             higher_is_better=self.higher_is_better,
-            signature=self.signature(),
+            signature=self.signature().model_copy(update=run_part),
             ci_method=interval.method,
             ideal=self.ideal,
             groups=breakdown,

@@ -105,9 +105,8 @@ class _CorpusLM(AdditiveMetric):
     def count(self, prediction: Mapping[str, Any], text: str, index: int) -> int:
         raise NotImplementedError
 
-    def signature(self) -> str:
-        name, _, rest = super().signature().partition("|")
-        return f"{name}|unit:{self.unit}|count:{self.counting()}|average:corpus|{rest}"
+    def signature_context(self) -> dict[str, str]:
+        return {"unit": self.unit, "count": self.counting(), "average": "corpus"}
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         stats = np.zeros((len(references), 2))

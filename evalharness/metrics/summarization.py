@@ -185,11 +185,11 @@ class Rouge(AdditiveMetric):
     def example_scores(self, stats: np.ndarray) -> np.ndarray:
         return stats[:, 2].copy()
 
-    def signature(self) -> str:
-        parts = [super().signature(), "score:fmeasure-mean", "multi_ref:max"]
+    def signature_extras(self) -> dict[str, str]:
+        extras = {"score": "fmeasure-mean", "multi_ref": "max"}
         if self.settings.use_stemmer:
-            parts.append(f"stemmer:nltk-porter=={package_version('nltk')}")
-        return "|".join(parts)
+            extras["stemmer"] = f"nltk-porter=={package_version('nltk')}"
+        return extras
 
 
 def _score(precision_hits: int, n_prediction: int, n_target: int) -> Any:
@@ -267,5 +267,5 @@ class RougeLsum(Rouge):
 
         return score
 
-    def signature(self) -> str:
-        return f"{super().signature()}|splitter:{SPLITTER}"
+    def signature_extras(self) -> dict[str, str]:
+        return {**super().signature_extras(), "splitter": SPLITTER}

@@ -144,8 +144,8 @@ class SacreBleuMetric(AdditiveMetric):
             scorer.num_refs = "all"
         return scorer.get_signature().format()
 
-    def signature(self) -> str:
-        return f"{super().signature()}|sacrebleu:[{self.sacrebleu_signature()}]"
+    def signature_extras(self) -> dict[str, str]:
+        return {"sacrebleu": f"[{self.sacrebleu_signature()}]"}
 
 
 class Bleu(SacreBleuMetric):

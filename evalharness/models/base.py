@@ -66,6 +66,42 @@ _SKIP_IN_FINGERPRINT = {"README.md", ".gitattributes", "training_args.bin"}
 
 
 @dataclass(frozen=True)
+class Conventions:
+    """What about a loaded model, besides its weights, kind, dtype and device, changes its
+    answers: the backend, how inputs are tokenized and how the weights were loaded (a PEFT
+    adapter merged or not, ``--model-args``). Typed fields, so the prediction cache key is
+    built from them; ``ModelInfo.notes`` say the same for people and may be reworded."""
+
+    backend: str = "hf"
+    engine: str | None = None  # a serving engine's name and version
+    api: str | None = None  # the served API (completions, chat)
+    tokenizer: str | None = None  # the tokenizer's class, or where a served model's comes from
+    padding_side: str | None = None
+    pad_token: str | None = None
+    bos_token: str | None = None
+    eos_token: str | None = None
+    adds_bos: bool | None = None  # the default encoding starts with BOS
+    appends_eos: bool | None = None  # the default encoding ends with EOS
+    prefix_token: str | None = None  # conditions empty contexts and rolling windows
+    max_length: int | None = None  # longest input in tokens
+    context_length: int | None = None  # a served model's context
+    adapter: str | None = None  # a PEFT adapter "merged" into the base weights or kept "unmerged" (the last bits differ)
+    model_args: Mapping[str, Any] | None = None  # --model-args that can change the answers (config overrides, attention...)
+
+
+def tokenizer_conventions(tokenizer: Any, **fields: Any) -> Conventions:
+    """The conventions a loaded tokenizer fixes (after the adapter has prepared it)."""
+    return Conventions(
+        tokenizer=type(tokenizer).__name__,
+        padding_side=getattr(tokenizer, "padding_side", None),
+        pad_token=getattr(tokenizer, "pad_token", None),
+        bos_token=getattr(tokenizer, "bos_token", None),
+        eos_token=getattr(tokenizer, "eos_token", None),
+        **fields,
+    )
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """Provenance of the loaded checkpoint, written into the run record."""
 
@@ -79,6 +115,7 @@ class ModelInfo:
     num_parameters: int
     revision: str | None = None
     notes: Mapping[str, Any] = field(default_factory=dict)
+    conventions: Conventions = field(default_factory=Conventions)
 
 
 # Files a checkpoint is made of (weights, config, tokenizer vocabularies and settings, chat

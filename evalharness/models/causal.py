@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter, ModelInfo, options_with
+from evalharness.models.base import Conventions, ModelAdapter, ModelInfo, options_with
 from evalharness.models.batching import sorted_batches
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
 from evalharness.types import (
@@ -71,7 +71,7 @@ class CausalLMAdapter(ModelAdapter):
             raise UsageError(f"max_length must be at least 2, got {max_length}")
         self._max_length = max_length
         self.adds_bos = self._tokenizer_adds(tokenizer.bos_token_id, first=True)
-        self.info = replace(info, notes={**info.notes, **self._notes()})
+        self.info = replace(info, notes={**info.notes, **self._notes()}, conventions=self._conventions(info))
 
     # -- tokenizer conventions -----------------------------------------------------------
     def _tokenizer_adds(self, token_id: int | None, *, first: bool) -> bool:
@@ -82,6 +82,17 @@ class CausalLMAdapter(ModelAdapter):
         plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
         edge = slice(0, 1) if first else slice(-1, None)
         return default[edge] == [token_id] and plain[edge] != [token_id]
+
+    def _conventions(self, info: ModelInfo) -> Conventions:
+        tokenizer = self.tokenizer
+        prefix = tokenizer.bos_token if tokenizer.bos_token_id is not None else tokenizer.eos_token
+        return replace(
+            info.conventions,
+            adds_bos=self.adds_bos,
+            appends_eos=self._tokenizer_adds(tokenizer.eos_token_id, first=False),
+            prefix_token=prefix,
+            max_length=self.max_length,
+        )
 
     def _notes(self) -> dict[str, Any]:
         tokenizer = self.tokenizer

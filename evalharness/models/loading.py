@@ -13,6 +13,7 @@ from evalharness.models.base import (
     ModelInfo,
     checkpoint_kinds,
     fingerprint_checkpoint,
+    tokenizer_conventions,
     read_config,
     resolve_checkpoint,
     resolve_tokenizer_dir,
@@ -211,6 +212,7 @@ def load_model(
         allow_kind_mismatch=allow_kind_mismatch or foreign_head_expected, trust_remote_code=trust_remote_code,
     ))
     fingerprint = fingerprint_checkpoint(weights_path)
+    adapter_state = None
     if adapter is not None:
         model, adapter_notes = apply_adapter(
             model, adapter, saved, base_path=weights_path, merge=not keep_adapter_unmerged, quantized=bool(args.quantization)
@@ -224,6 +226,7 @@ def load_model(
             "tokenizer": "the adapter directory" if tokenizer_dir == path else ("--tokenizer" if tokenizer else "the base model"),
         }
         fingerprint = adapter_fingerprint(fingerprint, adapter_fp)
+        adapter_state = "merged" if adapter_notes["merged"] else "unmerged"
     check_tokenizer_fits(loaded_tokenizer, model, where=f"{TOKENIZER_FLAG} {tokenizer}" if tokenizer else str(tokenizer_dir))
     placed = device_map is not None or "device_map" in extra
     if not placed:
@@ -248,6 +251,7 @@ def load_model(
         num_parameters=sum(p.numel() for p in model.parameters()),
         revision=revision,
         notes=notes,
+        conventions=tokenizer_conventions(loaded_tokenizer, adapter=adapter_state, model_args=args.answers or None),
     )
     return cls(model, loaded_tokenizer, info, **options)
 

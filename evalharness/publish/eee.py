@@ -43,6 +43,7 @@ from evalharness.records.record import (
     load_record,
     read_samples,
 )
+from evalharness.types import signature_text
 
 __all__ = ["EEE_SCHEMA_VERSION", "EeeOptions", "EeeResult", "export_eee"]
 
@@ -157,7 +158,7 @@ def _metric_config(task: TaskEntry, key: str, entry: MetricEntry) -> dict[str, A
         "score_type": "continuous",
         "min_score": _wire_bound(low),
         "max_score": _wire_bound(high),
-        "additional_details": string_map({"signature": entry.signature, "ci_method": entry.ci_method,
+        "additional_details": string_map({"signature": signature_text(entry.signature), "ci_method": entry.ci_method,
                                           "ideal": entry.ideal, "task_version": task.version, "spec_hash": task.spec_hash,
                                           "formulation": task.formulation, "data_fingerprint": task.data.fingerprint}),
     }

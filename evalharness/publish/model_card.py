@@ -40,6 +40,7 @@ from evalharness.records.record import (
     atomic_write_text,
     load_record,
 )
+from evalharness.types import signature_text
 
 __all__ = ["CardOptions", "CardResult", "CardRow", "publish_model_card"]
 
@@ -115,7 +116,7 @@ def _notes(task_name: str, key: str, task: TaskEntry, record: RunRecord, extra: 
     parts = [
         f"evalharness {package_version('evalharness')} task {task_name} v{task.version}, metric {key} ({entry.metric})",
         f"CI [{_format(low)}, {_format(high)}] ({entry.ci_method}), n={entry.n}",
-        f"signature {entry.signature}",
+        f"signature {signature_text(entry.signature)}",
         f"run {record.run_id}, model fingerprint {record.model.fingerprint}",
     ]
     if record.model.source != "checkpoint":

@@ -32,6 +32,7 @@ from typing import Any
 from evalharness.publish.common import PublishError, finite, json_text, partial_reasons
 from evalharness.publish.targets import Tracker, check_tracker
 from evalharness.records.record import RunRecord, load_record
+from evalharness.types import signature_text
 
 __all__ = ["TRACKERS", "log_run", "metric_values_for"]
 
@@ -96,14 +97,14 @@ def _tags(record: RunRecord, digest: str, undefined: list[str]) -> dict[str, str
         tags["evalharness.undefined"] = ", ".join(undefined)[:8000]
     for task_name, task in record.tasks.items():
         for key, entry in task.metrics.items():
-            tags[_key("signature", task_name, key)] = entry.signature[:8000]
+            tags[_key("signature", task_name, key)] = signature_text(entry.signature)[:8000]
     return tags
 
 
 def _artifacts(run_dir: Path, record: RunRecord, origin: Mapping[str, str]) -> dict[str, str]:
     from evalharness.report import render_report
 
-    signatures = {task: {key: entry.signature for key, entry in t.metrics.items()} for task, t in record.tasks.items()}
+    signatures = {task: {key: signature_text(entry.signature) for key, entry in t.metrics.items()} for task, t in record.tasks.items()}
     return {
         "results.json": (run_dir / "results.json").read_text(encoding="utf-8"),
         "signatures.json": json.dumps({"signatures": signatures, "metric_names": dict(origin)}, indent=2, ensure_ascii=False),

@@ -30,6 +30,7 @@ from evalharness.records.files import (
     samples_path,
     write_samples,
 )
+from evalharness.types import Direction, Signature
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -64,6 +65,8 @@ class GroupEntry(_Record):
 
 
 class MetricEntry(_Record):
+    """A metric's result as the run record keeps it (undefined values as null)."""
+
     metric: str = Field(description="registry name; with settings, rebuilds the metric")
     settings: dict[str, Any] = Field(default_factory=dict)
     value: float | None = Field(description="None when undefined (e.g. NaN), never a fake 0")
@@ -73,9 +76,13 @@ class MetricEntry(_Record):
     n: int
     higher_is_better: bool
     ideal: float | None = None
-    signature: str
+    signature: Signature | str = Field(description="fields of what determines the value (text in records written before they had fields)")
     groups: dict[str, GroupEntry] = Field(default_factory=dict)
     note: str | None = Field(default=None, description="why the value is null (e.g. an empty subset), when it is")
+
+    @property
+    def direction(self) -> Direction:
+        return Direction(self.higher_is_better, self.ideal)
 
 
 class DataEntry(_Record):

@@ -31,6 +31,7 @@ from evalharness.records.record import (
 from evalharness.report.charts import Bar, BarGroup, bar_chart
 from evalharness.report.examples import changed_rows, task_data
 from evalharness.report.render import slugify
+from evalharness.types import signature_text
 
 __all__ = ["RunView", "build_report", "load_run_view"]
 
@@ -70,12 +71,6 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _direction(entry: MetricEntry) -> str:
-    if entry.ideal is not None:
-        return f"closest to {entry.ideal:g}"
-    return "higher is better" if entry.higher_is_better else "lower is better"
 
 
 # -- metadata ---------------------------------------------------------------------------
@@ -175,9 +170,9 @@ def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: t
         "ci": entry.ci,
         "stderr": entry.stderr,
         "n": entry.n,
-        "direction": _direction(entry),
+        "direction": entry.direction.label,
         "ci_method": entry.ci_method,
-        "signature": entry.signature,
+        "signature": signature_text(entry.signature),
         "settings": _text(entry.settings) if entry.settings else "",
         "baseline": base,
         "delta": None,
@@ -189,7 +184,7 @@ def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: t
         row["change"], css = label
         # Only a significant difference is marked; anything else reads as plain text.
         row["change_class"] = css if css in ("better", "worse") else ""
-        if base.signature != entry.signature:
+        if signature_text(base.signature) != signature_text(entry.signature):
             row["change"] += " (different metric signature)"
     return row
 

@@ -9,7 +9,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalharness.records.record import TaskEntry
-from evalharness.report.outcomes import Outcomes, changed_kind, example_outcomes, number, text_of
+from evalharness.report.outcomes import (
+    Outcomes,
+    changed_kind,
+    example_outcomes,
+    number,
+    text_of,
+)
 
 __all__ = ["changed_rows", "example_rows", "task_data"]
 

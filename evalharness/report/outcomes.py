@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from evalharness.errors import EvalHarnessError
+from evalharness.types import Direction
 
 __all__ = ["Outcomes", "changed_kind", "example_outcomes", "number", "text_of"]
 
@@ -66,9 +67,7 @@ class Outcomes:
     ideal: float | None
 
     def goodness(self, score: float) -> float:
-        if self.ideal is not None:
-            return -abs(score - self.ideal)
-        return score if self.higher_is_better else -score
+        return Direction(self.higher_is_better, self.ideal).goodness(score)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,12 @@ from typing import Any
 from evalharness.errors import RecordError
 from evalharness.leaderboard.aggregates import goodness
 from evalharness.leaderboard.metadata import ModelInfo, model_metadata
-from evalharness.leaderboard.output import digits_for, format_cell, write_leaderboard, write_public_text
+from evalharness.leaderboard.output import (
+    digits_for,
+    format_cell,
+    write_leaderboard,
+    write_public_text,
+)
 from evalharness.leaderboard.ranking import format_rank
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.report.render import slugify

@@ -72,8 +72,7 @@ def _pair_tests(site: Site, paired: PairedTests | None) -> dict[str, Any]:
         rows[pair] = []
         for (column_index, test), p_adj in zip(tests, adjusted, strict=True):
             p_adj = float(p_adj) if math.isfinite(p_adj) else None
-            lower_is_better = test.ideal is not None or not test.higher_is_better
-            verdict = verdict_of(test.change, p_adj, settings.alpha, lower_is_better)
+            verdict = verdict_of(test.change, p_adj, settings.alpha, test.direction.lower_change_is_better)
             rows[pair].append([column_index, test.value_a, test.value_b, test.difference, test.change, test.ci[0], test.ci[1],
                                test.p_value, p_adj, test.method or test.test, verdict, test.n, test.compared_on])
     return {"tests": rows, "untested": untested, "correction": settings.correction, "alpha": settings.alpha}

@@ -6,7 +6,12 @@ from typing import Any
 
 from evalharness.leaderboard.aggregates import goodness
 from evalharness.leaderboard.output import OUTPUT_FILES
-from evalharness.report.board_charts import HeatCell, WhiskerRow, heat_map, whisker_chart
+from evalharness.report.board_charts import (
+    HeatCell,
+    WhiskerRow,
+    heat_map,
+    whisker_chart,
+)
 from evalharness.report.render import render_page
 from evalharness.report.site import Site, number
 from evalharness.report.site_history import History

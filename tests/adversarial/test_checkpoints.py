@@ -466,7 +466,7 @@ def test_trust_task_code_runs_the_module_and_is_recorded(main, tmp_path, data_di
     assert record["settings"]["trust_task_code"] is True
     metrics = record["tasks"]["code/sst2"]["metrics"]
     assert metrics["hf_evaluate"]["value"] == pytest.approx(metrics["accuracy"]["value"])
-    assert "marker_match@sha256:" in metrics["hf_evaluate"]["signature"]
+    assert "marker_match@sha256:" in metrics["hf_evaluate"]["signature"]["implementation"]
 
 
 def test_task_group_with_a_code_task_is_refused_not_silently_skipped(main, tmp_path, data_dir, code_task, tiny_classifier):
