@@ -34,7 +34,8 @@ def main(request_path: str, result_path: str) -> None:
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.models.huggingface import HFLM
 
-    request = json.loads(open(request_path, encoding="utf-8").read())
+    with open(request_path, encoding="utf-8") as handle:
+        request = json.load(handle)
     docs = request["docs"]
     config = {
         "task": "evalharness_parity",

@@ -338,7 +338,7 @@ def test_strip_thinking_outcomes_are_counted_over_every_variant_of_a_counterfact
     formulation: every variant's generation is stripped and counted (none lost in the wrapper)."""
     from evalharness.evaluation.runner import RunConfig, run_evaluation
 
-    tasks_dir, data_dir = review_task
+    _, data_dir = review_task
     probe = tmp_path / "tasks" / "cf"
     probe.mkdir(parents=True)
     (probe / "words.yaml").write_text(

@@ -144,6 +144,7 @@ def test_classifier_lora_with_modules_to_save_scores_as_the_merged_model(tmp_pat
     a = run_in_process(adapter, ["mine/reviews"], review_task, tmp_path / "a")
     b = run_in_process(merged, ["mine/reviews"], review_task, tmp_path / "b")
     assert a.record.tasks["mine/reviews"].formulation == "classifier_head"
+    assert a.record.tasks["mine/reviews"].metrics == b.record.tasks["mine/reviews"].metrics
     assert [r["details"] for r in read_samples(tmp_path / "a", "mine/reviews")] == [r["details"] for r in read_samples(tmp_path / "b", "mine/reviews")]
 
 

@@ -170,7 +170,7 @@ class PromptGenerate(Formulation):
         text = response.text
         extra: dict[str, Any] = {"generated": text, "n_tokens": response.n_tokens}
         if state.strip_thinking is not None:
-            text, reasoning, outcome = strip_reasoning(text, state.strip_thinking)
+            text, _, outcome = strip_reasoning(text, state.strip_thinking)
             extra["thinking"] = outcome
         prediction = PREDICTIONS[task.spec.kind](text)
         extra.update(prompt_details(task, example, state.few_shot, state.prompt))
