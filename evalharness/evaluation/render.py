@@ -77,6 +77,6 @@ def render_example(config: RunSettings, task_name: str, example_id: str | None =
         task=task.name, version=task.version, spec_hash=task.spec_hash, example_id=example.id, n_examples=len(data.examples),
         model=adapter.info.name, model_kind=adapter.info.kind, formulation=formulation.name,
         request_kind=formulation.request_kind.value, requests=[_fields(request) for request in requests],
-        options=dataclasses.asdict(options) if dataclasses.is_dataclass(options) else {},
+        options=dataclasses.asdict(options) if dataclasses.is_dataclass(options) and not isinstance(options, type) else {},
         prompt_format=settings.get("prompt_format"), token_ids=ids,
     )

@@ -89,7 +89,9 @@ LOADING_ARGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 def _split_pairs(text: str) -> list[str]:
     """``a=1,b={x: 1, y: 2}`` -> ``["a=1", "b={x: 1, y: 2}"]``: commas inside brackets stay."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         depth += char in "[{("
         depth -= char in "]})"
