@@ -138,3 +138,19 @@ def test_very_long_inputs_are_truncated_and_counted_in_the_record(main, tmp_path
     entry = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))["tasks"]["t"]
     assert entry["n_examples"] == 3
     assert any(note.startswith("2 of 3 requests were truncated") for note in entry["notes"]), entry["notes"]
+
+
+def test_one_run_mixes_a_builtin_task_on_the_data_dir_with_a_user_task_on_its_own_files(main, tiny_classifier, tmp_path):
+    tasks, data_dir = tmp_path / "mine", tmp_path / "shared"
+    (tasks / "data").mkdir(parents=True)
+    (data_dir / "glue" / "SST-2").mkdir(parents=True)
+    (tasks / "reviews.yaml").write_text(CLASSIFICATION.format(file="./data/reviews.tsv", format="tsv"), encoding="utf-8")
+    (tasks / "data" / "reviews.tsv").write_text("sentence\tlabel\ngreat\t1\nawful\t0\nfine\t1\n", encoding="utf-8")
+    (data_dir / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\nnice\t1\nbad\t0\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = main("run", "--model", str(tiny_classifier), "--tasks", "reviews,glue/sst2", "--tasks-dir", str(tasks),
+                  "--data-dir", str(data_dir), "--output", str(out), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert record["tasks"]["reviews"]["n_examples"] == 3 and record["tasks"]["glue/sst2"]["n_examples"] == 2
+    assert record["tasks"]["reviews"]["data"]["location"] == str(tasks / "data" / "reviews.tsv")

@@ -125,3 +125,25 @@ def test_builtin_sst2_reads_the_real_dev_set(shared_data):
     labels = [e["label"] for e in data.examples]
     assert labels.count("positive") == 444 and labels.count("negative") == 428
     assert data.examples[0]["text"].startswith("it 's a charming and often affecting journey")
+
+
+def test_data_beside_the_task_file_is_read_without_a_data_dir(tmp_path):
+    folder = tmp_path / "my_tasks"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "d.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n", encoding="utf-8")
+    task = make_task(folder, files="./data/d.tsv")
+    data = load_examples(task, None)
+    assert [e.fields["label"] for e in data.examples] == ["positive", "negative"]
+    assert data.location == str(folder / "data" / "d.tsv")
+    # the same file named from a sibling folder, and absolutely: the same examples, the same fingerprint
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    assert load_examples(make_task(elsewhere, files="../my_tasks/data/d.tsv"), tmp_path / "unused").fingerprint == data.fingerprint
+    assert load_examples(make_task(elsewhere, files=str(folder / "data" / "d.tsv")), None).fingerprint == data.fingerprint
+
+
+def test_missing_data_beside_the_task_file_names_the_path_it_looked_at(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_examples(make_task(tmp_path, files="./nowhere.tsv"), None)
+    assert f"local files not found: {tmp_path / 'nowhere.tsv'} (named beside the task file {tmp_path / 't.yaml'}" in str(info.value)
+    assert "no data directory given" not in str(info.value)

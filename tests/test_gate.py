@@ -244,3 +244,16 @@ def test_compare_and_gate_never_import_models(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
+
+
+def test_the_gate_reads_each_run_record_once_and_hands_it_to_compare(tmp_path, policy, monkeypatch):
+    import evalharness.records.record as record_module
+
+    base = _correct(400, 0.80)
+    candidate, baseline = _run(tmp_path, "cand", _degrade(base, 30)), _run(tmp_path, "base", base)
+    loads: list[str] = []
+    real = record_module.load_record
+    monkeypatch.setattr(record_module, "load_record", lambda run: loads.append(Path(run).name) or real(run))
+    report = evaluate_gate(policy, candidate, baseline)
+    assert sorted(loads) == ["base", "cand"]  # compare received the loaded runs
+    assert not report.passed

@@ -36,8 +36,9 @@ from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.records.record import (
     MetricEntry,
     RunRecord,
+    LoadedRun,
     finite_or_none,
-    load_record,
+    loaded_run,
 )
 from evalharness.seeds import MAX_SEED
 from evalharness.stats import (
@@ -404,8 +405,8 @@ def _selected_tasks(records: tuple[RunRecord, RunRecord], tasks: Sequence[str] |
 
 
 def compare_runs(
-    run_a: str | os.PathLike[str],
-    run_b: str | os.PathLike[str],
+    run_a: str | os.PathLike[str] | LoadedRun,
+    run_b: str | os.PathLike[str] | LoadedRun,
     *,
     settings: CompareSettings | None = None,
     tasks: Sequence[str] | None = None,
@@ -414,13 +415,15 @@ def compare_runs(
     """Compare run B against run A (the reference) on every shared task and metric.
 
     ``tasks`` restricts the tasks; ``metrics`` maps a task to the metric keys to compare
-    (the gate uses it to test only what its rules name). Raises
+    (the gate uses it to test only what its rules name). A run is a directory or a
+    :class:`LoadedRun` (records already loaded are not read again). Raises
     :class:`IncomparableRunsError` when the runs' examples differ and
     ``settings.allow_different_data`` is false.
     """
     settings = settings or CompareSettings()
-    dirs = (Path(run_a), Path(run_b))
-    records = (load_record(dirs[0]), load_record(dirs[1]))
+    runs = (loaded_run(run_a), loaded_run(run_b))
+    dirs = (runs[0].directory, runs[1].directory)
+    records = (runs[0].record, runs[1].record)
     names = (str(dirs[0]), str(dirs[1]))
     selected = _selected_tasks(records, tasks if tasks is not None else (list(metrics) if metrics else None), names)
     paired_tasks, refusals = [], []

@@ -58,7 +58,7 @@ from evalharness.comparison.gate_results import (
 )
 from evalharness.comparison.noise_floor import noise_floors, noise_warning
 from evalharness.errors import EvalHarnessError, did_you_mean
-from evalharness.records.record import MetricEntry, RunRecord, TaskEntry, load_record
+from evalharness.records.record import LoadedRun, MetricEntry, RunRecord, TaskEntry, loaded_run
 from evalharness.stats import adjust_pvalues
 
 __all__ = [
@@ -382,8 +382,8 @@ def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
 
 def evaluate_gate(
     policy: LoadedPolicy | str | os.PathLike[str],
-    candidate: str | os.PathLike[str],
-    baseline: str | os.PathLike[str] | None = None,
+    candidate: str | os.PathLike[str] | LoadedRun,
+    baseline: str | os.PathLike[str] | LoadedRun | None = None,
     *,
     settings: CompareSettings | None = None,
     tasks_dirs: Sequence[str | os.PathLike[str]] = (),
@@ -400,18 +400,23 @@ def evaluate_gate(
 
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     settings = settings or CompareSettings()
-    candidate_record = load_record(candidate)
-    baseline_record = load_record(baseline) if baseline is not None else None
+    candidate_run = loaded_run(candidate)
+    baseline_run = loaded_run(baseline) if baseline is not None else None
+    candidate_record = candidate_run.record
+    baseline_record = baseline_run.record if baseline_run is not None else None
     facts = validate_policy(loaded, TaskCatalog(tasks_dirs), (candidate_record, baseline_record))
     targets = _baseline_targets(loaded.policy, candidate_record, baseline_record)
     comparison = None
     if targets:
         # The gate corrects over its own family (the 'significant' rules), not over compare's.
-        comparison = compare_runs(baseline, candidate, settings=replace(settings, correction="none"), metrics=targets)
+        assert baseline_run is not None  # targets come from the baseline's tasks
+        comparison = compare_runs(baseline_run, candidate_run, settings=replace(settings, correction="none"), metrics=targets)
     adjusted = _adjusted(loaded.policy, comparison)
     records = (candidate_record, baseline_record)
-    paired = PairedData(Path(candidate), Path(baseline), (candidate_record, baseline_record)) if baseline_record is not None else None
-    floors = noise_floors(Path(candidate), Path(baseline) if baseline is not None else None)
+    paired = (
+        PairedData(candidate_run.directory, baseline_run.directory, (candidate_record, baseline_run.record)) if baseline_run is not None else None
+    )
+    floors = noise_floors(candidate_run.directory, baseline_run.directory if baseline_run is not None else None)
     statistics = _Statistics(paired, loaded.policy, settings, facts, floors)
     results = [
         _evaluate_rule(index, loaded.where("rules", index), statistics, records, comparison, adjusted)
@@ -434,8 +439,8 @@ def evaluate_gate(
     return GateReport(
         policy_path=str(loaded.path),
         policy=loaded.policy,
-        candidate=_run_info(Path(candidate), candidate_record),
-        baseline=_run_info(Path(baseline), baseline_record) if baseline_record is not None else None,
+        candidate=_run_info(candidate_run.directory, candidate_record),
+        baseline=_run_info(baseline_run.directory, baseline_run.record) if baseline_run is not None else None,
         rules=results,
         settings=settings,
         notes=notes,

@@ -47,9 +47,9 @@ class PairedTask:
     cluster_fields: tuple[str | None, str | None] = (None, None)
 
 
-def rows_by_id(run_dir: Path, task: str) -> dict[str, dict[str, Any]]:
+def rows_by_id(run_dir: Path, task: str, record: RunRecord | None = None) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    for row in read_samples(run_dir, task):
+    for row in read_samples(run_dir, task, record):
         key = str(row.get("id"))
         if key in rows:
             raise RecordError(f"{run_dir}: task '{task}' has example id '{key}' twice; examples cannot be paired")
@@ -80,7 +80,7 @@ def pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunR
     """Align one task's examples; returns the pairing and why the runs' examples differ."""
     entry_a, entry_b = records[0].tasks[task], records[1].tasks[task]
     refuse_other_prompt_formats(task, dirs, (entry_a, entry_b))
-    rows_a, rows_b = rows_by_id(dirs[0], task), rows_by_id(dirs[1], task)
+    rows_a, rows_b = rows_by_id(dirs[0], task, records[0]), rows_by_id(dirs[1], task, records[1])
     problems = []
     if entry_a.data.fingerprint != entry_b.data.fingerprint:
         problems.append(f"data fingerprints differ ({entry_a.data.fingerprint} vs {entry_b.data.fingerprint})")

@@ -34,6 +34,7 @@ from evalharness.records.record import (
     atomic_write_text,
     finite_or_none,
     load_record,
+    loaded_run,
     read_samples,
     write_record,
 )
@@ -120,9 +121,9 @@ def backend_parity(
     Refuses (:class:`IncomparableRunsError`) runs that did not evaluate the same examples or
     answered a task with different formulations: their requests cannot be paired.
     """
-    dirs = (Path(run_a), Path(run_b))
-    records = (load_record(dirs[0]), load_record(dirs[1]))
-    comparison = compare_runs(dirs[0], dirs[1], settings=settings)
+    runs = (loaded_run(run_a), loaded_run(run_b))
+    dirs, records = (runs[0].directory, runs[1].directory), (runs[0].record, runs[1].record)
+    comparison = compare_runs(runs[0], runs[1], settings=settings)
     tasks = []
     for summary in comparison.tasks:
         formulations = (records[0].tasks[summary.task].formulation, records[1].tasks[summary.task].formulation)

@@ -23,7 +23,7 @@ from evalharness.data.readers import READERS, Reader, read_files
 from evalharness.errors import DataError, SpecError, did_you_mean
 from evalharness.spec.kinds import TASK_KINDS, FieldType
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import DataSource, HubSource, LocalSource
+from evalharness.spec.schema import DataSource, HubSource, LocalSource, is_task_relative
 from evalharness.types import Example
 
 __all__ = [
@@ -88,10 +88,26 @@ def check_local_source(task: Task, local: LocalSource, loc: Sequence[str]) -> tu
     return reader, options
 
 
-def _read_local(task: Task, local: LocalSource, data_dir: Path, loc: Sequence[str]) -> tuple[list[Row], str]:
+def local_file(task: Task, name: str, data_dir: Path | None) -> Path | None:
+    """Where a local data file is: beside the task file (``./``, ``../``), absolute, or under
+    the data directory (None when none is given)."""
+    if is_task_relative(name):
+        return task.path.parent / name
+    if Path(name).is_absolute():
+        return Path(name)
+    return data_dir / name if data_dir is not None else None
+
+
+def _local_files(task: Task, local: LocalSource, data_dir: Path | None) -> list[Path] | None:
+    """The source's files when every one of them exists."""
+    paths = [local_file(task, name, data_dir) for name in local.files]
+    return [p for p in paths if p is not None] if all(p is not None and p.is_file() for p in paths) else None
+
+
+def _read_local(task: Task, local: LocalSource, paths: list[Path], loc: Sequence[str]) -> tuple[list[Row], str]:
     reader, options = check_local_source(task, local, loc)
-    rows = read_files([data_dir / name for name in local.files], reader, options)
-    return rows, ", ".join(str(data_dir / name) for name in local.files)
+    rows = read_files(paths, reader, options)
+    return rows, ", ".join(str(path) for path in paths)
 
 
 def _read_hub(hub: HubSource) -> tuple[list[Row], str]:
@@ -112,14 +128,19 @@ def _read_hub(hub: HubSource) -> tuple[list[Row], str]:
 def _missing_data_message(task: Task, source: DataSource, data_dir: Path | None, hub_error: str | None) -> str:
     lines = [f"{task.name}: evaluation data not found."]
     if source.local is not None:
-        if data_dir is None:
+        unplaced = [name for name in source.local.files if local_file(task, name, data_dir) is None]
+        if unplaced:
             lines.append(
-                f"  local files {source.local.files}: no data directory given "
+                f"  local files {unplaced}: no data directory given "
                 f"(pass --data-dir DIR or set {DATA_DIR_ENV})"
             )
-        else:
-            missing = [name for name in source.local.files if not (data_dir / name).is_file()]
-            lines.append(f"  local files not found under {data_dir}: {', '.join(missing)}")
+        missing = [name for name in source.local.files if (path := local_file(task, name, data_dir)) is not None and not path.is_file()]
+        under = [name for name in missing if data_dir is not None and local_file(task, name, data_dir) == data_dir / name]
+        if under:
+            lines.append(f"  local files not found under {data_dir}: {', '.join(under)}")
+        if len(under) < len(missing):
+            beside = [str(local_file(task, name, data_dir)) for name in missing if name not in under]
+            lines.append(f"  local files not found: {', '.join(beside)} (named beside the task file {task.path} or absolutely)")
     if source.hub is not None:
         lines.append(f"  hub: {hub_error}")
     else:
@@ -287,8 +308,9 @@ def load_examples(
     source = source or task.spec.data
     hub_error: str | None = None
     local = source.local
-    if local is not None and data_dir is not None and all((data_dir / f).is_file() for f in local.files):
-        rows, location = _read_local(task, local, data_dir, (*where.split("."), "local"))
+    paths = _local_files(task, local, data_dir) if local is not None else None
+    if local is not None and paths is not None:
+        rows, location = _read_local(task, local, paths, (*where.split("."), "local"))
         origin, columns, kind = location, local.columns, "local"
     elif source.hub is not None:
         try:

@@ -18,7 +18,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +36,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "DataEntry",
     "GroupEntry",
+    "LoadedRun",
     "MetricEntry",
     "ModelEntry",
     "RESULTS_FILE",
@@ -43,6 +44,7 @@ __all__ = [
     "TaskEntry",
     "atomic_write_text",
     "load_record",
+    "loaded_run",
     "parse_samples",
     "read_samples",
     "samples_path",
@@ -171,6 +173,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a run record (undefined values are written as null)")
 
 
+class LoadedRun(NamedTuple):
+    """A run directory with its validated record, so one load serves several readers (the
+    gate hands the runs it loaded to ``compare``)."""
+
+    directory: Path
+    record: RunRecord
+
+
+def loaded_run(run: str | os.PathLike[str] | LoadedRun) -> LoadedRun:
+    """``run`` as given when already loaded, else its directory loaded and validated."""
+    return run if isinstance(run, LoadedRun) else LoadedRun(Path(run), load_record(run))
+
+
 def load_record(run: str | os.PathLike[str]) -> RunRecord:
     """Load and validate a run directory's ``results.json`` (or the file itself)."""
     path = _results_file(Path(run))
@@ -246,15 +261,18 @@ def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) ->
     return rows
 
 
-def read_samples(run_dir: str | os.PathLike[str], task_name: str) -> list[dict[str, Any]]:
-    """Per-example rows of one task, checked against the record: complete JSON lines, one per
-    example, with the bytes the file's name promises."""
+def read_samples(run_dir: str | os.PathLike[str], task_name: str, record: RunRecord | None = None) -> list[dict[str, Any]]:
+    """Per-example rows of one task, checked against the record (``record`` when the caller
+    has loaded it): complete JSON lines, one per example, with the bytes the file's name promises."""
     run_dir = Path(run_dir)
-    record = load_record(run_dir)
+    given = record is not None
+    record = record if record is not None else load_record(run_dir)
     path = _samples_file(run_dir, record, task_name)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if given:  # the caller's record and these samples would no longer be one run
+            raise RecordError(f"{path}: samples file missing; was {run_dir} rewritten while it was read? Run the command again") from None
         # A writer may have replaced the record (and removed these samples) since it was read.
         record = load_record(run_dir)
         path = _samples_file(run_dir, record, task_name)

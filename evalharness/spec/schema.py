@@ -37,6 +37,11 @@ __all__ = [
 TEMPLATE = "jinja2-template"
 
 
+def is_task_relative(name: str) -> bool:
+    """Whether a data file is named relative to its task file (``./x``, ``../x``)."""
+    return name.replace("\\", "/").startswith(("./", "../"))
+
+
 def label_key(label: str) -> str:
     """A label name as model labels are matched to it: case, spaces, '-' and '_' ignored."""
     return re.sub(r"[\s_\-]+", "", label).casefold()
@@ -56,9 +61,11 @@ def raw_label_key(value: Any) -> str:
 
 
 class LocalSource(StrictModel):
-    """Files under the data directory, read with a named reader and concatenated in order."""
+    """Files read with a named reader and concatenated in order. A path is under the data
+    directory (``glue/sst2/dev.tsv``), beside the task file (``./dev.jsonl``,
+    ``../data/dev.jsonl``) or absolute (``/data/dev.jsonl``)."""
 
-    files: list[str] = Field(min_length=1, description="paths relative to --data-dir")
+    files: list[str] = Field(min_length=1, description="paths under --data-dir, or ./ ../ (beside the task file) or absolute")
     format: str = Field(description="reader name: tsv, csv, jsonl, json, parquet, txt, ...")
     options: dict[str, Any] = Field(default_factory=dict, description="reader options")
     columns: dict[str, str] = Field(
@@ -70,8 +77,11 @@ class LocalSource(StrictModel):
     def _relative_paths(cls, files: list[str]) -> list[str]:
         seen: dict[str, str] = {}
         for name in files:
-            if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
-                raise ValueError(f"'{name}' must be a relative path inside the data directory")
+            if not is_task_relative(name) and not posixpath.isabs(name) and ".." in name.replace("\\", "/").split("/"):
+                raise ValueError(
+                    f"'{name}' leaves the data directory; name a file under --data-dir, beside the task file "
+                    "(starting with ./ or ../) or by an absolute path"
+                )
             same = posixpath.normpath(name.replace("\\", "/"))
             if same in seen:  # read twice, every example would count twice
                 raise ValueError(f"'{name}' and '{seen[same]}' are the same file; list each file once")
