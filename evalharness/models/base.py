@@ -68,8 +68,9 @@ _SKIP_IN_FINGERPRINT = {"README.md", ".gitattributes", "training_args.bin"}
 @dataclass(frozen=True)
 class Conventions:
     """What about a loaded model, besides its weights, kind, dtype and device, changes its
-    answers: the backend and how inputs are tokenized. Typed fields, so the prediction cache
-    key is built from them; ``ModelInfo.notes`` say the same for people and may be reworded."""
+    answers: the backend, how inputs are tokenized and how the weights were loaded (a PEFT
+    adapter merged or not, ``--model-args``). Typed fields, so the prediction cache key is
+    built from them; ``ModelInfo.notes`` say the same for people and may be reworded."""
 
     backend: str = "hf"
     engine: str | None = None  # a serving engine's name and version
@@ -84,6 +85,8 @@ class Conventions:
     prefix_token: str | None = None  # conditions empty contexts and rolling windows
     max_length: int | None = None  # longest input in tokens
     context_length: int | None = None  # a served model's context
+    adapter: str | None = None  # a PEFT adapter "merged" into the base weights or kept "unmerged" (the last bits differ)
+    model_args: Mapping[str, Any] | None = None  # --model-args that can change the answers (config overrides, attention...)
 
 
 def tokenizer_conventions(tokenizer: Any, **fields: Any) -> Conventions:
@@ -125,8 +128,8 @@ def resolve_checkpoint(path_or_id: str, *, revision: str | None = None) -> Path:
     """A local directory as is; otherwise a hub id fetched (or found in the cache offline)."""
     local = _local_directory(path_or_id, "model")
     if local is not None:
-        if not (local / "config.json").is_file():
-            raise ModelError(f"model directory '{local}' has no config.json")
+        if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
+            raise ModelError(f"model directory '{local}' has no config.json (nor a PEFT adapter's adapter_config.json)")
         return local
     return _snapshot(path_or_id, revision, _CHECKPOINT_PATTERNS, "model")
 

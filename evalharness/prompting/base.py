@@ -19,7 +19,7 @@ from evalharness.config import StrictModel
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Example, RequestKind
 
-__all__ = ["Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption"]
+__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption"]
 
 
 class RunOption(str, Enum):
@@ -29,6 +29,14 @@ class RunOption(str, Enum):
     LABEL_MAP = "label_map"  # --label-map
     NUM_FEWSHOT = "num_fewshot"  # --num-fewshot
     GENERATION = "generation"  # --max-new-tokens, --num-beams
+    PROMPT_FORMAT = "prompt_format"  # --prompt-format
+    SYSTEM_PROMPT = "system_prompt"  # --system-prompt
+    FEWSHOT_AS_MULTITURN = "fewshot_as_multiturn"  # --fewshot-as-multiturn
+    STRIP_THINKING = "strip_thinking"  # --strip-thinking
+
+
+# The options of every prompted formulation (a prompt to write: in which format, with which system text).
+PROMPT_OPTIONS = frozenset({RunOption.NUM_FEWSHOT, RunOption.PROMPT_FORMAT, RunOption.SYSTEM_PROMPT, RunOption.FEWSHOT_AS_MULTITURN})
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,10 @@ class FormulationOptions:
     seed: int = 1234
     data_dir: Path | None = None  # where few-shot pools are read from (like the task's data)
     num_fewshot: int | None = None  # overrides prompt.few_shot.n
+    prompt_format: str | None = None  # raw | chat; None: chosen per model (prompting.chat)
+    system_prompt: str | None = None
+    fewshot_as_multiturn: bool = False
+    strip_thinking: str | None = None  # the delimiter ending a reasoning trace
 
 
 class NoSettings(StrictModel):
@@ -93,6 +105,11 @@ class Formulation(ABC):
     def settings(self, task: Task, state: Any) -> dict[str, Any]:
         """What to record about how requests were made (written to the run record)."""
         return {}
+
+    def prompt_policy(self, task: Task, state: Any) -> Any:
+        """The prompt format the requests were written in (``prompting.chat.PromptFormat``);
+        None for formulations without a prompt. The runner lints prompted requests with it."""
+        return None
 
     def observed(self, task: Task, state: Any, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
         """Settings and notes the record gets from what was decoded (e.g. which swap groups the

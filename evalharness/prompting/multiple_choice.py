@@ -5,6 +5,8 @@
   (after ``choice_prefix``, a space by default) a continuation; the highest (optionally
   normalised) log-likelihood wins. With an empty template each choice is a whole sentence
   scored given BOS (WinoBias: the sentence with the pronoun resolved to each candidate).
+  In the chat format the prompt is a user turn and each choice follows the assistant turn's
+  generation prompt without ``choice_prefix``; an empty template stays raw (no turn to write).
 - Masked LMs (:class:`MaskedChoice`): the pseudo-log-likelihood of the choice's tokens
   inside ``prompt + prefix + choice`` (every token when the prompt is empty), each masked in
   turn; ``normalization: token`` divides by the number of scored tokens.
@@ -22,6 +24,7 @@ from typing import Any, Literal
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick_choice
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
@@ -66,6 +69,20 @@ class FieldChoiceLoglikelihood(ChoiceFormulation):
     def choices(self, task: Task, example: Example) -> list[str]:
         prefix = self.settings_for(task).choice_prefix  # type: ignore[attr-defined]
         return [prefix + choice for choice in _choices(task, example)]
+
+    def chat_choices(self, task: Task, example: Example) -> list[str]:
+        """After a chat prompt the choice follows the generation prompt without ``choice_prefix``
+        (the target delimiter; lm-evaluation-harness's ``--apply_chat_template`` rule)."""
+        return _choices(task, example)
+
+    def prompt_format(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+        """An empty template scores each choice as a whole sentence: there is no prompt to put in a turn."""
+        if task.spec.prompt is not None and not task.spec.prompt.template.strip():
+            reason = "the task's prompt is empty: each choice is scored as a whole sentence, with no turn to put it in"
+            notes = [f"--prompt-format {options.prompt_format} not applied: {reason}"] if options.prompt_format == "chat" else []
+            notes += [f"--system-prompt not applied: {reason}"] if options.system_prompt is not None else []
+            return PromptFormat("raw", reason, options.prompt_format or "auto"), notes
+        return super().prompt_format(task, adapter, options)
 
     def answer(self, task: Task, example: Example, index: int) -> ChoicePrediction:
         return ChoicePrediction(index)

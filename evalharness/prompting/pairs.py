@@ -22,6 +22,7 @@ from typing import Any, Literal
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import raw_only
 from evalharness.prompting.choice import NORMALISERS, Normalisation
 from evalharness.spec.loader import Task
 from evalharness.types import (
@@ -65,6 +66,7 @@ class PairLoglikelihood(Formulation):
         return {
             **state.model_dump(mode="json"),
             "score": "log P(sentence | BOS), natural log (lm-evaluation-harness crows_pairs)",
+            "prompt_format": raw_only("each sentence is scored on its own: no prompt, so no chat turns, whatever the model"),
         }
 
     def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
