@@ -20,6 +20,7 @@ from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
+    NoSettings,
     RunOption,
 )
 from evalharness.prompting.prompted import (
@@ -66,7 +67,7 @@ class GenerateState:
     few_shot: FewShot | None
 
 
-class PromptGenerate(Formulation):
+class PromptGenerate(Formulation[NoSettings]):
     """Prompted generation for QA and text-to-text tasks (``generate`` requests)."""
 
     name = "prompt_generate"

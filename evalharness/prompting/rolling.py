@@ -54,7 +54,7 @@ class RollingSettings(StrictModel):
         return self
 
 
-class RollingLoglikelihood(Formulation):
+class RollingLoglikelihood(Formulation[RollingSettings]):
     """Whole-text log-likelihoods with explicit windows (``loglikelihood_rolling`` requests)."""
 
     name = "rolling_loglikelihood"
