@@ -336,12 +336,17 @@ def _run_locked(
         fresh=config.caching.fresh,
         context=context,
     )
-    tasks: dict[str, TaskEntry | None] = {}
+    tasks: dict[str, TaskEntry] = {}
     for plan in runnable:
+        assert plan.formulation is not None  # a runnable plan has one
         report(f"running {plan.task.name} ({len(plan.data.examples)} examples, {plan.formulation.name})")
-        tasks[plan.task.name] = _evaluate_task(plan, engine, config, run_dir)
+        entry = _evaluate_task(plan, engine, config, run_dir)
+        if entry is not None:  # None on the ranks that do not score (data parallel)
+            tasks[plan.task.name] = entry
     if not primary:  # data parallel: rank 0 writes the record, the others get a copy
-        return RunResult(run_dir, distributed.broadcast_from_primary(None, context=context))
+        shared: RunRecord | None = distributed.broadcast_from_primary(None, context=context)
+        assert shared is not None  # rank 0 sends its record
+        return RunResult(run_dir, shared)
     seconds = time.perf_counter() - started
     executions = {name: entry.execution for name, entry in tasks.items() if entry.execution}
     report(summary_line(executions, sum(entry.n_examples for entry in tasks.values()), seconds))

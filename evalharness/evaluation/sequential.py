@@ -74,7 +74,7 @@ def _task_ids(task: str, catalog: Any, config: RunConfig, baseline: Path | None,
     the task's whole evaluation split."""
     spec = catalog.load(task)
     data = load_examples(spec, resolve_data_dir(config.data_dir))
-    if record is None or task not in record.tasks:
+    if record is None or baseline is None or task not in record.tasks:  # record: the baseline's
         return [example.id for example in data.examples]
     entry = record.tasks[task]
     baseline_ids = set(rows_by_id(baseline, task))
@@ -93,7 +93,7 @@ def _baseline_scores(loaded: LoadedPolicy, catalog: Any, baseline: Path | None, 
     from evalharness.metrics.registry import build_metric
 
     scores: dict[tuple[str, str], dict[str, float]] = {}
-    if record is None:
+    if record is None or baseline is None:  # record: the baseline's
         return scores
     for rule in loaded.policy.rules:
         key = (rule.task, rule.metric)

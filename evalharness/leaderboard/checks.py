@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from evalharness.errors import IncomparableRunsError, RecordError
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     import pandas as pd
 
 __all__ = ["COMPARABILITY_FIELDS", "IncomparableRunsError", "MARKER", "resolve_duplicates", "split_incomparable"]
@@ -53,9 +55,9 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.
         return frame, []
     runs = frame.drop_duplicates(["model_id", "task", "run_id", "run_dir"])
     runs = runs.sort_values(["created", "run_id"], ascending=False, kind="stable")
-    keep: set[tuple[str, str, str, str]] = set()
+    keep: set[tuple[Hashable, Hashable, str, str]] = set()  # (model, task, run, folder); groupby keys are Hashable
     # (model, winning run, runs set aside) -> tasks, so one note covers a whole re-run.
-    resolved: dict[tuple[str, str, str], list[str]] = {}
+    resolved: dict[tuple[Hashable, str, str], list[str]] = {}
     for (model_id, task), group in runs.groupby(["model_id", "task"], sort=True):
         winner = group.iloc[0]
         keep.add((model_id, task, winner["run_id"], winner["run_dir"]))
@@ -69,7 +71,7 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.
             )
         won = f"run {winner['run_id']} ({winner['created']:%Y-%m-%d %H:%M:%S})"
         lost = ", ".join(f"{row['run_id']} ({row['created']:%Y-%m-%d %H:%M:%S})" for _, row in group.iloc[1:].iterrows())
-        resolved.setdefault((model_id, won, lost), []).append(task)
+        resolved.setdefault((model_id, won, lost), []).append(str(task))
     notes = [
         f"{model_id}: evaluated more than once; the latest wins: {won} over {lost} for {', '.join(tasks)}"
         for (model_id, won, lost), tasks in resolved.items()

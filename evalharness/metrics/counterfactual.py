@@ -53,6 +53,7 @@ class _GroupedCounterfactual(Metric):
     accepts = (CounterfactualPrediction,)
     higher_is_better = False
     ideal = 0.0
+    settings: WorstGroupSettings
     Settings = WorstGroupSettings
 
     def _names(self, predictions: Sequence[Any]) -> list[str]:
@@ -145,6 +146,7 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
 
     name = "counterfactual_score_change"
     reference = "mean per-example score change under counterfactual swaps"
+    settings: ScoreChangeSettings
     Settings = ScoreChangeSettings
 
     def __init__(self, settings: Any = None) -> None:

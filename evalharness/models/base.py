@@ -16,10 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from evalharness.errors import ModelError, UsageError, did_you_mean
 from evalharness.types import RequestKind
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "ARCHITECTURE_KINDS",
@@ -112,7 +115,7 @@ class ModelInfo:
     architecture: str
     device: str
     dtype: str
-    num_parameters: int
+    num_parameters: int | None  # None: a served model that does not say
     revision: str | None = None
     notes: Mapping[str, Any] = field(default_factory=dict)
     conventions: Conventions = field(default_factory=Conventions)
@@ -281,18 +284,18 @@ def select_dtype(requested: str, device: str) -> str:
     return _DTYPES[requested]
 
 
-OptionsT = TypeVar("OptionsT")
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")  # the frozen option types of types.py
 
 
 def options_with(cls: type[OptionsT], options: OptionsT | None, settings: Mapping[str, Any]) -> OptionsT:
     """The typed options of a request kind from an options object (what the engine passes)
     and keyword settings (the public API's convenience: ``lm.generate(p, max_new_tokens=8)``)."""
-    known = {item.name for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {item.name for item in dataclasses.fields(cls)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise UsageError(f"unknown option(s) {unknown} for {cls.__name__} (known: {', '.join(sorted(known))})")
     values = {key: tuple(value) if key == "stop" else value for key, value in settings.items()}
-    return dataclasses.replace(options if options is not None else cls(), **values)  # type: ignore[type-var]
+    return dataclasses.replace(options if options is not None else cls(), **values)
 
 
 class ModelAdapter:
@@ -304,7 +307,7 @@ class ModelAdapter:
     """
 
     kind: ClassVar[str]
-    answers: ClassVar[frozenset[RequestKind]]
+    answers: frozenset[RequestKind]  # a class constant; a remote backend sets it per instance
     auto_class_name: ClassVar[str]  # the transformers Auto class that loads the weights
 
     def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:

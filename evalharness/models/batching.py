@@ -13,8 +13,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
-__all__ = ["BatchStats", "batching_scope", "sorted_batches"]
+__all__ = ["BatchStats", "batching_scope", "filled", "sorted_batches"]
+
+T = TypeVar("T")
+
+
+def filled(slots: Sequence[T | None]) -> list[T]:
+    """Responses that batches wrote back by input index, once every slot holds one."""
+    done = [slot for slot in slots if slot is not None]
+    if len(done) != len(slots):
+        raise AssertionError(f"{len(slots) - len(done)} of {len(slots)} responses were never computed")
+    return done
 
 
 @dataclass

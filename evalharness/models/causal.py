@@ -31,7 +31,7 @@ from typing import Any
 
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import Conventions, ModelAdapter, ModelInfo, options_with
-from evalharness.models.batching import sorted_batches
+from evalharness.models.batching import filled, sorted_batches
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
 from evalharness.types import (
     GenerateResponse,
@@ -188,7 +188,10 @@ class CausalLMAdapter(ModelAdapter):
                 logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **keep).logits
                 offset = width - logits.shape[1]
                 # Only the scored positions of all rows, gathered at once: [n_targets, vocab].
-                row_ids, positions, targets, bounds = [], [], [], [0]
+                row_ids: list[int] = []
+                positions: list[int] = []
+                targets: list[int] = []
+                bounds = [0]
                 for row, end, index in members:
                     wanted = rows[index][1]
                     row_ids.extend([row] * len(wanted))
@@ -205,7 +208,7 @@ class CausalLMAdapter(ModelAdapter):
                 for member, (_, _, index) in enumerate(members):
                     start, stop = bounds[member], bounds[member + 1]
                     results[index] = (math.fsum(logprobs_list[start:stop]), all(greedy[start:stop]))
-        return results  # type: ignore[return-value]
+        return filled(results)
 
     def _pair_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """(context ids, continuation ids) per pair, with lm-evaluation-harness's split."""
@@ -434,4 +437,4 @@ class CausalLMAdapter(ModelAdapter):
                     tokens = self._generated(output[row, width:].tolist(), eos_ids)
                     text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), stops)
                     results[index] = GenerateResponse(text, len(tokens), truncated[index])
-        return results  # type: ignore[return-value]
+        return filled(results)

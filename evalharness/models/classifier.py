@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalharness.models.base import ModelAdapter
-from evalharness.models.batching import sorted_batches
+from evalharness.models.batching import filled, sorted_batches
 from evalharness.types import ClassifyRequest, ClassifyResponse, RequestKind
 
 __all__ = ["SequenceClassifierAdapter"]
@@ -65,4 +65,4 @@ class SequenceClassifierAdapter(ModelAdapter):
                 logits = self.model(**padded).logits.float().cpu().tolist()
                 for index, row_logits in zip(batch, logits):
                     results[index] = ClassifyResponse(tuple(row_logits), truncated[index])
-        return results  # type: ignore[return-value]
+        return filled(results)

@@ -206,8 +206,9 @@ def apply_adapter(
             message = " ".join(str(exc).split())[:400]
             raise ModelError(f"{both} do not fit: {type(exc).__name__}: {message}. Give the base the adapter was trained on ({BASE_FLAG} PATH)") from None
     marker = f".{_ADAPTER_NAME}."
-    missing = sorted(key for key in result.missing_keys if marker in key or key.endswith(f".{_ADAPTER_NAME}"))
-    unexpected = sorted(result.unexpected_keys)
+    # peft returns torch's _IncompatibleKeys (missing_keys, unexpected_keys); its annotation says only "namedtuple"
+    missing = sorted(key for key in result.missing_keys if marker in key or key.endswith(f".{_ADAPTER_NAME}"))  # type: ignore[attr-defined]
+    unexpected = sorted(result.unexpected_keys)  # type: ignore[attr-defined]
     if missing or unexpected:
         parts = []
         if missing:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Generic, TypeVar, cast
 
 from evalharness.config import StrictModel
 from evalharness.spec.loader import Task
@@ -58,12 +58,16 @@ class NoSettings(StrictModel):
     """For formulations without settings: any key given is an error."""
 
 
-class Formulation(ABC):
+SettingsT = TypeVar("SettingsT", bound=StrictModel)
+
+
+class Formulation(ABC, Generic[SettingsT]):
     """One way of answering a task kind with one request kind.
 
     Tunable behaviour (window sizes, strides, thresholds, prefixes) is declared as a
     ``Settings`` model; a task sets it under ``formulations: {<name>: {...}}`` and the
-    catalog validates it like metric settings.
+    catalog validates it like metric settings; the type parameter is that model, so
+    :meth:`settings_for` is typed (``class Rolling(Formulation[RollingSettings])``).
 
     ``uses`` declares the run options the formulation reads; ``method`` says in a few words
     how it answers, which is the reason recorded when a run option does not apply to it
@@ -71,20 +75,23 @@ class Formulation(ABC):
     others before :meth:`prepare`, so an undeclared option can never change a request.
     """
 
-    name: ClassVar[str]
-    request_kind: ClassVar[RequestKind]
-    Settings: ClassVar[type[StrictModel]] = NoSettings
-    uses: ClassVar[frozenset[RunOption]] = frozenset()
-    method: ClassVar[str]
+    # Class constants, not ClassVar: a wrapping formulation (``Counterfactual``) sets them per
+    # instance from the formulation it wraps.
+    name: str
+    request_kind: RequestKind
+    Settings: type[StrictModel] = NoSettings
+    uses: frozenset[RunOption] = frozenset()
+    method: str
 
     def accepted_options(self, options: FormulationOptions) -> FormulationOptions:
         """``options`` with every run option this formulation does not use at its default."""
         defaults = FormulationOptions()
         return replace(options, **{o.value: getattr(defaults, o.value) for o in RunOption if o not in self.uses})
 
-    def settings_for(self, task: Task) -> StrictModel:
+    def settings_for(self, task: Task) -> SettingsT:
         """This formulation's settings for ``task`` (validated again here for API callers)."""
-        return self.Settings.model_validate(task.spec.formulations.get(self.name, {}))
+        # ``Settings`` is the model named by the class's type parameter (a ClassVar cannot be generic).
+        return cast(SettingsT, self.Settings.model_validate(task.spec.formulations.get(self.name, {})))
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         """Why this formulation cannot serve ``task`` with ``adapter`` (None: it can)."""

@@ -20,7 +20,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
@@ -87,7 +87,10 @@ class ChoiceState:
     notes: tuple[str, ...] = ()
 
 
-class ChoiceFormulation(Formulation):
+ChoiceSettingsT = TypeVar("ChoiceSettingsT", bound=ChoiceSettings)
+
+
+class ChoiceFormulation(Formulation[ChoiceSettingsT]):
     """Shared machinery: one log-likelihood request per choice, arg-max decoding.
 
     In the chat format the context is the rendered chat (ending with the assistant turn's
@@ -172,7 +175,7 @@ class ChoiceFormulation(Formulation):
         return Decoded(self.answer(task, example, best), prompt_for(task, example, state.few_shot, state.prompt), extra)
 
 
-class ChoiceLoglikelihood(ChoiceFormulation):
+class ChoiceLoglikelihood(ChoiceFormulation[ChoiceSettings]):
     """Classification by prompting: ``prompt.choices[i]`` is the continuation of label ``i``."""
 
     name = "choice_loglikelihood"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from evalharness.config import StrictModel
 from evalharness.errors import SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.swaps import Swapper
@@ -111,7 +112,7 @@ class _State:
     swapper: Swapper
 
 
-class Counterfactual(Formulation):
+class Counterfactual(Formulation[StrictModel]):  # settings: the wrapped formulation's
     """Wraps the base task's formulation: original and perturbed requests per example.
 
     An example's variants (the original, then one per swap group whose terms it contains)
@@ -121,11 +122,11 @@ class Counterfactual(Formulation):
 
     def __init__(self, base: Formulation) -> None:
         self.base = base
-        self.name = f"counterfactual:{base.name}"  # type: ignore[misc]
-        self.request_kind = base.request_kind  # type: ignore[misc]
-        self.Settings = base.Settings  # type: ignore[misc]
-        self.uses = base.uses  # type: ignore[misc]
-        self.method = f"{base.method}, asked again with terms swapped"  # type: ignore[misc]
+        self.name = f"counterfactual:{base.name}"
+        self.request_kind = base.request_kind
+        self.Settings = base.Settings
+        self.uses = base.uses
+        self.method = f"{base.method}, asked again with terms swapped"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         return self.base.unsupported_reason(task, adapter)
@@ -158,10 +159,12 @@ class Counterfactual(Formulation):
                 counts[group] += 1
         absent = [name for name, count in counts.items() if count == 0]
         base_settings, notes = self.base.observed(task, state.base_state, _variant_decodes(decoded))
+        spec = task.spec.counterfactual
+        assert spec is not None
         if absent:
             notes.append(
                 f"swap groups {', '.join(absent)}: none of the {len(decoded)} evaluated examples contains their "
-                f"terms in {list(task.spec.counterfactual.fields)}, so these groups are not measured "  # type: ignore[union-attr]
+                f"terms in {list(spec.fields)}, so these groups are not measured "
                 f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
             )
         return {**base_settings, "perturbed_examples": counts}, notes

@@ -20,7 +20,14 @@ from typing import Any
 
 from evalharness.config import validate_model
 from evalharness.errors import UsageError
-from evalharness.prompting.base import PROMPT_OPTIONS, Decoded, Formulation, FormulationOptions, RunOption
+from evalharness.prompting.base import (
+    PROMPT_OPTIONS,
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    NoSettings,
+    RunOption,
+)
 from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.prompted import (
     FewShot,
@@ -102,7 +109,7 @@ def _check_delimiter(adapter: Any, delimiter: str) -> None:
         )
 
 
-class PromptGenerate(Formulation):
+class PromptGenerate(Formulation[NoSettings]):
     """Prompted generation for QA and text-to-text tasks (``generate`` requests)."""
 
     name = "prompt_generate"

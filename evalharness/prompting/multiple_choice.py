@@ -56,7 +56,13 @@ def _needs_prompt(task: Task) -> str | None:
     return None
 
 
-class FieldChoiceLoglikelihood(ChoiceFormulation):
+def _template(task: Task) -> str:
+    """The prompt template (``unsupported_reason`` refuses a task without a prompt)."""
+    assert task.spec.prompt is not None
+    return task.spec.prompt.template
+
+
+class FieldChoiceLoglikelihood(ChoiceFormulation[FieldChoiceSettings]):
     """Log-likelihood of each choice of the example after the rendered prompt."""
 
     name = "field_choice_loglikelihood"
@@ -67,7 +73,7 @@ class FieldChoiceLoglikelihood(ChoiceFormulation):
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
 
     def choices(self, task: Task, example: Example) -> list[str]:
-        prefix = self.settings_for(task).choice_prefix  # type: ignore[attr-defined]
+        prefix = self.settings_for(task).choice_prefix
         return [prefix + choice for choice in _choices(task, example)]
 
     def chat_choices(self, task: Task, example: Example) -> list[str]:
@@ -99,7 +105,7 @@ class _MaskedState:
     settings: MaskedChoiceSettings
 
 
-class MaskedChoice(Formulation):
+class MaskedChoice(Formulation[MaskedChoiceSettings]):
     """Pseudo-log-likelihood of each choice's tokens in context; the highest wins."""
 
     name = "masked_choice"
@@ -111,13 +117,13 @@ class MaskedChoice(Formulation):
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _MaskedState:
-        return _MaskedState(adapter, self.settings_for(task))  # type: ignore[arg-type]
+        return _MaskedState(adapter, self.settings_for(task))
 
     def settings(self, task: Task, state: _MaskedState) -> dict[str, Any]:
         return {**state.settings.model_dump(mode="json"), "score": "pseudo-log-likelihood of the choice's tokens (Salazar et al. 2020)"}
 
     def _texts(self, task: Task, example: Example, state: _MaskedState) -> list[tuple[str, int]]:
-        prompt = render(task.spec.prompt.template, example, task)  # type: ignore[union-attr]
+        prompt = render(_template(task), example, task)
         return [(prompt + state.settings.choice_prefix + choice, len(prompt)) for choice in _choices(task, example)]
 
     def requests(self, task: Task, examples: Sequence[Example], state: _MaskedState) -> list[list[Any]]:
@@ -137,7 +143,7 @@ class MaskedChoice(Formulation):
         token = state.settings.normalization == "token"
         lengths = [float(max(response.n_tokens, 1)) if token else 1.0 for response in responses]
         best, scores = pick_choice(values, lengths)
-        shown = render(task.spec.prompt.template, example, task)  # type: ignore[union-attr]
+        shown = render(_template(task), example, task)
         extra = {"choices": _choices(task, example), "pseudo_loglikelihoods": values, "n_tokens": [r.n_tokens for r in responses]}
         if token:
             extra["scores"] = scores

@@ -51,7 +51,7 @@ class PairLoglikelihoodSettings(StrictModel):
     normalization: Normalisation = "none"
 
 
-class PairLoglikelihood(Formulation):
+class PairLoglikelihood(Formulation[PairLoglikelihoodSettings]):
     """Summed (or length-normalised) log-likelihood of each sentence, given only BOS."""
 
     name = "pair_loglikelihood"
@@ -60,7 +60,7 @@ class PairLoglikelihood(Formulation):
     method = "log-likelihood of each sentence given only BOS, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> PairLoglikelihoodSettings:
-        return self.settings_for(task)  # type: ignore[return-value]
+        return self.settings_for(task)
 
     def settings(self, task: Task, state: PairLoglikelihoodSettings) -> dict[str, Any]:
         return {
@@ -91,7 +91,7 @@ class PairPseudoLoglikelihoodSettings(StrictModel):
     round_to: int | None = 3
 
 
-class PairPseudoLoglikelihood(Formulation):
+class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings]):
     """Pseudo-log-likelihood of the shared (or all) tokens of each sentence."""
 
     name = "pair_pseudo_loglikelihood"
@@ -100,7 +100,7 @@ class PairPseudoLoglikelihood(Formulation):
     method = "masked-LM pseudo-log-likelihood of each sentence, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[Any, PairPseudoLoglikelihoodSettings]:
-        return adapter, self.settings_for(task)  # type: ignore[return-value]
+        return adapter, self.settings_for(task)
 
     def settings(self, task: Task, state: Any) -> dict[str, Any]:
         _, settings = state

@@ -55,7 +55,7 @@ class RollingSettings(StrictModel):
         return self
 
 
-class RollingLoglikelihood(Formulation):
+class RollingLoglikelihood(Formulation[RollingSettings]):
     """Whole-text log-likelihoods with explicit windows (``loglikelihood_rolling`` requests)."""
 
     name = "rolling_loglikelihood"

@@ -75,6 +75,7 @@ def build_chat_tokenizer(corpus: Iterable[str], *, style: str = "chatml", vocab_
     )
     backend.train_from_iterator(list(corpus), trainer=trainer)
     if add_bos:
+        assert bos is not None  # styles that add BOS name it
         backend.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A $B:1", special_tokens=[(bos, backend.token_to_id(bos))]
         )
@@ -158,7 +159,7 @@ def build_lora_adapter(
     )
     adapted = get_peft_model(model, config)
     adapted.peft_config["default"].base_model_name_or_path = base_name if base_name is not None else str(Path(base).resolve())
-    adapted.save_pretrained(directory)
+    adapted.save_pretrained(str(directory))
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     return Path(directory)
