@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup setup-test
+.PHONY: demo test typecheck setup setup-test
 
 setup:
 	bash scripts/setup.sh
@@ -17,5 +17,9 @@ setup-test:
 demo: setup
 	.venv/bin/evalharness demo
 
-test: setup-test
+# mypy over evalharness/ with the [tool.mypy] settings of pyproject.toml (incremental: .mypy_cache).
+typecheck: setup-test
+	.venv/bin/mypy
+
+test: setup-test typecheck
 	.venv/bin/python -m pytest -n 2 $(PYTEST_ARGS)

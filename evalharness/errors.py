@@ -15,6 +15,7 @@ from collections.abc import Iterable
 __all__ = [
     "DataError",
     "EvalHarnessError",
+    "IncomparableRunsError",
     "Interrupted",
     "MetricInputError",
     "ModelError",
@@ -59,6 +60,11 @@ class MetricInputError(EvalHarnessError):
 
 class RecordError(EvalHarnessError):
     """A run record is missing, corrupted, of an unknown schema version or incompatible."""
+
+
+class IncomparableRunsError(RecordError):
+    """Numbers compared or put in one column were not computed alike (other examples, data,
+    signatures or prompt formats), so comparing them would be meaningless."""
 
 
 class Interrupted(KeyboardInterrupt):

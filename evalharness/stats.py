@@ -168,12 +168,13 @@ class Scorer:
             return np.array(first, dtype=float), np.array(second, dtype=float)
         delta = stats_b - stats_a
         total_a, total_b = stats_a.sum(axis=0), stats_b.sum(axis=0)
-        first, second = [], []
+        blocks_a: list[np.ndarray] = []
+        blocks_b: list[np.ndarray] = []
         for start in range(0, swap.shape[0], _BLOCK):
             moved = swap[start : start + _BLOCK].astype(float) @ delta
-            first.append(np.asarray(self.aggregate_sums(total_a + moved), dtype=float))
-            second.append(np.asarray(self.aggregate_sums(total_b - moved), dtype=float))
-        return np.concatenate(first), np.concatenate(second)
+            blocks_a.append(np.asarray(self.aggregate_sums(total_a + moved), dtype=float))
+            blocks_b.append(np.asarray(self.aggregate_sums(total_b - moved), dtype=float))
+        return np.concatenate(blocks_a), np.concatenate(blocks_b)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["Cell", "Column", "console", "print_note", "print_table"]
 
@@ -26,7 +26,7 @@ class Column:
     """A column; ``key`` columns name the row (the heading of its block in the long layout)."""
 
     header: str
-    justify: str = "left"
+    justify: Literal["left", "center", "right"] = "left"  # a subset of rich's JustifyMethod
     key: bool = False
 
 
@@ -72,7 +72,7 @@ def _grid(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[
 
     table = Table(title=_text(title) if title else None)
     for column in columns:
-        table.add_column(_text(column.header), justify=column.justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(_text(column.header), justify=column.justify, no_wrap=True)
     for row in rows:
         table.add_row(*(_text(cell) for cell in row))
     return table

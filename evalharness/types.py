@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
@@ -134,7 +134,7 @@ class SpanOptions:
     n_best: int = 20
     allow_no_answer: bool = False
     null_threshold: float = 0.0
-    scoring: str = "probability"
+    scoring: Literal["probability", "logit"] = "probability"
     align_to_words: bool = True
 
 
@@ -295,7 +295,7 @@ Prediction = (
     LabelPrediction | ScorePrediction | SpanPrediction | TextPrediction | LogprobPrediction | PairPrediction
     | ChoicePrediction | CounterfactualPrediction
 )
-PREDICTION_TYPES: tuple[type, ...] = (
+PREDICTION_TYPES = (  # a literal tuple, so isinstance() narrows to Prediction
     LabelPrediction, ScorePrediction, SpanPrediction, TextPrediction, LogprobPrediction, PairPrediction,
     ChoicePrediction, CounterfactualPrediction,
 )
@@ -341,7 +341,7 @@ class Signature(BaseModel):
             data = {key: value for key, value in data.items() if key != "text"}
         return data
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy refuses decorators over @property; pydantic's documented form
     @property
     def text(self) -> str:
         return self.format()

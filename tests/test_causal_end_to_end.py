@@ -34,7 +34,11 @@ def test_sst2_by_choice_loglikelihood(cli, tmp_path, shared_data, tiny_causal_lm
     record = load_record(out)
     task = record.tasks["glue/sst2"]
     assert task.formulation == "choice_loglikelihood" and task.n_examples == 872
-    assert task.settings == {"normalization": "none", "few_shot": None}
+    raw = {"format": "raw", "requested": "auto", "reason": "the tokenizer has no chat template", "key": "raw"}
+    # 128 positions: 450 of the 1,744 requests lose their context's start (also in the task's notes)
+    lint = {"prompts": 872, "requests": 1744, "truncated": 450, "bos_doubled": 0, "bos_missing": 0}
+    assert "450 of 1744 requests were truncated to fit the model" in task.notes
+    assert task.settings == {"normalization": "none", "few_shot": None, "prompt_format": raw, "prompt_lint": lint}
     assert record.model.kind == "causal_lm" and "prefix_token" in record.model.notes
     samples = read_samples(out, "glue/sst2")
     golds = [row["gold"] for row in samples]

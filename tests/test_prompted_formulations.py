@@ -131,7 +131,8 @@ def test_choice_requests_and_decoding(tmp_path, tiny_causal_lm):
     assert decoded.prediction == LabelPrediction(["negative", "positive"][int(np.argmax(scores))])
     assert decoded.extra["loglikelihoods"] == [r.logprob for r in responses] and decoded.extra["scores"] == scores
     assert decoded.input == requests[0][0][0]
-    assert formulation.settings(task, state) == {"normalization": "token", "few_shot": None}
+    raw = {"format": "raw", "requested": "auto", "reason": "the tokenizer has no chat template", "key": "raw"}
+    assert formulation.settings(task, state) == {"normalization": "token", "few_shot": None, "prompt_format": raw}
 
 
 def test_few_shot_demonstrations_are_seeded_and_independent_of_the_subset(tmp_path, tiny_causal_lm):

@@ -145,3 +145,49 @@ def test_a_generation_option_exists_in_the_task_spec_the_adapter_options_and_the
     spec = set(GenerationSpec.model_fields)
     assert {f.name for f in fields(GenerationOptions)} - {"stop"} == spec
     assert set(GenerationOverrides.model_fields) == spec
+
+
+def test_instruct_and_adapter_settings_from_flags_a_sweep_file_and_a_record_agree(tmp_path):
+    """Issue 16's options live in the one settings model: a flag, a sweep file's ``run:`` entry
+    and a rerun from the record give the same settings, and each is recorded as given."""
+    from evalharness.evaluation.settings import recorded_settings
+    from evalharness.evaluation.sweep import load_sweep_spec
+
+    system = tmp_path / "system.txt"
+    system.write_text("Answer with one word.\n", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, RunSettings)
+    args = parser.parse_args([
+        "--model", "m", "--tasks", "t", "--prompt-format", "chat", "--system-prompt", str(system), "--fewshot-as-multiturn",
+        "--strip-thinking", "</think>", "--base-model", "/base", "--keep-adapter-unmerged",
+        "--model-args", "revision=v1,attn_implementation=eager",
+    ])
+    from_cli = RunSettings(**settings_values(args))
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "models: [m]\ntasks: [t]\noutput: out\nrun:\n  prompt_format: chat\n"
+        f"  system_prompt: {system}\n  fewshot_as_multiturn: true\n  strip_thinking: </think>\n  base_model: /base\n"
+        "  keep_adapter_unmerged: true\n  model_args: {revision: v1, attn_implementation: eager}\n",
+        encoding="utf-8",
+    )
+    spec = load_sweep_spec(sweep)
+    from_sweep = RunSettings(**spec.run, model="m", tasks=["t"])
+    assert from_sweep == from_cli
+    recorded = from_cli.recorded()
+    assert {key: recorded.get(key) for key in ("prompt_format", "system_prompt", "fewshot_as_multiturn", "strip_thinking",
+                                                "base_model", "keep_adapter_unmerged", "model_args")} == {
+        "prompt_format": "chat", "system_prompt": "Answer with one word.\n", "fewshot_as_multiturn": True,
+        "strip_thinking": "</think>", "base_model": "/base", "keep_adapter_unmerged": True,
+        "model_args": {"revision": "v1", "attn_implementation": "eager"},
+    }
+    assert RunSettings(**{**recorded_settings(recorded), "model": "m"}) == from_cli
+
+
+def test_prompt_format_auto_is_the_default_and_leaves_the_choice_to_each_task_record():
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, RunSettings)
+    settings = RunSettings(**settings_values(parser.parse_args(["--model", "m", "--tasks", "t", "--prompt-format", "auto"])))
+    assert settings == RunSettings(model="m", tasks=["t"]) and settings.prompt.prompt_format is None
+    assert "prompt_format" not in settings.recorded()
+    with pytest.raises(UsageError, match=r"--prompt-format: expected auto, raw or chat, got 'html'"):
+        RunSettings(model="m", tasks=["t"], prompt_format="html")

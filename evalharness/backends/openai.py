@@ -216,7 +216,9 @@ def _probe_logprobs(transport: Transport, tokenizer: Any) -> str | None:
         return f"the server refused a completions request with echo and logprobs on a token-id prompt (HTTP {exc.status})"
     except MalformedAnswer:
         return "the server does not return prompt log-probabilities (completions with echo and logprobs), which log-likelihoods need"
-    tokens = answer.choices[0].logprobs.tokens or []  # type: ignore[union-attr]
+    logprobs = answer.choices[0].logprobs
+    assert logprobs is not None  # _prompt_logprobs refused an answer without them
+    tokens = logprobs.tokens or []
     for position, (token, echoed) in enumerate(zip(prompt, tokens)):
         expected = tokenizer.decode([token])
         if echoed != expected:
@@ -247,8 +249,8 @@ def load_openai(config: BackendConfig, model: str, *, tokenizer: str | None = No
         reason = "chat completions cannot echo prompt log-probabilities; use --api completions"
         refusals = {RequestKind.LOGLIKELIHOOD: reason, RequestKind.LOGLIKELIHOOD_ROLLING: reason}
     elif loaded is not None:
-        reason = _probe_logprobs(transport, loaded)
-        refusals = {RequestKind.LOGLIKELIHOOD: reason, RequestKind.LOGLIKELIHOOD_ROLLING: reason} if reason else {}
+        refused = _probe_logprobs(transport, loaded)
+        refusals = {RequestKind.LOGLIKELIHOOD: refused, RequestKind.LOGLIKELIHOOD_ROLLING: refused} if refused else {}
     url = public_url(config.base_url)
     info = ModelInfo(
         name=model,
@@ -258,7 +260,7 @@ def load_openai(config: BackendConfig, model: str, *, tokenizer: str | None = No
         architecture=f"served over the OpenAI API ({config.api})",
         device="remote",
         dtype="as served",
-        num_parameters=None,  # type: ignore[arg-type] - the server does not say
+        num_parameters=None,  # the server does not say
         notes={"backend": "openai", "base_url": url, "served_model": model, "api": config.api, "tokenizer": tokenizer_note},
         conventions=Conventions(backend="openai", api=config.api, tokenizer=tokenizer_note["fingerprint"] if tokenizer_note else None),
     )

@@ -219,4 +219,7 @@ class RemoteCausalLM(CausalLMAdapter):
         budget = self.context_length - max_new_tokens
         if len(ids) > budget:
             return ids[-budget:], True
-        return (text, False) if text else (ids, False)
+        # A text that starts with BOS (a chat template's) goes as ids: a server adding its own would double it.
+        bos = self.tokenizer.bos_token
+        starts_with_bos = self.adds_bos and bool(bos) and text.startswith(bos)
+        return (text, False) if text and not starts_with_bos else (ids, False)

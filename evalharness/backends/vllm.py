@@ -129,7 +129,7 @@ def load_vllm(config: BackendConfig, model: str, *, tokenizer: str | None = None
         architecture=architecture,
         device="cuda",
         dtype=chosen_dtype,
-        num_parameters=None,  # type: ignore[arg-type] - vLLM does not expose it
+        num_parameters=None,  # vLLM does not expose it
         notes={"backend": "vllm", "engine": f"vllm {version}", "tokenizer": tokenizer_path},
         conventions=Conventions(backend="vllm", engine=f"vllm {version}", tokenizer=tokenizer_path),
     )

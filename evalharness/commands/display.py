@@ -8,7 +8,7 @@ from evalharness.records.record import RunRecord
 from evalharness.terminal import Cell, Column, print_note, print_table
 from evalharness.terminal import console as make_console
 
-__all__ = ["format_value", "print_run"]
+__all__ = ["format_value", "print_run", "prompt_summary"]
 
 RUN_COLUMNS = [
     Column("task", key=True),
@@ -22,6 +22,26 @@ RUN_COLUMNS = [
 
 def format_value(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# Lint count -> how the summary names it.
+_LINT_SHOWN = {
+    "bos_doubled": "doubled BOS",
+    "bos_missing": "missing BOS",
+    "end_of_turn_not_in_stops": "not stopping at end-of-turn",
+    "truncated": "truncated",
+}
+
+
+def prompt_summary(settings: dict[str, Any]) -> str | None:
+    """The prompt format of a prompted task and its token-level lint, in one line."""
+    fmt, lint = settings.get("prompt_format"), settings.get("prompt_lint")
+    if not isinstance(fmt, dict) or not isinstance(lint, dict):
+        return None
+    what = f"{fmt.get('format')} format ({'chosen: ' if fmt.get('requested') == 'auto' else ''}{fmt.get('reason')})"
+    counts = ", ".join(f"{lint[name]} {label}" for name, label in _LINT_SHOWN.items() if name in lint)
+    checked = f"token lint over {lint.get('prompts')} prompts: {counts}" if "bos_doubled" in lint else f"lint: {counts}"
+    return f"{what}; {checked}"
 
 
 def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) -> None:
@@ -51,6 +71,10 @@ def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) ->
                 print_note(console, label, f"{task_name} {metric_name}: {entry.note}")
         for note in task.notes:
             print_note(console, Cell("note", "yellow"), f"{task_name}: {note}")
+    for task_name, task in record.tasks.items():
+        line = prompt_summary(task.settings)
+        if line:
+            print_note(console, Cell("prompt", "cyan"), f"{task_name}: {line}")
     for task_name, reason in record.skipped.items():
         print_note(console, Cell("skipped", "yellow"), f"{task_name}: {reason.splitlines()[0]}")
     if run_dir is not None:

@@ -51,11 +51,13 @@ def _sequential(args: argparse.Namespace, policy: Any, baseline: Path | None, se
 
 
 # The run settings a sequential gate takes for the evaluations it runs (its --seed, --output
-# and --tasks-dir are the gate's own).
+# and --tasks-dir are the gate's own): how to load the candidate (a PEFT adapter, --model-args)
+# and the prompt format its baseline was scored in, which the gate requires it to match.
 SEQUENTIAL_SETTINGS = (
     "model", "model_kind", "device", "dtype", "device_map", "trust_remote_code", "tokenizer", "allow_random_weights",
-    "allow_kind_mismatch", "name", "base_url", "api", "api_key_env", "max_concurrency", "timeout", "max_retries",
-    "max_requests", "batch_size", "max_batch_tokens", "label_map", "data_dir", "trust_task_code",
+    "allow_kind_mismatch", "base_model", "keep_adapter_unmerged", "model_args", "name", "base_url", "api", "api_key_env",
+    "max_concurrency", "timeout", "max_retries", "max_requests", "batch_size", "max_batch_tokens", "label_map", "data_dir",
+    "trust_task_code", "prompt_format", "system_prompt", "fewshot_as_multiturn", "strip_thinking",
 )
 
 

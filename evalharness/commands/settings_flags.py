@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import typing
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel
 
@@ -24,7 +24,7 @@ __all__ = ["add_settings_flags", "settings_values"]
 _DEST = "settings__"  # namespace attributes of settings flags: settings__batching__batch_size
 
 
-def _is_group(annotation: Any) -> bool:
+def _is_group(annotation: Any) -> TypeGuard[type[StrictModel]]:
     return isinstance(annotation, type) and issubclass(annotation, StrictModel)
 
 
@@ -39,7 +39,7 @@ def _is_list(annotation: Any) -> bool:
 def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], str, dict[str, Any]]]:
     for name, field in model.model_fields.items():
         if _is_group(field.annotation):
-            yield from _flags(field.annotation, (*path, name))  # type: ignore[arg-type]
+            yield from _flags(field.annotation, (*path, name))
             continue
         meta = option_metadata(model, name)
         if not meta["cli"]:

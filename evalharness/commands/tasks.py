@@ -28,10 +28,42 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from evalharness.spec.catalog import TaskCatalog
 
+    if args.render or getattr(args, "settings__loading__model", None) is not None:
+        return _render(args)
     task = TaskCatalog(args.tasks_dir).load(args.name)
     print(f"# {task.name}  (version {task.version}, {task.spec_hash})  {task.path}")
     print(task.path.read_text(encoding="utf-8"), end="")
     return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    import json
+
+    from evalharness.commands.render import print_rendered
+    from evalharness.commands.settings_flags import settings_values
+    from evalharness.errors import UsageError
+    from evalharness.evaluation.render import render_example
+    from evalharness.evaluation.settings import RunSettings
+
+    values = settings_values(args)
+    if not args.render or "model" not in values.get("loading", {}):
+        raise UsageError("tasks show: --render needs --model PATH (the prompts depend on the checkpoint's tokenizer and kind)")
+    config = RunSettings(**values, tasks=[args.name], tasks_dirs=args.tasks_dir)
+    rendered = render_example(config, args.name, args.example)
+    if args.json:
+        print(json.dumps(rendered.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_rendered(rendered)
+    return 0
+
+
+# Settings that shape the requests of an example (``tasks show --render``): the model and how it
+# is loaded, and the prompt overrides.
+RENDER_SETTINGS = (
+    "model", "model_kind", "device", "dtype", "device_map", "trust_remote_code", "tokenizer", "allow_random_weights",
+    "allow_kind_mismatch", "base_model", "keep_adapter_unmerged", "model_args", "data_dir", "num_fewshot", "label_map",
+    "max_new_tokens", "num_beams", "prompt_format", "system_prompt", "fewshot_as_multiturn", "strip_thinking", "seed",
+)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -67,9 +99,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list built-in and user tasks and groups")
     add_tasks_dir(listing)
     listing.set_defaults(handler=_list)
-    show = actions.add_parser("show", help="print a task spec")
+    show = actions.add_parser("show", help="print a task spec, or (--render --model PATH) the exact requests of one example")
     show.add_argument("name")
     add_tasks_dir(show)
+    show.add_argument(
+        "--render", action="store_true",
+        help="print what the model is asked for one example: prompts (in the run's prompt format), continuations, token ids",
+    )
+    show.add_argument("--example", metavar="ID", help="--render: this example id (default: the first)")
+    show.add_argument("--json", action="store_true", help="--render: print the requests as JSON (exact strings and token ids)")
+    from evalharness.commands.settings_flags import add_settings_flags
+    from evalharness.evaluation.settings import RunSettings
+
+    add_settings_flags(show, RunSettings, only=RENDER_SETTINGS, titles={"loading": "--render: the checkpoint", "prompt": "--render: prompt settings"})
     show.set_defaults(handler=_show)
     validate = actions.add_parser("validate", help="validate task files or folders")
     validate.add_argument("paths", nargs="+", metavar="PATH")

@@ -31,7 +31,7 @@ from evalharness.comparison.pairing import (
     task_clusters,
     task_stats,
 )
-from evalharness.errors import EvalHarnessError, RecordError, UsageError
+from evalharness.errors import EvalHarnessError, IncomparableRunsError, RecordError, UsageError
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.records.record import (
     MetricEntry,
@@ -66,10 +66,6 @@ __all__ = [
 
 COMPARE_SCHEMA = "evalharness.comparison.compare/1"
 IMPROVED, REGRESSED, UNCHANGED, UNDEFINED = "improved", "regressed", "no significant change", "undefined"
-
-
-class IncomparableRunsError(RecordError):
-    """Two runs did not evaluate the same examples, so a paired comparison is meaningless."""
 
 
 @dataclass(frozen=True)

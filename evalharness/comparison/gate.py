@@ -91,6 +91,7 @@ class _Statistics:
     def metric(self, rule: GateRule) -> PairedMetric:
         key = (rule.task, rule.metric)
         if key not in self._metrics:
+            assert self.paired is not None  # statistical checks run only against a baseline
             self._metrics[key] = self.paired.metric(*key)
         return self._metrics[key]
 
@@ -115,11 +116,37 @@ class _Context:
         return describe_check(self.rule, check, self.alpha)
 
     @property
+    def value(self) -> float:
+        """The candidate's value (``_find_entry`` gives a rule only a defined one)."""
+        assert self.entry.value is not None
+        return self.entry.value
+
+    @property
     def ideal(self) -> float:
-        return self.entry.ideal  # validate_policy allows distance checks only on metrics with one
+        assert self.entry.ideal is not None  # validate_policy allows distance checks only on metrics with one
+        return self.entry.ideal
+
+    @property
+    def baseline(self) -> MetricComparison:
+        """The comparison with the baseline, whose change is defined (``_why_no_comparison``
+        keeps baseline checks from running otherwise)."""
+        assert self.comparison is not None and self.comparison.change is not None
+        return self.comparison
+
+    @property
+    def change(self) -> float:
+        change = self.baseline.change
+        assert change is not None
+        return change
+
+    @property
+    def worsening(self) -> float:
+        worsening = self.baseline.worsening
+        assert worsening is not None  # defined with the change
+        return worsening
 
     def compared_values(self) -> dict[str, Any]:
-        comparison = self.comparison
+        comparison = self.baseline
         return {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "n": comparison.n}
 
     def noise(self, threshold: float | None) -> dict[str, Any]:
@@ -136,20 +163,20 @@ def _fmt(value: float | None) -> str:
 
 
 def _check_min(ctx: _Context, limit: float) -> CheckResult:
-    ok = ctx.entry.value >= limit
-    return CheckResult("min", ctx.describe("min"), PASSED if ok else FAILED, f"{_fmt(ctx.entry.value)} {'≥' if ok else '<'} {limit:g}", ctx.entry.value, n=ctx.entry.n)
+    ok = ctx.value >= limit
+    return CheckResult("min", ctx.describe("min"), PASSED if ok else FAILED, f"{_fmt(ctx.value)} {'≥' if ok else '<'} {limit:g}", ctx.value, n=ctx.entry.n)
 
 
 def _check_max(ctx: _Context, limit: float) -> CheckResult:
-    ok = ctx.entry.value <= limit
-    return CheckResult("max", ctx.describe("max"), PASSED if ok else FAILED, f"{_fmt(ctx.entry.value)} {'≤' if ok else '>'} {limit:g}", ctx.entry.value, n=ctx.entry.n)
+    ok = ctx.value <= limit
+    return CheckResult("max", ctx.describe("max"), PASSED if ok else FAILED, f"{_fmt(ctx.value)} {'≤' if ok else '>'} {limit:g}", ctx.value, n=ctx.entry.n)
 
 
 def _check_distance(ctx: _Context, limit: float) -> CheckResult:
-    distance = abs(ctx.entry.value - ctx.ideal)
+    distance = abs(ctx.value - ctx.ideal)
     ok = distance <= limit
-    detail = f"|{_fmt(ctx.entry.value)} - {ctx.ideal:g}| = {_fmt(distance)} {'≤' if ok else '>'} {limit:g}"
-    return CheckResult("max_distance_from_ideal", ctx.describe("max_distance_from_ideal"), PASSED if ok else FAILED, detail, ctx.entry.value, n=ctx.entry.n)
+    detail = f"|{_fmt(ctx.value)} - {ctx.ideal:g}| = {_fmt(distance)} {'≤' if ok else '>'} {limit:g}"
+    return CheckResult("max_distance_from_ideal", ctx.describe("max_distance_from_ideal"), PASSED if ok else FAILED, detail, ctx.value, n=ctx.entry.n)
 
 
 def _detectable(ctx: _Context, check: str, threshold: float) -> dict[str, Any]:
@@ -186,17 +213,18 @@ def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: st
 
 
 def _check_max_drop(ctx: _Context, limit: float) -> CheckResult:
-    return _regression(ctx, "max_drop", ctx.comparison.worsening, limit, "", limit)
+    return _regression(ctx, "max_drop", ctx.worsening, limit, "", limit)
 
 
 def _check_max_drop_relative(ctx: _Context, limit: float) -> CheckResult:
-    worsening, base = ctx.comparison.worsening, ctx.comparison.value_a
+    worsening, base = ctx.worsening, ctx.baseline.value_a
+    assert base is not None  # _why_no_comparison: the baseline's value is defined
     relative = worsening / abs(base) if base else (math.inf if worsening > 0 else 0.0)
     return _regression(ctx, "max_drop_relative", 100 * relative, 100 * limit, "%", limit * abs(base))
 
 
 def _check_distance_increase(ctx: _Context, limit: float) -> CheckResult:
-    return _regression(ctx, "max_distance_increase", ctx.comparison.change, limit, "", limit)
+    return _regression(ctx, "max_distance_increase", ctx.change, limit, "", limit)
 
 
 def _check_test(ctx: _Context, check: str, spec: Any) -> CheckResult:
@@ -313,12 +341,19 @@ def _baseline_targets(policy: GatePolicy, candidate: RunRecord, baseline: RunRec
     return {task: metrics for task, metrics in targets.items() if metrics}
 
 
+def _compared(comparison: Comparison, task: str, metric: str) -> MetricComparison:
+    """The comparison of a task and metric known to have been compared."""
+    found = comparison.get(task, metric)
+    assert found is not None
+    return found
+
+
 def _adjusted(policy: GatePolicy, comparison: Comparison | None) -> dict[tuple[str, str], float | None]:
     """Adjusted p-values across the comparisons that 'significant' rules test (one each)."""
     if comparison is None:
         return {}
     keys = sorted({(r.task, r.metric) for r in policy.rules if r.significant and comparison.get(r.task, r.metric)})
-    raw = [comparison.get(*key).p_value for key in keys]
+    raw = [_compared(comparison, *key).p_value for key in keys]
     adjusted = adjust_pvalues(np.array([np.nan if p is None else p for p in raw], dtype=float), policy.correction)
     return {key: (float(p) if math.isfinite(p) else None) for key, p in zip(keys, adjusted)}
 
@@ -407,7 +442,7 @@ def evaluate_gate(
     facts = validate_policy(loaded, TaskCatalog(tasks_dirs), (candidate_record, baseline_record))
     targets = _baseline_targets(loaded.policy, candidate_record, baseline_record)
     comparison = None
-    if targets:
+    if targets and baseline is not None:  # targets need a baseline run
         # The gate corrects over its own family (the 'significant' rules), not over compare's.
         assert baseline_run is not None  # targets come from the baseline's tasks
         comparison = compare_runs(baseline_run, candidate_run, settings=replace(settings, correction="none"), metrics=targets)
@@ -431,7 +466,8 @@ def evaluate_gate(
         notes += [f"{task.task}: {note}" for task in comparison.tasks for note in task.notes]
         notes += [f"{m.task} {m.metric}: {note}" for m in comparison.metrics for note in m.notes]
     if adjusted:
-        tests = sorted({comparison.get(*key).method for key in adjusted})
+        assert comparison is not None  # p-values come from it
+        tests = sorted({_compared(comparison, *key).method for key in adjusted})
         notes.append(
             f"significance: {len(adjusted)} paired test(s) ({'; '.join(tests)}), correction {loaded.policy.correction}, "
             f"seed {settings.seed}"

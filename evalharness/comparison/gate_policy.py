@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -64,6 +64,8 @@ def _one_sided_alpha(alpha: float) -> str:
 
 class _MarginModel(_PolicyModel):
     relative: bool = Field(default=False, description="margin is a fraction of the baseline's value (0.02 = 2%)")
+    if TYPE_CHECKING:  # each subclass declares the field with its own bound and description
+        margin: float
 
     @model_validator(mode="after")
     def _relative_below_one(self) -> _MarginModel:
@@ -208,6 +210,7 @@ class MetricFacts:
     @property
     def largest_distance(self) -> float:
         """The largest |value - ideal| the metric can show."""
+        assert self.ideal is not None  # asked only of metrics with an ideal (distance checks)
         low, high = self.bounds
         return max(high - self.ideal, self.ideal - low)
 
@@ -406,11 +409,15 @@ def _contradictions(loaded: LoadedPolicy, facts: dict[int, MetricFacts]) -> list
     problems = []
     for (task, metric), indices in groups.items():
         low, high = facts[indices[0]].bounds
-        floor, ceiling = (low, None), (high, None)  # (bound, rule index that sets it)
+        floor: tuple[float, int | None] = (low, None)  # (bound, rule index that sets it)
+        ceiling: tuple[float, int | None] = (high, None)
         for index in indices:
             rule, ideal = rules[index], facts[index].ideal
-            lows = [rule.min] + ([ideal - rule.max_distance_from_ideal] if rule.max_distance_from_ideal is not None else [])
-            highs = [rule.max] + ([ideal + rule.max_distance_from_ideal] if rule.max_distance_from_ideal is not None else [])
+            lows, highs = [rule.min], [rule.max]
+            if rule.max_distance_from_ideal is not None:
+                assert ideal is not None  # _applies refused distance checks on metrics without an ideal
+                lows.append(ideal - rule.max_distance_from_ideal)
+                highs.append(ideal + rule.max_distance_from_ideal)
             for value in (v for v in lows if v is not None):
                 floor = max(floor, (value, index), key=lambda pair: pair[0])
             for value in (v for v in highs if v is not None):

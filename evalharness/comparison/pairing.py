@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.errors import RecordError
+from evalharness.errors import IncomparableRunsError, RecordError
+from evalharness.records.prompt_format import prompt_format_key, prompt_format_problem, template_note
 from evalharness.records.record import RunRecord, read_samples
 
-__all__ = ["PairedTask", "TaskComparison", "pair_task", "rows_by_id", "task_clusters", "task_stats"]
+__all__ = ["PairedTask", "TaskComparison", "pair_task", "refuse_other_prompt_formats", "rows_by_id", "task_clusters", "task_stats"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,23 @@ def _example(ids: Sequence[str]) -> str:
     return shown + (", ..." if len(ids) > 3 else "")
 
 
+def refuse_other_prompt_formats(task: str, dirs: tuple[Path, Path], entries: tuple[Any, Any]) -> None:
+    """A raw and a chat run (or other system prompts, few-shot turns, reasoning stripping) are
+    different measurements: no paired test, no gate, whatever other flags say."""
+    keys = [prompt_format_key(entry.formulation, entry.settings) for entry in entries]
+    problem = prompt_format_problem(keys, [str(path) for path in dirs])
+    if problem:
+
+        raise IncomparableRunsError(
+            f"task '{task}': {problem}; numbers produced under different prompt formats cannot be compared. "
+            "Re-run one of them with the other's --prompt-format, --system-prompt, --fewshot-as-multiturn and --strip-thinking"
+        )
+
+
 def pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunRecord]) -> tuple[PairedTask, list[str]]:
     """Align one task's examples; returns the pairing and why the runs' examples differ."""
     entry_a, entry_b = records[0].tasks[task], records[1].tasks[task]
+    refuse_other_prompt_formats(task, dirs, (entry_a, entry_b))
     rows_a, rows_b = rows_by_id(dirs[0], task, records[0]), rows_by_id(dirs[1], task, records[1])
     problems = []
     if entry_a.data.fingerprint != entry_b.data.fingerprint:
@@ -85,6 +100,9 @@ def pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunR
         notes.append(f"task specs differ ({entry_a.spec_hash} vs {entry_b.spec_hash})")
     if entry_a.formulation != entry_b.formulation:
         notes.append(f"formulations differ ({entry_a.formulation} vs {entry_b.formulation})")
+    templates = template_note(entry_a.settings, entry_b.settings)
+    if templates:
+        notes.append(templates)
     summary = TaskComparison(
         task, entry_a.n_examples, entry_b.n_examples, len(ids), entry_a.data.fingerprint, entry_b.data.fingerprint, not problems, notes
     )

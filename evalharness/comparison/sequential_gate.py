@@ -97,7 +97,11 @@ def _rules_for(check: str, limit: Any, metric: Any, baseline_value: float | None
     if check == "max":
         return (SequentialRule(float(limit), (low, high), alpha, above=False, target="test-set", inclusive=True, label=label),), None
     if check in ("max_drop", "max_drop_relative"):
-        drop = float(limit) * (abs(baseline_value) if check == "max_drop_relative" else 1.0)
+        scale = 1.0
+        if check == "max_drop_relative":
+            assert baseline_value is not None  # a paired check: the baseline's mean is given
+            scale = abs(baseline_value)
+        drop = float(limit) * scale
         return (SequentialRule(-drop, (-span, span), alpha, above=True, target="test-set", inclusive=True, label=label),), drop
     margin = Margin(float(limit.margin), bool(limit.relative)).absolute(baseline_value)  # a zero baseline is refused
     if check == "noninferior":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 __all__ = ["Location", "ModelT", "StrictModel", "option", "option_metadata"]
 
@@ -34,7 +35,7 @@ def option(
     ``flag`` (default ``--field-name``), ``help``, ``metavar``, ``cli=False`` for fields set only
     from files or the API, and how the run record keeps it (``always``, ``if_set``: only when
     it differs from its default, ``never``). ``constraints`` are pydantic's (``ge``...)."""
-    extra = {"flag": flag, "metavar": metavar, "cli": cli, "record": record}
+    extra: JsonDict = {"flag": flag, "metavar": metavar, "cli": cli, "record": record}
     return Field(default, description=help, json_schema_extra=extra, **constraints)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -57,7 +57,7 @@ def _scalar_error(node: yaml.Node, problem: str) -> yaml.constructor.Constructor
 class _Constructor(yaml.constructor.SafeConstructor):
     """Plain data only (text, numbers, booleans, null, lists, mappings), unique plain keys."""
 
-    yaml_constructors: dict[Any, Any] = {}
+    yaml_constructors: ClassVar[dict[Any, Any]] = {}
 
     def construct_core_bool(self, node: yaml.ScalarNode) -> bool:
         value = str(self.construct_scalar(node)).lower()
@@ -117,11 +117,11 @@ for _name, _method in {
     "seq": _Constructor.construct_yaml_seq,
     "map": _Constructor.construct_unique_mapping,
 }.items():
-    _Constructor.add_constructor(_TAG + _name, _method)
-_Constructor.add_constructor(None, _Constructor.refuse_tag)
+    _Constructor.add_constructor(_TAG + _name, _method)  # type: ignore[arg-type]  # types-PyYAML: self must be a PyYAML Loader
+_Constructor.add_constructor(None, _Constructor.refuse_tag)  # type: ignore[type-var]  # types-PyYAML: as above
 
 
-class _Loader(  # type: ignore[misc]
+class _Loader(
     yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Constructor, _Resolver
 ):
     """The pure-Python loader: exact error positions, used when libyaml is absent or refuses."""
@@ -136,9 +136,9 @@ class _Loader(  # type: ignore[misc]
 
 
 if yaml.__with_libyaml__:
-    from yaml.cyaml import CParser
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]  # re-exported at runtime; types-PyYAML does not list it
 
-    class _FastLoader(CParser, _Constructor, _Resolver):  # type: ignore[misc]
+    class _FastLoader(CParser, _Constructor, _Resolver):
         """libyaml's parser and composer (tens of times faster), our resolver and constructors."""
 
         def __init__(self, stream: str) -> None:

@@ -71,7 +71,7 @@ def fingerprint_examples(examples: Sequence[Example]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def check_local_source(task: Task, local: LocalSource, loc: Sequence[str]) -> tuple[Reader, StrictModel]:
+def check_local_source(task: Task, local: LocalSource, loc: Sequence[str | int]) -> tuple[Reader, StrictModel]:
     """The reader of a local source and its validated options: the static check that
     ``tasks validate`` and ``run`` share (``loc`` is the source's place, e.g. ``("data", "local")``)."""
     if local.format not in READERS:

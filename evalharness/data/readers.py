@@ -99,9 +99,9 @@ class IndexedTextOptions(StrictModel):
 
 def _read_delimited(path: Path, options: DelimitedOptions, delimiter: str, quoting: str) -> Iterator[Row]:
     text = read_text(path, options.encoding)
-    mode = csv.QUOTE_NONE if (options.quoting or quoting) == "none" else csv.QUOTE_MINIMAL
+    none = (options.quoting or quoting) == "none"
     # Only "\n" ends a record: str.splitlines() would also split on U+2028 and friends.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=mode)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=csv.QUOTE_NONE if none else csv.QUOTE_MINIMAL)
     names = options.column_names
     for fields in reader:
         line_number = reader.line_num

@@ -176,7 +176,7 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
                 "floor": spread,
             }
         tasks[task] = {"sample": len(ids), "of": len(reference[task]), "metrics": metrics}
-    result = {
+    summary: dict[str, Any] = {
         "schema": NOISE_SCHEMA,
         "run_id": record.run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -185,8 +185,8 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
         "not_measured": skipped,
         "tasks": tasks,
     }
-    atomic_write_text(run_dir / NOISE_FILE, json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    return result
+    atomic_write_text(run_dir / NOISE_FILE, json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return summary
 
 
 def _check_same_examples(task: str, label: str, reference: dict[str, dict[str, Any]], rows: dict[str, dict[str, Any]], ids: Sequence[str]) -> None:

@@ -50,12 +50,31 @@ class GivenOption:
         value = self.value
         if isinstance(value, Mapping):
             value = ",".join(f"{key}={item}" for key, item in value.items())
-        return f"{self.flag} {value}"
+        if value is True:
+            return self.flag
+        text = str(value)
+        return f"{self.flag} {text if len(text) <= 60 else repr(text[:57] + '...')}"
 
 
-def given_options(label_map: Mapping[str, str] | None, num_fewshot: int | None, generation: Mapping[str, Any]) -> list[GivenOption]:
+# Prompt options (``PromptSettings`` fields) -> their flag and the formulation option they need.
+_PROMPT_OPTIONS = {
+    "prompt_format": ("--prompt-format", RunOption.PROMPT_FORMAT),
+    "system_prompt": ("--system-prompt", RunOption.SYSTEM_PROMPT),
+    "fewshot_as_multiturn": ("--fewshot-as-multiturn", RunOption.FEWSHOT_AS_MULTITURN),
+    "strip_thinking": ("--strip-thinking", RunOption.STRIP_THINKING),
+}
+
+
+def given_options(
+    label_map: Mapping[str, str] | None,
+    num_fewshot: int | None,
+    generation: Mapping[str, Any],
+    prompt: Mapping[str, Any] | None = None,
+) -> list[GivenOption]:
     """The formulation-specific options of a run, one entry per flag (unknown generation
-    keys are refused here, before anything loads)."""
+    keys are refused here, before anything loads). ``prompt``: the prompt-format options
+    (``prompt_format``, ``system_prompt``, ``fewshot_as_multiturn``, ``strip_thinking``);
+    unset ones (None, False) are not given."""
     unknown = sorted(set(generation) - set(GenerationSpec.model_fields))
     if unknown:
         raise UsageError(
@@ -69,6 +88,12 @@ def given_options(label_map: Mapping[str, str] | None, num_fewshot: int | None, 
         given.append(GivenOption("num_fewshot", "--num-fewshot", num_fewshot, RunOption.NUM_FEWSHOT))
     for key, value in generation.items():
         given.append(GivenOption(key, _GENERATION_FLAGS.get(key, f"generation.{key}"), value, RunOption.GENERATION))
+    for key, value in (prompt or {}).items():
+        if key not in _PROMPT_OPTIONS:
+            raise UsageError(f"unknown prompt option '{key}' (known: {', '.join(_PROMPT_OPTIONS)})")
+        if value is not None and value is not False:
+            flag, needs = _PROMPT_OPTIONS[key]
+            given.append(GivenOption(key, flag, value, needs))
     return given
 
 

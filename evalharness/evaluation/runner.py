@@ -39,6 +39,7 @@ from evalharness.execution.lock import run_dir_lock
 from evalharness.execution.progress import progress_enabled, summary_line, task_progress
 from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
+from evalharness.prompting.lint import lint_notes, lint_prompts
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
 from evalharness.records.store import (
@@ -52,7 +53,7 @@ from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
 
-__all__ = ["RunConfig", "RunResult", "load_adapter", "run_evaluation"]
+__all__ = ["RunConfig", "RunResult", "formulation_options", "load_adapter", "run_evaluation"]
 
 Progress = Callable[[str], None]
 _RESUME = (
@@ -67,7 +68,8 @@ RunConfig = RunSettings  # everything ``evalharness run`` was asked (``evaluatio
 def _given_options(config: RunConfig) -> list[run_options.GivenOption]:
     """The formulation-specific options this run was given (see ``evaluation.options``)."""
     prompt = config.prompt
-    return run_options.given_options(prompt.label_map, prompt.num_fewshot, prompt.generation.given())
+    formats = {name: getattr(prompt, name) for name in ("prompt_format", "system_prompt", "fewshot_as_multiturn", "strip_thinking")}
+    return run_options.given_options(prompt.label_map, prompt.num_fewshot, prompt.generation.given(), formats)
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,17 @@ class _PlannedTask:
     notes: list[str] = field(default_factory=list)
 
 
-def _formulation_options(config: RunConfig) -> FormulationOptions:
+def formulation_options(config: RunConfig) -> FormulationOptions:
     return FormulationOptions(
         label_map=config.prompt.label_map,
         generation=config.prompt.generation.given(),
         seed=config.seed,
         data_dir=resolve_data_dir(config.data_dir),
         num_fewshot=config.prompt.num_fewshot,
+        prompt_format=config.prompt.prompt_format,
+        system_prompt=config.prompt.system_prompt,
+        fewshot_as_multiturn=config.prompt.fewshot_as_multiturn,
+        strip_thinking=config.prompt.strip_thinking,
     )
 
 
@@ -108,7 +114,7 @@ def _prepare(
     skipped with its reason (when reached through a group). Each formulation gets only the
     run options it declares; an option no chosen formulation uses stops the run here.
     """
-    options = _formulation_options(config)
+    options = formulation_options(config)
     given = _given_options(config)
     runnable = []
     uses: dict[str, run_options.OptionUse] = {}
@@ -160,13 +166,18 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
     notes = [*plan.notes, *observed_notes]
     if truncated:
         notes.append(f"{truncated} of {len(responses)} requests were truncated to fit the model")
+    settings = {**formulation.settings(task, state), **observed_settings, **plan.settings}
+    policy = formulation.prompt_policy(task, state)
+    if policy is not None:  # a prompted task: what the model saw, token by token
+        settings["prompt_lint"] = lint_prompts(engine.adapter, formulation.request_kind, flat, options, responses, policy)
+        notes += [note for note in lint_notes(settings["prompt_lint"]) if "truncated" not in note]
     entry = score_task(
         task,
         data,
         decoded,
         run_dir=run_dir,
         formulation=formulation.name,
-        settings={**formulation.settings(task, state), **observed_settings, **plan.settings},
+        settings=settings,
         notes=notes,
         seed=config.seed,
         n_resamples=config.statistics.n_resamples,
@@ -286,6 +297,9 @@ def load_adapter(
         tokenizer=loading.tokenizer,
         allow_random_weights=loading.allow_random_weights,
         allow_kind_mismatch=loading.allow_kind_mismatch,
+        base_model=loading.base_model,
+        keep_adapter_unmerged=loading.keep_adapter_unmerged,
+        model_args=loading.model_args,
     )
     request = BackendRequest(loading.model, in_process, tokenizer=loading.tokenizer, dtype=loading.dtype, seed=config.seed)
     return load_backend(config.backend, request)
@@ -323,12 +337,17 @@ def _run_locked(
         packing=config.batching.packing,
         context=context,
     )
-    tasks: dict[str, TaskEntry | None] = {}
+    tasks: dict[str, TaskEntry] = {}
     for plan in runnable:
+        assert plan.formulation is not None  # a runnable plan has one
         report(f"running {plan.task.name} ({len(plan.data.examples)} examples, {plan.formulation.name})")
-        tasks[plan.task.name] = _evaluate_task(plan, engine, config, run_dir)
+        entry = _evaluate_task(plan, engine, config, run_dir)
+        if entry is not None:  # None on the ranks that do not score (data parallel)
+            tasks[plan.task.name] = entry
     if not primary:  # data parallel: rank 0 writes the record, the others get a copy
-        return RunResult(run_dir, distributed.broadcast_from_primary(None, context=context))
+        shared: RunRecord | None = distributed.broadcast_from_primary(None, context=context)
+        assert shared is not None  # rank 0 sends its record
+        return RunResult(run_dir, shared)
     seconds = time.perf_counter() - started
     executions = {name: entry.execution for name, entry in tasks.items() if entry.execution}
     report(summary_line(executions, sum(entry.n_examples for entry in tasks.values()), seconds))

@@ -25,7 +25,7 @@ from evalharness.comparison.compare import CompareSettings, IncomparableRunsErro
 from evalharness.comparison.gate import GateReport, load_policy
 from evalharness.comparison.gate_policy import LoadedPolicy, validate_policy
 from evalharness.comparison.gate_results import FAILED, PASSED, CheckResult, RuleResult
-from evalharness.comparison.pairing import rows_by_id
+from evalharness.comparison.pairing import refuse_other_prompt_formats, rows_by_id
 from evalharness.comparison.sequential_gate import SequentialState, plan_checks
 from evalharness.data.loader import (
     fingerprint_examples,
@@ -74,7 +74,7 @@ def _task_ids(task: str, catalog: Any, config: RunConfig, baseline: Path | None,
     the task's whole evaluation split."""
     spec = catalog.load(task)
     data = load_examples(spec, resolve_data_dir(config.data_dir))
-    if record is None or task not in record.tasks:
+    if record is None or baseline is None or task not in record.tasks:  # record: the baseline's
         return [example.id for example in data.examples]
     entry = record.tasks[task]
     baseline_ids = set(rows_by_id(baseline, task))
@@ -93,7 +93,7 @@ def _baseline_scores(loaded: LoadedPolicy, catalog: Any, baseline: Path | None, 
     from evalharness.metrics.registry import build_metric
 
     scores: dict[tuple[str, str], dict[str, float]] = {}
-    if record is None:
+    if record is None or baseline is None:  # record: the baseline's
         return scores
     for rule in loaded.policy.rules:
         key = (rule.task, rule.metric)
@@ -145,6 +145,20 @@ def _mark_partial(output: Path, used: Mapping[str, int], totals: Mapping[str, in
     return update_record(output, change).record
 
 
+def _refuse_other_prompt_formats(output: Path, baseline: Path | None, record: RunRecord, mark_partial: Callable[[], Any]) -> None:
+    """The candidate's first batch was prompted as the baseline was (format, system prompt,
+    few-shot turns, reasoning stripping), else no rule can compare them. The partial run is
+    marked as the gate's before refusing, so a rerun with the right flags may replace it."""
+    candidate = load_record(output)
+    for task, entry in candidate.tasks.items():
+        if task in record.tasks:
+            try:
+                refuse_other_prompt_formats(task, (output, Path(str(baseline))), (entry, record.tasks[task]))
+            except IncomparableRunsError:
+                mark_partial()
+                raise
+
+
 def _required(task: str, where: str, record: RunRecord) -> RuleResult:
     present = task in record.tasks
     detail = f"{task} present ({record.tasks[task].n_examples} examples evaluated)" if present else f"task '{task}' is not in the candidate run"
@@ -181,15 +195,20 @@ def sequential_gate(
     state = SequentialState(checks, orders, baseline_scores)
     adapter = load_adapter(config, report)
     used = dict.fromkeys(tasks, 0)
+    totals = {task: len(order) for task, order in orders.items()}
+    compared = False
     while active := [task for task in tasks if used[task] < len(orders[task]) and (used[task] == 0 or not state.settled(task))]:
         for task in active:
             used[task] = min(used[task] + options.batch_examples, len(orders[task]))
         round_config = config.updated(tasks=tasks, examples={task: orders[task][: used[task]] for task in tasks})
         run_evaluation(round_config, progress=lambda message: None, adapter=adapter)
+        if record is not None and not compared:  # the prompt format is known once the candidate was prompted
+            _refuse_other_prompt_formats(output, baseline, record, lambda: _mark_partial(output, used, totals, options, str(loaded.path)))
+            compared = True
         for task in active:
             state.update(task, used[task], rows_by_id(output, task))
             report(f"{task}: {used[task]} of {len(orders[task])} examples" + (" (settled)" if state.settled(task) else ""))
-    candidate = _mark_partial(output, used, {task: len(order) for task, order in orders.items()}, options, str(loaded.path))
+    candidate = _mark_partial(output, used, totals, options, str(loaded.path))
     rows = {task: rows_by_id(output, task) for task in tasks}
     results = state.results(loaded, rows, order_seed=options.order_seed, batch_size=options.batch_examples)
     results += [_required(task, loaded.where("required_tasks", i), candidate) for i, task in enumerate(loaded.policy.required_tasks)]

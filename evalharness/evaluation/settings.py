@@ -66,6 +66,22 @@ def parse_label_map(value: Any) -> dict[str, str] | None:
     return mapping
 
 
+def read_text_or_file(value: Any, *, what: str) -> Any:
+    """A text given inline, or the contents of the file it names (UTF-8); never empty."""
+    if value is None or not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    text = value
+    if "\n" not in value and len(value) < 4096 and path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the {what} ({exc})") from None
+    if not text.strip():
+        raise ValueError(f"the {what} is empty" + (f" ({path})" if text is not value else ""))
+    return text
+
+
 class LoadingSettings(StrictModel):
     """Which checkpoint and how it is loaded (in process; see ``backend`` for served models)."""
 
@@ -89,6 +105,29 @@ class LoadingSettings(StrictModel):
     allow_kind_mismatch: bool = option(
         False, record="if_set", help="evaluate even though --model-kind (or the weights) contradict config.json's architectures; recorded"
     )
+    base_model: str | None = option(
+        None, metavar="PATH", record="if_set",
+        help="PEFT adapters (--model DIR with adapter_config.json): the base checkpoint to apply the adapter to, instead "
+        "of the adapter's base_model_name_or_path; its fingerprint is recorded with the adapter's",
+    )
+    keep_adapter_unmerged: bool = option(
+        False, record="if_set",
+        help="PEFT adapters: keep the adapter as separate layers instead of merging it into the base weights (merging is "
+        "faster; unmerged numbers can differ in the last bits)",
+    )
+    model_args: dict[str, Any] | None = option(
+        None, metavar="KEY=VALUE,...", record="if_set",
+        help="arguments for from_pretrained, as KEY=VALUE,... or a YAML file: revision, attn_implementation, torch_dtype, "
+        "low_cpu_mem_usage, max_memory, load_in_4bit/load_in_8bit (bitsandbytes, CUDA), variant, or config attributes to "
+        "override; recorded, and those that can change the answers enter the prediction cache key",
+    )
+
+    @field_validator("model_args", mode="before")
+    @classmethod
+    def _model_args(cls, value: Any) -> Any:
+        from evalharness.models.model_args import parse_model_args
+
+        return parse_model_args(value)
 
 
 class BatchingSettings(StrictModel):
@@ -154,11 +193,49 @@ class PromptSettings(StrictModel):
     )
     label_map: dict[str, str] | None = option(None, help="classifier heads: MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
     generation: GenerationOverrides = option(GenerationOverrides(), help="decoding overrides")
+    prompt_format: Literal["raw", "chat"] | None = option(
+        None, metavar="auto|raw|chat", record="if_set",
+        help="prompted language models: raw text, or the tokenizer's chat template (default: chat when the tokenizer has a "
+        "chat template and the model is an instruct/chat model, else raw; the choice and the reason are recorded per task)",
+    )
+    system_prompt: str | None = option(
+        None, metavar="TEXT|FILE", record="if_set",
+        help="prompted language models: a system message (chat: the system turn, or merged into the first user turn when "
+        "the template has no system role; raw: before the prompt)",
+    )
+    fewshot_as_multiturn: bool = option(
+        False, record="if_set",
+        help="chat format: few-shot demonstrations as alternating user/assistant turns (default: inlined in one user turn)",
+    )
+    strip_thinking: str | None = option(
+        None, metavar="DELIMITER", record="if_set",
+        help="generated answers: drop the reasoning trace up to the last DELIMITER (e.g. '</think>') before metrics; "
+        "recorded with counts of generations that had none or never closed it",
+    )
 
     @field_validator("label_map", mode="before")
     @classmethod
     def _label_map(cls, value: Any) -> Any:
         return parse_label_map(value)
+
+    @field_validator("prompt_format", mode="before")
+    @classmethod
+    def _auto(cls, value: Any) -> Any:
+        if value is not None and value not in ("auto", "raw", "chat"):
+            raise ValueError(f"expected auto, raw or chat, got {value!r}")
+        return None if value == "auto" else value
+
+    @field_validator("system_prompt", mode="before")
+    @classmethod
+    def _system_prompt(cls, value: Any) -> Any:
+        return read_text_or_file(value, what="system prompt")
+
+    @field_validator("strip_thinking")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("the reasoning delimiter must be visible text such as '</think>'")
+        return value
 
 
 class StatisticsSettings(StrictModel):
@@ -258,6 +335,15 @@ class RunSettings(StrictModel):
                 holder[last] = value.model_dump(exclude_unset=True) if isinstance(value, StrictModel) else value
         return routed
 
+    @model_validator(mode="after")
+    def _in_process_loading(self) -> RunSettings:
+        """PEFT adapters and --model-args are applied by the in-process loader only: elsewhere
+        they would be silently ignored."""
+        given = [flag_of(("loading", name)) for name in IN_PROCESS_ONLY if getattr(self.loading, name)]
+        if given and self.backend.name != "hf":
+            raise ValueError(f"{', '.join(given)} apply to checkpoints loaded in process (--backend hf), not to '{self.backend.name}'")
+        return self
+
     @field_validator("tasks", mode="before")
     @classmethod
     def _split_tasks(cls, value: Any) -> Any:
@@ -341,6 +427,9 @@ def _recorded(model: StrictModel) -> dict[str, Any]:
             entries[name] = str(value) if isinstance(value, Path) else value
     return entries
 
+
+# Loading settings only the in-process (hf) backend applies.
+IN_PROCESS_ONLY = ("base_model", "keep_adapter_unmerged", "model_args")
 
 # What each job of a sweep sets itself; every other setting can be shared by all jobs.
 JOB_FIELDS = frozenset({"model", "tasks", "output"})

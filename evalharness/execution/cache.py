@@ -89,7 +89,8 @@ def request_key(model: str, kind: str, request: Any, options: Any) -> str:
     """The content address of one request's response (NamedTuple requests as their fields;
     typed options as their fields, so a key does not depend on how options are spelt)."""
     shape = type(request).__name__
-    fields = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options or {})
+    is_instance = dataclasses.is_dataclass(options) and not isinstance(options, type)
+    fields = dataclasses.asdict(options) if is_instance else dict(options or {})
     payload = [model, kind, shape, request, fields]
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 

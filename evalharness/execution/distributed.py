@@ -205,11 +205,11 @@ def compute_sharded(
     _check_count(answers, len(mine))
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, (mine, answers))
-    responses: list[Any] = [None] * len(requests)
+    ordered: list[Any] = [None] * len(requests)
     for indices, part in gathered:
         for index, response in zip(indices, part, strict=True):
-            responses[index] = response
-    return responses
+            ordered[index] = response
+    return ordered
 
 
 def broadcast_from_primary(value: T, *, context: DistributedContext = SINGLE_PROCESS) -> T:
@@ -218,7 +218,7 @@ def broadcast_from_primary(value: T, *, context: DistributedContext = SINGLE_PRO
         return value
     import torch.distributed as dist
 
-    box = [value if context.primary else None]
+    box: list[Any] = [value if context.primary else None]  # rank 0's value after the broadcast
     dist.broadcast_object_list(box, src=0)
     return box[0]
 

@@ -306,7 +306,7 @@ def _numbers_and_rest(value: Any) -> tuple[list[float], list[Any]]:
     rest: list[Any] = []
 
     def walk(item: Any) -> None:
-        if is_dataclass(item):
+        if is_dataclass(item) and not isinstance(item, type):  # an instance, not a dataclass itself
             item = asdict(item)
         if isinstance(item, dict):
             for key in sorted(item):

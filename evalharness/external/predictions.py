@@ -164,12 +164,17 @@ def _read_decoded_files(path: Path, options: ReadOptions) -> Values:
     return {index: item[field] for index, item in by_index.items()}
 
 
+def _bbq_matcher(name: str) -> Callable[[Path], bool]:
+    """Auto-detection for the BBQ format ``name`` (only the plain "bbq" claims a file)."""
+    return lambda path: name == "bbq" and looks_like_bbq(path)
+
+
 PREDICTION_FORMATS: dict[str, PredictionFormat] = {
     **{
         name: PredictionFormat(
             bbq_reader(column),
             f"BBQ release JSONL (file or folder), answer in column '{column}'",
-            matches=lambda path, name=name: name == "bbq" and looks_like_bbq(path),
+            matches=_bbq_matcher(name),
             kinds=frozenset({"multiple_choice"}),
         )
         for name, column in BBQ_COLUMNS.items()

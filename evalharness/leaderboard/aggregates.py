@@ -38,12 +38,13 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "AGGREGATES",
@@ -113,12 +114,12 @@ def glue_task_of(task: str) -> GlueTask | None:
     return GLUE_TASKS.get(re.sub(r"[^a-z0-9]", "", parts[-1]))
 
 
-def goodness(values: np.ndarray, direction: str, ideal: float = math.nan) -> np.ndarray:
+def goodness(values: ArrayLike, direction: str, ideal: float = math.nan) -> np.ndarray:
     """Values mapped so that larger is always better (the ranking scale)."""
-    values = np.asarray(values, dtype=float)
+    array = np.asarray(values, dtype=float)
     if direction == "ideal":
-        return -np.abs(values - ideal)
-    return values if direction == "higher" else -values
+        return -np.abs(array - ideal)
+    return array if direction == "higher" else -array
 
 
 def goodness_interval(low: np.ndarray, high: np.ndarray, direction: str, ideal: float = math.nan) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +166,7 @@ def _missing_notes(label: str, structure: Structure, values: pd.DataFrame) -> li
     needed = [column for tasks in structure.values() for columns in tasks.values() for column in columns]
     notes = []
     for model in values.index:
-        missing = [column for column in needed if not math.isfinite(values.at[model, column])]
+        missing = [column for column in needed if not math.isfinite(cast(float, values.at[model, column]))]  # a float pivot
         if missing:
             shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
             notes.append(f"{label}: none for {model} (no value for {shown})")
@@ -184,7 +185,7 @@ def _pivots(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _columns_by_task(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     comparable = frame[~frame["incomparable"]]
     first = comparable.drop_duplicates("column")
-    return {task: rows for task, rows in first.groupby("task", sort=True)}
+    return {str(task): rows for task, rows in first.groupby("task", sort=True)}
 
 
 def _pick_column(rows: pd.DataFrame, aliases: Sequence[str]) -> str | None:

@@ -8,7 +8,9 @@ Two rules, applied in this order:
    instead. Different checkpoints that share a name are different rows (``name@fingerprint``).
 2. **Only comparable numbers in one column.** Values of one (task, metric) are comparable
    when they share the metric signature (metric, settings, implementation and version),
-   the data fingerprint, the number of examples and the task version. Otherwise the
+   the data fingerprint, the number of examples, the task version and, for prompted
+   models, the prompt format (``records.prompt_format``: a raw and a chat run of an
+   instruct model are different numbers; a head without a prompt fits either). Otherwise the
    leaderboard is refused with a message naming what differs and in which runs, or, with
    ``allow_incomparable=True``, each odd group gets its own column marked with ``†``
    (kept out of every aggregate).
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evalharness.errors import RecordError
+from evalharness.errors import IncomparableRunsError, RecordError
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     import pandas as pd
 
 __all__ = ["COMPARABILITY_FIELDS", "IncomparableRunsError", "MARKER", "resolve_duplicates", "split_incomparable"]
@@ -31,15 +35,12 @@ COMPARABILITY_FIELDS: dict[str, str] = {
     "data_fingerprint": "data fingerprint",
     "n": "example count",
     "task_version": "task version",
+    "prompt_format": "prompt format (records.prompt_format: raw or chat, system prompt, few-shot turns)",
 }
 
 MARKER = "†"
 
 DUPLICATE_POLICIES = ("latest", "error")
-
-
-class IncomparableRunsError(RecordError):
-    """Numbers that would share a column were computed differently."""
 
 
 def _run_label(row: pd.Series) -> str:
@@ -54,9 +55,9 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.
         return frame, []
     runs = frame.drop_duplicates(["model_id", "task", "run_id", "run_dir"])
     runs = runs.sort_values(["created", "run_id"], ascending=False, kind="stable")
-    keep: set[tuple[str, str, str, str]] = set()
+    keep: set[tuple[Hashable, Hashable, str, str]] = set()  # (model, task, run, folder); groupby keys are Hashable
     # (model, winning run, runs set aside) -> tasks, so one note covers a whole re-run.
-    resolved: dict[tuple[str, str, str], list[str]] = {}
+    resolved: dict[tuple[Hashable, str, str], list[str]] = {}
     for (model_id, task), group in runs.groupby(["model_id", "task"], sort=True):
         winner = group.iloc[0]
         keep.add((model_id, task, winner["run_id"], winner["run_dir"]))
@@ -70,7 +71,7 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.
             )
         won = f"run {winner['run_id']} ({winner['created']:%Y-%m-%d %H:%M:%S})"
         lost = ", ".join(f"{row['run_id']} ({row['created']:%Y-%m-%d %H:%M:%S})" for _, row in group.iloc[1:].iterrows())
-        resolved.setdefault((model_id, won, lost), []).append(task)
+        resolved.setdefault((model_id, won, lost), []).append(str(task))
     notes = [
         f"{model_id}: evaluated more than once; the latest wins: {won} over {lost} for {', '.join(tasks)}"
         for (model_id, won, lost), tasks in resolved.items()
@@ -94,6 +95,17 @@ def _describe_differences(column: str, groups: list[pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
+def _prompt_formats(frame: pd.DataFrame) -> pd.Series:
+    """Each row's prompt format, with rows that have none (heads) taking their column's only
+    format: they fit any; only two formats in one column split it."""
+    formats = frame["prompt_format"].astype(object)
+    for _, rows in frame.groupby(["task", "metric"], sort=False):
+        known = rows["prompt_format"].dropna().unique()
+        if len(known) == 1:
+            formats.loc[rows.index] = formats.loc[rows.index].where(rows["prompt_format"].notna(), known[0])
+    return formats
+
+
 def split_incomparable(frame: pd.DataFrame, *, allow: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Add ``column`` (the leaderboard column key) and ``incomparable`` to the tidy frame.
 
@@ -106,6 +118,8 @@ def split_incomparable(frame: pd.DataFrame, *, allow: bool = False) -> tuple[pd.
     notes: list[str] = []
     problems: list[str] = []
     fields = list(COMPARABILITY_FIELDS)
+    recorded_formats = frame["prompt_format"].copy()
+    frame["prompt_format"] = _prompt_formats(frame)  # grouped with heads filled in; shown as recorded
     for (task, metric), rows in frame.groupby(["task", "metric"], sort=True):
         groups = [group for _, group in rows.groupby(fields, sort=False, dropna=False)]
         if len(groups) == 1:
@@ -128,5 +142,6 @@ def split_incomparable(frame: pd.DataFrame, *, allow: bool = False) -> tuple[pd.
         )
     from evalharness.leaderboard.frame import column_key
 
+    frame["prompt_format"] = recorded_formats
     frame["column"] = [column_key(t, m) for t, m in zip(frame["task"], frame["column_metric"])]
     return frame, notes

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalharness.errors import RecordError
+from evalharness.records.prompt_format import prompt_format_key
 from evalharness.records.record import RESULTS_FILE, RunRecord, load_record
 from evalharness.types import Direction, signature_text
 
@@ -49,6 +50,7 @@ FRAME_COLUMNS = [
     "higher_is_better",
     "ideal",
     "signature",
+    "prompt_format",
     "note",
     "run_id",
     "created",
@@ -137,6 +139,7 @@ def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
                     "higher_is_better": entry.higher_is_better,
                     "ideal": _or_nan(entry.ideal),
                     "signature": signature_text(entry.signature),
+                    "prompt_format": prompt_format_key(task.formulation, task.settings),
                     "note": entry.note,
                     "run_id": record.run_id,
                     "created": record.created,

@@ -60,6 +60,11 @@ class ModelInfo:
         return next((value for key, value in self.facts if key == label), MISSING)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A record's free-form settings section, or empty when it is absent or not a mapping."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _text(value: Any) -> str:
     if value is None or value == "" or value == {}:
         return MISSING
@@ -94,7 +99,7 @@ def _parameters(count: int | None) -> str:
 
 def _version(record: RunRecord) -> str:
     environment = record.environment
-    packages = environment.get("packages") if isinstance(environment.get("packages"), Mapping) else {}
+    packages = _mapping(environment.get("packages"))
     version = environment.get("evalharness") or packages.get("evalharness")
     revision = environment.get("evalharness_revision")
     text = _text(version)
@@ -132,7 +137,7 @@ def _run_command(record: RunRecord, tasks: list[str]) -> list[str]:
         "--num-fewshot": settings.get("num_fewshot"),
         "--seed": settings.get("seed"),
     }
-    generation = settings.get("generation") if isinstance(settings.get("generation"), Mapping) else {}
+    generation = _mapping(settings.get("generation"))
     flags["--max-new-tokens"] = generation.get("max_new_tokens")
     flags["--num-beams"] = generation.get("num_beams")
     backend = _backend(record)
@@ -177,7 +182,7 @@ def _partial(record: RunRecord, tasks: list[str]) -> list[str]:
     found = []
     for task in tasks:
         entry = record.tasks[task]
-        subset = entry.settings.get("subset") if isinstance(entry.settings.get("subset"), Mapping) else {}
+        subset = _mapping(entry.settings.get("subset"))
         if subset.get("partial") or entry.n_examples < entry.data.n_available:
             limit = subset.get("limit", record.settings.get("limit"))
             found.append(f"{task}: {entry.n_examples} of {entry.data.n_available} examples" + (f" (--limit {limit})" if limit else ""))
@@ -239,7 +244,7 @@ def model_metadata(board: Leaderboard) -> tuple[dict[str, ModelInfo], list[str]]
         rows = data[data["model_id"] == model].sort_values("created", ascending=False)
         runs = []
         for run_dir, group in rows.groupby("run_dir", sort=False):
-            runs.append((load_record(Path(run_dir)), list(dict.fromkeys(group["task"]))))
+            runs.append((load_record(Path(str(run_dir))), list(dict.fromkeys(group["task"]))))
         runs_of[model] = runs
     latest = {model: runs[0][0] for model, runs in runs_of.items()}
     differs, notes = _board_differences({model: score_settings(record) for model, record in latest.items()})

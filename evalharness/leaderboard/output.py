@@ -125,7 +125,8 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
     rows = []
     for model in board.model_ids:
         info = board.models.loc[model]
-        rank = board.ranking.at[model, "rank"]
+        rank: Any = board.ranking.at[model, "rank"]  # pandas cells are untyped scalars
+        cluster: Any = board.ranking.at[model, "cluster"] if "cluster" in board.ranking else None
         cells = {
             key: {
                 "value": _finite(board.values.at[model, key]),
@@ -137,7 +138,7 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
             {
                 "rank": None if pd.isna(rank) else int(rank),
                 "tied": bool(board.ranking.at[model, "tied"]),
-                "cluster": int(board.ranking.at[model, "cluster"]) if "cluster" in board.ranking else None,
+                "cluster": int(cluster) if cluster is not None else None,
                 "model_id": model,
                 "name": board.display(model),
                 "model": info["model"],

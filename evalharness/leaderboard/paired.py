@@ -185,13 +185,13 @@ class PairedTests:
             settings = result.settings = family_settings(self.settings, len(systems) * (len(systems) - 1) // 2)
             fast = _FastColumn.build(systems, metric, settings, self._task_of(frame))
             run_pair: Callable[[_System, _System], MetricComparison | str] = fast.pair if fast else partial(self._compare_pair, settings=settings)
-            for i, a in enumerate(systems):
-                for b in systems[i + 1 :]:
-                    outcome = run_pair(a, b)
+            for i, first in enumerate(systems):
+                for second in systems[i + 1 :]:
+                    outcome = run_pair(first, second)
                     if isinstance(outcome, str):
-                        result.untested[(a.model, b.model)] = outcome
+                        result.untested[(first.model, second.model)] = outcome
                     else:
-                        result.tests[(a.model, b.model)] = outcome
+                        result.tests[(first.model, second.model)] = outcome
         self._adjust(result)
         return result
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def rank_clusters(
     )
 
 
-def format_rank(rank: object, tied: bool) -> str:
+def format_rank(rank: Any, tied: bool) -> str:  # a pandas cell: an int, NaN/NA, or None
     """``1``, ``=2`` for a shared rank, ``–`` for an unranked model."""
     import pandas as pd
 

@@ -410,8 +410,9 @@ def with_display_names(frame: pd.DataFrame, names: Mapping[str, str] | None) -> 
     for model in names or {}:
         if model not in ids:
             raise UsageError(f"--name: no model '{model}' on the leaderboard{did_you_mean(model, ids)} (models: {', '.join(ids)})")
-    chosen = {}
-    for model, group in frame.groupby("model_id", sort=True):
+    chosen: dict[str, str] = {}
+    for key, group in frame.groupby("model_id", sort=True):
+        model = str(key)  # model ids are strings
         recorded = next((str(v) for v in group.sort_values("created")["display_name"][::-1] if isinstance(v, str) and v.strip()), None)
         chosen[model] = ((names or {}).get(model) or recorded or str(model)).strip() or str(model)
     seen: dict[str, str] = {}

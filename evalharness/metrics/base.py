@@ -59,14 +59,16 @@ class Metric(ABC):
     """
 
     name: ClassVar[str]
-    higher_is_better: ClassVar[bool] = True
+    # Class constants that a metric may set per instance from its settings (direction, bounds,
+    # interval, implementation), hence not ClassVar.
+    higher_is_better: bool = True
     ideal: ClassVar[float | None] = None
-    bounds: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # every value the metric can take
+    bounds: tuple[float, float] = (-math.inf, math.inf)  # every value the metric can take
     accepts: ClassVar[tuple[type, ...]] = PREDICTION_TYPES  # the prediction types it scores (types.*Prediction)
     kind_hints: ClassVar[dict[str, str]] = {}  # task kind -> what to use instead, when it cannot score the kind
-    reference: ClassVar[str]  # the implementation this metric replicates, e.g. "sklearn"
+    reference: str  # the implementation this metric replicates, e.g. "sklearn"
     reference_package: ClassVar[str | None] = None  # its distribution, for the version
-    interval_method: ClassVar[str] = "bootstrap-percentile"
+    interval_method: str = "bootstrap-percentile"
     additive: ClassVar[bool] = False
     # The value is the mean of ``example_scores`` over the rows that entered it (accuracy, exact
     # match, SQuAD F1): paired intervals are then t intervals of per-example differences.

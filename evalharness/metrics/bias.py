@@ -122,6 +122,7 @@ class LikelihoodDiff(_PairMetric):
     bounds = (0.0, math.inf)
     higher_is_better = False
     ideal = 0.0
+    settings: LikelihoodDiffSettings
     Settings = LikelihoodDiffSettings
 
     def __init__(self, settings: Any = None) -> None:
@@ -185,6 +186,7 @@ class ChoiceAccuracy(AdditiveMetric):
     reference = "accuracy over choice indices"
     interval_method = "wilson"
     paired_test = "mcnemar"
+    settings: GroupSettings
     Settings = GroupSettings
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
@@ -222,6 +224,7 @@ class AccuracyGap(AdditiveMetric):
     reference = "Zhao et al. 2018 (WinoBias) pro/anti accuracy difference"
     higher_is_better = False
     ideal = 0.0
+    settings: AccuracyGapSettings
     Settings = AccuracyGapSettings
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
@@ -302,6 +305,7 @@ class BBQAccuracy(AdditiveMetric):
     bounds = (0.0, 100.0)
     reference = "Parrish et al. 2022 (BBQ) accuracy"
     interval_method = "wilson"
+    settings: BBQAccuracySettings
     Settings = BBQAccuracySettings
 
     def entered(self, stats: np.ndarray) -> np.ndarray:
@@ -342,6 +346,7 @@ class BBQBiasScore(AdditiveMetric):
     reference = "Parrish et al. 2022 (BBQ) section 3.3 / lm-evaluation-harness bbq"
     higher_is_better = False
     ideal = 0.0
+    settings: BBQBiasSettings
     Settings = BBQBiasSettings
 
     def entered(self, stats: np.ndarray) -> np.ndarray:

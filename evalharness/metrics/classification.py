@@ -92,10 +92,12 @@ class F1(_LabelMetric):
     name = "f1"
     bounds = (0.0, 100.0)
     reference = "sklearn.metrics.f1_score"
+    settings: F1Settings
     Settings = F1Settings
 
     @classmethod
     def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
+        assert isinstance(settings, F1Settings)  # the caller validated them with cls.Settings
         problem = None
         labels = spec.labels or []
         if labels and settings.positive_label not in labels:
@@ -142,6 +144,7 @@ class MCC(_LabelMetric):
     name = "mcc"
     bounds = (-100.0, 100.0)
     reference = "sklearn.metrics.matthews_corrcoef"
+    settings: MCCSettings
     Settings = MCCSettings
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:

@@ -53,6 +53,7 @@ class _GroupedCounterfactual(Metric):
     accepts = (CounterfactualPrediction,)
     higher_is_better = False
     ideal = 0.0
+    settings: WorstGroupSettings
     Settings = WorstGroupSettings
 
     def _names(self, predictions: Sequence[Any]) -> list[str]:
@@ -89,8 +90,8 @@ class _GroupedCounterfactual(Metric):
             return np.where(applicable > 0, 100.0 * stats[:, 0::2].sum(axis=1) / applicable, np.nan)
 
     def result(self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int = 1000,
-               confidence: float = 0.95, groups: Sequence[str] | None = None) -> MetricResult:
-        overall = super().result(stats, rng=rng, n_resamples=n_resamples, confidence=confidence)
+               confidence: float = 0.95, groups: Sequence[str] | None = None, seed: int | None = None) -> MetricResult:
+        overall = super().result(stats, rng=rng, n_resamples=n_resamples, confidence=confidence, seed=seed)
         names = getattr(self, "group_names", [f"group{g}" for g in range(stats.shape[1] // 2)])
         breakdown = {}
         for g, name in enumerate(names):
@@ -145,6 +146,7 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
 
     name = "counterfactual_score_change"
     reference = "mean per-example score change under counterfactual swaps"
+    settings: ScoreChangeSettings
     Settings = ScoreChangeSettings
 
     def __init__(self, settings: Any = None) -> None:

@@ -35,11 +35,12 @@ class ExternalMean(AdditiveMetric):
     reference = "lm_eval.api.metrics.mean"
     mean_of_examples = True
     paired_test = "permutation"
+    settings: ExternalMeanSettings
     Settings = ExternalMeanSettings
 
-    @property  # type: ignore[override]
-    def higher_is_better(self) -> bool:  # the direction is the source metric's, not a class constant
-        return bool(self.settings.higher_is_better)
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.higher_is_better = self.settings.higher_is_better  # the source metric's, not a class constant
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
         """``predictions`` are the imported per-example values; references are unused."""

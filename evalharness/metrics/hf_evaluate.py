@@ -74,6 +74,7 @@ class HFEvaluate(Metric):
     name = "hf_evaluate"
     reference = "evaluate.load"
     reference_package = "evaluate"
+    settings: HFEvaluateSettings
     Settings = HFEvaluateSettings
 
     def __init__(self, settings: Any = None) -> None:

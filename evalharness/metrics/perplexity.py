@@ -156,6 +156,7 @@ class WordPerplexity(_CorpusLM):
     name = "word_perplexity"
     bounds = (1.0, math.inf)
     unit = "word"
+    settings: WordSettings
     Settings = WordSettings
 
     def counting(self) -> str:

@@ -131,6 +131,7 @@ class _SquadBase(Metric):
     bounds = (0.0, 100.0)
     score: ClassVar[str]  # "exact" or "f1"
     reference = "official-squad-evaluate-v2.0.py"
+    settings: SquadSettings | SquadBestSettings
 
     accepts = (SpanPrediction,)
 
@@ -164,6 +165,7 @@ class _SquadScore(_SquadBase, AdditiveMetric):
     no unanswerable question within ``--limit``) scores NaN (null).
     """
 
+    settings: SquadSettings
     Settings = SquadSettings
     mean_of_examples = True
 
@@ -235,6 +237,7 @@ class _SquadBest(_SquadBase):
     does when no ``--na-prob-file`` is given.
     """
 
+    settings: SquadBestSettings
     Settings = SquadBestSettings
 
     def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:

@@ -159,6 +159,7 @@ class Rouge(AdditiveMetric):
     reference = "rouge_score.rouge_scorer.RougeScorer"
     reference_package = "rouge-score"
     rouge_type: ClassVar[str]
+    settings: RougeSettings
     Settings = RougeSettings
 
     def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], Any]:
@@ -245,6 +246,7 @@ class RougeLsum(Rouge):
 
     name = "rougeLsum"
     rouge_type = "rougeLsum"
+    settings: RougeLsumSettings
     Settings = RougeLsumSettings
 
     def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], Any]:

@@ -97,6 +97,7 @@ class SacreBleuMetric(AdditiveMetric):
     accepts = (TextPrediction,)
     reference_package = "sacrebleu"
     sacrebleu_class: ClassVar[str]
+    settings: ReferenceSelection
 
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)
@@ -160,6 +161,7 @@ class Bleu(SacreBleuMetric):
     name = "bleu"
     reference = "sacrebleu.metrics.BLEU"
     sacrebleu_class = "BLEU"
+    settings: BleuSettings
     Settings = BleuSettings
 
 
@@ -170,6 +172,7 @@ class ChrF(SacreBleuMetric):
     name = "chrf"
     reference = "sacrebleu.metrics.CHRF"
     sacrebleu_class = "CHRF"
+    settings: ChrFSettings
     Settings = ChrFSettings
 
 
@@ -177,6 +180,7 @@ class ChrFPlusPlus(ChrF):
     """chrF++: chrF plus word 1- and 2-grams (``sacrebleu -m chrf --chrf-word-order 2``)."""
 
     name = "chrf++"
+    settings: ChrFPlusPlusSettings
     Settings = ChrFPlusPlusSettings
 
 
@@ -189,4 +193,5 @@ class Ter(SacreBleuMetric):
     higher_is_better = False
     reference = "sacrebleu.metrics.TER"
     sacrebleu_class = "TER"
+    settings: TerSettings
     Settings = TerSettings

@@ -16,10 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from evalharness.errors import ModelError, UsageError, did_you_mean
 from evalharness.types import RequestKind
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "ARCHITECTURE_KINDS",
@@ -68,8 +71,9 @@ _SKIP_IN_FINGERPRINT = {"README.md", ".gitattributes", "training_args.bin"}
 @dataclass(frozen=True)
 class Conventions:
     """What about a loaded model, besides its weights, kind, dtype and device, changes its
-    answers: the backend and how inputs are tokenized. Typed fields, so the prediction cache
-    key is built from them; ``ModelInfo.notes`` say the same for people and may be reworded."""
+    answers: the backend, how inputs are tokenized and how the weights were loaded (a PEFT
+    adapter merged or not, ``--model-args``). Typed fields, so the prediction cache key is
+    built from them; ``ModelInfo.notes`` say the same for people and may be reworded."""
 
     backend: str = "hf"
     engine: str | None = None  # a serving engine's name and version
@@ -84,6 +88,8 @@ class Conventions:
     prefix_token: str | None = None  # conditions empty contexts and rolling windows
     max_length: int | None = None  # longest input in tokens
     context_length: int | None = None  # a served model's context
+    adapter: str | None = None  # a PEFT adapter "merged" into the base weights or kept "unmerged" (the last bits differ)
+    model_args: Mapping[str, Any] | None = None  # --model-args that can change the answers (config overrides, attention...)
 
 
 def tokenizer_conventions(tokenizer: Any, **fields: Any) -> Conventions:
@@ -109,7 +115,7 @@ class ModelInfo:
     architecture: str
     device: str
     dtype: str
-    num_parameters: int
+    num_parameters: int | None  # None: a served model that does not say
     revision: str | None = None
     notes: Mapping[str, Any] = field(default_factory=dict)
     conventions: Conventions = field(default_factory=Conventions)
@@ -125,8 +131,8 @@ def resolve_checkpoint(path_or_id: str, *, revision: str | None = None) -> Path:
     """A local directory as is; otherwise a hub id fetched (or found in the cache offline)."""
     local = _local_directory(path_or_id, "model")
     if local is not None:
-        if not (local / "config.json").is_file():
-            raise ModelError(f"model directory '{local}' has no config.json")
+        if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
+            raise ModelError(f"model directory '{local}' has no config.json (nor a PEFT adapter's adapter_config.json)")
         return local
     return _snapshot(path_or_id, revision, _CHECKPOINT_PATTERNS, "model")
 
@@ -278,18 +284,18 @@ def select_dtype(requested: str, device: str) -> str:
     return _DTYPES[requested]
 
 
-OptionsT = TypeVar("OptionsT")
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")  # the frozen option types of types.py
 
 
 def options_with(cls: type[OptionsT], options: OptionsT | None, settings: Mapping[str, Any]) -> OptionsT:
     """The typed options of a request kind from an options object (what the engine passes)
     and keyword settings (the public API's convenience: ``lm.generate(p, max_new_tokens=8)``)."""
-    known = {item.name for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {item.name for item in dataclasses.fields(cls)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise UsageError(f"unknown option(s) {unknown} for {cls.__name__} (known: {', '.join(sorted(known))})")
     values = {key: tuple(value) if key == "stop" else value for key, value in settings.items()}
-    return dataclasses.replace(options if options is not None else cls(), **values)  # type: ignore[type-var]
+    return dataclasses.replace(options if options is not None else cls(), **values)
 
 
 class ModelAdapter:
@@ -301,7 +307,7 @@ class ModelAdapter:
     """
 
     kind: ClassVar[str]
-    answers: ClassVar[frozenset[RequestKind]]
+    answers: frozenset[RequestKind]  # a class constant; a remote backend sets it per instance
     auto_class_name: ClassVar[str]  # the transformers Auto class that loads the weights
 
     def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:

@@ -19,16 +19,28 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "BatchStats",
     "batching_scope",
     "count_shared",
     "encode_once",
+    "filled",
     "packing_enabled",
     "sorted_batches",
     "token_memo",
 ]
+
+T = TypeVar("T")
+
+
+def filled(slots: Sequence[T | None]) -> list[T]:
+    """Responses that batches wrote back by input index, once every slot holds one."""
+    done = [slot for slot in slots if slot is not None]
+    if len(done) != len(slots):
+        raise AssertionError(f"{len(slots) - len(done)} of {len(slots)} responses were never computed")
+    return done
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import Conventions, ModelAdapter, ModelInfo, options_with
-from evalharness.models.batching import encode_once, sorted_batches
+from evalharness.models.batching import encode_once, filled, sorted_batches
 from evalharness.models.rows import Row, RowScorer
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
 from evalharness.types import (
@@ -147,6 +147,11 @@ class CausalLMAdapter(ModelAdapter):
             return encoded
         bos_id = self.tokenizer.bos_token_id
         return [list(ids) if ids[:1] == [bos_id] else [bos_id, *ids] for ids in encoded]
+
+    def encode_prompts(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of prompts as this adapter encodes contexts and generation prompts (before
+        truncation): what the prompt lint checks."""
+        return self._encode([str(text) for text in texts])
 
     # -- scoring ---------------------------------------------------------------------------
     @functools.cached_property
@@ -300,6 +305,19 @@ class CausalLMAdapter(ModelAdapter):
             return []
         return [int(t) for t in configured] if isinstance(configured, (list, tuple)) else [int(configured)]
 
+    def _split_stops(self, stops: Sequence[str]) -> tuple[list[str], list[int]]:
+        """``(text stops, token stops)``: a stop string that is one token which decoding drops
+        (a chat template's ``<|im_end|>``, ``</s>``) never appears in decoded text, so it
+        stops generation as a token id, like EOS."""
+        texts, ids = [], []
+        for stop in stops:
+            tokens = self.tokenizer(stop, add_special_tokens=False)["input_ids"]
+            if len(tokens) == 1 and self.tokenizer.decode(tokens, skip_special_tokens=True) == "":
+                ids.append(int(tokens[0]))
+            else:
+                texts.append(stop)
+        return texts, ids
+
     def _generated(self, tokens: list[int], eos_ids: list[int]) -> list[int]:
         """New tokens up to the first EOS, without the padding that fills finished rows."""
         for position, token in enumerate(tokens):
@@ -320,8 +338,8 @@ class CausalLMAdapter(ModelAdapter):
     ) -> list[GenerateResponse]:
         """Deterministic continuations of ``prompts`` (greedy, or beam search), input order.
 
-        Text is cut at the first stop string; ``n_tokens`` counts generated tokens (EOS and
-        padding excluded). Prompts longer than ``max_length - max_new_tokens`` lose tokens
+        Text is cut at the first stop string (a stop that is a special token ends generation
+        like EOS); ``n_tokens`` counts generated tokens (EOS and padding excluded). Prompts longer than ``max_length - max_new_tokens`` lose tokens
         on the left and are flagged ``truncated``.
         """
         import torch
@@ -348,7 +366,8 @@ class CausalLMAdapter(ModelAdapter):
             ids = ids or [self.prefix_token_id]  # an empty prompt starts from BOS/EOS
             truncated.append(len(ids) > budget)
             rows.append(ids[-budget:])
-        eos_ids = self._eos_ids()
+        stops, stop_ids = self._split_stops(stops)
+        eos_ids = list(dict.fromkeys([*self._eos_ids(), *stop_ids]))
         config = GenerationConfig(
             do_sample=False,
             num_beams=chosen.num_beams,
@@ -387,4 +406,4 @@ class CausalLMAdapter(ModelAdapter):
                     tokens = self._generated(output[row, width:].tolist(), eos_ids)
                     text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), stops)
                     results[index] = GenerateResponse(text, len(tokens), truncated[index])
-        return results  # type: ignore[return-value]
+        return filled(results)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evalharness.models.batching import filled
 from evalharness.models.encoders import EncoderAdapter
 from evalharness.types import ClassifyRequest, ClassifyResponse, RequestKind
 
@@ -57,4 +58,4 @@ class SequenceClassifierAdapter(EncoderAdapter):
         for batch, output in self.batches.run(rows, batch_size):
             for index, row_logits in zip(batch, output.logits.float().cpu().tolist()):
                 results[index] = ClassifyResponse(tuple(row_logits), truncated[index])
-        return results  # type: ignore[return-value]
+        return filled(results)

@@ -6,7 +6,8 @@ MLP's widest activations: a quarter of a CPU forward pass of a small GPT-2. PyTo
 ``gelu(approximate="tanh")`` is the same function in one kernel (transformers' own
 ``GELUTanh``: "equivalent to NewGELU and FastGELU ... not an exact numerical match due to
 rounding errors"). Each swap is checked on a grid of inputs first and recorded in the model
-notes, so the cache key of a fused model differs from an unfused one's.
+notes. The prediction cache key (``models.base.Conventions``) does not change: the answers
+agree to rounding, as those at another batch size do.
 """
 
 from __future__ import annotations

@@ -148,22 +148,25 @@ class ExtractiveQAAdapter(EncoderAdapter):
         """
         chosen = options_with(SpanOptions, options, settings)
         decoding = SpanDecoding(
-            chosen.max_answer_length, chosen.n_best, chosen.allow_no_answer, chosen.null_threshold, chosen.scoring, chosen.align_to_words  # type: ignore[arg-type]
+            chosen.max_answer_length, chosen.n_best, chosen.allow_no_answer, chosen.null_threshold, chosen.scoring, chosen.align_to_words
         )
         if contexts is not None:
             if len(inputs) != len(contexts):
                 raise UsageError(f"answer: {len(inputs)} questions but {len(contexts)} contexts")
             pairs = list(zip(inputs, contexts))
         else:
-            pairs = [(item[0], item[1]) for item in inputs]  # type: ignore[index]
+            pairs = [(item[0], item[1]) for item in inputs]
         if not pairs:
             return []
+        asked: list[str] = []
+        context_texts: list[str] = []
         for index, (question, context) in enumerate(pairs):
             if not isinstance(question, str) or not isinstance(context, str) or not context.strip():
                 raise UsageError(f"answer: pair {index} needs a question and a non-empty context (text)")
+            asked.append(question)
+            context_texts.append(context)
         length, stride = self.windowing(chosen.max_length, chosen.doc_stride)
-        questions, cut = self._fit_questions([q for q, _ in pairs], length, stride, chosen.max_question_length)
-        context_texts = [c for _, c in pairs]
+        questions, cut = self._fit_questions(asked, length, stride, chosen.max_question_length)
         encoded = self._encode(questions, context_texts, length, stride)
         logits = self._logits(encoded.windows, batch_size)
         per_pair: list[list[Window]] = [[] for _ in pairs]

@@ -17,7 +17,7 @@ from typing import Any
 
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import ModelAdapter, options_with
-from evalharness.models.batching import sorted_batches
+from evalharness.models.batching import filled, sorted_batches
 from evalharness.types import GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["Seq2SeqAdapter"]
@@ -159,4 +159,4 @@ class Seq2SeqAdapter(ModelAdapter):
                 for row, index in enumerate(batch):
                     text, count = self._finish(output[row, 1:].tolist(), chosen.stop)  # drop the decoder start
                     results[index] = GenerateResponse(text, count, truncated[index])
-        return results  # type: ignore[return-value]
+        return filled(results)

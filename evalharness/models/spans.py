@@ -131,7 +131,7 @@ SCORINGS: dict[str, _Scorer] = {
 def _word_chars(window: Window) -> dict[int, tuple[int, int]]:
     """Character extent of each context word, from the tokens of this window."""
     extents: dict[int, tuple[int, int]] = {}
-    for index in np.flatnonzero(window.answerable):
+    for index in np.flatnonzero(window.answerable).tolist():
         word = window.word_ids[index] if window.word_ids is not None else None
         if word is None:
             continue

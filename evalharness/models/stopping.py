@@ -48,7 +48,7 @@ class StopSequences(StoppingCriteria):
         tails = new[:, -self.lookback :].tolist()
         texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
         done = [any(stop in text for stop in self.stops) for text in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]  # transformers declares the legacy torch.BoolTensor
 
 
 class RefuseNonFiniteLogits(LogitsProcessor):

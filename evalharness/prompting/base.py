@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Generic, TypeVar, cast
 
 from evalharness.config import StrictModel
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Example, RequestKind
 
-__all__ = ["Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption"]
+__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption"]
 
 
 class RunOption(str, Enum):
@@ -29,6 +29,14 @@ class RunOption(str, Enum):
     LABEL_MAP = "label_map"  # --label-map
     NUM_FEWSHOT = "num_fewshot"  # --num-fewshot
     GENERATION = "generation"  # --max-new-tokens, --num-beams
+    PROMPT_FORMAT = "prompt_format"  # --prompt-format
+    SYSTEM_PROMPT = "system_prompt"  # --system-prompt
+    FEWSHOT_AS_MULTITURN = "fewshot_as_multiturn"  # --fewshot-as-multiturn
+    STRIP_THINKING = "strip_thinking"  # --strip-thinking
+
+
+# The options of every prompted formulation (a prompt to write: in which format, with which system text).
+PROMPT_OPTIONS = frozenset({RunOption.NUM_FEWSHOT, RunOption.PROMPT_FORMAT, RunOption.SYSTEM_PROMPT, RunOption.FEWSHOT_AS_MULTITURN})
 
 
 @dataclass(frozen=True)
@@ -40,18 +48,26 @@ class FormulationOptions:
     seed: int = 1234
     data_dir: Path | None = None  # where few-shot pools are read from (like the task's data)
     num_fewshot: int | None = None  # overrides prompt.few_shot.n
+    prompt_format: str | None = None  # raw | chat; None: chosen per model (prompting.chat)
+    system_prompt: str | None = None
+    fewshot_as_multiturn: bool = False
+    strip_thinking: str | None = None  # the delimiter ending a reasoning trace
 
 
 class NoSettings(StrictModel):
     """For formulations without settings: any key given is an error."""
 
 
-class Formulation(ABC):
+SettingsT = TypeVar("SettingsT", bound=StrictModel)
+
+
+class Formulation(ABC, Generic[SettingsT]):
     """One way of answering a task kind with one request kind.
 
     Tunable behaviour (window sizes, strides, thresholds, prefixes) is declared as a
     ``Settings`` model; a task sets it under ``formulations: {<name>: {...}}`` and the
-    catalog validates it like metric settings.
+    catalog validates it like metric settings; the type parameter is that model, so
+    :meth:`settings_for` is typed (``class Rolling(Formulation[RollingSettings])``).
 
     ``uses`` declares the run options the formulation reads; ``method`` says in a few words
     how it answers, which is the reason recorded when a run option does not apply to it
@@ -59,20 +75,23 @@ class Formulation(ABC):
     others before :meth:`prepare`, so an undeclared option can never change a request.
     """
 
-    name: ClassVar[str]
-    request_kind: ClassVar[RequestKind]
-    Settings: ClassVar[type[StrictModel]] = NoSettings
-    uses: ClassVar[frozenset[RunOption]] = frozenset()
-    method: ClassVar[str]
+    # Class constants, not ClassVar: a wrapping formulation (``Counterfactual``) sets them per
+    # instance from the formulation it wraps.
+    name: str
+    request_kind: RequestKind
+    Settings: type[StrictModel] = NoSettings
+    uses: frozenset[RunOption] = frozenset()
+    method: str
 
     def accepted_options(self, options: FormulationOptions) -> FormulationOptions:
         """``options`` with every run option this formulation does not use at its default."""
         defaults = FormulationOptions()
         return replace(options, **{o.value: getattr(defaults, o.value) for o in RunOption if o not in self.uses})
 
-    def settings_for(self, task: Task) -> StrictModel:
+    def settings_for(self, task: Task) -> SettingsT:
         """This formulation's settings for ``task`` (validated again here for API callers)."""
-        return self.Settings.model_validate(task.spec.formulations.get(self.name, {}))
+        # ``Settings`` is the model named by the class's type parameter (a ClassVar cannot be generic).
+        return cast(SettingsT, self.Settings.model_validate(task.spec.formulations.get(self.name, {})))
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         """Why this formulation cannot serve ``task`` with ``adapter`` (None: it can)."""
@@ -93,6 +112,11 @@ class Formulation(ABC):
     def settings(self, task: Task, state: Any) -> dict[str, Any]:
         """What to record about how requests were made (written to the run record)."""
         return {}
+
+    def prompt_policy(self, task: Task, state: Any) -> Any:
+        """The prompt format the requests were written in (``prompting.chat.PromptFormat``);
+        None for formulations without a prompt. The runner lints prompted requests with it."""
+        return None
 
     def observed(self, task: Task, state: Any, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
         """Settings and notes the record gets from what was decoded (e.g. which swap groups the

@@ -20,22 +20,21 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
-from evalharness.prompting.base import (
-    Decoded,
-    Formulation,
-    FormulationOptions,
-    RunOption,
-)
+from evalharness.prompting.base import PROMPT_OPTIONS, Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.prompted import (
     FewShot,
     build_prompts,
     few_shot_settings,
     prepare_few_shot,
+    prepare_prompt_format,
+    prompt_details,
     prompt_for,
+    prompt_format_settings,
 )
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
@@ -84,33 +83,63 @@ def pick_choice(loglikelihoods: Sequence[float], lengths: Sequence[float]) -> tu
 class ChoiceState:
     settings: ChoiceSettings
     few_shot: FewShot | None
+    prompt: PromptFormat
+    notes: tuple[str, ...] = ()
 
 
-class ChoiceFormulation(Formulation):
-    """Shared machinery: one log-likelihood request per choice, arg-max decoding."""
+ChoiceSettingsT = TypeVar("ChoiceSettingsT", bound=ChoiceSettings)
+
+
+class ChoiceFormulation(Formulation[ChoiceSettingsT]):
+    """Shared machinery: one log-likelihood request per choice, arg-max decoding.
+
+    In the chat format the context is the rendered chat (ending with the assistant turn's
+    generation prompt) and each continuation is the choice without its target delimiter
+    (:meth:`chat_choices`): lm-evaluation-harness's rule for ``--apply_chat_template``, which
+    sets ``target_delimiter`` to ``""`` (task files here have no ``gen_prefix``).
+    """
 
     request_kind = RequestKind.LOGLIKELIHOOD
     Settings = ChoiceSettings
-    uses = frozenset({RunOption.NUM_FEWSHOT})
+    uses = PROMPT_OPTIONS
 
     @abstractmethod
     def choices(self, task: Task, example: Example) -> list[str]:
-        """The continuations to compare, in order."""
+        """The continuations to compare, in order, as raw text follows the prompt."""
+
+    def chat_choices(self, task: Task, example: Example) -> list[str]:
+        """The continuations after a chat prompt: without the leading whitespace that
+        separates them from a raw prompt (the target delimiter)."""
+        return [text.lstrip() for text in self.choices(task, example)]
 
     @abstractmethod
     def answer(self, task: Task, example: Example, index: int) -> Any:
         """The prediction when choice ``index`` wins (per the task kind's contract)."""
 
+    def prompt_format(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+        return prepare_prompt_format(adapter, options)
+
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> ChoiceState:
-        return ChoiceState(self.settings_for(task), prepare_few_shot(task, options))
+        fmt, notes = self.prompt_format(task, adapter, options)
+        return ChoiceState(self.settings_for(task), prepare_few_shot(task, options), fmt, tuple(notes))
+
+    def prompt_policy(self, task: Task, state: ChoiceState) -> PromptFormat:
+        return state.prompt
 
     def settings(self, task: Task, state: ChoiceState) -> dict[str, Any]:
-        return {**state.settings.model_dump(mode="json"), "few_shot": few_shot_settings(task, state.few_shot)}
+        return {
+            **state.settings.model_dump(mode="json"),
+            "few_shot": few_shot_settings(task, state.few_shot),
+            "prompt_format": prompt_format_settings(task, state.prompt, state.few_shot),
+        }
 
-    def _checked_choices(self, task: Task, example: Example, normalization: str) -> list[str]:
-        continuations = self.choices(task, example)
+    def observed(self, task: Task, state: ChoiceState, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+        return {}, list(state.notes)
+
+    def _continuations(self, task: Task, example: Example, state: ChoiceState) -> list[str]:
+        continuations = self.chat_choices(task, example) if state.prompt.chat else self.choices(task, example)
         for index, text in enumerate(continuations):
-            if not text or (normalization in ("char", "byte") and not text.strip()):
+            if not text or (state.settings.normalization in ("char", "byte") and not text.strip()):
                 raise SpecError(
                     f"{task.path}: choice {index} renders to {text!r} for example {example.id}; "
                     "every choice needs visible text to be scored"
@@ -118,17 +147,16 @@ class ChoiceFormulation(Formulation):
         return continuations
 
     def requests(self, task: Task, examples: Sequence[Example], state: ChoiceState) -> list[list[Any]]:
-        prompts = build_prompts(task, examples, state.few_shot)
-        normalization = state.settings.normalization
+        prompts = build_prompts(task, examples, state.few_shot, state.prompt)
         return [
-            [LoglikelihoodRequest(prompt, text) for text in self._checked_choices(task, example, normalization)]
+            [LoglikelihoodRequest(prompt, text) for text in self._continuations(task, example, state)]
             for prompt, example in zip(prompts, examples)
         ]
 
     def decode(
         self, task: Task, example: Example, responses: Sequence[LoglikelihoodResponse], state: ChoiceState
     ) -> Decoded:
-        continuations = self.choices(task, example)
+        continuations = self._continuations(task, example, state)
         loglikelihoods = [response.logprob for response in responses]
         if not all(math.isfinite(value) for value in loglikelihoods):
             raise ModelError(f"{task.name}: example {example.id}: non-finite log-likelihoods {loglikelihoods}")
@@ -140,13 +168,14 @@ class ChoiceFormulation(Formulation):
             "loglikelihoods": loglikelihoods,
             "n_tokens": [response.n_tokens for response in responses],
             "is_greedy": [response.is_greedy for response in responses],
+            **prompt_details(task, example, state.few_shot, state.prompt),
         }
         if state.settings.normalization != "none":
             extra["scores"] = scores
-        return Decoded(self.answer(task, example, best), prompt_for(task, example, state.few_shot), extra)
+        return Decoded(self.answer(task, example, best), prompt_for(task, example, state.few_shot, state.prompt), extra)
 
 
-class ChoiceLoglikelihood(ChoiceFormulation):
+class ChoiceLoglikelihood(ChoiceFormulation[ChoiceSettings]):
     """Classification by prompting: ``prompt.choices[i]`` is the continuation of label ``i``."""
 
     name = "choice_loglikelihood"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from evalharness.config import StrictModel
 from evalharness.errors import SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.swaps import Swapper
@@ -111,7 +112,7 @@ class _State:
     swapper: Swapper
 
 
-class Counterfactual(Formulation):
+class Counterfactual(Formulation[StrictModel]):  # settings: the wrapped formulation's
     """Wraps the base task's formulation: original and perturbed requests per example.
 
     An example's variants (the original, then one per swap group whose terms it contains)
@@ -121,11 +122,11 @@ class Counterfactual(Formulation):
 
     def __init__(self, base: Formulation) -> None:
         self.base = base
-        self.name = f"counterfactual:{base.name}"  # type: ignore[misc]
-        self.request_kind = base.request_kind  # type: ignore[misc]
-        self.Settings = base.Settings  # type: ignore[misc]
-        self.uses = base.uses  # type: ignore[misc]
-        self.method = f"{base.method}, asked again with terms swapped"  # type: ignore[misc]
+        self.name = f"counterfactual:{base.name}"
+        self.request_kind = base.request_kind
+        self.Settings = base.Settings
+        self.uses = base.uses
+        self.method = f"{base.method}, asked again with terms swapped"
 
     def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
         return self.base.unsupported_reason(task, adapter)
@@ -136,12 +137,17 @@ class Counterfactual(Formulation):
     def request_options(self, task: Task, state: _State) -> Any:
         return self.base.request_options(task, state.base_state)
 
+    def prompt_policy(self, task: Task, state: _State) -> Any:
+        return self.base.prompt_policy(task, state.base_state)
+
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         spec = task.spec.counterfactual
         assert spec is not None
+        base = self.base.settings(task, state.base_state)
         return {
+            **({"prompt_format": base["prompt_format"]} if "prompt_format" in base else {}),
             "base_formulation": self.base.name,
-            "base": self.base.settings(task, state.base_state),
+            "base": base,
             "fields": list(spec.fields),
             "groups": {name: dict(group.mapping) for name, group in state.swapper.groups.items()},
         }
@@ -152,14 +158,16 @@ class Counterfactual(Formulation):
             for group in item.prediction.perturbed:
                 counts[group] += 1
         absent = [name for name, count in counts.items() if count == 0]
-        notes = []
+        base_settings, notes = self.base.observed(task, state.base_state, _variant_decodes(decoded))
+        spec = task.spec.counterfactual
+        assert spec is not None
         if absent:
             notes.append(
                 f"swap groups {', '.join(absent)}: none of the {len(decoded)} evaluated examples contains their "
-                f"terms in {list(task.spec.counterfactual.fields)}, so these groups are not measured "  # type: ignore[union-attr]
+                f"terms in {list(spec.fields)}, so these groups are not measured "
                 f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
             )
-        return {"perturbed_examples": counts}, notes
+        return {**base_settings, "perturbed_examples": counts}, notes
 
     def variants(self, task: Task, example: Example, state: _State) -> list[tuple[str, Example]]:
         """``("original", example)``, then each swap group's perturbed example, in group order."""
@@ -198,7 +206,13 @@ class Counterfactual(Formulation):
             gold=golds,
         )
         shown = {"original": original.input, **{group: item.input for group, item in decoded.items()}}
-        return Decoded(prediction, shown)
+        details = {group: dict(item.extra) for group, item in [("original", original), *decoded.items()] if item.extra}
+        return Decoded(prediction, shown, {"variants": details} if details else {})
+
+
+def _variant_decodes(decoded: Sequence[Decoded]) -> list[Decoded]:
+    """The base formulation's details of every evaluated variant (what its ``observed`` reads)."""
+    return [Decoded(None, None, extra) for item in decoded for extra in item.extra.get("variants", {}).values()]
 
 
 def wrap_counterfactual(task: Task, formulation: Formulation) -> Formulation:

@@ -17,6 +17,7 @@ from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
+    NoSettings,
     RunOption,
 )
 from evalharness.spec.loader import Task
@@ -88,7 +89,7 @@ def _shown_input(example: Example) -> Any:
     return example["text"] if pair is None else {"text": example["text"], "text_pair": pair}
 
 
-class ClassifierHead(Formulation):
+class ClassifierHead(Formulation[NoSettings]):
     """Argmax over the head's logits, mapped to the task's label names."""
 
     name = "classifier_head"
@@ -120,7 +121,7 @@ class ClassifierHead(Formulation):
         return Decoded(LabelPrediction(state[best]), _shown_input(example), {"logits": list(scores)})
 
 
-class RegressionHead(Formulation):
+class RegressionHead(Formulation[NoSettings]):
     """The single output of a ``num_labels == 1`` head, as a real-valued prediction."""
 
     name = "regression_head"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, NoSettings
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
@@ -23,7 +23,7 @@ from evalharness.types import (
 __all__ = ["PseudoLoglikelihood"]
 
 
-class PseudoLoglikelihood(Formulation):
+class PseudoLoglikelihood(Formulation[NoSettings]):
     """Summed pseudo-log-likelihood of each example's ``text`` (every token scored)."""
 
     name = "pseudo_loglikelihood"

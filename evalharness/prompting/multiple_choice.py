@@ -5,6 +5,8 @@
   (after ``choice_prefix``, a space by default) a continuation; the highest (optionally
   normalised) log-likelihood wins. With an empty template each choice is a whole sentence
   scored given BOS (WinoBias: the sentence with the pronoun resolved to each candidate).
+  In the chat format the prompt is a user turn and each choice follows the assistant turn's
+  generation prompt without ``choice_prefix``; an empty template stays raw (no turn to write).
 - Masked LMs (:class:`MaskedChoice`): the pseudo-log-likelihood of the choice's tokens
   inside ``prompt + prefix + choice`` (every token when the prompt is empty), each masked in
   turn; ``normalization: token`` divides by the number of scored tokens.
@@ -22,6 +24,7 @@ from typing import Any, Literal
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick_choice
 from evalharness.prompting.templates import render
 from evalharness.spec.loader import Task
@@ -53,7 +56,13 @@ def _needs_prompt(task: Task) -> str | None:
     return None
 
 
-class FieldChoiceLoglikelihood(ChoiceFormulation):
+def _template(task: Task) -> str:
+    """The prompt template (``unsupported_reason`` refuses a task without a prompt)."""
+    assert task.spec.prompt is not None
+    return task.spec.prompt.template
+
+
+class FieldChoiceLoglikelihood(ChoiceFormulation[FieldChoiceSettings]):
     """Log-likelihood of each choice of the example after the rendered prompt."""
 
     name = "field_choice_loglikelihood"
@@ -64,8 +73,22 @@ class FieldChoiceLoglikelihood(ChoiceFormulation):
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
 
     def choices(self, task: Task, example: Example) -> list[str]:
-        prefix = self.settings_for(task).choice_prefix  # type: ignore[attr-defined]
+        prefix = self.settings_for(task).choice_prefix
         return [prefix + choice for choice in _choices(task, example)]
+
+    def chat_choices(self, task: Task, example: Example) -> list[str]:
+        """After a chat prompt the choice follows the generation prompt without ``choice_prefix``
+        (the target delimiter; lm-evaluation-harness's ``--apply_chat_template`` rule)."""
+        return _choices(task, example)
+
+    def prompt_format(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+        """An empty template scores each choice as a whole sentence: there is no prompt to put in a turn."""
+        if task.spec.prompt is not None and not task.spec.prompt.template.strip():
+            reason = "the task's prompt is empty: each choice is scored as a whole sentence, with no turn to put it in"
+            notes = [f"--prompt-format {options.prompt_format} not applied: {reason}"] if options.prompt_format == "chat" else []
+            notes += [f"--system-prompt not applied: {reason}"] if options.system_prompt is not None else []
+            return PromptFormat("raw", reason, options.prompt_format or "auto"), notes
+        return super().prompt_format(task, adapter, options)
 
     def answer(self, task: Task, example: Example, index: int) -> ChoicePrediction:
         return ChoicePrediction(index)
@@ -82,7 +105,7 @@ class _MaskedState:
     settings: MaskedChoiceSettings
 
 
-class MaskedChoice(Formulation):
+class MaskedChoice(Formulation[MaskedChoiceSettings]):
     """Pseudo-log-likelihood of each choice's tokens in context; the highest wins."""
 
     name = "masked_choice"
@@ -94,13 +117,13 @@ class MaskedChoice(Formulation):
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _MaskedState:
-        return _MaskedState(adapter, self.settings_for(task))  # type: ignore[arg-type]
+        return _MaskedState(adapter, self.settings_for(task))
 
     def settings(self, task: Task, state: _MaskedState) -> dict[str, Any]:
         return {**state.settings.model_dump(mode="json"), "score": "pseudo-log-likelihood of the choice's tokens (Salazar et al. 2020)"}
 
     def _texts(self, task: Task, example: Example, state: _MaskedState) -> list[tuple[str, int]]:
-        prompt = render(task.spec.prompt.template, example, task)  # type: ignore[union-attr]
+        prompt = render(_template(task), example, task)
         return [(prompt + state.settings.choice_prefix + choice, len(prompt)) for choice in _choices(task, example)]
 
     def requests(self, task: Task, examples: Sequence[Example], state: _MaskedState) -> list[list[Any]]:
@@ -120,7 +143,7 @@ class MaskedChoice(Formulation):
         token = state.settings.normalization == "token"
         lengths = [float(max(response.n_tokens, 1)) if token else 1.0 for response in responses]
         best, scores = pick_choice(values, lengths)
-        shown = render(task.spec.prompt.template, example, task)  # type: ignore[union-attr]
+        shown = render(_template(task), example, task)
         extra = {"choices": _choices(task, example), "pseudo_loglikelihoods": values, "n_tokens": [r.n_tokens for r in responses]}
         if token:
             extra["scores"] = scores

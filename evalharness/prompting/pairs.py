@@ -22,6 +22,7 @@ from typing import Any, Literal
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import raw_only
 from evalharness.prompting.choice import NORMALISERS, Normalisation
 from evalharness.spec.loader import Task
 from evalharness.types import (
@@ -50,7 +51,7 @@ class PairLoglikelihoodSettings(StrictModel):
     normalization: Normalisation = "none"
 
 
-class PairLoglikelihood(Formulation):
+class PairLoglikelihood(Formulation[PairLoglikelihoodSettings]):
     """Summed (or length-normalised) log-likelihood of each sentence, given only BOS."""
 
     name = "pair_loglikelihood"
@@ -59,12 +60,13 @@ class PairLoglikelihood(Formulation):
     method = "log-likelihood of each sentence given only BOS, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> PairLoglikelihoodSettings:
-        return self.settings_for(task)  # type: ignore[return-value]
+        return self.settings_for(task)
 
     def settings(self, task: Task, state: PairLoglikelihoodSettings) -> dict[str, Any]:
         return {
             **state.model_dump(mode="json"),
             "score": "log P(sentence | BOS), natural log (lm-evaluation-harness crows_pairs)",
+            "prompt_format": raw_only("each sentence is scored on its own: no prompt, so no chat turns, whatever the model"),
         }
 
     def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
@@ -89,7 +91,7 @@ class PairPseudoLoglikelihoodSettings(StrictModel):
     round_to: int | None = 3
 
 
-class PairPseudoLoglikelihood(Formulation):
+class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings]):
     """Pseudo-log-likelihood of the shared (or all) tokens of each sentence."""
 
     name = "pair_pseudo_loglikelihood"
@@ -98,7 +100,7 @@ class PairPseudoLoglikelihood(Formulation):
     method = "masked-LM pseudo-log-likelihood of each sentence, no prompt, nothing generated"
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[Any, PairPseudoLoglikelihoodSettings]:
-        return adapter, self.settings_for(task)  # type: ignore[return-value]
+        return adapter, self.settings_for(task)
 
     def settings(self, task: Task, state: Any) -> dict[str, Any]:
         _, settings = state

@@ -1,4 +1,5 @@
-"""Prompts for language models: the task's template, after optional few-shot demonstrations.
+"""Prompts for language models: the task's template, after optional few-shot demonstrations,
+in the run's prompt format (raw text or the tokenizer's chat template, ``prompting.chat``).
 
 Shared by the prompted formulations (choice log-likelihood, prompted generation). The pool
 of demonstrations is ``prompt.few_shot.data`` or, without it, the task's whole evaluation
@@ -17,11 +18,23 @@ from typing import Any
 
 from evalharness.errors import DataError, SpecError
 from evalharness.prompting.base import FormulationOptions
-from evalharness.prompting.templates import build_prompt, select_demonstrations
+from evalharness.prompting.chat import PromptFormat, PromptParts, resolve_prompt_format
+from evalharness.prompting.templates import prompt_parts as template_parts
+from evalharness.prompting.templates import select_demonstrations
 from evalharness.spec.loader import Task
 from evalharness.types import Example
 
-__all__ = ["FewShot", "build_prompts", "few_shot_settings", "prepare_few_shot", "prompt_for"]
+__all__ = [
+    "FewShot",
+    "build_prompts",
+    "few_shot_settings",
+    "prepare_few_shot",
+    "prepare_prompt_format",
+    "prompt_details",
+    "prompt_format_settings",
+    "prompt_for",
+    "prompt_parts",
+]
 
 
 @dataclass(frozen=True)
@@ -62,16 +75,45 @@ def prepare_few_shot(task: Task, options: FormulationOptions) -> FewShot | None:
     return FewShot(n, seed, tuple(loaded.examples), loaded.location, loaded.fingerprint)
 
 
-def prompt_for(task: Task, example: Example, few_shot: FewShot | None) -> str:
-    """The full prompt of one example (demonstrations, then its rendered template)."""
-    if few_shot is None:
-        return build_prompt(task, example)
-    demonstrations = select_demonstrations(few_shot.pool, few_shot.n, seed=few_shot.seed, example=example)
-    return build_prompt(task, example, demonstrations)
+def prompt_parts(task: Task, example: Example, few_shot: FewShot | None) -> PromptParts:
+    """The example's rendered template and its demonstrations (template and target each)."""
+    demonstrations = (
+        select_demonstrations(few_shot.pool, few_shot.n, seed=few_shot.seed, example=example) if few_shot is not None else []
+    )
+    return template_parts(task, example, demonstrations)
 
 
-def build_prompts(task: Task, examples: Sequence[Example], few_shot: FewShot | None) -> list[str]:
-    return [prompt_for(task, example, few_shot) for example in examples]
+def prompt_for(task: Task, example: Example, few_shot: FewShot | None, fmt: PromptFormat | None = None) -> str:
+    """The full prompt of one example (demonstrations, then its rendered template), in the
+    run's prompt format (raw text without one)."""
+    parts = prompt_parts(task, example, few_shot)
+    return parts.raw() if fmt is None else fmt.render(parts)
+
+
+def build_prompts(task: Task, examples: Sequence[Example], few_shot: FewShot | None, fmt: PromptFormat | None = None) -> list[str]:
+    return [prompt_for(task, example, few_shot, fmt) for example in examples]
+
+
+def prompt_details(task: Task, example: Example, few_shot: FewShot | None, fmt: PromptFormat) -> dict[str, Any]:
+    """What a samples row keeps besides the prompt: the chat turns it was rendered from."""
+    return {"messages": fmt.messages(prompt_parts(task, example, few_shot))} if fmt.chat else {}
+
+
+def prepare_prompt_format(adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+    """The run's prompt format for this task and the notes about options it did not apply."""
+    fmt = resolve_prompt_format(
+        adapter, requested=options.prompt_format, system_prompt=options.system_prompt,
+        fewshot_as_multiturn=options.fewshot_as_multiturn,
+    )
+    notes = []
+    if options.fewshot_as_multiturn and not fmt.chat:
+        notes.append(f"--fewshot-as-multiturn not applied: the prompt format is raw ({fmt.reason})")
+    return fmt, notes
+
+
+def prompt_format_settings(task: Task, fmt: PromptFormat, few_shot: FewShot | None, **extra: Any) -> dict[str, Any]:
+    """The task record's ``prompt_format`` entry (see ``PromptFormat.recorded``)."""
+    return fmt.recorded(shots=few_shot.n if few_shot else 0, extra=extra or None)
 
 
 def few_shot_settings(task: Task, few_shot: FewShot | None) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from evalharness.config import StrictModel
 from evalharness.errors import EvalHarnessError, ModelError, SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import raw_only
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
@@ -54,7 +55,7 @@ class RollingSettings(StrictModel):
         return self
 
 
-class RollingLoglikelihood(Formulation):
+class RollingLoglikelihood(Formulation[RollingSettings]):
     """Whole-text log-likelihoods with explicit windows (``loglikelihood_rolling`` requests)."""
 
     name = "rolling_loglikelihood"
@@ -74,7 +75,11 @@ class RollingLoglikelihood(Formulation):
         return RollingOptions(**{key: state[key] for key in ("window", "max_length", "stride", "append_eos")})
 
     def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
-        return {**state, "scored": "every token of each text, conditioned on the prefix token"}
+        return {
+            **state,
+            "scored": "every token of each text, conditioned on the prefix token",
+            "prompt_format": raw_only("perplexity scores the text itself: no prompt, so no chat turns, whatever the model"),
+        }
 
     def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
         return [[example["text"]] for example in examples]

@@ -207,7 +207,7 @@ _PREDICTIONS: dict[str, Callable[[dict[str, Any]], int]] = {
     "ljust": lambda a: max(len(a["self"]), _width(a["width"], "a width")),
     "rjust": lambda a: max(len(a["self"]), _width(a["width"], "a width")),
     "zfill": lambda a: max(len(a["self"]), _width(a["width"], "a width")),
-    "join": lambda a: _join_size(a.get("self", a.get("d", "")), a.get("iterable", a.get("value"))),
+    "join": lambda a: _join_size(a.get("self", a.get("d", "")), a["iterable"] if "iterable" in a else a["value"]),
     "indent": lambda a: len(_text(a["s"])) + (_text(a["s"]).count("\n") + 1) * _width(a["width"], "an indent"),
     "wordwrap": lambda a: _wrapped_size(_text(a["s"]), a["width"], a["wrapstring"]),
     "batch": lambda a: _width(a["linecount"], "a batch size"),
@@ -250,22 +250,23 @@ def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
 class _Guard(NodeTransformer):
     """Route every loop's iterable, output, ``~`` and slice through the budget."""
 
+    # generic_visit transforms the children in place and returns ``node`` itself.
     def visit_For(self, node: nodes.For) -> nodes.For:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         node.iter = _call("guard_iter", node.iter)
         return node
 
     def visit_Output(self, node: nodes.Output) -> nodes.Output:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         node.nodes = [_call("guard_output", child) for child in node.nodes]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         return _call("guard_concat", nodes.List(node.nodes, lineno=node.lineno))
 
     def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
-        node = self.generic_visit(node)  # Jinja compiles a slice without the sandbox's getitem
+        self.generic_visit(node)  # Jinja compiles a slice without the sandbox's getitem
         return _call("guard_value", node) if isinstance(node.arg, nodes.Slice) else node
 
 
@@ -359,7 +360,7 @@ def refused_attributes(template: nodes.Template) -> list[str]:
     for node in template.find_all((nodes.Getattr, nodes.Filter)):
         if isinstance(node, nodes.Getattr):
             name = node.attr
-        elif node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
+        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
             name = str(node.args[0].value)
         else:
             continue

@@ -95,7 +95,7 @@ PREDICTIONS: dict[str, Callable[[Seq2SeqSettings, str], Any]] = {
 }
 
 
-class Seq2SeqGenerate(Formulation):
+class Seq2SeqGenerate(Formulation[Seq2SeqSettings]):
     """Generated text from an encoder-decoder model, as the task kind's prediction."""
 
     name = "seq2seq_generate"
@@ -110,7 +110,7 @@ class Seq2SeqGenerate(Formulation):
             return f"needs an encoder-decoder (seq2seq) checkpoint, not a {adapter.kind} one"
         if reason is None and task.spec.kind not in PREDICTIONS:
             return f"cannot answer '{task.spec.kind}' tasks"
-        if reason is None and self.settings_for(task).template is None and "source" not in TASK_KINDS[task.spec.kind].fields:  # type: ignore[attr-defined]
+        if reason is None and self.settings_for(task).template is None and "source" not in TASK_KINDS[task.spec.kind].fields:
             return (
                 f"a '{task.spec.kind}' task needs formulations.seq2seq_generate.template, e.g. "
                 "'question: {{ question }} context: {{ context }}'"
@@ -118,7 +118,7 @@ class Seq2SeqGenerate(Formulation):
         return reason
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
-        settings: Seq2SeqSettings = self.settings_for(task)  # type: ignore[assignment]
+        settings: Seq2SeqSettings = self.settings_for(task)
         generation = generation_settings(task, options.generation).model_dump()
         decoding = {name: generation[name] for name in DECODING_FIELDS}
         prefix = settings.prefixes.get(adapter.model_type, "")

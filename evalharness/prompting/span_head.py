@@ -68,7 +68,7 @@ class _State:
     recorded: dict[str, Any]
 
 
-class SpanHead(Formulation):
+class SpanHead(Formulation[SpanHeadSettings]):
     """The head's best span (or the empty answer), with its no-answer probability."""
 
     name = "span_head"
@@ -77,7 +77,7 @@ class SpanHead(Formulation):
     Settings = SpanHeadSettings
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
-        settings: SpanHeadSettings = self.settings_for(task)  # type: ignore[assignment]
+        settings: SpanHeadSettings = self.settings_for(task)
         length, stride = adapter.windowing(settings.max_length, settings.doc_stride)
         values = settings.model_dump()
         values.update(max_length=length, doc_stride=stride, allow_no_answer=bool(settings.allow_no_answer))

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from evalharness.errors import SpecError
+from evalharness.prompting.chat import PromptParts
 from evalharness.prompting.sandbox import render_bounded
 from evalharness.spec.loader import Task
 from evalharness.types import Example
 
-__all__ = ["TEMPLATE_GLOBALS", "build_prompt", "render", "render_target", "select_demonstrations"]
+__all__ = ["TEMPLATE_GLOBALS", "build_prompt", "prompt_parts", "render", "render_target", "select_demonstrations"]
 
 
 # Names a template may use besides the example's canonical fields (and nothing else is given).
@@ -69,11 +70,16 @@ def select_demonstrations(pool: Sequence[Example], n: int, *, seed: int, example
     return [candidates[int(index)] for index in chosen]
 
 
-def build_prompt(task: Task, example: Example, demonstrations: Sequence[Example] = ()) -> str:
-    """Demonstrations (template + target each), then the example's rendered template."""
+def prompt_parts(task: Task, example: Example, demonstrations: Sequence[Example] = ()) -> PromptParts:
+    """The example's rendered template and each demonstration's (template, target)."""
     prompt = task.spec.prompt
     if prompt is None:
         raise SpecError(f"{task.path}: the task has no 'prompt' for generative models")
     separator = prompt.few_shot.separator if prompt.few_shot else "\n\n"
-    shots = [render(prompt.template, demo, task) + render_target(demo, task) for demo in demonstrations]
-    return separator.join([*shots, render(prompt.template, example, task)])
+    shots = tuple((render(prompt.template, demo, task), render_target(demo, task)) for demo in demonstrations)
+    return PromptParts(shots, render(prompt.template, example, task), separator)
+
+
+def build_prompt(task: Task, example: Example, demonstrations: Sequence[Example] = ()) -> str:
+    """Demonstrations (template + target each), then the example's rendered template, as raw text."""
+    return prompt_parts(task, example, demonstrations).raw()

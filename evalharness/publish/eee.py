@@ -112,7 +112,7 @@ def _bounds(entry: MetricEntry) -> tuple[float, float]:
     from evalharness.metrics.registry import metric_class
 
     try:
-        return tuple(metric_class(entry.metric).bounds)  # type: ignore[return-value]
+        return metric_class(entry.metric).bounds
     except EvalHarnessError:  # imported runs name metrics the registry does not have
         return (-math.inf, math.inf)
 

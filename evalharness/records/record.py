@@ -52,7 +52,7 @@ __all__ = [
     "write_samples",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 RESULTS_FILE = "results.json"
 
 

@@ -163,7 +163,7 @@ def _verdicts(run: RunView, baseline: RunView) -> _Verdicts:
 
 
 def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: tuple[str, str]) -> dict[str, Any]:
-    row = {
+    row: dict[str, Any] = {
         "key": key,
         "metric": entry.metric,
         "value": entry.value,
@@ -179,8 +179,9 @@ def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: t
         "change": "",
         "change_class": "",
     }
-    if base is not None and _finite(entry.value) is not None and _finite(base.value) is not None:
-        row["delta"] = float(entry.value) - float(base.value)
+    value, base_value = _finite(entry.value), _finite(base.value) if base is not None else None
+    if base is not None and value is not None and base_value is not None:
+        row["delta"] = value - base_value
         row["change"], css = label
         # Only a significant difference is marked; anything else reads as plain text.
         row["change_class"] = css if css in ("better", "worse") else ""

@@ -66,7 +66,9 @@ def changed_rows(
     changed = []
     for index, row in enumerate(rows):
         before = position.get(ids[index])
-        kind = None if before is None else changed_kind(outcomes, before, index, base)
+        if before is None:
+            continue
+        kind = changed_kind(outcomes, before, index, base)
         if kind is None:
             continue
         other = base_rows[before]

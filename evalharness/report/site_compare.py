@@ -66,11 +66,11 @@ def _pair_tests(site: Site, paired: PairedTests | None) -> dict[str, Any]:
             untested.setdefault(f"{i}|{j}", []).append(f"{column.task} {column.metric}: {reason}")
     settings = paired.settings
     rows: dict[str, list[list[Any]]] = {}
-    for pair, tests in found.items():
-        raw = np.array([np.nan if t.p_value is None else t.p_value for _, t in tests])
+    for pair, pair_tests in found.items():
+        raw = np.array([np.nan if t.p_value is None else t.p_value for _, t in pair_tests])
         adjusted = adjust_pvalues(raw, settings.correction)
         rows[pair] = []
-        for (column_index, test), p_adj in zip(tests, adjusted, strict=True):
+        for (column_index, test), p_adj in zip(pair_tests, adjusted, strict=True):
             p_adj = float(p_adj) if math.isfinite(p_adj) else None
             verdict = verdict_of(test.change, p_adj, settings.alpha, test.direction.lower_change_is_better)
             rows[pair].append([column_index, test.value_a, test.value_b, test.difference, test.change, test.ci[0], test.ci[1],
@@ -82,8 +82,8 @@ def _task_examples(site: Site, task: str, key: str, paired: PairedTests) -> dict
     """One task's examples: ids, inputs and references once; each model's outputs."""
     board = site.board
     data = board.data[board.data["task"] == task].drop_duplicates("model_id")
-    run_of = {row.model_id: Path(row.run_dir) for row in data.itertuples(index=False)}
-    entry = {"name": task, "metric": key, "problems": [], "models": {}}
+    run_of = {row.model_id: Path(str(row.run_dir)) for row in data.itertuples(index=False)}
+    entry: dict[str, Any] = {"name": task, "metric": key, "problems": [], "models": {}}
     ids: list[str] = []
     inputs: dict[str, str] = {}
     golds: dict[str, str] = {}

@@ -70,6 +70,7 @@ def _rows(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for position, model in enumerate(board.model_ids):
         info = site.metadata[model]
+        cluster: Any = board.ranking.at[model, "cluster"]  # pandas cells are untyped scalars
         rows.append(
             {
                 "model": model,
@@ -77,7 +78,7 @@ def _rows(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "href": site.model_pages[model],
                 "rank": board.rank_label(model),
                 "rank_sort": repr(-float(position)),
-                "cluster": int(board.ranking.at[model, "cluster"]),
+                "cluster": int(cluster),
                 "source": board.models.at[model, "source"],
                 "badges": info.badges,
                 "flags": " ".join(badge.kind for badge in info.badges),

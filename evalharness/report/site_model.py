@@ -118,6 +118,6 @@ class Site:
                     continue
                 label = f"run {row.run_id} ({row.created:%Y-%m-%d %H:%M})"
                 relative = f"reports/{slugify(f'{model} {row.run_id}')}.html"
-                html = render_report(row.run_dir, back_href="../" + self.model_pages[model], back_label=f"back to {self.board.display(model)}")
+                html = render_report(str(row.run_dir), back_href="../" + self.model_pages[model], back_label=f"back to {self.board.display(model)}")
                 self.write(relative, html)
                 self.reports.setdefault(model, []).append((relative, label))

@@ -21,6 +21,7 @@ Each task file is then checked by ``checks.check_task``, the same function ``run
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ class _Discovery:
 class TaskCatalog:
     """Task files discovered under the built-in folder and any user folders."""
 
-    def __init__(self, extra_dirs: Sequence[str | Path] = (), *, include_builtin: bool = True):
+    def __init__(self, extra_dirs: Sequence[str | os.PathLike[str]] = (), *, include_builtin: bool = True):
         roots = [(builtin_tasks_dir(), True)] if include_builtin else []
         for extra in extra_dirs:
             path = Path(extra)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 __all__ = [
     "build_bart",
@@ -244,7 +244,7 @@ def build_t5(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32
         relative_attention_max_distance=32,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,  # type: ignore[call-arg]  # transformers accepts extra config keywords at runtime; its typed __init__ lists fields only
         initializer_factor=5.0,  # default-scale random weights only ever emit <pad>
     )
     T5ForConditionalGeneration(config).save_pretrained(directory)
@@ -273,10 +273,21 @@ def build_bpe_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400) -> Any:
     backend.train_from_iterator(list(corpus), trainer=trainer)
     model = json.loads(backend.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return BartTokenizer(vocab=model["vocab"], merges=merges, model_max_length=128)
+    return BartTokenizer(vocab=model["vocab"], merges=merges, model_max_length=128)  # type: ignore[arg-type]  # transformers types merges as str; (left, right) pairs work
 
 
-def _encoder_decoder_shape(hidden: int, layers: int) -> dict[str, int]:
+class _EncoderDecoderShape(TypedDict):
+    d_model: int
+    encoder_layers: int
+    decoder_layers: int
+    encoder_attention_heads: int
+    decoder_attention_heads: int
+    encoder_ffn_dim: int
+    decoder_ffn_dim: int
+    max_position_embeddings: int
+
+
+def _encoder_decoder_shape(hidden: int, layers: int) -> _EncoderDecoderShape:
     """The size settings BART-family configs (BART, Marian) share."""
     return {
         "d_model": hidden,
