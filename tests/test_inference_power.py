@@ -92,3 +92,14 @@ def test_mde_of_an_undefined_interval_says_why():
                          notes=("the resampled differences do not vary",))
     effect = detectable_from(undefined, alpha=0.05)
     assert math.isnan(effect.value) and "do not vary" in cannot_see(effect, 1.0)
+
+
+@pytest.mark.parametrize("df", [50, 199])
+def test_a_tiny_alpha_gives_the_mde_not_a_nan_crash(df):
+    """scipy's nct.cdf is NaN far in the lower tail (alpha 1e-6, df 50, nc 6); the power uses
+    the survival function there, and statsmodels gives the MDE the requested power (its own
+    solve_power does not converge at df 199 here)."""
+    sd, n = 0.4, df + 1
+    effect = detectable_difference(sd / math.sqrt(n), n=n, alpha=1e-6, two_sided=True, df=df)
+    assert math.isfinite(effect.value) and not effect.reason
+    assert TTestPower().power(effect.value / sd, n, 1e-6, alternative="two-sided") == pytest.approx(0.8, abs=1e-9)

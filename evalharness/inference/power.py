@@ -58,7 +58,9 @@ def _power(delta: float, stderr: float, alpha: float, two_sided: bool, df: float
         return upper + (scipy_stats.norm.cdf(-critical - nc) if two_sided else 0.0)
     critical = scipy_stats.t.isf(tail, df)
     upper = scipy_stats.nct.sf(critical, df, nc)
-    return upper + (scipy_stats.nct.cdf(-critical, df, nc) if two_sided else 0.0)
+    # The lower tail P(T'(nc) < -c) as P(T'(-nc) > c): scipy's nct.cdf returns NaN far in the
+    # tail (e.g. alpha 1e-6, df 50, nc 6) where the survival function is exact.
+    return float(upper + (scipy_stats.nct.sf(critical, df, -nc) if two_sided else 0.0))
 
 
 def detectable_difference(
@@ -84,9 +86,15 @@ def detectable_difference(
         return DetectableEffect(math.nan, stderr, n, alpha, power, two_sided, df, method, reason)
     # power(delta) rises from ~alpha at 0 to 1; bracket generously in units of the stderr.
     upper = stderr
-    while _power(upper, stderr, alpha, two_sided, df) < power:
+    while (reached := _power(upper, stderr, alpha, two_sided, df)) < power:
         upper *= 2
-    value = optimize.brentq(lambda d: _power(d, stderr, alpha, two_sided, df) - power, 0.0, upper, xtol=1e-14 * max(1.0, stderr), rtol=1e-13)
+    try:
+        if math.isnan(reached):
+            raise ValueError(f"power is NaN at {upper:g}")
+        value = optimize.brentq(lambda d: _power(d, stderr, alpha, two_sided, df) - power, 0.0, upper, xtol=1e-14 * max(1.0, stderr), rtol=1e-13)
+    except ValueError as exc:  # scipy could not evaluate the power curve this far in its tails
+        reason = f"the power curve cannot be evaluated at alpha {alpha:g} ({exc})"
+        return DetectableEffect(math.nan, stderr, n, alpha, power, two_sided, df, method, reason)
     return DetectableEffect(float(value), stderr, n, alpha, power, two_sided, df, method)
 
 
