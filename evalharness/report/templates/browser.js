@@ -136,5 +136,39 @@
     };
   }
 
-  window.EvalBrowser = { Browser: Browser, addCell: addCell, setText: setText, formatScore: formatScore };
+  // Larger is better after this: minus the distance from an ideal value, or the value turned by its direction.
+  function goodness(value, task) {
+    if (value === null || value === undefined) { return null; }
+    if (task.ideal !== null && task.ideal !== undefined) { return -Math.abs(value - task.ideal); }
+    return task.higher_is_better ? value : -value;
+  }
+
+  // Examples whose outcome changed, rows [id, input, gold, before's output, after's output,
+  // before's score, after's score, kind]. labels.header() names the columns, labels.outputs the
+  // two output cells' classes, labels.verdict(kind) the words after the scores.
+  function ChangedBrowser(root, tasks, labels) {
+    return Browser(root, {
+      tasks: tasks,
+      rows: function (task) { return task.changed; },
+      note: function (task) { return task.changed_note; },
+      searchable: function (row) { return [row[0], row[1], row[2], row[3], row[4]]; },
+      keep: function (row, mode) { return mode === "all" || row[7] === mode; },
+      score: function (row, task) {
+        var before = goodness(row[5], task), after = goodness(row[6], task);
+        return before === null || after === null ? null : after - before;
+      },
+      header: labels.header,
+      render: function (line, row) {
+        line.className = row[7];
+        addCell(line, row[0], "id");
+        addCell(line, row[1], "input");
+        addCell(line, row[2], "gold");
+        addCell(line, row[3], labels.outputs[0]);
+        addCell(line, row[4], labels.outputs[1]);
+        addCell(line, formatScore(row[5]) + " → " + formatScore(row[6]) + " (" + labels.verdict(row[7]) + ")", "scores");
+      }
+    });
+  }
+
+  window.EvalBrowser = { Browser: Browser, ChangedBrowser: ChangedBrowser, goodness: goodness, addCell: addCell, setText: setText, formatScore: formatScore };
 }());

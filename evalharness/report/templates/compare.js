@@ -72,11 +72,7 @@
     });
   }
 
-  function goodness(value, task) {
-    if (value === null || value === undefined) { return null; }
-    if (task.ideal !== null && task.ideal !== undefined) { return -Math.abs(value - task.ideal); }
-    return task.higher_is_better ? value : -value;
-  }
+  var goodness = B.goodness;
 
   // Changed rows: [id, input, gold, A's output, B's output, A's score, B's score, kind].
   function changedTasks(a, b) {
@@ -123,26 +119,10 @@
     renderTests(a, b);
     var tasks = changedTasks(a, b);
     if (browser) { browser.refresh(tasks); return; }
-    browser = B.Browser(document.getElementById("changed-browser"), {
-      tasks: tasks,
-      rows: function (task) { return task.changed; },
-      note: function (task) { return task.changed_note; },
-      searchable: function (row) { return [row[0], row[1], row[2], row[3], row[4]]; },
-      keep: function (row, mode) { return mode === "all" || row[7] === mode; },
-      score: function (row, task) {
-        var before = goodness(row[5], task), after = goodness(row[6], task);
-        return before === null || after === null ? null : after - before;
-      },
+    browser = B.ChangedBrowser(document.getElementById("changed-browser"), tasks, {
       header: function () { return ["id", "input", "gold", "A: " + data.models[Number(pickA.value)].name, "B: " + data.models[Number(pickB.value)].name, "score (A → B)"]; },
-      render: function (line, row) {
-        line.className = row[7];
-        B.addCell(line, row[0], "id");
-        B.addCell(line, row[1], "input");
-        B.addCell(line, row[2], "gold");
-        B.addCell(line, row[3], "output-a");
-        B.addCell(line, row[4], "output-b");
-        B.addCell(line, B.formatScore(row[5]) + " → " + B.formatScore(row[6]) + " (" + (row[7] === "improved" ? "B better" : "B worse") + ")", "scores");
-      }
+      outputs: ["output-a", "output-b"],
+      verdict: function (kind) { return kind === "improved" ? "B better" : "B worse"; }
     });
   }
 

@@ -7,11 +7,7 @@
   var data = JSON.parse(source.textContent);
   var B = window.EvalBrowser;
 
-  function goodness(value, task) {
-    if (value === null || value === undefined) { return null; }
-    if (task.ideal !== null && task.ideal !== undefined) { return -Math.abs(value - task.ideal); }
-    return task.higher_is_better ? value : -value;
-  }
+  var goodness = B.goodness;
 
   // Tasks whose metric has no per-example right or wrong offer no error filter.
   function showFilters(task, root) {
@@ -49,26 +45,10 @@
   var changedRoot = document.getElementById("changed-browser");
   var compared = data.tasks.filter(function (task) { return task.changed !== undefined; });
   if (changedRoot && compared.length) {
-    B.Browser(changedRoot, {
-      tasks: compared,
-      rows: function (task) { return task.changed; },
-      note: function (task) { return task.changed_note; },
-      searchable: function (row) { return [row[0], row[1], row[2], row[3], row[4]]; },
-      keep: function (row, mode) { return mode === "all" || row[7] === mode; },
-      score: function (row, task) {
-        var before = goodness(row[5], task), after = goodness(row[6], task);
-        return before === null || after === null ? null : after - before;
-      },
+    B.ChangedBrowser(changedRoot, compared, {
       header: function () { return ["id", "input", "gold", "baseline prediction", "prediction", "score (baseline → this run)"]; },
-      render: function (line, row) {
-        line.className = row[7];
-        B.addCell(line, row[0], "id");
-        B.addCell(line, row[1], "input");
-        B.addCell(line, row[2], "gold");
-        B.addCell(line, row[3], "baseline");
-        B.addCell(line, row[4], "prediction");
-        B.addCell(line, B.formatScore(row[5]) + " → " + B.formatScore(row[6]) + " (" + row[7] + ")", "scores");
-      }
+      outputs: ["baseline", "prediction"],
+      verdict: function (kind) { return kind; }
     });
   }
 }());
