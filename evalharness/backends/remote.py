@@ -114,7 +114,7 @@ class RemoteCausalLM(CausalLMAdapter):
         notes["unsupported"] = {kind.value: reason for kind, reason in sorted(self.refusals.items())}
         conventions = replace(info.conventions, context_length=context_length)
         if tokenizer is not None:
-            conventions = replace(self._conventions(replace(info, conventions=conventions)), padding_side=None)
+            conventions = replace(self._conventions(conventions), padding_side=None)  # nothing is padded
         self.info = replace(info, notes={**info.notes, **notes}, conventions=conventions)
 
     def _no_tokenizer(self, kind: RequestKind) -> str:

@@ -128,18 +128,19 @@ def _read_hub(hub: HubSource) -> tuple[list[Row], str]:
 def _missing_data_message(task: Task, source: DataSource, data_dir: Path | None, hub_error: str | None) -> str:
     lines = [f"{task.name}: evaluation data not found."]
     if source.local is not None:
-        unplaced = [name for name in source.local.files if local_file(task, name, data_dir) is None]
+        paths = {name: local_file(task, name, data_dir) for name in source.local.files}
+        unplaced = [name for name, path in paths.items() if path is None]
         if unplaced:
             lines.append(
                 f"  local files {unplaced}: no data directory given "
                 f"(pass --data-dir DIR or set {DATA_DIR_ENV})"
             )
-        missing = [name for name in source.local.files if (path := local_file(task, name, data_dir)) is not None and not path.is_file()]
-        under = [name for name in missing if data_dir is not None and local_file(task, name, data_dir) == data_dir / name]
+        missing = {name: path for name, path in paths.items() if path is not None and not path.is_file()}
+        under = [name for name, path in missing.items() if data_dir is not None and path == data_dir / name]
         if under:
             lines.append(f"  local files not found under {data_dir}: {', '.join(under)}")
-        if len(under) < len(missing):
-            beside = [str(local_file(task, name, data_dir)) for name in missing if name not in under]
+        beside = [str(path) for name, path in missing.items() if name not in under]
+        if beside:
             lines.append(f"  local files not found: {', '.join(beside)} (named beside the task file {task.path} or absolutely)")
     if source.hub is not None:
         lines.append(f"  hub: {hub_error}")

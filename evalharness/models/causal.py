@@ -74,7 +74,7 @@ class CausalLMAdapter(ModelAdapter):
             model, pad=tokenizer.pad_token_id, capacity=self.max_length, selected_logits=self._projects_selected_positions
         )
         self.info = replace(
-            info, notes={**info.notes, **self._notes(), "layout": self.rows.note}, conventions=self._conventions(info)
+            info, notes={**info.notes, **self._notes(), "layout": self.rows.note}, conventions=self._conventions(info.conventions)
         )
 
     # -- tokenizer conventions -----------------------------------------------------------
@@ -87,11 +87,12 @@ class CausalLMAdapter(ModelAdapter):
         edge = slice(0, 1) if first else slice(-1, None)
         return default[edge] == [token_id] and plain[edge] != [token_id]
 
-    def _conventions(self, info: ModelInfo) -> Conventions:
+    def _conventions(self, base: Conventions) -> Conventions:
+        """``base`` with what this adapter's tokenizer handling fixes."""
         tokenizer = self.tokenizer
         prefix = tokenizer.bos_token if tokenizer.bos_token_id is not None else tokenizer.eos_token
         return replace(
-            info.conventions,
+            base,
             adds_bos=self.adds_bos,
             appends_eos=self._tokenizer_adds(tokenizer.eos_token_id, first=False),
             prefix_token=prefix,
