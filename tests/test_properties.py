@@ -79,8 +79,18 @@ def test_any_value_in_any_field_raises_only_project_errors(field, value):
     _load_text(yaml.safe_dump(task, allow_unicode=True))
 
 
+def _reads_as_number(key: str) -> bool:
+    """PyYAML dumps '0E0' unquoted (YAML 1.1), and the YAML 1.2 loader reads it back as a float:
+    such a key is refused as a non-string key, not as an unknown one."""
+    try:
+        float(key)
+    except ValueError:
+        return False
+    return True
+
+
 @FAST
-@given(st.dictionaries(st.text(min_size=1, max_size=15).filter(lambda key: key not in TaskSpec.model_fields), _values,
+@given(st.dictionaries(st.text(min_size=1, max_size=15).filter(lambda key: key not in TaskSpec.model_fields and not _reads_as_number(key)), _values,
                        min_size=1, max_size=3))
 def test_unknown_extra_keys_are_refused_naming_the_key(extra):
     """Unknown keys are errors (a typo never silently changes an evaluation): loading must fail,
