@@ -17,7 +17,7 @@ from evalharness.backends import BackendConfig
 from evalharness.backends.config import public_url
 from evalharness.backends.openai import load_openai
 from evalharness.backends.remote import GeneratedText, RemoteCausalLM
-from evalharness.errors import ModelError
+from evalharness.errors import ModelError, UsageError
 from evalharness.models import load_model
 from evalharness.models.base import ModelInfo
 from evalharness.records.record import load_record, read_samples
@@ -241,3 +241,17 @@ def test_vllm_clamped_minus_infinity_is_read_as_minus_infinity_and_nan_is_refuse
     bad = _Answer.model_validate({"choices": [{"text": "", "logprobs": {"token_logprobs": [None, float("nan")], "top_logprobs": [None, {"a": -0.1}]}}]})
     with pytest.raises(ModelError, match="no usable log-probability"):
         _prompt_logprobs(transport, bad, 2, "p")
+
+
+def test_a_decoding_setting_served_decoding_cannot_reproduce_is_refused_even_a_new_one():
+    """Served backends list what they reproduce, not what they refuse: a field added to
+    ``Decoding`` later is refused when set, never silently dropped."""
+    from evalharness.backends.remote import check_greedy_options
+    from evalharness.types import GenerationOptions
+
+    class WithPenalty(GenerationOptions):
+        repetition_penalty: float = 1.0
+
+    check_greedy_options(WithPenalty(max_new_tokens=3, min_new_tokens=1, stop=("\n",)), "openai")
+    with pytest.raises(UsageError, match=r"cannot reproduce repetition_penalty=1.3; pass --repetition-penalty 1.0"):
+        check_greedy_options(WithPenalty(repetition_penalty=1.3), "openai")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from evalharness.spec.catalog import TaskCatalog, check_task
 from evalharness.errors import SpecError, UnsupportedTaskError
@@ -15,7 +16,7 @@ from evalharness.prompting.choice import ChoiceLoglikelihood, pick_choice
 from evalharness.prompting.generate import PromptGenerate
 from evalharness.prompting.rolling import RollingLoglikelihood
 from evalharness.spec.loader import load_task
-from evalharness.types import GenerationOptions, LabelPrediction, RollingOptions
+from evalharness.types import Decoding, GenerationOptions, LabelPrediction, RollingOptions
 
 REVIEWS = [
     ("the movie was great .", "positive"),
@@ -198,12 +199,15 @@ def test_generation_settings_merge_run_overrides(tmp_path, tiny_causal_lm):
     adapter = load_model(str(tiny_causal_lm))
     task = make_task(tmp_path, GENERATION, "gen")
     formulation = PromptGenerate()
-    state = formulation.prepare(task, adapter, FormulationOptions(generation={"num_beams": 2}))
+    state = formulation.prepare(task, adapter, FormulationOptions(generation=Decoding(num_beams=2)))
     options = formulation.request_options(task, state)
     assert options == GenerationOptions(stop=("\n",), max_new_tokens=6, num_beams=2, length_penalty=1.0, no_repeat_ngram_size=2, min_new_tokens=0)
     assert formulation.settings(task, state)["generation"]["decoding"] == "beam search"
-    with pytest.raises(SpecError, match="generation.*max_new_tokens"):
-        formulation.prepare(task, adapter, FormulationOptions(generation={"max_new_tokens": 0}))
+    with pytest.raises(ValidationError, match="max_new_tokens"):
+        Decoding(max_new_tokens=0)
+    # an override checked against the task's own maximum (6) when the two are merged
+    with pytest.raises(SpecError, match=r"generation.*min_new_tokens \(10\) is larger than max_new_tokens \(6\)"):
+        formulation.prepare(task, adapter, FormulationOptions(generation=Decoding(min_new_tokens=10)))
 
 
 def test_rolling_settings_are_validated_and_resolved(tmp_path, tiny_causal_lm):

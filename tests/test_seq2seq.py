@@ -69,7 +69,7 @@ def test_generation_settings_replace_the_checkpoint_defaults_and_are_reported(mo
     assert settings["forced_eos_token_id"] == adapter.tokenizer.eos_token_id  # kept from the checkpoint
     short = adapter.generate(SOURCES[:2], max_new_tokens=2)
     assert all(r.n_tokens <= 2 for r in short)
-    with pytest.raises(UsageError, match="max_new_tokens and num_beams must be at least 1"):
+    with pytest.raises(UsageError, match="num_beams: Input should be greater than or equal to 1"):
         adapter.generate(SOURCES, num_beams=0)
 
 

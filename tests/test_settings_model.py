@@ -10,7 +10,7 @@ import pytest
 from evalharness.commands.settings_flags import add_settings_flags, settings_values
 from evalharness.config import option_metadata
 from evalharness.errors import UsageError
-from evalharness.evaluation.settings import FLAT_NAMES, GROUPS, JOB_FIELDS, RunSettings, flat_settings, shared_settings
+from evalharness.evaluation.settings import FLAT_NAMES, GROUPS, JOB_FIELDS, PromptSettings, RunSettings, flat_settings, shared_settings
 from evalharness.evaluation.sweep import SweepSpec
 
 
@@ -134,17 +134,31 @@ def test_flat_settings_round_trip_nested_command_line_values():
     assert RunSettings(**flat_settings(nested), tasks=["t"]) == RunSettings(**nested, tasks=["t"])
 
 
-def test_a_generation_option_exists_in_the_task_spec_the_adapter_options_and_the_run_overrides():
-    """Adding a decoding option is one field in each of the three, never two of them."""
-    from dataclasses import fields
+def test_a_generation_option_is_one_definition_for_the_task_spec_the_run_overrides_and_the_adapter_options():
+    """Adding a decoding option is one field of ``Decoding``: the task file's ``generation:``,
+    the run's overrides (flag and sweep key) and what adapters receive are that model."""
+    from evalharness.spec.schema import TaskSpec
+    from evalharness.types import Decoding, GenerationOptions
 
-    from evalharness.evaluation.settings import GenerationOverrides
-    from evalharness.spec.schema import GenerationSpec
-    from evalharness.types import GenerationOptions
+    assert TaskSpec.model_fields["generation"].annotation == Decoding | None
+    assert PromptSettings.model_fields["generation"].annotation is Decoding
+    assert issubclass(GenerationOptions, Decoding)
+    assert set(GenerationOptions.model_fields) - set(Decoding.model_fields) == {"stop"}
 
-    spec = set(GenerationSpec.model_fields)
-    assert {f.name for f in fields(GenerationOptions)} - {"stop"} == spec
-    assert set(GenerationOverrides.model_fields) == spec
+
+def test_a_min_new_tokens_override_alone_is_checked_against_the_tasks_maximum_not_the_default():
+    """An override of ``min_new_tokens`` alone is not refused against the default maximum (64):
+    the task's maximum decides, when the two are merged."""
+    from evalharness.types import Decoding
+
+    settings = RunSettings(model="m", tasks=["t"], min_new_tokens=100)
+    assert settings.prompt.generation.given() == {"min_new_tokens": 100}
+    assert settings.recorded()["generation"] == {"min_new_tokens": 100}
+    assert Decoding(max_new_tokens=256).updated(settings.prompt.generation.given()).min_new_tokens == 100
+    with pytest.raises(ValueError, match=r"min_new_tokens \(100\) is larger than max_new_tokens \(64\)"):
+        Decoding().updated(settings.prompt.generation.given())
+    with pytest.raises(UsageError, match="max_new_tokens"):
+        RunSettings(model="m", tasks=["t"], min_new_tokens=100, max_new_tokens=8)
 
 
 def test_instruct_and_adapter_settings_from_flags_a_sweep_file_and_a_record_agree(tmp_path):

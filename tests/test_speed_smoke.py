@@ -87,7 +87,7 @@ def test_a_context_shared_by_several_options_is_computed_once(tiny_causal_lm):
     assert packed_stats.efficiency == 1.0 and packed_stats.batches == 1
 
 
-@pytest.mark.parametrize("options", [RollingOptions(), RollingOptions("sliding", 32, 12), RollingOptions(append_eos=True)])
+@pytest.mark.parametrize("options", [RollingOptions(), RollingOptions(window="sliding", max_length=32, stride=12), RollingOptions(append_eos=True)])
 def test_rolling_windows_batched_across_documents_equal_padded_rows(tiny_causal_lm, options):
     adapter = load_model(str(tiny_causal_lm))
     texts = [LONG, "", CORPUS[0], " ".join(WORDS * 3), CORPUS[3], LONG[:200], *CORPUS[4:8]]

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+from evalharness.config import cli_flag
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import ModelAdapter, ModelInfo, options_with
 from evalharness.models.causal import CausalLMAdapter
@@ -71,19 +72,24 @@ def context_length_of(tokenizer: Any, config: Mapping[str, Any] | None) -> int |
     return int(min(limit, positions)) if positions else int(limit)
 
 
+# The decoding settings served greedy decoding reproduces (length_penalty only weighs beams).
+SERVED_DECODING = frozenset({"stop", "max_new_tokens", "min_new_tokens", "length_penalty"})
+
+
 def check_greedy_options(options: GenerationOptions, backend: str) -> None:
-    """Serving APIs decode greedily with temperature 0 and nothing else: refuse settings that
-    would make ``hf`` decode differently, rather than silently drop them."""
-    unsupported = {
-        "num_beams": (options.num_beams, 1),
-        "no_repeat_ngram_size": (options.no_repeat_ngram_size, 0),
+    """Serving APIs decode greedily with temperature 0 and nothing else: refuse any other
+    decoding setting away from its default (a field added to ``Decoding`` included) that would
+    make ``hf`` decode differently, rather than silently drop it."""
+    fields = type(options).model_fields
+    wrong = {
+        name: value for name, value in options.model_dump().items() if name not in SERVED_DECODING and value != fields[name].default
     }
-    wrong = {name: value for name, (value, default) in unsupported.items() if value != default}
     if wrong:
         settings = ", ".join(f"{name}={value}" for name, value in wrong.items())
+        defaults = ", ".join(f"{cli_flag(type(options), name) or f'generation.{name}:'} {fields[name].default}" for name in wrong)
         raise UsageError(
-            f"the {backend} backend decodes greedily and cannot reproduce {settings}; pass --num-beams 1 "
-            "(and set no_repeat_ngram_size: 0 in the task) for this run and any run you compare it with"
+            f"the {backend} backend decodes greedily and cannot reproduce {settings}; pass {defaults} "
+            "for this run and any run you compare it with"
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeGuard
 
 from pydantic import BaseModel
 
-from evalharness.config import StrictModel, option_metadata
+from evalharness.config import StrictModel, cli_flag, option_metadata
 
 __all__ = ["add_settings_flags", "settings_values"]
 
@@ -42,9 +42,9 @@ def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tupl
             yield from _flags(field.annotation, (*path, name))
             continue
         meta = option_metadata(model, name)
-        if not meta["cli"]:
+        flag = cli_flag(model, name)
+        if flag is None:
             continue
-        flag = meta["flag"] or "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": field.description, "default": argparse.SUPPRESS}
         if _is_flag(field.annotation):  # a setting on by default is turned off by its flag (--no-packing)
             kwargs["action"] = "store_false" if field.default is True else "store_true"

@@ -14,6 +14,7 @@ from evalharness.config.models import (
     Location,
     ModelT,
     StrictModel,
+    cli_flag,
     option,
     option_metadata,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "load_config",
     "load_yaml",
     "option",
+    "cli_flag",
     "option_metadata",
     "parse_yaml",
     "validate_model",

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-__all__ = ["Location", "ModelT", "StrictModel", "option", "option_metadata"]
+__all__ = ["Location", "ModelT", "StrictModel", "cli_flag", "option", "option_metadata"]
 
 Location = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -37,6 +37,13 @@ def option(
     it differs from its default, ``never``). ``constraints`` are pydantic's (``ge``...)."""
     extra: JsonDict = {"flag": flag, "metavar": metavar, "cli": cli, "record": record}
     return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
+def cli_flag(model: type[BaseModel], name: str) -> str | None:
+    """The command-line flag of a field (``--field-name`` unless it names another); None for
+    fields set only from files or the API."""
+    meta = option_metadata(model, name)
+    return (meta["flag"] or "--" + name.replace("_", "-")) if meta["cli"] else None
 
 
 def option_metadata(model: type[BaseModel], name: str) -> dict[str, Any]:

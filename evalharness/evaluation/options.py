@@ -28,13 +28,10 @@ from typing import Any
 from evalharness.errors import UsageError
 from evalharness.prompting import FORMULATIONS, Formulation, RunOption
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import GenerationSpec
+from evalharness.evaluation.settings import flag_of
+from evalharness.types import Decoding
 
 __all__ = ["GivenOption", "OptionUse", "given_options", "refuse_inapplicable", "refuse_unused", "run_settings", "use_of"]
-
-# Generation settings that have a command-line flag; others come from API callers.
-_GENERATION_FLAGS = {"max_new_tokens": "--max-new-tokens", "num_beams": "--num-beams"}
-
 
 @dataclass(frozen=True)
 class GivenOption:
@@ -68,26 +65,20 @@ _PROMPT_OPTIONS = {
 def given_options(
     label_map: Mapping[str, str] | None,
     num_fewshot: int | None,
-    generation: Mapping[str, Any],
+    generation: Decoding,
     prompt: Mapping[str, Any] | None = None,
 ) -> list[GivenOption]:
-    """The formulation-specific options of a run, one entry per flag (unknown generation
-    keys are refused here, before anything loads). ``prompt``: the prompt-format options
+    """The formulation-specific options of a run, one entry per flag (``generation``: the
+    decoding fields the run set). ``prompt``: the prompt-format options
     (``prompt_format``, ``system_prompt``, ``fewshot_as_multiturn``, ``strip_thinking``);
     unset ones (None, False) are not given."""
-    unknown = sorted(set(generation) - set(GenerationSpec.model_fields))
-    if unknown:
-        raise UsageError(
-            f"invalid generation settings: unknown {', '.join(unknown)} "
-            f"(known: {', '.join(GenerationSpec.model_fields)})"
-        )
     given = []
     if label_map is not None:
         given.append(GivenOption("label_map", "--label-map", dict(label_map), RunOption.LABEL_MAP))
     if num_fewshot is not None:
         given.append(GivenOption("num_fewshot", "--num-fewshot", num_fewshot, RunOption.NUM_FEWSHOT))
-    for key, value in generation.items():
-        given.append(GivenOption(key, _GENERATION_FLAGS.get(key, f"generation.{key}"), value, RunOption.GENERATION))
+    for key, value in generation.given().items():
+        given.append(GivenOption(key, flag_of(("prompt", "generation", key)), value, RunOption.GENERATION))
     for key, value in (prompt or {}).items():
         if key not in _PROMPT_OPTIONS:
             raise UsageError(f"unknown prompt option '{key}' (known: {', '.join(_PROMPT_OPTIONS)})")

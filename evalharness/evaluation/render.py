@@ -48,8 +48,6 @@ def _fields(request: Any) -> dict[str, Any]:
 
 def render_example(config: RunSettings, task_name: str, example_id: str | None = None) -> RenderedExample:
     """The requests of one example (the first, or ``example_id``) of ``task_name`` for ``config.model``."""
-    import dataclasses
-
     from evalharness.data.loader import load_examples, resolve_data_dir
     from evalharness.evaluation.runner import formulation_options, load_adapter
     from evalharness.prompting import choose_formulation
@@ -77,6 +75,6 @@ def render_example(config: RunSettings, task_name: str, example_id: str | None =
         task=task.name, version=task.version, spec_hash=task.spec_hash, example_id=example.id, n_examples=len(data.examples),
         model=adapter.info.name, model_kind=adapter.info.kind, formulation=formulation.name,
         request_kind=formulation.request_kind.value, requests=[_fields(request) for request in requests],
-        options=dataclasses.asdict(options) if dataclasses.is_dataclass(options) and not isinstance(options, type) else {},
+        options=options.model_dump() if options is not None else {},
         prompt_format=settings.get("prompt_format"), token_ids=ids,
     )

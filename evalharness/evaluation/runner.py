@@ -69,7 +69,7 @@ def _given_options(config: RunConfig) -> list[run_options.GivenOption]:
     """The formulation-specific options this run was given (see ``evaluation.options``)."""
     prompt = config.prompt
     formats = {name: getattr(prompt, name) for name in ("prompt_format", "system_prompt", "fewshot_as_multiturn", "strip_thinking")}
-    return run_options.given_options(prompt.label_map, prompt.num_fewshot, prompt.generation.given(), formats)
+    return run_options.given_options(prompt.label_map, prompt.num_fewshot, prompt.generation, formats)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class _PlannedTask:
 def formulation_options(config: RunConfig) -> FormulationOptions:
     return FormulationOptions(
         label_map=config.prompt.label_map,
-        generation=config.prompt.generation.given(),
+        generation=config.prompt.generation,
         seed=config.seed,
         data_dir=resolve_data_dir(config.data_dir),
         num_fewshot=config.prompt.num_fewshot,

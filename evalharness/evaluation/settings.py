@@ -21,15 +21,15 @@ from typing import Any, Literal
 from pydantic import ValidationError, field_validator, model_validator
 
 from evalharness.backends.config import BackendConfig
-from evalharness.config import StrictModel, option, option_metadata
+from evalharness.config import StrictModel, cli_flag, option, option_metadata
 from evalharness.errors import UsageError, did_you_mean
 from evalharness.seeds import Seed
+from evalharness.types import Decoding
 
 __all__ = [
     "GROUPS",
     "BatchingSettings",
     "CacheSettings",
-    "GenerationOverrides",
     "LoadingSettings",
     "PromptSettings",
     "RunSettings",
@@ -168,19 +168,6 @@ class CacheSettings(StrictModel):
     fresh: bool = option(False, record="never", help="ignore cached predictions and overwrite them")
 
 
-class GenerationOverrides(StrictModel):
-    """Decoding settings that override the tasks' ``generation:`` sections (None: the task's)."""
-
-    max_new_tokens: int | None = option(None, ge=1, help="generated answers: override the tasks' generation.max_new_tokens")
-    num_beams: int | None = option(None, ge=1, help="generated answers: override the tasks' generation.num_beams (1: greedy)")
-    min_new_tokens: int | None = option(None, ge=0, cli=False, help="override the tasks' generation.min_new_tokens")
-    length_penalty: float | None = option(None, cli=False, help="override the tasks' generation.length_penalty")
-    no_repeat_ngram_size: int | None = option(None, ge=0, cli=False, help="override the tasks' generation.no_repeat_ngram_size")
-
-    def given(self) -> dict[str, Any]:
-        return {name: value for name, value in self.model_dump().items() if value is not None}
-
-
 class PromptSettings(StrictModel):
     """Overrides of how tasks prompt and decode; each applies only to the formulations that
     declare it (``Formulation.uses``), and is refused or recorded as not applied elsewhere."""
@@ -192,7 +179,7 @@ class PromptSettings(StrictModel):
         "for the tasks that do not",
     )
     label_map: dict[str, str] | None = option(None, help="classifier heads: MODEL_LABEL=TASK_LABEL,... or a YAML/JSON file")
-    generation: GenerationOverrides = option(GenerationOverrides(), help="decoding overrides")
+    generation: Decoding = option(Decoding(), help="decoding overrides: the fields set replace the tasks' generation settings")
     prompt_format: Literal["raw", "chat"] | None = option(
         None, metavar="auto|raw|chat", record="if_set",
         help="prompted language models: raw text, or the tokenizer's chat template (default: chat when the tokenizer has a "
@@ -390,9 +377,9 @@ def flag_of(loc: Sequence[str | int]) -> str:
         if isinstance(annotation, type) and issubclass(annotation, StrictModel) and index < len(names) - 1:
             model = annotation
             continue
-        meta = option_metadata(model, name)
-        if meta["cli"]:
-            return meta["flag"] or "--" + name.replace("_", "-")
+        flag = cli_flag(model, name)
+        if flag is not None:
+            return flag
         break
     return ".".join(str(part) for part in loc) or "settings"
 

@@ -27,10 +27,12 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from evalharness import types as _types
 from evalharness.errors import RecordError
@@ -85,12 +87,11 @@ def model_key(info: Any) -> str:
     ).hexdigest()
 
 
-def request_key(model: str, kind: str, request: Any, options: Any) -> str:
+def request_key(model: str, kind: str, request: Any, options: _types.RequestOptions | Mapping[str, Any] | None) -> str:
     """The content address of one request's response (NamedTuple requests as their fields;
     typed options as their fields, so a key does not depend on how options are spelt)."""
     shape = type(request).__name__
-    is_instance = dataclasses.is_dataclass(options) and not isinstance(options, type)
-    fields = dataclasses.asdict(options) if is_instance else dict(options or {})
+    fields = options.model_dump() if isinstance(options, BaseModel) else dict(options or {})
     payload = [model, kind, shape, request, fields]
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 

@@ -9,20 +9,19 @@ safetensors when present (transformers' default), and pickled weights only with
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from pydantic import ValidationError
+
+from evalharness.config import StrictModel
 from evalharness.errors import ModelError, UsageError, did_you_mean
 from evalharness.types import RequestKind
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 __all__ = [
     "ARCHITECTURE_KINDS",
@@ -284,18 +283,24 @@ def select_dtype(requested: str, device: str) -> str:
     return _DTYPES[requested]
 
 
-OptionsT = TypeVar("OptionsT", bound="DataclassInstance")  # the frozen option types of types.py
+OptionsT = TypeVar("OptionsT", bound=StrictModel)  # the typed options of evalharness.types
 
 
 def options_with(cls: type[OptionsT], options: OptionsT | None, settings: Mapping[str, Any]) -> OptionsT:
     """The typed options of a request kind from an options object (what the engine passes)
-    and keyword settings (the public API's convenience: ``lm.generate(p, max_new_tokens=8)``)."""
-    known = {item.name for item in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
+    and keyword settings (the public API's convenience: ``lm.generate(p, max_new_tokens=8)``),
+    validated together."""
+    unknown = sorted(set(settings) - set(cls.model_fields))
     if unknown:
-        raise UsageError(f"unknown option(s) {unknown} for {cls.__name__} (known: {', '.join(sorted(known))})")
-    values = {key: tuple(value) if key == "stop" else value for key, value in settings.items()}
-    return dataclasses.replace(options if options is not None else cls(), **values)
+        raise UsageError(f"unknown option(s) {unknown} for {cls.__name__} (known: {', '.join(sorted(cls.model_fields))})")
+    base = options if options is not None else cls()
+    if not settings:
+        return base
+    try:
+        return cls.model_validate({**base.model_dump(), **settings})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise UsageError(f"invalid {cls.__name__}: {problems}") from None
 
 
 class ModelAdapter:

@@ -18,7 +18,7 @@ from typing import Any
 from evalharness.errors import ModelError, UsageError
 from evalharness.models.base import ModelAdapter, options_with
 from evalharness.models.batching import filled, sorted_batches
-from evalharness.types import GenerateResponse, GenerationOptions, RequestKind
+from evalharness.types import Decoding, GenerateResponse, GenerationOptions, RequestKind
 
 __all__ = ["Seq2SeqAdapter"]
 
@@ -53,37 +53,24 @@ class Seq2SeqAdapter(ModelAdapter):
         """``config.model_type`` (``t5``, ``bart``, ``marian``...), which task prefixes key on."""
         return str(self.model.config.model_type)
 
-    def generation_config(
-        self,
-        *,
-        max_new_tokens: int = 64,
-        num_beams: int = 1,
-        length_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
-        min_new_tokens: int = 0,
-    ) -> Any:
+    def generation_config(self, decoding: Decoding) -> Any:
         """The checkpoint's generation config with the run's settings and no sampling."""
-        if max_new_tokens < 1 or num_beams < 1 or no_repeat_ngram_size < 0 or min_new_tokens < 0:
-            raise UsageError(
-                "generation settings out of range: max_new_tokens and num_beams must be at least 1, "
-                "no_repeat_ngram_size and min_new_tokens at least 0"
-            )
         config = copy.deepcopy(self.model.generation_config)
         config.do_sample = False
         config.temperature = config.top_k = config.top_p = None
         config.max_length = None
         config.min_length = None
-        config.max_new_tokens = max_new_tokens
-        config.min_new_tokens = min_new_tokens or None
-        config.num_beams = num_beams
+        config.max_new_tokens = decoding.max_new_tokens
+        config.min_new_tokens = decoding.min_new_tokens or None
+        config.num_beams = decoding.num_beams
         config.num_return_sequences = 1
-        config.length_penalty = length_penalty
-        config.no_repeat_ngram_size = no_repeat_ngram_size or None
+        config.length_penalty = decoding.length_penalty
+        config.no_repeat_ngram_size = decoding.no_repeat_ngram_size or None
         return config
 
-    def generation_settings(self, **settings: Any) -> dict[str, Any]:
+    def generation_settings(self, decoding: Decoding | None = None, **settings: Any) -> dict[str, Any]:
         """What decoding will use (for the run record): the config's non-default fields."""
-        config = self.generation_config(**settings).to_diff_dict()
+        config = self.generation_config(options_with(Decoding, decoding, settings)).to_diff_dict()
         return {key: value for key, value in sorted(config.items()) if key not in _RECORD_SKIP}
 
     def _encode(self, prompts: list[str]) -> tuple[list[dict[str, Any]], list[bool]]:
@@ -133,13 +120,7 @@ class Seq2SeqAdapter(ModelAdapter):
         if not prompts:
             return []
         chosen = options_with(GenerationOptions, options, settings)
-        config = self.generation_config(
-            max_new_tokens=chosen.max_new_tokens,
-            num_beams=chosen.num_beams,
-            length_penalty=chosen.length_penalty,
-            no_repeat_ngram_size=chosen.no_repeat_ngram_size,
-            min_new_tokens=chosen.min_new_tokens,
-        )
+        config = self.generation_config(chosen)
         rows, truncated = self._encode(list(prompts))
         results: list[GenerateResponse | None] = [None] * len(rows)
         device = self.model.device

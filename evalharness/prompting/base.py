@@ -15,11 +15,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-from evalharness.config import StrictModel
+from evalharness.config import StrictModel, validate_model
 from evalharness.spec.loader import Task
-from evalharness.types import Decoded, Example, RequestKind
+from evalharness.types import Decoded, Decoding, Example, RequestKind, RequestOptions
 
-__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption"]
+__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "task_decoding"]
 
 
 class RunOption(str, Enum):
@@ -44,7 +44,7 @@ class FormulationOptions:
     """Per-run choices that change how requests are built or decoded."""
 
     label_map: Mapping[str, str] | None = None  # model label -> task label
-    generation: Mapping[str, Any] = field(default_factory=dict)  # overrides of task settings
+    generation: Decoding = Decoding()  # the decoding fields this run set: overrides of the task's
     seed: int = 1234
     data_dir: Path | None = None  # where few-shot pools are read from (like the task's data)
     num_fewshot: int | None = None  # overrides prompt.few_shot.n
@@ -52,6 +52,13 @@ class FormulationOptions:
     system_prompt: str | None = None
     fewshot_as_multiturn: bool = False
     strip_thinking: str | None = None  # the delimiter ending a reasoning trace
+
+
+def task_decoding(task: Task, options: FormulationOptions) -> Decoding:
+    """The task's ``generation:`` section with this run's overrides, checked together."""
+    base = task.spec.generation or Decoding()
+    where = f"{task.path}: generation (task settings with this run's overrides)"
+    return validate_model(Decoding, {**base.model_dump(), **options.generation.given()}, where)
 
 
 class NoSettings(StrictModel):
@@ -104,7 +111,7 @@ class Formulation(ABC, Generic[SettingsT]):
         """Resolve per-(task, model) state once, e.g. a label mapping. Default: none."""
         return None
 
-    def request_options(self, task: Task, state: Any) -> Any:
+    def request_options(self, task: Task, state: Any) -> RequestOptions | None:
         """The request kind's typed options (``types.GenerationOptions``...); None: the kind
         takes none (see ``models.protocols.REQUEST_CALLS``)."""
         return None

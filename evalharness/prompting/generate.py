@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evalharness.config import validate_model
 from evalharness.errors import UsageError
 from evalharness.prompting.base import (
     PROMPT_OPTIONS,
@@ -27,6 +26,7 @@ from evalharness.prompting.base import (
     FormulationOptions,
     NoSettings,
     RunOption,
+    task_decoding,
 )
 from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.prompted import (
@@ -40,8 +40,8 @@ from evalharness.prompting.prompted import (
     prompt_format_settings,
 )
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import GenerationSpec
 from evalharness.types import (
+    Decoding,
     Example,
     GenerateResponse,
     GenerationOptions,
@@ -71,7 +71,7 @@ PREDICTIONS: dict[str, Callable[[str], Prediction]] = {
 
 @dataclass(frozen=True)
 class GenerateState:
-    generation: GenerationSpec
+    generation: Decoding
     stop: tuple[str, ...]
     few_shot: FewShot | None
     prompt: PromptFormat
@@ -126,12 +126,7 @@ class PromptGenerate(Formulation[NoSettings]):
         return reason
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> GenerateState:
-        base = task.spec.generation.model_dump() if task.spec.generation else {}
-        generation = validate_model(
-            GenerationSpec,
-            {**base, **dict(options.generation)},
-            f"{task.path}: generation (task settings with this run's overrides)",
-        )
+        generation = task_decoding(task, options)
         try:
             adapter.check_generation(generation.max_new_tokens)
         except UsageError as exc:

@@ -10,25 +10,26 @@ and the effective configuration is written to the run record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from evalharness.config import StrictModel
-from evalharness.errors import UsageError
 from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
     RunOption,
+    task_decoding,
 )
 from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.spec.schema import TEMPLATE, GenerationSpec
+from evalharness.spec.schema import TEMPLATE
 from evalharness.types import (
+    Decoding,
     Example,
     GenerateResponse,
     GenerationOptions,
@@ -38,7 +39,7 @@ from evalharness.types import (
     TextPrediction,
 )
 
-__all__ = ["Seq2SeqGenerate", "Seq2SeqSettings", "generation_settings"]
+__all__ = ["Seq2SeqGenerate", "Seq2SeqSettings"]
 
 
 class Seq2SeqSettings(StrictModel):
@@ -56,25 +57,11 @@ class Seq2SeqSettings(StrictModel):
     )
 
 
-def generation_settings(task: Task, overrides: Mapping[str, Any]) -> GenerationSpec:
-    """The task's ``generation:`` section with the run's overrides, validated."""
-    base = task.spec.generation.model_dump() if task.spec.generation else {}
-    try:
-        return GenerationSpec.model_validate({**base, **overrides})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise UsageError(f"{task.name}: invalid generation settings ({problems})") from None
-
-
-# GenerationSpec fields the seq2seq adapter's ``generate`` takes.
-DECODING_FIELDS = ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size", "min_new_tokens")
-
-
 @dataclass(frozen=True)
 class _State:
     settings: Seq2SeqSettings
     prefix: str
-    decoding: dict[str, Any]  # keyword arguments for the adapter's generate
+    decoding: Decoding
     recorded: dict[str, Any]
 
 
@@ -119,21 +106,20 @@ class Seq2SeqGenerate(Formulation[Seq2SeqSettings]):
 
     def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
         settings: Seq2SeqSettings = self.settings_for(task)
-        generation = generation_settings(task, options.generation).model_dump()
-        decoding = {name: generation[name] for name in DECODING_FIELDS}
+        decoding = task_decoding(task, options)
         prefix = settings.prefixes.get(adapter.model_type, "")
         recorded = {
             "model_type": adapter.model_type,
             "prefix": prefix,
             "template": settings.template or "{{ source }}",
-            "generation": adapter.generation_settings(**decoding),
+            "generation": adapter.generation_settings(decoding),
         }
         if settings.no_answer_text is not None:
             recorded["no_answer_text"] = settings.no_answer_text
         return _State(settings, prefix, decoding, recorded)
 
     def request_options(self, task: Task, state: _State) -> GenerationOptions:
-        return GenerationOptions(**state.decoding)
+        return GenerationOptions(**state.decoding.model_dump())
 
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         return dict(state.recorded)

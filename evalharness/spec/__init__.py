@@ -5,7 +5,6 @@ from evalharness.spec.loader import Task, load_task, spec_hash
 from evalharness.spec.schema import (
     DataSource,
     FewShotSpec,
-    GenerationSpec,
     HubSource,
     LocalSource,
     MetricSpec,
@@ -16,7 +15,6 @@ from evalharness.spec.schema import (
 __all__ = [
     "DataSource",
     "FewShotSpec",
-    "GenerationSpec",
     "HubSource",
     "KindSchema",
     "LocalSource",

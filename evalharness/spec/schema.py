@@ -16,13 +16,13 @@ from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel
 from evalharness.spec.kinds import TASK_KINDS
+from evalharness.types import Decoding
 
 __all__ = [
     "TEMPLATE",
     "CounterfactualSpec",
     "DataSource",
     "FewShotSpec",
-    "GenerationSpec",
     "HubSource",
     "LocalSource",
     "MetricSpec",
@@ -171,24 +171,6 @@ class PromptSpec(StrictModel):
         return stop
 
 
-class GenerationSpec(StrictModel):
-    """Decoding settings; overridable per run and recorded in the run record."""
-
-    max_new_tokens: int = Field(default=64, ge=1)
-    num_beams: int = Field(default=1, ge=1)
-    length_penalty: float = 1.0
-    no_repeat_ngram_size: int = Field(default=0, ge=0)
-    min_new_tokens: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _min_below_max(self) -> GenerationSpec:
-        if self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(
-                f"min_new_tokens ({self.min_new_tokens}) is larger than max_new_tokens ({self.max_new_tokens})"
-            )
-        return self
-
-
 class MetricSpec(StrictModel):
     """A metric by registry name with its settings (validated against the metric's schema).
 
@@ -235,7 +217,7 @@ class TaskSpec(StrictModel):
     data: DataSource
     labels: list[str] | None = Field(default=None, description="label names, in a fixed order")
     prompt: PromptSpec | None = None
-    generation: GenerationSpec | None = None
+    generation: Decoding | None = Field(default=None, description="decoding settings, overridable per run")
     metrics: list[MetricSpec] = Field(min_length=1)
     formulations: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -250,6 +232,13 @@ class TaskSpec(StrictModel):
         "examples of one source are not independent, so intervals and paired tests resample whole sources; "
         "a field of the task kind or one mapped under data.*.columns, 'a.b' for key b of mapping field a",
     )
+
+    @field_validator("generation")
+    @classmethod
+    def _every_decoding_setting_known(cls, generation: Decoding | None) -> Decoding | None:
+        """A task's section is complete: fields it leaves out take their defaults, and
+        ``min_new_tokens`` is checked against the maximum it will run with."""
+        return None if generation is None else generation.updated({})
 
     @field_validator("kind")
     @classmethod

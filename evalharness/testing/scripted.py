@@ -19,6 +19,7 @@ from evalharness.models.base import ModelInfo, options_with
 from evalharness.types import (
     ClassifyRequest,
     ClassifyResponse,
+    Decoding,
     GenerateResponse,
     GenerationOptions,
     LoglikelihoodRequest,
@@ -125,8 +126,8 @@ class ScriptedAdapter:
         length = max_length or min(self.max_length, 384)
         return length, doc_stride if doc_stride is not None else min(length // 2, 128)
 
-    def generation_settings(self, **settings: Any) -> dict[str, Any]:
-        return dict(sorted(settings.items()))
+    def generation_settings(self, decoding: Decoding | None = None, **settings: Any) -> dict[str, Any]:
+        return dict(sorted(options_with(Decoding, decoding, settings).model_dump().items()))
 
     def _record(self, kind: RequestKind, requests: Sequence[Any], batch_size: int, options: Any = None) -> None:
         self.calls.append(Call(kind, tuple(requests), batch_size, options))

@@ -22,6 +22,7 @@ from evalharness.errors import UsageError
 from evalharness.evaluation.runner import RunConfig, run_evaluation
 from evalharness.metrics.registry import build_metric
 from evalharness.prompting import FORMULATIONS, FormulationOptions, RunOption
+from evalharness.types import Decoding
 from evalharness.prompting.heads import resolve_label_map
 from evalharness.records.record import load_record, read_samples
 from tests.inprocess import main  # noqa: F401 - pytest fixture: the CLI in-process (fast)
@@ -222,7 +223,7 @@ def test_an_option_no_task_uses_is_never_recorded_as_used_when_recording_instead
 
 
 def test_formulations_never_receive_an_option_they_do_not_declare():
-    given = FormulationOptions(label_map={"a": "b"}, num_fewshot=3, generation={"max_new_tokens": 5}, seed=7)
+    given = FormulationOptions(label_map={"a": "b"}, num_fewshot=3, generation=Decoding(max_new_tokens=5), seed=7)
     defaults = FormulationOptions()
     formulations = {f.name: f for candidates in FORMULATIONS.values() for f in candidates}
     for name, formulation in formulations.items():

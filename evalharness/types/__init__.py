@@ -1,0 +1,86 @@
+"""Plain, immutable values shared by every layer. No logic and no I/O live here.
+
+``requests``: what the engine asks adapters (requests, their typed options, responses);
+``predictions``: one type per task kind; ``results``: metric results as the run record keeps
+them. Import from here (``from evalharness.types import GenerationOptions``).
+"""
+
+from evalharness.types.predictions import (
+    PREDICTION_TYPES,
+    ChoicePrediction,
+    CounterfactualPrediction,
+    LabelPrediction,
+    LogprobPrediction,
+    PairPrediction,
+    Prediction,
+    ScorePrediction,
+    SpanPrediction,
+    TextPrediction,
+)
+from evalharness.types.requests import (
+    ClassifyRequest,
+    ClassifyResponse,
+    Decoded,
+    Decoding,
+    Example,
+    ExampleOutcome,
+    GenerateResponse,
+    GenerationOptions,
+    LoglikelihoodRequest,
+    LoglikelihoodResponse,
+    PseudoLoglikelihoodRequest,
+    PseudoLoglikelihoodResponse,
+    RequestKind,
+    RequestOptions,
+    RollingLoglikelihoodResponse,
+    RollingOptions,
+    SpanOptions,
+    SpanRequest,
+    SpanResponse,
+)
+from evalharness.types.results import (
+    Direction,
+    GroupResult,
+    MetricResult,
+    Signature,
+    signature_identity,
+    signature_text,
+)
+
+__all__ = [
+    "PREDICTION_TYPES",
+    "ChoicePrediction",
+    "ClassifyRequest",
+    "ClassifyResponse",
+    "CounterfactualPrediction",
+    "Decoded",
+    "Decoding",
+    "Direction",
+    "Example",
+    "ExampleOutcome",
+    "GenerateResponse",
+    "GenerationOptions",
+    "GroupResult",
+    "LabelPrediction",
+    "LogprobPrediction",
+    "LoglikelihoodRequest",
+    "LoglikelihoodResponse",
+    "MetricResult",
+    "PairPrediction",
+    "Prediction",
+    "PseudoLoglikelihoodRequest",
+    "PseudoLoglikelihoodResponse",
+    "RequestKind",
+    "RequestOptions",
+    "RollingLoglikelihoodResponse",
+    "RollingOptions",
+    "ScorePrediction",
+    "Signature",
+    "SpanOptions",
+    "SpanPrediction",
+    "SpanRequest",
+    "SpanResponse",
+    "TextPrediction",
+    "signature_identity",
+    "signature_text",
+]

@@ -1,0 +1,152 @@
+"""Metric results as the run record keeps them: value, interval, direction and signature."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """A metric restricted to one group of examples (a bias type, a swap group...)."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+class Signature(BaseModel):
+    """What determines a metric's value, as fields (after sacrebleu's ``Signature``): the metric,
+    its settings, facts of its computation (``context`` reads before the settings, ``extras``
+    after, as the formatted text shows them), the implementation it replicates and its
+    version, the interval method (and the cluster field), evalharness's version, and the run's
+    ``n``, ``seed`` and ``resamples``. Stored as fields in run records; :meth:`format` is the
+    display text; :meth:`identity` is what two values must share to be comparable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, str] = Field(default_factory=dict)
+    implementation: str
+    interval: str
+    clusters: str | None = None
+    evalharness: str
+    extras: dict[str, str] = Field(default_factory=dict)
+    n: int | None = None
+    seed: int | None = None
+    resamples: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_text(cls, data: Any) -> Any:
+        """``text`` is written for people reading the JSON; it is derived, never read back."""
+        if isinstance(data, dict) and "text" in data:
+            data = {key: value for key, value in data.items() if key != "text"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]  # mypy refuses decorators over @property; pydantic's documented form
+    @property
+    def text(self) -> str:
+        return self.format()
+
+    def format(self) -> str:
+        """``metric|context|settings|impl:...|ci:...|evalharness:...|extras`` (no run-specific part)."""
+        parts = [self.metric, *(f"{key}:{value}" for key, value in self.context.items())]
+        parts += [f"{key}:{value}" for key, value in sorted(self.settings.items())]
+        parts += [f"impl:{self.implementation}", f"ci:{self.interval}"]
+        if self.clusters:
+            parts.append(f"ci-clusters:{self.clusters}")
+        parts.append(f"evalharness:{self.evalharness}")
+        parts += [f"{key}:{value}" for key, value in self.extras.items()]
+        return "|".join(parts)
+
+    def identity(self) -> tuple[Any, ...]:
+        """The fields that make two values comparable: all but evalharness's version and the
+        run's n, seed and resamples."""
+        return (self.metric, sorted(self.settings.items()), sorted(self.context.items()), self.implementation,
+                self.interval, self.clusters, sorted(self.extras.items()))
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def __contains__(self, text: str) -> bool:
+        return text in self.format()
+
+
+def signature_text(signature: Signature | str) -> str:
+    """The display text of a signature (records written before signatures had fields hold it as text)."""
+    return signature.format() if isinstance(signature, Signature) else signature
+
+
+def signature_identity(signature: Signature | str) -> Any:
+    """What two signatures must share to be comparable (text records: the text without the version)."""
+    if isinstance(signature, Signature):
+        return signature.identity()
+    return "|".join(part for part in signature.split("|") if not part.startswith("evalharness:"))
+
+
+@dataclass(frozen=True, slots=True)
+class Direction:
+    """Which way a metric is better: higher, lower, or closer to an ``ideal`` value (bias
+    scores). One answer to "better", "worse" and "how good" everywhere they are asked."""
+
+    higher_is_better: bool = True
+    ideal: float | None = None
+
+    @property
+    def name(self) -> str:
+        """``higher``, ``lower`` or ``ideal``."""
+        return "ideal" if self.ideal is not None else "higher" if self.higher_is_better else "lower"
+
+    @property
+    def label(self) -> str:
+        if self.ideal is not None:
+            return f"closest to {self.ideal:g}"
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def short(self) -> str:
+        return f"ideal {self.ideal:g}" if self.ideal is not None else "higher" if self.higher_is_better else "lower"
+
+    def goodness(self, value: float) -> float:
+        """A number that grows as ``value`` gets better (minus the distance from an ideal)."""
+        if self.ideal is not None:
+            return -abs(value - self.ideal)
+        return value if self.higher_is_better else -value
+
+    @property
+    def lower_change_is_better(self) -> bool:
+        """Whether a fall of the compared quantity is an improvement: for an ideal the compared
+        quantity is the distance from it."""
+        return self.ideal is not None or not self.higher_is_better
+
+    def worsening(self, change: float) -> float:
+        """How much worse a change of the compared quantity makes it (negative: better)."""
+        return change if self.lower_change_is_better else -change
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """A corpus-level score with its uncertainty and provenance."""
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    stderr: float
+    n: int
+    higher_is_better: bool
+    signature: Signature
+    ci_method: str
+    ideal: float | None = None
+    groups: Mapping[str, GroupResult] = field(default_factory=dict)
+    note: str | None = None  # why the value is undefined (NaN), when it is
+
+    @property
+    def direction(self) -> Direction:
+        return Direction(self.higher_is_better, self.ideal)
