@@ -14,14 +14,13 @@ from typing import Any
 from evalharness.errors import RecordError
 from evalharness.records.record import (
     DataEntry,
-    GroupEntry,
-    MetricEntry,
     ModelEntry,
     RunRecord,
     TaskEntry,
     write_record,
     write_samples,
 )
+from evalharness.types import GroupResult, MetricResult
 
 SIGNATURE = "{name}|impl:test|evalharness:0.1.0"
 
@@ -37,11 +36,11 @@ def metric(
     ideal: float | None = None,
     signature: str | None = None,
     groups: Mapping[str, tuple[float, float, float, int]] | None = None,
-) -> MetricEntry:
+) -> MetricResult:
     """A metric entry; ``ci`` defaults to value ± 1, ``stderr`` to 0.5."""
     if ci is None:
         ci = (None, None) if value is None else (value - 1.0, value + 1.0)
-    return MetricEntry(
+    return MetricResult(
         metric=name,
         value=value,
         ci=ci,
@@ -51,12 +50,12 @@ def metric(
         higher_is_better=higher,
         ideal=ideal,
         signature=signature or SIGNATURE.format(name=name),
-        groups={k: GroupEntry(value=v, ci=(lo, hi), n=gn) for k, (v, lo, hi, gn) in (groups or {}).items()},
+        groups={k: GroupResult(value=v, ci=(lo, hi), n=gn) for k, (v, lo, hi, gn) in (groups or {}).items()},
     )
 
 
 def task(
-    metrics: Mapping[str, MetricEntry],
+    metrics: Mapping[str, MetricResult],
     *,
     n: int = 100,
     data: str = "sha256:data",

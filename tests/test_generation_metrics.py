@@ -169,7 +169,7 @@ def test_rouge_equals_rouge_score_per_example(name, use_stemmer):
     assert stats[:, :3].tolist() == [[100 * s.precision, 100 * s.recall, 100 * s.fmeasure] for s in expected]
     result = metric.compute(SUMMARIES, TARGETS, rng=np.random.default_rng(0))
     assert result.value == pytest.approx(np.mean([100 * s.fmeasure for s in expected]), abs=1e-12)
-    assert result.ci_method.startswith("bootstrap-percentile") and 0 <= result.ci_low <= result.ci_high <= 100
+    assert result.ci_method.startswith("bootstrap-percentile") and 0 <= result.ci[0] <= result.ci[1] <= 100
     assert f"use_stemmer:{use_stemmer}" in result.signature
 
 

@@ -59,7 +59,7 @@ def test_corpus_score_equals_the_module_called_directly(module_dir):
     result = metric.compute(PRED, GOLD, rng=np.random.default_rng(0))
     assert result.value == pytest.approx(100 * expected)
     assert result.ci_method == "bootstrap-percentile-0.95-B30"
-    assert result.ci_low <= result.value <= result.ci_high
+    assert result.ci[0] <= result.value <= result.ci[1]
     assert np.isnan(metric.example_scores(metric.example_stats(PRED, GOLD))).all()  # no per-example F1
 
 
@@ -77,7 +77,7 @@ def test_compute_kwargs_and_result_key_are_used(module_dir):
     result = build_metric("hf_evaluate", settings).compute(PRED, GOLD, rng=np.random.default_rng(0))
     tp, fp, fn = 12, 6, 3
     assert result.value == pytest.approx(5 * tp / (5 * tp + 4 * fn + fp))
-    assert np.isnan(result.ci_low) and result.ci_method == "none"
+    assert result.ci[0] is None and result.ci_method == "none"
     with pytest.raises(MetricInputError, match=r"returned \['f1', 'n'\]; set 'result_key'"):
         build_metric("hf_evaluate", {"path": str(module_dir)}).compute(PRED, GOLD, rng=np.random.default_rng(0))
 

@@ -9,7 +9,6 @@ import pytest
 from evalharness.errors import RecordError
 from evalharness.records.record import (
     DataEntry,
-    MetricEntry,
     ModelEntry,
     RunRecord,
     TaskEntry,
@@ -18,10 +17,11 @@ from evalharness.records.record import (
     samples_path,
     write_record,
 )
+from evalharness.types import MetricResult
 
 
 def make_record() -> RunRecord:
-    metric = MetricEntry(metric="accuracy", value=91.5, ci=(89.0, 94.0), stderr=1.2, ci_method="analytic-t-0.95", n=10,
+    metric = MetricResult(metric="accuracy", value=91.5, ci=(89.0, 94.0), stderr=1.2, ci_method="analytic-t-0.95", n=10,
                          higher_is_better=True, signature="accuracy|impl:sklearn")
     task = TaskEntry(version=1, kind="classification", spec_hash="sha256:0", formulation="classifier_head",
                      n_examples=10, data=DataEntry(source="local", location="x.tsv", fingerprint="sha256:1", n_available=10),
@@ -90,3 +90,24 @@ def test_task_names_cannot_escape_the_run_directory(tmp_path):
     assert samples_path(tmp_path, "glue/sst2") == tmp_path / "samples" / "glue" / "sst2.jsonl"
     with pytest.raises(RecordError, match="outside the run directory"):
         samples_path(tmp_path, "../../etc/x")
+
+
+def test_a_metric_result_is_the_record_entry_written_and_read_back_unchanged(tmp_path):
+    """What a metric computes is what the record keeps: no conversion in between, undefined
+    numbers (an F1 with no positive example, a group of one) already None, as JSON null."""
+    import numpy as np
+
+    from evalharness.metrics.registry import build_metric
+    from evalharness.records.record import load_record
+    from tests.record_factory import task, write_run
+
+    rng = np.random.default_rng(0)
+    grouped = build_metric("accuracy").compute(["a", "b", "a", "a"], ["a", "b", "b", "a"], rng=rng, groups=["x", "x", "x", "y"])
+    undefined = build_metric("f1", {"positive_label": "yes"}).compute(["no", "no"], ["no", "no"], rng=rng)
+    assert undefined.value is None and undefined.note
+    assert grouped.settings == {} and grouped.metric == "accuracy" and set(grouped.groups) == {"x", "y"}
+    run = write_run(tmp_path / "run", model="m", tasks={"t": task({"accuracy": grouped, "f1": undefined}, n=4)})
+    stored = load_record(run).tasks["t"].metrics
+    assert stored == {"accuracy": grouped, "f1": undefined}
+    written = json.loads((run / "results.json").read_text(encoding="utf-8"))["tasks"]["t"]["metrics"]["f1"]
+    assert written["value"] is None and written["metric"] == "f1" and written["settings"]["positive_label"] == "yes"

@@ -7,12 +7,11 @@ import json
 import pytest
 
 from evalharness.metrics import build_metric, metric_names
-from evalharness.records.record import MetricEntry
-from evalharness.types import Direction, Signature, signature_identity, signature_text
+from evalharness.types import Direction, MetricResult, Signature, signature_identity, signature_text
 
 
-def _entry(signature: Signature | str) -> MetricEntry:
-    return MetricEntry(metric="accuracy", settings={}, value=50.0, ci=(40.0, 60.0), stderr=5.0, n=100,
+def _entry(signature: Signature | str) -> MetricResult:
+    return MetricResult(metric="accuracy", settings={}, value=50.0, ci=(40.0, 60.0), stderr=5.0, n=100,
                        higher_is_better=True, signature=signature, ci_method="wilson-0.95")
 
 

@@ -18,7 +18,7 @@ def test_accuracy_equals_sklearn_on_label_names():
     pred = list(rng.choice(labels, 500))
     result = build_metric("accuracy").compute(pred, gold, rng=np.random.default_rng(1))
     assert result.value == pytest.approx(100 * accuracy_score(gold, pred), abs=1e-12)
-    assert result.ci_low < result.value < result.ci_high
+    assert result.ci[0] < result.value < result.ci[1]
     assert "impl:sklearn.metrics.accuracy_score==" in result.signature
 
 
@@ -28,7 +28,7 @@ def test_accuracy_interval_is_the_wilson_score_interval():
     correct = ["a"] * 30 + ["b"] * 10
     result = build_metric("accuracy").compute(correct, ["a"] * 40, rng=np.random.default_rng(0))
     low, high = proportion_confint(30, 40, alpha=0.05, method="wilson")
-    assert (result.ci_low, result.ci_high) == pytest.approx((100 * low, 100 * high))
+    assert result.ci == pytest.approx((100 * low, 100 * high))
     assert result.ci_method == "wilson-0.95" and "|ci:wilson|" in result.signature
 
 

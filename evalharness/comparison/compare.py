@@ -24,22 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.comparison.pairing import (
-    PairedTask,
-    TaskComparison,
-    pair_task,
-    task_clusters,
-    task_stats,
-)
+from evalharness.comparison.pairing import PairedTask, TaskComparison, pair_task, task_clusters, task_stats
 from evalharness.errors import EvalHarnessError, IncomparableRunsError, RecordError, UsageError
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
-from evalharness.records.record import (
-    MetricEntry,
-    RunRecord,
-    LoadedRun,
-    finite_or_none,
-    loaded_run,
-)
+from evalharness.records.record import LoadedRun, RunRecord, loaded_run
 from evalharness.seeds import MAX_SEED
 from evalharness.stats import (
     BOOTSTRAP_PVALUES,
@@ -51,7 +39,7 @@ from evalharness.stats import (
     paired_bootstrap,
     paired_permutation,
 )
-from evalharness.types import Direction, signature_identity, signature_text
+from evalharness.types import Direction, MetricResult, finite_or_none, signature_identity, signature_text
 
 __all__ = [
     "COMPARE_SCHEMA",
@@ -313,7 +301,7 @@ def _scorer(metric: Any, ideal: float | None) -> Scorer:
 
 
 def _compare_metric(
-    paired: PairedTask, key: str, entries: tuple[MetricEntry, MetricEntry], dirs: tuple[Path, Path], settings: CompareSettings
+    paired: PairedTask, key: str, entries: tuple[MetricResult, MetricResult], dirs: tuple[Path, Path], settings: CompareSettings
 ) -> dict[str, Any]:
     """One metric's raw comparison (adjusted p-value and verdict are added later)."""
     from evalharness.metrics.registry import build_metric

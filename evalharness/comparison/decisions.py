@@ -49,8 +49,9 @@ from evalharness.inference import (
 )
 from evalharness.inference.power import DetectableEffect
 from evalharness.inference.rules import UNDETERMINED, Decision
-from evalharness.records.record import RunRecord, finite_or_none
+from evalharness.records.record import RunRecord
 from evalharness.stats import Scorer
+from evalharness.types import finite_or_none
 
 __all__ = ["CheckOutcome", "PairedData", "PairedMetric", "estimate", "mde_for_drop", "statistical_check"]
 

@@ -58,8 +58,9 @@ from evalharness.comparison.gate_results import (
 )
 from evalharness.comparison.noise_floor import noise_floors, noise_warning
 from evalharness.errors import EvalHarnessError, did_you_mean
-from evalharness.records.record import LoadedRun, MetricEntry, RunRecord, TaskEntry, loaded_run
+from evalharness.records.record import LoadedRun, RunRecord, TaskEntry, loaded_run
 from evalharness.stats import adjust_pvalues
+from evalharness.types import MetricResult
 
 __all__ = [
     "CHECKS",
@@ -107,7 +108,7 @@ class _Context:
     index: int
     where: str
     alpha: float
-    entry: MetricEntry
+    entry: MetricResult
     comparison: MetricComparison | None  # present whenever a baseline check runs
     p_adjusted: float | None
     statistics: _Statistics
@@ -309,7 +310,7 @@ def _absent(rule: GateRule, where: str, reason: str) -> RuleResult:
     return RuleResult(rule.label, rule.task, rule.metric, where, [check])
 
 
-def _find_entry(rule: GateRule, where: str, candidate: RunRecord) -> MetricEntry | RuleResult:
+def _find_entry(rule: GateRule, where: str, candidate: RunRecord) -> MetricResult | RuleResult:
     """The candidate's entry for the rule, or why the rule cannot be evaluated."""
     task: TaskEntry | None = candidate.tasks.get(rule.task)
     if task is None:

@@ -21,7 +21,7 @@ from evalharness.comparison.gate import (
     GateReport,
     RuleResult,
 )
-from evalharness.records.record import finite_or_none
+from evalharness.types import finite_or_none
 
 __all__ = ["GATE_SCHEMA", "print_gate", "to_dict", "to_junit", "to_markdown", "warnings"]
 

@@ -32,12 +32,12 @@ from evalharness.comparison.compare import (
 )
 from evalharness.records.record import (
     atomic_write_text,
-    finite_or_none,
     load_record,
     loaded_run,
     read_samples,
     write_record,
 )
+from evalharness.types import finite_or_none
 
 __all__ = ["PARITY_FILE", "PARITY_SCHEMA", "TaskParity", "backend_parity", "record_parity"]
 

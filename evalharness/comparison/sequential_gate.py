@@ -35,7 +35,8 @@ from evalharness.comparison.gate_policy import LoadedPolicy
 from evalharness.comparison.gate_results import FAILED, PASSED, CheckResult, RuleResult
 from evalharness.errors import RecordError, UsageError
 from evalharness.inference import Margin, SequentialDecision, SequentialRule, decide
-from evalharness.records.record import RunRecord, finite_or_none
+from evalharness.records.record import RunRecord
+from evalharness.types import finite_or_none
 
 __all__ = ["SequentialCheck", "SequentialState", "plan_checks"]
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,8 @@ from evalharness.errors import DataError
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.spec.loader import Task
 from evalharness.stats import Scorer
-from evalharness.types import Example, GroupResult, MetricResult
+from evalharness.types import Example, GroupResult, MetricResult, Signature
+from evalharness.types.results import containing, finite_or_none
 
 __all__ = ["cluster_id", "clustered_result", "example_clusters"]
 
@@ -102,18 +102,18 @@ def clustered_result(
     method = f"cluster-bootstrap-percentile-B{n_resamples}|field:{field}|clusters:{n_clusters}"
     if 0 < n_clusters < FEW_CLUSTERS:
         method += "|few-clusters"
+    if not isinstance(result.signature, Signature):  # only records written before signatures had fields hold text
+        raise TypeError(f"{result.metric}: a computed result has a structured signature")
     breakdown = dict(result.groups)
     if groups is not None:
         group_labels = np.asarray(groups, dtype=object)
         for name, group in result.groups.items():
             rows = (group_labels == name) & entered
             g_low, g_high, _, _ = _interval(metric, stats[rows], labels[rows], seed=seed, n_resamples=n_resamples, confidence=confidence)
-            breakdown[name] = GroupResult(group.value, g_low, g_high, group.n)
-    return replace(
-        result,
-        ci_low=low,
-        ci_high=high,
-        stderr=stderr,
+            breakdown[name] = GroupResult.computed(group.value, g_low, g_high, group.n)
+    return result.replaced(
+        ci=containing(result.value, low, high),
+        stderr=finite_or_none(stderr),
         ci_method=method,
         signature=result.signature.model_copy(update={"clusters": field}),
         groups=breakdown,

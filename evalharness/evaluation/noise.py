@@ -33,10 +33,10 @@ from evalharness.evaluation.settings import recorded_settings
 from evalharness.records.record import (
     RunRecord,
     atomic_write_text,
-    finite_or_none,
     load_record,
     read_samples,
 )
+from evalharness.types import finite_or_none
 
 __all__ = ["NOISE_FILE", "NOISE_SCHEMA", "NoiseOptions", "measure_noise"]
 

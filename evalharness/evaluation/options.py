@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalharness.errors import UsageError
+from evalharness.evaluation.settings import flag_of
 from evalharness.prompting import FORMULATIONS, Formulation, RunOption
 from evalharness.spec.loader import Task
-from evalharness.evaluation.settings import flag_of
 from evalharness.types import Decoding
 
 __all__ = ["GivenOption", "OptionUse", "given_options", "refuse_inapplicable", "refuse_unused", "run_settings", "use_of"]

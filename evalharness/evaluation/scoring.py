@@ -16,55 +16,12 @@ import numpy as np
 from evalharness.data.loader import LoadedData
 from evalharness.evaluation.clusters import clustered_result, example_clusters
 from evalharness.metrics.registry import build_metric
-from evalharness.records.record import (
-    DataEntry,
-    GroupEntry,
-    MetricEntry,
-    TaskEntry,
-    finite_or_none,
-    write_samples,
-)
+from evalharness.records.record import DataEntry, TaskEntry, write_samples
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.types import PREDICTION_TYPES, Decoded, MetricResult
+from evalharness.types import PREDICTION_TYPES, Decoded, MetricResult, finite_or_none
 
-__all__ = ["gold_values", "metric_entry", "score_predictions", "score_task"]
-
-
-def _interval(value: float | None, low: float | None, high: float | None) -> tuple[float | None, float | None]:
-    """The interval as recorded: finite ends, widened to contain the value where a percentile
-    bootstrap of a biased statistic (or float noise between the direct and the resampled
-    aggregate) left the point estimate just outside it. Wider is the conservative side;
-    records whose interval misses its value are refused on load."""
-    low, high, value = finite_or_none(low), finite_or_none(high), finite_or_none(value)
-    if value is None or low is None or high is None:
-        return low, high
-    return min(low, value), max(high, value)
-
-
-def metric_entry(result: MetricResult, settings: Mapping[str, Any]) -> MetricEntry:
-    """The record form of a metric result (NaN written as null)."""
-    return MetricEntry(
-        metric=result.name,
-        settings=dict(settings),
-        value=finite_or_none(result.value),
-        ci=_interval(result.value, result.ci_low, result.ci_high),
-        stderr=finite_or_none(result.stderr),
-        ci_method=result.ci_method,
-        n=result.n,
-        higher_is_better=result.higher_is_better,
-        ideal=result.ideal,
-        signature=result.signature,
-        groups={
-            name: GroupEntry(
-                value=finite_or_none(group.value),
-                ci=_interval(group.value, group.ci_low, group.ci_high),
-                n=group.n,
-            )
-            for name, group in result.groups.items()
-        },
-        note=result.note,
-    )
+__all__ = ["gold_values", "score_predictions", "score_task"]
 
 
 def gold_values(task: Task, data: LoadedData) -> list[Any]:
@@ -81,14 +38,14 @@ def score_predictions(
     seed: int,
     n_resamples: int,
     clusters: Sequence[str] | None = None,
-) -> tuple[dict[str, MetricEntry], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Every metric of the task: entries, per-example statistics and per-example scores.
+) -> tuple[dict[str, MetricResult], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every metric of the task: results, per-example statistics and per-example scores.
 
     Each metric gets a fresh generator from ``seed`` so its interval does not depend on
     which other metrics the task lists. With ``clusters`` (one source id per example, see
     :mod:`evalharness.evaluation.clusters`) intervals resample whole clusters.
     """
-    entries: dict[str, MetricEntry] = {}
+    entries: dict[str, MetricResult] = {}
     stats: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
     for metric_spec in task.spec.metrics:
@@ -102,7 +59,7 @@ def score_predictions(
             result = clustered_result(metric, result, metric_stats, clusters, field=str(task.spec.cluster_field),
                                       seed=seed, n_resamples=n_resamples, groups=groups)
         key = metric_spec.result_key
-        entries[key] = metric_entry(result, metric.settings.model_dump(mode="json"))
+        entries[key] = result
         stats[key] = metric_stats
         scores[key] = metric.example_scores(metric_stats)
     return entries, stats, scores

@@ -32,7 +32,7 @@ from evalharness.external.predictions import (
 )
 from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.environment import capture_environment
-from evalharness.records.record import MetricEntry, ModelEntry, RunRecord, TaskEntry
+from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
 from evalharness.records.store import (
     Commit,
     check_mergeable,
@@ -43,6 +43,7 @@ from evalharness.records.store import (
 from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
+from evalharness.types import MetricResult
 
 __all__ = ["ScoreConfig", "ScoreResult", "score_file"]
 
@@ -80,7 +81,7 @@ class ScoreResult:
     data: LoadedData
     predictions: Predictions
     system: str
-    metrics: dict[str, MetricEntry]
+    metrics: dict[str, MetricResult]
     run_dir: Path | None
     commit: Commit | None = None  # with run_dir: which tasks the record gained, replaced or kept
 

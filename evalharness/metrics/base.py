@@ -18,6 +18,7 @@ from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.stats import Interval, bootstrap_interval, wilson_interval
 from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult, Signature
+from evalharness.types.results import containing, finite_or_none
 
 __all__ = ["INTERVALS", "AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
 
@@ -221,17 +222,17 @@ class Metric(ABC):
                 if n_group == 0:
                     continue  # none of the group's examples entered this metric
                 sub = self.interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
-                breakdown[group] = GroupResult(float(self.aggregate(rows)), sub.low, sub.high, n_group)
+                breakdown[group] = GroupResult.computed(float(self.aggregate(rows)), sub.low, sub.high, n_group)
         note = self.undefined_note(value, stats, breakdown, groups)
         n = int(self.entered(stats).sum())
         resampled = "bootstrap" in interval.method
         run_part = {"n": n, "seed": seed if resampled else None, "resamples": n_resamples if resampled else None}
         return MetricResult(
-            name=self.name,
-            value=value,
-            ci_low=interval.low,
-            ci_high=interval.high,
-            stderr=interval.stderr,
+            metric=self.name,
+            settings=self.settings.model_dump(mode="json"),
+            value=finite_or_none(value),
+            ci=containing(value, interval.low, interval.high),
+            stderr=finite_or_none(interval.stderr),
             n=n,
             higher_is_better=self.higher_is_better,
             signature=self.signature().model_copy(update=run_part),
@@ -251,7 +252,7 @@ class Metric(ABC):
 
         parts = [] if math.isfinite(value) else [reason(stats)]
         labels = np.asarray(groups if groups is not None else [], dtype=object)
-        undefined = [group for group, result in breakdown.items() if not math.isfinite(result.value)]
+        undefined = [group for group, result in breakdown.items() if result.value is None]
         if parts and len(undefined) == len(breakdown):
             return parts[0]  # every group is undefined for the same reason as the whole
         parts += [f"group {group}: {reason(stats[labels == group])}" for group in undefined]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -100,8 +99,8 @@ class _GroupedCounterfactual(Metric):
             if rows.shape[0] == 0:
                 continue
             interval = self.group_interval(rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
-            breakdown[name] = GroupResult(_ratio(rows), interval.low, interval.high, int(rows.shape[0]))
-        return replace(overall, groups=breakdown)
+            breakdown[name] = GroupResult.computed(_ratio(rows), interval.low, interval.high, int(rows.shape[0]))
+        return overall.replaced(groups=breakdown)
 
 
 class FlipRate(_GroupedCounterfactual):

@@ -36,14 +36,13 @@ from evalharness.publish.common import (
     string_map,
 )
 from evalharness.records.record import (
-    MetricEntry,
     RunRecord,
     TaskEntry,
     atomic_write_text,
     load_record,
     read_samples,
 )
-from evalharness.types import signature_text
+from evalharness.types import MetricResult, signature_text
 
 __all__ = ["EEE_SCHEMA_VERSION", "EeeOptions", "EeeResult", "export_eee"]
 
@@ -108,7 +107,7 @@ def _file_uuid(record: RunRecord, model_id: str, collection: str) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def _bounds(entry: MetricEntry) -> tuple[float, float]:
+def _bounds(entry: MetricResult) -> tuple[float, float]:
     from evalharness.metrics.registry import metric_class
 
     try:
@@ -134,7 +133,7 @@ def _source_data(task_name: str, task: TaskEntry, options: EeeOptions) -> dict[s
     return data
 
 
-def _uncertainty(entry: MetricEntry, n_resamples: Any) -> dict[str, Any]:
+def _uncertainty(entry: MetricResult, n_resamples: Any) -> dict[str, Any]:
     uncertainty: dict[str, Any] = {"num_samples": entry.n}
     if finite(entry.stderr) is not None:
         uncertainty["standard_error"] = {"value": entry.stderr, "method": entry.ci_method}
@@ -146,7 +145,7 @@ def _uncertainty(entry: MetricEntry, n_resamples: Any) -> dict[str, Any]:
     return uncertainty
 
 
-def _metric_config(task: TaskEntry, key: str, entry: MetricEntry) -> dict[str, Any]:
+def _metric_config(task: TaskEntry, key: str, entry: MetricResult) -> dict[str, Any]:
     low, high = _bounds(entry)
     parameters = {name: value if isinstance(value, (str, int, float, bool)) or value is None else json_text(value)
                   for name, value in entry.settings.items()}
@@ -164,7 +163,7 @@ def _metric_config(task: TaskEntry, key: str, entry: MetricEntry) -> dict[str, A
     }
 
 
-def _result(task_name: str, task: TaskEntry, key: str, entry: MetricEntry, record: RunRecord, source: dict[str, Any],
+def _result(task_name: str, task: TaskEntry, key: str, entry: MetricResult, record: RunRecord, source: dict[str, Any],
             value: float, uncertainty: dict[str, Any], suffix: str = "") -> dict[str, Any]:
     details = {"n_examples": task.n_examples, "partial": "; ".join(partial_reasons(task)) or None,
                "notes": "; ".join(task.notes) or None}
@@ -203,7 +202,7 @@ def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) ->
     return results
 
 
-def _correctness(entry: MetricEntry, scores: Sequence[float]) -> float | None:
+def _correctness(entry: MetricResult, scores: Sequence[float]) -> float | None:
     """The per-example score that counts as correct: the metric's best bound, or 1 (0 when
     lower is better) for 0/1 scores; None when correctness is not defined for the metric."""
     low, high = _bounds(entry)

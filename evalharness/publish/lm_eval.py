@@ -37,15 +37,14 @@ from evalharness.records.environment import capture_environment
 from evalharness.records.record import (
     RESULTS_FILE,
     DataEntry,
-    MetricEntry,
     ModelEntry,
     RunRecord,
     TaskEntry,
-    finite_or_none,
     samples_path,
     write_record,
     write_samples,
 )
+from evalharness.types import MetricResult, finite_or_none
 
 __all__ = ["import_lm_eval"]
 
@@ -208,14 +207,14 @@ def _task_entry(task: str, data: Mapping[str, Any], rows: list[dict[str, Any]] |
             settings = {"source": "lm-eval", "metric": metric, "filter": filter_name, "higher_is_better": higher[metric]}
             external = build_metric("external_mean", settings)  # the statistics must be re-aggregatable as recorded
             result = external.result(np.array([[v, 1.0] for v in values]), rng=np.random.default_rng(1234), n_resamples=1000)
-            metrics[key] = MetricEntry(metric="external_mean", settings=settings, ci=(finite_or_none(result.ci_low), finite_or_none(result.ci_high)),
+            metrics[key] = MetricResult(metric="external_mean", settings=settings, ci=result.ci,
                                        ci_method=f"stderr: lm-eval; ci: evalharness {result.ci_method} over {len(values)} imported per-document values",
                                        n=len(values), **common)
             scores[key], stats[key] = values, [[v, 1.0] for v in values]
         else:
             why = "no per-document samples" if not rows else f"aggregation '{aggregation}' is not a mean of per-document values"
             notes.append(f"{key}: value and stderr as lm-eval reported them; no interval and not re-aggregatable ({why})")
-            metrics[key] = MetricEntry(metric=f"lm-eval:{metric}", settings={"filter": filter_name, "aggregation": aggregation},
+            metrics[key] = MetricResult(metric=f"lm-eval:{metric}", settings={"filter": filter_name, "aggregation": aggregation},
                                        ci=(None, None), ci_method="none (lm-eval reports a stderr only)",
                                        n=int(counts.get("effective") or n_docs or 0), **common)
     n_examples = int(counts.get("effective") or n_docs or 0)

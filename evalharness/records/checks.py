@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from evalharness.seeds import MAX_SEED
+from evalharness.types import GroupResult, MetricResult
 
 if TYPE_CHECKING:
-    from evalharness.records.record import GroupEntry, MetricEntry, RunRecord, TaskEntry
+    from evalharness.records.record import RunRecord, TaskEntry
 
 __all__ = ["record_problems"]
 
@@ -71,7 +72,7 @@ def _value_problems(
         yield f"{where}.n: {n} is more than the task's n_examples {n_examples}"
 
 
-def _direction_problems(where: str, entry: MetricEntry, cls: Any) -> Iterator[str]:
+def _direction_problems(where: str, entry: MetricResult, cls: Any) -> Iterator[str]:
     expected = cls.higher_is_better
     if "higher_is_better" in cls.Settings.model_fields:  # hf_evaluate: the direction is a setting
         expected = bool(entry.settings.get("higher_is_better", cls.Settings.model_fields["higher_is_better"].default))
@@ -81,7 +82,7 @@ def _direction_problems(where: str, entry: MetricEntry, cls: Any) -> Iterator[st
         yield f"{where}.ideal: {entry.ideal} but {entry.metric}'s ideal is {cls.ideal}"
 
 
-def _metric_problems(where: str, entry: MetricEntry, n_examples: int) -> Iterator[str]:
+def _metric_problems(where: str, entry: MetricResult, n_examples: int) -> Iterator[str]:
     facts = _metric_facts(entry.metric)
     bounds = facts[0] if facts else None
     yield from _value_problems(where, entry.value, entry.ci, entry.n, n_examples, entry.metric, bounds)
@@ -92,7 +93,7 @@ def _metric_problems(where: str, entry: MetricEntry, n_examples: int) -> Iterato
         yield from _group_problems(f"{where}.groups.{name}", group, n_examples, entry.metric, bounds)
 
 
-def _group_problems(where: str, group: GroupEntry, n_examples: int, label: str, bounds: tuple[float, float] | None) -> Iterator[str]:
+def _group_problems(where: str, group: GroupResult, n_examples: int, label: str, bounds: tuple[float, float] | None) -> Iterator[str]:
     yield from _value_problems(where, group.value, group.ci, group.n, n_examples, label, bounds)
     if group.n < 1 and group.value is None:  # with a value, _value_problems has said it
         yield f"{where}.n: {group.n} (a group has at least one example)"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -30,14 +29,12 @@ from evalharness.records.files import (
     samples_path,
     write_samples,
 )
-from evalharness.types import Direction, Signature
+from evalharness.types import MetricResult
 
 __all__ = [
     "SCHEMA_VERSION",
     "DataEntry",
-    "GroupEntry",
     "LoadedRun",
-    "MetricEntry",
     "ModelEntry",
     "RESULTS_FILE",
     "RunRecord",
@@ -60,33 +57,6 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class GroupEntry(_Record):
-    value: float | None
-    ci: tuple[float | None, float | None]
-    n: int
-
-
-class MetricEntry(_Record):
-    """A metric's result as the run record keeps it (undefined values as null)."""
-
-    metric: str = Field(description="registry name; with settings, rebuilds the metric")
-    settings: dict[str, Any] = Field(default_factory=dict)
-    value: float | None = Field(description="None when undefined (e.g. NaN), never a fake 0")
-    ci: tuple[float | None, float | None]
-    stderr: float | None
-    ci_method: str
-    n: int
-    higher_is_better: bool
-    ideal: float | None = None
-    signature: Signature | str = Field(description="fields of what determines the value (text in records written before they had fields)")
-    groups: dict[str, GroupEntry] = Field(default_factory=dict)
-    note: str | None = Field(default=None, description="why the value is null (e.g. an empty subset), when it is")
-
-    @property
-    def direction(self) -> Direction:
-        return Direction(self.higher_is_better, self.ideal)
-
-
 class DataEntry(_Record):
     source: str
     location: str
@@ -101,7 +71,7 @@ class TaskEntry(_Record):
     formulation: str
     n_examples: int
     data: DataEntry
-    metrics: dict[str, MetricEntry]
+    metrics: dict[str, MetricResult]
     settings: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     samples: str
@@ -140,13 +110,6 @@ class RunRecord(_Record):
     settings: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     seconds: float = 0.0
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """JSON has no NaN: undefined values are written as null."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return float(value)
 
 
 def write_record(run_dir: Path, record: RunRecord) -> Path:

@@ -22,7 +22,6 @@ from typing import Any
 from evalharness.errors import EvalHarnessError, RecordError
 from evalharness.leaderboard.metadata import record_badges
 from evalharness.records.record import (
-    MetricEntry,
     RunRecord,
     TaskEntry,
     load_record,
@@ -31,7 +30,7 @@ from evalharness.records.record import (
 from evalharness.report.charts import Bar, BarGroup, bar_chart
 from evalharness.report.examples import changed_rows, task_data
 from evalharness.report.render import slugify
-from evalharness.types import signature_text
+from evalharness.types import MetricResult, signature_text
 
 __all__ = ["RunView", "build_report", "load_run_view"]
 
@@ -162,7 +161,7 @@ def _verdicts(run: RunView, baseline: RunView) -> _Verdicts:
         return _Verdicts(problem=str(exc).splitlines()[0])
 
 
-def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: tuple[str, str]) -> dict[str, Any]:
+def _metric_row(key: str, entry: MetricResult, base: MetricResult | None, label: tuple[str, str]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": key,
         "metric": entry.metric,
@@ -190,7 +189,7 @@ def _metric_row(key: str, entry: MetricEntry, base: MetricEntry | None, label: t
     return row
 
 
-def _bar(entry: MetricEntry | None, series: int) -> Bar:
+def _bar(entry: MetricResult | None, series: int) -> Bar:
     if entry is None:
         return Bar(None, series=series)
     return Bar(_finite(entry.value), _finite(entry.ci[0]), _finite(entry.ci[1]), series)

@@ -43,6 +43,7 @@ from evalharness.types.results import (
     GroupResult,
     MetricResult,
     Signature,
+    finite_or_none,
     signature_identity,
     signature_text,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "SpanRequest",
     "SpanResponse",
     "TextPrediction",
+    "finite_or_none",
     "signature_identity",
     "signature_text",
 ]

@@ -1,22 +1,54 @@
-"""Metric results as the run record keeps them: value, interval, direction and signature."""
+"""Metric results, which are the run record's entries: value, interval, direction, signature.
+
+A metric computes a :class:`MetricResult` and the run record stores that same object. JSON
+has no NaN, so a computation stores an undefined number (NaN, infinity) as ``None``
+(:func:`finite_or_none`, :func:`containing`), written as null. Reading never converts: a
+non-finite number in a record is refused (``records.checks``), not made undefined.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 
-@dataclass(frozen=True, slots=True)
-class GroupResult:
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: undefined values are written as null."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return float(value)
+
+
+def containing(value: float | None, low: float | None, high: float | None) -> tuple[float | None, float | None]:
+    """A computed interval as results keep it: finite ends, widened to contain the value where a
+    percentile bootstrap of a biased statistic (or float noise between the direct and the
+    resampled aggregate) left the point estimate just outside it. Wider is the conservative
+    side; records whose interval misses its value are refused on load, so only computations
+    call this, never readers."""
+    low, high, value = finite_or_none(low), finite_or_none(high), finite_or_none(value)
+    if value is None or low is None or high is None:
+        return low, high
+    return min(low, value), max(high, value)
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GroupResult(_Result):
     """A metric restricted to one group of examples (a bias type, a swap group...)."""
 
-    value: float
-    ci_low: float
-    ci_high: float
+    value: float | None
+    ci: tuple[float | None, float | None]
     n: int
+
+    @classmethod
+    def computed(cls, value: float | None, low: float, high: float, n: int) -> Self:
+        """From a computation: undefined numbers as None, the interval containing the value."""
+        return cls(value=finite_or_none(value), ci=containing(value, low, high), n=n)
 
 
 class Signature(BaseModel):
@@ -130,23 +162,27 @@ class Direction:
         return change if self.lower_change_is_better else -change
 
 
-@dataclass(frozen=True, slots=True)
-class MetricResult:
-    """A corpus-level score with its uncertainty and provenance."""
+class MetricResult(_Result):
+    """A corpus-level score with its uncertainty and provenance: what a metric computes and
+    what the run record keeps (``metric`` and ``settings`` rebuild the metric)."""
 
-    name: str
-    value: float
-    ci_low: float
-    ci_high: float
-    stderr: float
+    metric: str = Field(description="registry name; with settings, rebuilds the metric")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    value: float | None = Field(description="None when undefined (e.g. NaN), never a fake 0")
+    ci: tuple[float | None, float | None]
+    stderr: float | None
+    ci_method: str
     n: int
     higher_is_better: bool
-    signature: Signature
-    ci_method: str
     ideal: float | None = None
-    groups: Mapping[str, GroupResult] = field(default_factory=dict)
-    note: str | None = None  # why the value is undefined (NaN), when it is
+    signature: Signature | str = Field(description="fields of what determines the value (text in records written before they had fields)")
+    groups: dict[str, GroupResult] = Field(default_factory=dict)
+    note: str | None = Field(default=None, description="why the value is null (e.g. an empty subset), when it is")
 
     @property
     def direction(self) -> Direction:
         return Direction(self.higher_is_better, self.ideal)
+
+    def replaced(self, **changes: Any) -> Self:
+        """A copy with some fields changed, validated (pydantic's ``model_copy`` is not)."""
+        return self.model_validate({**dict(self), **changes})

@@ -306,9 +306,9 @@ def test_unknown_metric_name_is_checked_for_everything_but_its_range(tmp_path):
 def test_interval_that_misses_its_estimate_is_widened_when_written(tmp_path):
     """A percentile bootstrap of a biased statistic can leave the point estimate outside the
     interval; the written record contains it (conservatively) instead of being unreadable."""
-    from evalharness.evaluation.scoring import metric_entry
-    from evalharness.types import MetricResult
+    from evalharness.types import GroupResult
+    from evalharness.types.results import containing
 
-    result = MetricResult(name="bleu", value=30.0, ci_low=31.0, ci_high=35.0, stderr=1.0, n=5, higher_is_better=True,
-                          signature="bleu", ci_method="bootstrap")
-    assert metric_entry(result, {}).ci == (30.0, 35.0)
+    assert containing(30.0, 31.0, 35.0) == (30.0, 35.0)
+    assert GroupResult.computed(36.0, 31.0, 35.0, n=5).ci == (31.0, 36.0)
+    assert containing(float("nan"), 31.0, 35.0) == (31.0, 35.0)
