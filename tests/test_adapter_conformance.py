@@ -167,3 +167,32 @@ def test_generations_are_not_stripped_never_contain_a_stop_string_and_respect_th
     for original, cut in zip(free, stopped, strict=True):
         assert not any(stop in cut.text for stop in stops), (stops, cut.text)
         assert original.text.startswith(cut.text), (original.text, cut.text)  # cut, never stripped or altered
+
+
+def test_every_adapter_is_a_loaded_model_with_the_capabilities_its_formulations_ask_for(adapter):
+    """The runner and the formulations see adapters only through ``LoadedModel`` and the
+    narrower capability protocols; an adapter of each kind provides the ones its formulations
+    ask for (``prompting.base.capability``), so none fails halfway through a run."""
+    from evalharness.models import protocols
+
+    assert isinstance(adapter, protocols.LoadedModel)
+    needs = {
+        "sequence_classifier": [protocols.LabelHead],
+        "extractive_qa": [protocols.SpanWindows],
+        "masked_lm": [protocols.MaskedPositions],
+        "seq2seq": [protocols.DecodesSequences, protocols.ChecksGeneration],
+        "causal_lm": [protocols.TextWindows, protocols.ChecksGeneration],
+    }[adapter.kind]
+    assert [protocol.__name__ for protocol in needs if not isinstance(adapter, protocol)] == []
+
+
+def test_a_formulation_given_an_adapter_without_its_capability_refuses_naming_it(tmp_path):
+    """A backend that answers the request kind but lacks what the formulation also needs (a
+    masked LM's token positions) is refused at prepare, by name, not with an AttributeError."""
+    from evalharness.errors import ModelError
+    from evalharness.prompting.base import FormulationOptions
+    from evalharness.prompting.masked import PseudoLoglikelihood
+
+    adapter = ScriptedAdapter(pseudo_fn=lambda request: -1.0)
+    with pytest.raises(ModelError, match="pseudo_loglikelihood needs MaskedPositions, which this causal_lm adapter lacks"):
+        PseudoLoglikelihood().prepare(None, adapter, FormulationOptions())

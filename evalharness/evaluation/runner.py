@@ -38,6 +38,7 @@ from evalharness.execution.engine import Engine
 from evalharness.execution.lock import run_dir_lock
 from evalharness.execution.progress import progress_enabled, summary_line, task_progress
 from evalharness.metrics.registry import refuse_untrusted_code
+from evalharness.models.protocols import LoadedModel
 from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
 from evalharness.prompting.lint import lint_notes, lint_prompts
 from evalharness.records.environment import capture_environment
@@ -84,8 +85,8 @@ class _PlannedTask:
     task: Task
     data: LoadedData
     explicit: bool  # named on the command line, not reached through a group
-    formulation: Formulation | None = None
-    state: Any = None  # the formulation's per-(task, model) state, e.g. a label mapping
+    formulation: Formulation[Any, Any] | None = None
+    state: Any = None  # the formulation's per-(task, model) state (its StateT), e.g. a label mapping
     settings: dict[str, Any] = field(default_factory=dict)  # recorded next to the formulation's
     notes: list[str] = field(default_factory=list)
 
@@ -105,7 +106,7 @@ def formulation_options(config: RunConfig) -> FormulationOptions:
 
 
 def _prepare(
-    plans: list[_PlannedTask], adapter: Any, config: RunConfig, skipped: dict[str, str], report: Progress
+    plans: list[_PlannedTask], adapter: LoadedModel, config: RunConfig, skipped: dict[str, str], report: Progress
 ) -> tuple[list[_PlannedTask], dict[str, run_options.OptionUse]]:
     """Choose and prepare every task's formulation before any forward pass.
 
@@ -251,7 +252,7 @@ def _model_entry(info: Any) -> ModelEntry:
     )
 
 
-def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapter: Any = None) -> RunResult:
+def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapter: LoadedModel | None = None) -> RunResult:
     """Evaluate one checkpoint on the requested tasks and write the run directory.
 
     Predictions go to the prediction cache as they are computed, so the same call after a
@@ -280,7 +281,7 @@ def run_evaluation(config: RunConfig, *, progress: Progress | None = None, adapt
 
 def load_adapter(
     config: RunConfig, report: Progress = lambda message: None, context: distributed.DistributedContext = distributed.SINGLE_PROCESS
-) -> Any:
+) -> LoadedModel:
     """The model adapter of ``config`` (its backend: in process, a server, vLLM)."""
     from evalharness.models.loading import load_model
 
@@ -306,7 +307,7 @@ def load_adapter(
 
 
 def _run_locked(
-    config: RunConfig, stack: ExitStack, report: Progress, context: distributed.DistributedContext, adapter: Any = None
+    config: RunConfig, stack: ExitStack, report: Progress, context: distributed.DistributedContext, adapter: LoadedModel | None = None
 ) -> RunResult:
     started = time.perf_counter()
     plans, skipped = _plan(config, report)

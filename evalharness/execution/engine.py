@@ -39,7 +39,7 @@ from evalharness.models.batching import (
     token_memo,
 )
 from evalharness.models.packing import ROW_FACTOR, row_width
-from evalharness.models.protocols import REQUEST_CALLS
+from evalharness.models.protocols import REQUEST_CALLS, LoadedModel
 from evalharness.types import LoglikelihoodRequest, RequestKind
 
 __all__ = ["Engine", "EngineStats", "is_out_of_memory"]
@@ -147,7 +147,7 @@ class Engine:
 
     def __init__(
         self,
-        adapter: Any,
+        adapter: LoadedModel,
         *,
         batch_size: int | str = 32,
         max_batch_tokens: int | None = None,

@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from evalharness.models.base import ModelInfo
 from evalharness.types import (
     ClassifyRequest,
     ClassifyResponse,
+    Decoding,
     GenerateResponse,
     GenerationOptions,
     LoglikelihoodRequest,
@@ -35,6 +37,13 @@ from evalharness.types import (
 
 __all__ = [
     "REQUEST_CALLS",
+    "LoadedModel",
+    "ChecksGeneration",
+    "DecodesSequences",
+    "LabelHead",
+    "MaskedPositions",
+    "SpanWindows",
+    "TextWindows",
     "AnswersSpans",
     "Classifies",
     "Generates",
@@ -43,6 +52,30 @@ __all__ = [
     "ScoresPseudoLoglikelihood",
     "ScoresRolling",
 ]
+
+
+@runtime_checkable
+class LoadedModel(Protocol):
+    """What the runner and the formulations know of any adapter, whatever answers it: its kind,
+    the request kinds it answers, its provenance and its input limit. What a formulation needs
+    beyond that (a label head's labels, a seq2seq model's decoding) is a narrower protocol it
+    asks for, so a backend that lacks it is refused by name rather than failing inside."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def answers(self) -> frozenset[RequestKind]: ...
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def max_length(self) -> int: ...
+
+    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+        """Tokens in each request's texts, for sorting requests into batches as the model sees them."""
+        ...
 
 
 @runtime_checkable
@@ -83,6 +116,63 @@ class ScoresPseudoLoglikelihood(Protocol):
     def pseudo_loglikelihood(
         self, requests: Sequence[PseudoLoglikelihoodRequest], *, batch_size: int = ...
     ) -> list[PseudoLoglikelihoodResponse]: ...
+
+
+# -- what some formulations need beyond LoadedModel (``prompting.base.capability``) ---------
+
+
+@runtime_checkable
+class LabelHead(Protocol):
+    """A classification head: its labels in output order; one output is a regression head."""
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+
+    @property
+    def is_regression(self) -> bool: ...
+
+
+@runtime_checkable
+class TextWindows(Protocol):
+    """How ``loglikelihood_rolling`` windows a text on this model (lengths resolved)."""
+
+    def rolling_settings(self, window: str, max_length: int | None, stride: int | None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SpanWindows(Protocol):
+    """How an extractive QA head windows long contexts: ``(max_length, doc_stride)``."""
+
+    def windowing(self, max_length: int | None = ..., doc_stride: int | None = ...) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class MaskedPositions(Protocol):
+    """A masked LM's window and the token positions of character spans."""
+
+    @property
+    def window_tokens(self) -> int: ...
+
+    def token_positions(self, text: str, char_spans: Sequence[tuple[int, int]]) -> tuple[int, ...]: ...
+
+    def shared_positions(self, text_a: str, text_b: str) -> tuple[tuple[int, ...], tuple[int, ...]]: ...
+
+
+@runtime_checkable
+class DecodesSequences(Protocol):
+    """An encoder-decoder: its ``model_type`` (task prefixes) and effective decoding config."""
+
+    @property
+    def model_type(self) -> str: ...
+
+    def generation_settings(self, decoding: Decoding | None = ..., **settings: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ChecksGeneration(Protocol):
+    """Refuses decoding settings the model cannot honour before any forward pass."""
+
+    def check_generation(self, max_new_tokens: int) -> None: ...
 
 
 RequestT = TypeVar("RequestT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.errors import UnsupportedTaskError
+from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.base import (
     Decoded,
     Formulation,
@@ -49,7 +50,7 @@ FORMULATIONS: dict[str, list[Formulation]] = {
 }
 
 
-def choose_formulation(task: Task, adapter: Any) -> Formulation:
+def choose_formulation(task: Task, adapter: LoadedModel) -> Formulation[Any, Any]:
     """The preferred formulation that ``adapter`` can serve, or an error listing why none can."""
     reasons = []
     for formulation in FORMULATIONS.get(task.spec.kind, []):

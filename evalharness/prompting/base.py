@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from evalharness.config import StrictModel, validate_model
+from evalharness.errors import ModelError
+from evalharness.models.protocols import LoadedModel
+from evalharness.prompting.chat import PromptFormat
 from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Decoding, Example, RequestKind, RequestOptions
 
-__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "task_decoding"]
+__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "capability", "task_decoding"]
 
 
 class RunOption(str, Enum):
@@ -66,15 +69,27 @@ class NoSettings(StrictModel):
 
 
 SettingsT = TypeVar("SettingsT", bound=StrictModel)
+StateT = TypeVar("StateT")
+CapabilityT = TypeVar("CapabilityT")
 
 
-class Formulation(ABC, Generic[SettingsT]):
+def capability(adapter: LoadedModel, protocol: type[CapabilityT], needed_for: str) -> CapabilityT:
+    """``adapter`` as the narrower protocol a formulation needs (``models.protocols``), or a
+    refusal naming what is missing: a backend without it never fails halfway through a run."""
+    if not isinstance(adapter, protocol):
+        raise ModelError(f"{adapter.info.name}: {needed_for} needs {protocol.__name__}, which this {adapter.kind} adapter lacks")
+    return adapter
+
+
+class Formulation(ABC, Generic[SettingsT, StateT]):
     """One way of answering a task kind with one request kind.
 
     Tunable behaviour (window sizes, strides, thresholds, prefixes) is declared as a
     ``Settings`` model; a task sets it under ``formulations: {<name>: {...}}`` and the
-    catalog validates it like metric settings; the type parameter is that model, so
-    :meth:`settings_for` is typed (``class Rolling(Formulation[RollingSettings])``).
+    catalog validates it like metric settings; the first type parameter is that model, so
+    :meth:`settings_for` is typed, the second the immutable state :meth:`prepare` resolves
+    once per (task, model) and every later step receives
+    (``class Rolling(Formulation[RollingSettings, RollingState])``).
 
     ``uses`` declares the run options the formulation reads; ``method`` says in a few words
     how it answers, which is the reason recorded when a run option does not apply to it
@@ -100,41 +115,41 @@ class Formulation(ABC, Generic[SettingsT]):
         # ``Settings`` is the model named by the class's type parameter (a ClassVar cannot be generic).
         return cast(SettingsT, self.Settings.model_validate(task.spec.formulations.get(self.name, {})))
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         """Why this formulation cannot serve ``task`` with ``adapter`` (None: it can)."""
         if self.request_kind not in adapter.answers:
             because = getattr(adapter, "refusals", {}).get(self.request_kind)  # a backend says why
             return because or f"a {adapter.kind} checkpoint cannot answer '{self.request_kind.value}' requests"
         return None
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> Any:
-        """Resolve per-(task, model) state once, e.g. a label mapping. Default: none."""
-        return None
+    @abstractmethod
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> StateT:
+        """Resolve per-(task, model) state once, e.g. a label mapping."""
 
-    def request_options(self, task: Task, state: Any) -> RequestOptions | None:
+    def request_options(self, task: Task, state: StateT) -> RequestOptions | None:
         """The request kind's typed options (``types.GenerationOptions``...); None: the kind
         takes none (see ``models.protocols.REQUEST_CALLS``)."""
         return None
 
-    def settings(self, task: Task, state: Any) -> dict[str, Any]:
+    def settings(self, task: Task, state: StateT) -> dict[str, Any]:
         """What to record about how requests were made (written to the run record)."""
         return {}
 
-    def prompt_policy(self, task: Task, state: Any) -> Any:
+    def prompt_policy(self, task: Task, state: StateT) -> PromptFormat | None:
         """The prompt format the requests were written in (``prompting.chat.PromptFormat``);
         None for formulations without a prompt. The runner lints prompted requests with it."""
         return None
 
-    def observed(self, task: Task, state: Any, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+    def observed(self, task: Task, state: StateT, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
         """Settings and notes the record gets from what was decoded (e.g. which swap groups the
         evaluated examples covered); computed from the predictions, never from state kept
         between ``requests`` and ``decode``."""
         return {}, []
 
     @abstractmethod
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: StateT) -> list[list[Any]]:
         """Requests per example (several for multiple choice)."""
 
     @abstractmethod
-    def decode(self, task: Task, example: Example, responses: Sequence[Any], state: Any) -> Decoded:
+    def decode(self, task: Task, example: Example, responses: Sequence[Any], state: StateT) -> Decoded:
         """The example's prediction from its responses."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.models.protocols import LoadedModel
 
 __all__ = ["ChatTemplate", "PromptFormat", "PromptParts", "eos_ids", "probe_template", "raw_only", "resolve_prompt_format"]
 
@@ -230,21 +231,21 @@ def raw_only(reason: str) -> dict[str, Any]:
     return {"format": "raw", "reason": reason, "key": "raw"}
 
 
-def eos_ids(adapter: Any) -> set[int]:
+def eos_ids(adapter: LoadedModel, tokenizer: Any) -> set[int]:
     """The ids that end a generation: generation_config's EOS ids and the tokenizer's EOS."""
     ids: set[int] = set()
     configured = getattr(getattr(getattr(adapter, "model", None), "generation_config", None), "eos_token_id", None)
     for value in configured if isinstance(configured, (list, tuple)) else [configured]:
         if isinstance(value, int):
             ids.add(value)
-    if adapter.tokenizer.eos_token_id is not None:
-        ids.add(int(adapter.tokenizer.eos_token_id))
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
     return ids
 
 
-def _instruct_evidence(adapter: Any, template: ChatTemplate, name: str) -> str | None:
+def _instruct_evidence(adapter: LoadedModel, tokenizer: Any, template: ChatTemplate, name: str) -> str | None:
     eot = template.end_of_turn
-    if eot is not None and adapter.tokenizer.convert_tokens_to_ids(eot) in eos_ids(adapter):
+    if eot is not None and tokenizer.convert_tokens_to_ids(eot) in eos_ids(adapter, tokenizer):
         return f"its chat template ends assistant turns with {eot!r}, one of the model's end-of-sequence tokens (it was trained to end them)"
     peft = dict(getattr(adapter.info, "notes", {}) or {}).get("peft_adapter") or {}
     if peft.get("tokenizer") == "the adapter directory":
@@ -254,7 +255,7 @@ def _instruct_evidence(adapter: Any, template: ChatTemplate, name: str) -> str |
     return None
 
 
-def resolve_prompt_format(adapter: Any, *, requested: str | None, system_prompt: str | None, fewshot_as_multiturn: bool) -> PromptFormat:
+def resolve_prompt_format(adapter: LoadedModel, *, requested: str | None, system_prompt: str | None, fewshot_as_multiturn: bool) -> PromptFormat:
     """The run's prompt format for ``adapter`` (``requested`` None: decided here, with the reason)."""
     tokenizer = getattr(adapter, "tokenizer", None)
     name = adapter.info.name
@@ -272,7 +273,7 @@ def resolve_prompt_format(adapter: Any, *, requested: str | None, system_prompt:
         fmt = PromptFormat("raw", why, "auto", system_prompt)
     else:
         template = probe_template(tokenizer, where=name)
-        evidence = _instruct_evidence(adapter, template, name)
+        evidence = _instruct_evidence(adapter, tokenizer, template, name)
         if requested == "chat":
             fmt = PromptFormat("chat", f"{FORMAT_FLAG} chat", "chat", system_prompt, fewshot_as_multiturn, template, tokenizer)
         elif evidence is not None:

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
+from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.base import PROMPT_OPTIONS, Decoded, Formulation, FormulationOptions
 from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.prompted import (
@@ -90,7 +91,7 @@ class ChoiceState:
 ChoiceSettingsT = TypeVar("ChoiceSettingsT", bound=ChoiceSettings)
 
 
-class ChoiceFormulation(Formulation[ChoiceSettingsT]):
+class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState]):
     """Shared machinery: one log-likelihood request per choice, arg-max decoding.
 
     In the chat format the context is the rendered chat (ending with the assistant turn's
@@ -116,10 +117,10 @@ class ChoiceFormulation(Formulation[ChoiceSettingsT]):
     def answer(self, task: Task, example: Example, index: int) -> Any:
         """The prediction when choice ``index`` wins (per the task kind's contract)."""
 
-    def prompt_format(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+    def prompt_format(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
         return prepare_prompt_format(adapter, options)
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> ChoiceState:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> ChoiceState:
         fmt, notes = self.prompt_format(task, adapter, options)
         return ChoiceState(self.settings_for(task), prepare_few_shot(task, options), fmt, tuple(notes))
 
@@ -181,7 +182,7 @@ class ChoiceLoglikelihood(ChoiceFormulation[ChoiceSettings]):
     name = "choice_loglikelihood"
     method = "log-likelihood of each of prompt.choices after the prompt, nothing generated, no label head"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         reason = super().unsupported_reason(task, adapter)
         if reason is None and (task.spec.prompt is None or not task.spec.prompt.choices):
             return "the task has no prompt.choices (one continuation template per label) to compare"

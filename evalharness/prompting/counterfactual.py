@@ -19,15 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalharness.config import StrictModel
 from evalharness.errors import SpecError
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.swaps import Swapper
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.types import CounterfactualPrediction, Example
+from evalharness.types import CounterfactualPrediction, Example, RequestOptions
+
+if TYPE_CHECKING:  # a type only: this module also reads metrics (SQuAD normalisation), and only the runner knows both
+    from evalharness.models.protocols import LoadedModel
 
 __all__ = ["Counterfactual", "load_swapper", "perturb", "wrap_counterfactual"]
 
@@ -108,11 +112,11 @@ FLIP_RULES: dict[str, Callable[[Swapper, str, Any, Any], bool]] = {
 
 @dataclass(frozen=True)
 class _State:
-    base_state: Any
+    base_state: Any  # the wrapped formulation's state, whatever its type
     swapper: Swapper
 
 
-class Counterfactual(Formulation[StrictModel]):  # settings: the wrapped formulation's
+class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped formulation's
     """Wraps the base task's formulation: original and perturbed requests per example.
 
     An example's variants (the original, then one per swap group whose terms it contains)
@@ -120,7 +124,7 @@ class Counterfactual(Formulation[StrictModel]):  # settings: the wrapped formula
     instead of reading a layout that ``requests`` left behind.
     """
 
-    def __init__(self, base: Formulation) -> None:
+    def __init__(self, base: Formulation[Any, Any]) -> None:
         self.base = base
         self.name = f"counterfactual:{base.name}"
         self.request_kind = base.request_kind
@@ -128,16 +132,16 @@ class Counterfactual(Formulation[StrictModel]):  # settings: the wrapped formula
         self.uses = base.uses
         self.method = f"{base.method}, asked again with terms swapped"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         return self.base.unsupported_reason(task, adapter)
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _State:
         return _State(self.base.prepare(task, adapter, options), load_swapper(task))
 
-    def request_options(self, task: Task, state: _State) -> Any:
+    def request_options(self, task: Task, state: _State) -> RequestOptions | None:
         return self.base.request_options(task, state.base_state)
 
-    def prompt_policy(self, task: Task, state: _State) -> Any:
+    def prompt_policy(self, task: Task, state: _State) -> PromptFormat | None:
         return self.base.prompt_policy(task, state.base_state)
 
     def settings(self, task: Task, state: _State) -> dict[str, Any]:

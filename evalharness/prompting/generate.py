@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalharness.errors import UsageError
+from evalharness.models.protocols import ChecksGeneration, LoadedModel
 from evalharness.prompting.base import (
     PROMPT_OPTIONS,
     Decoded,
@@ -26,6 +27,7 @@ from evalharness.prompting.base import (
     FormulationOptions,
     NoSettings,
     RunOption,
+    capability,
     task_decoding,
 )
 from evalharness.prompting.chat import PromptFormat
@@ -96,7 +98,7 @@ def strip_reasoning(text: str, delimiter: str) -> tuple[str, str, str]:
     return text, "", "no_trace"
 
 
-def _check_delimiter(adapter: Any, delimiter: str) -> None:
+def _check_delimiter(adapter: LoadedModel, delimiter: str) -> None:
     """A delimiter that decoding removes (a special token) can never be found in the text."""
     tokenizer = getattr(adapter, "tokenizer", None)
     if tokenizer is None:
@@ -109,7 +111,7 @@ def _check_delimiter(adapter: Any, delimiter: str) -> None:
         )
 
 
-class PromptGenerate(Formulation[NoSettings]):
+class PromptGenerate(Formulation[NoSettings, GenerateState]):
     """Prompted generation for QA and text-to-text tasks (``generate`` requests)."""
 
     name = "prompt_generate"
@@ -117,7 +119,7 @@ class PromptGenerate(Formulation[NoSettings]):
     uses = PROMPT_OPTIONS | {RunOption.GENERATION, RunOption.STRIP_THINKING}
     method = "prompted generation, no label head"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         reason = super().unsupported_reason(task, adapter)
         if reason is None and task.spec.prompt is None:
             return "the task has no prompt (prompt.template) to generate from"
@@ -125,10 +127,10 @@ class PromptGenerate(Formulation[NoSettings]):
             return f"generated text is not a '{task.spec.kind}' prediction"
         return reason
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> GenerateState:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> GenerateState:
         generation = task_decoding(task, options)
         try:
-            adapter.check_generation(generation.max_new_tokens)
+            capability(adapter, ChecksGeneration, self.name).check_generation(generation.max_new_tokens)
         except UsageError as exc:
             raise UsageError(f"{task.name}: {exc} (set generation.max_new_tokens, or --max-new-tokens)") from None
         if options.strip_thinking is not None:

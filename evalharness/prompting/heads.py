@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.models.protocols import LabelHead, LoadedModel
 from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
     NoSettings,
     RunOption,
+    capability,
 )
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import label_key
@@ -89,7 +91,7 @@ def _shown_input(example: Example) -> Any:
     return example["text"] if pair is None else {"text": example["text"], "text_pair": pair}
 
 
-class ClassifierHead(Formulation[NoSettings]):
+class ClassifierHead(Formulation[NoSettings, tuple[str, ...]]):
     """Argmax over the head's logits, mapped to the task's label names."""
 
     name = "classifier_head"
@@ -97,19 +99,20 @@ class ClassifierHead(Formulation[NoSettings]):
     uses = frozenset({RunOption.LABEL_MAP})
     method = "classifier head: the text goes straight to the head, no prompt, nothing generated"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         reason = super().unsupported_reason(task, adapter)
-        if reason is None and adapter.is_regression:
+        if reason is None and isinstance(adapter, LabelHead) and adapter.is_regression:
             return "the checkpoint has a regression head (num_labels=1), the task needs labels"
         return reason
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[str, ...]:
-        return resolve_label_map(adapter.labels, task.spec.labels or [], options.label_map)
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> tuple[str, ...]:
+        head = capability(adapter, LabelHead, self.name)
+        return resolve_label_map(head.labels, task.spec.labels or [], options.label_map)
 
     def settings(self, task: Task, state: tuple[str, ...]) -> dict[str, Any]:
         return {"label_map": {str(index): label for index, label in enumerate(state)}}
 
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: tuple[str, ...]) -> list[list[Any]]:
         return [[_inputs(example)] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: tuple[str, ...]) -> Decoded:
@@ -121,23 +124,30 @@ class ClassifierHead(Formulation[NoSettings]):
         return Decoded(LabelPrediction(state[best]), _shown_input(example), {"logits": list(scores)})
 
 
-class RegressionHead(Formulation[NoSettings]):
+class RegressionHead(Formulation[NoSettings, None]):
     """The single output of a ``num_labels == 1`` head, as a real-valued prediction."""
 
     name = "regression_head"
     request_kind = RequestKind.CLASSIFY
     method = "regression head: the text goes straight to the head, no prompt, no labels, nothing generated"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         reason = super().unsupported_reason(task, adapter)
-        if reason is None and not adapter.is_regression:
+        if reason is not None:
+            return reason
+        if not isinstance(adapter, LabelHead):
+            return f"a {adapter.kind} adapter has no classification head to read a value from"
+        if not adapter.is_regression:
             return f"the checkpoint's head has {len(adapter.labels)} labels; a regression task needs num_labels=1"
-        return reason
+        return None
 
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> None:
+        return None
+
+    def requests(self, task: Task, examples: Sequence[Example], state: None) -> list[list[Any]]:
         return [[_inputs(example)] for example in examples]
 
-    def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: Any) -> Decoded:
+    def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: None) -> Decoded:
         (response,) = responses
         value = response.scores[0]
         if not math.isfinite(value):

@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.chat import PromptFormat, eos_ids
-from evalharness.types import RequestKind
+from evalharness.types import RequestKind, RequestOptions
 
 __all__ = ["LINT_LABELS", "lint_notes", "lint_prompts"]
 
@@ -41,14 +42,14 @@ def _prompt_text(kind: RequestKind, request: Any) -> str:
     return str(request[0]) if kind is RequestKind.LOGLIKELIHOOD else str(request)
 
 
-def _stops_at(adapter: Any, token: str | None, stops: Sequence[str]) -> bool:
+def _stops_at(adapter: LoadedModel, tokenizer: Any, token: str | None, stops: Sequence[str]) -> bool:
     if token is None:
         return False
-    return token in stops or adapter.tokenizer.convert_tokens_to_ids(token) in eos_ids(adapter)
+    return token in stops or tokenizer.convert_tokens_to_ids(token) in eos_ids(adapter, tokenizer)
 
 
 def lint_prompts(
-    adapter: Any, kind: RequestKind, requests: Sequence[Any], options: Any, responses: Sequence[Any], fmt: PromptFormat
+    adapter: LoadedModel, kind: RequestKind, requests: Sequence[Any], options: RequestOptions | None, responses: Sequence[Any], fmt: PromptFormat
 ) -> dict[str, Any]:
     """Counts of the lint's findings over one task's prompted requests."""
     prompts = list(dict.fromkeys(_prompt_text(kind, request) for request in requests))
@@ -68,7 +69,7 @@ def lint_prompts(
         eot = fmt.template.end_of_turn if fmt.template else None
         stops = tuple(getattr(options, "stop", ()) or ())
         result["end_of_turn"] = eot
-        result["end_of_turn_not_in_stops"] = 0 if _stops_at(adapter, eot, stops) else len(prompts)
+        result["end_of_turn_not_in_stops"] = 0 if _stops_at(adapter, tokenizer, eot, stops) else len(prompts)
     return result
 
 

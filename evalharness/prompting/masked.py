@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, NoSettings
+from evalharness.models.protocols import LoadedModel, MaskedPositions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, NoSettings, capability
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
@@ -23,25 +24,26 @@ from evalharness.types import (
 __all__ = ["PseudoLoglikelihood"]
 
 
-class PseudoLoglikelihood(Formulation[NoSettings]):
+class PseudoLoglikelihood(Formulation[NoSettings, dict[str, Any]]):
     """Summed pseudo-log-likelihood of each example's ``text`` (every token scored)."""
 
     name = "pseudo_loglikelihood"
     request_kind = RequestKind.PSEUDO_LOGLIKELIHOOD
     method = "masked-LM pseudo-log-likelihood of whole texts, no prompt, nothing generated"
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> dict[str, Any]:
+        windows = capability(adapter, MaskedPositions, self.name)
         return {
             "score": "pseudo-log-likelihood (Salazar et al. 2020), natural log, summed over tokens",
-            "long_texts": f"disjoint windows of {adapter.window_tokens} tokens",
+            "long_texts": f"disjoint windows of {windows.window_tokens} tokens",
         }
 
     def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
         return dict(state)
 
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Any]]:
         return [[example["text"]] for example in examples]
 
-    def decode(self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: Any) -> Decoded:
+    def decode(self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: dict[str, Any]) -> Decoded:
         (response,) = responses
         return Decoded(LogprobPrediction(response.logprob, response.n_tokens), example["text"])

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.models.protocols import LoadedModel, MaskedPositions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
 from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick_choice
 from evalharness.prompting.templates import render
@@ -69,7 +70,7 @@ class FieldChoiceLoglikelihood(ChoiceFormulation[FieldChoiceSettings]):
     Settings = FieldChoiceSettings
     method = "log-likelihood of each of the example's choices after the prompt, nothing generated, no label head"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
 
     def choices(self, task: Task, example: Example) -> list[str]:
@@ -81,7 +82,7 @@ class FieldChoiceLoglikelihood(ChoiceFormulation[FieldChoiceSettings]):
         (the target delimiter; lm-evaluation-harness's ``--apply_chat_template`` rule)."""
         return _choices(task, example)
 
-    def prompt_format(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+    def prompt_format(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
         """An empty template scores each choice as a whole sentence: there is no prompt to put in a turn."""
         if task.spec.prompt is not None and not task.spec.prompt.template.strip():
             reason = "the task's prompt is empty: each choice is scored as a whole sentence, with no turn to put it in"
@@ -101,11 +102,11 @@ class MaskedChoiceSettings(StrictModel):
 
 @dataclass(frozen=True)
 class _MaskedState:
-    adapter: Any
+    adapter: MaskedPositions
     settings: MaskedChoiceSettings
 
 
-class MaskedChoice(Formulation[MaskedChoiceSettings]):
+class MaskedChoice(Formulation[MaskedChoiceSettings, _MaskedState]):
     """Pseudo-log-likelihood of each choice's tokens in context; the highest wins."""
 
     name = "masked_choice"
@@ -113,11 +114,11 @@ class MaskedChoice(Formulation[MaskedChoiceSettings]):
     Settings = MaskedChoiceSettings
     method = "masked-LM pseudo-log-likelihood of each choice, no few-shot prompt, nothing generated, no label head"
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         return super().unsupported_reason(task, adapter) or _needs_prompt(task)
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _MaskedState:
-        return _MaskedState(adapter, self.settings_for(task))
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _MaskedState:
+        return _MaskedState(capability(adapter, MaskedPositions, self.name), self.settings_for(task))
 
     def settings(self, task: Task, state: _MaskedState) -> dict[str, Any]:
         return {**state.settings.model_dump(mode="json"), "score": "pseudo-log-likelihood of the choice's tokens (Salazar et al. 2020)"}

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.models.protocols import LoadedModel, MaskedPositions
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
 from evalharness.prompting.chat import raw_only
 from evalharness.prompting.choice import NORMALISERS, Normalisation
 from evalharness.spec.loader import Task
@@ -51,7 +52,7 @@ class PairLoglikelihoodSettings(StrictModel):
     normalization: Normalisation = "none"
 
 
-class PairLoglikelihood(Formulation[PairLoglikelihoodSettings]):
+class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihoodSettings]):
     """Summed (or length-normalised) log-likelihood of each sentence, given only BOS."""
 
     name = "pair_loglikelihood"
@@ -59,7 +60,7 @@ class PairLoglikelihood(Formulation[PairLoglikelihoodSettings]):
     Settings = PairLoglikelihoodSettings
     method = "log-likelihood of each sentence given only BOS, no prompt, nothing generated"
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> PairLoglikelihoodSettings:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> PairLoglikelihoodSettings:
         return self.settings_for(task)
 
     def settings(self, task: Task, state: PairLoglikelihoodSettings) -> dict[str, Any]:
@@ -69,7 +70,7 @@ class PairLoglikelihood(Formulation[PairLoglikelihoodSettings]):
             "prompt_format": raw_only("each sentence is scored on its own: no prompt, so no chat turns, whatever the model"),
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: PairLoglikelihoodSettings) -> list[list[Any]]:
         return [[LoglikelihoodRequest("", e["sent_more"]), LoglikelihoodRequest("", e["sent_less"])] for e in examples]
 
     def decode(
@@ -91,7 +92,7 @@ class PairPseudoLoglikelihoodSettings(StrictModel):
     round_to: int | None = 3
 
 
-class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings]):
+class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]]):
     """Pseudo-log-likelihood of the shared (or all) tokens of each sentence."""
 
     name = "pair_pseudo_loglikelihood"
@@ -99,10 +100,10 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings]):
     Settings = PairPseudoLoglikelihoodSettings
     method = "masked-LM pseudo-log-likelihood of each sentence, no prompt, nothing generated"
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> tuple[Any, PairPseudoLoglikelihoodSettings]:
-        return adapter, self.settings_for(task)
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]:
+        return capability(adapter, MaskedPositions, self.name), self.settings_for(task)
 
-    def settings(self, task: Task, state: Any) -> dict[str, Any]:
+    def settings(self, task: Task, state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]) -> dict[str, Any]:
         _, settings = state
         what = "tokens shared by both sentences (difflib over token ids)" if settings.tokens == "shared" else "every token"
         return {
@@ -110,19 +111,21 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings]):
             "score": f"pseudo-log-likelihood of the {what}, each masked in turn (Nangia et al. 2020)",
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]) -> list[list[Any]]:
         adapter, settings = state
         requests = []
         for example in examples:
             more, less = example["sent_more"], example["sent_less"]
+            positions_more: tuple[int, ...] | None = None
+            positions_less: tuple[int, ...] | None = None
             if settings.tokens == "shared":
                 positions_more, positions_less = adapter.shared_positions(more, less)
-            else:
-                positions_more = positions_less = None
             requests.append([PseudoLoglikelihoodRequest(more, positions_more), PseudoLoglikelihoodRequest(less, positions_less)])
         return requests
 
-    def decode(self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: Any) -> Decoded:
+    def decode(
+        self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]
+    ) -> Decoded:
         _, settings = state
         more, less = responses
         _finite(task, example, [more.logprob, less.logprob])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalharness.errors import DataError, SpecError
+from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.base import FormulationOptions
 from evalharness.prompting.chat import PromptFormat, PromptParts, resolve_prompt_format
 from evalharness.prompting.templates import prompt_parts as template_parts
@@ -99,7 +100,7 @@ def prompt_details(task: Task, example: Example, few_shot: FewShot | None, fmt: 
     return {"messages": fmt.messages(prompt_parts(task, example, few_shot))} if fmt.chat else {}
 
 
-def prepare_prompt_format(adapter: Any, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
+def prepare_prompt_format(adapter: LoadedModel, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
     """The run's prompt format for this task and the notes about options it did not apply."""
     fmt = resolve_prompt_format(
         adapter, requested=options.prompt_format, system_prompt=options.system_prompt,

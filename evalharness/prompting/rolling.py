@@ -22,7 +22,8 @@ from pydantic import Field, model_validator
 
 from evalharness.config import StrictModel
 from evalharness.errors import EvalHarnessError, ModelError, SpecError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.models.protocols import LoadedModel, TextWindows
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
 from evalharness.prompting.chat import raw_only
 from evalharness.spec.loader import Task
 from evalharness.types import (
@@ -55,7 +56,7 @@ class RollingSettings(StrictModel):
         return self
 
 
-class RollingLoglikelihood(Formulation[RollingSettings]):
+class RollingLoglikelihood(Formulation[RollingSettings, dict[str, Any]]):
     """Whole-text log-likelihoods with explicit windows (``loglikelihood_rolling`` requests)."""
 
     name = "rolling_loglikelihood"
@@ -63,10 +64,11 @@ class RollingLoglikelihood(Formulation[RollingSettings]):
     Settings = RollingSettings
     method = "log-likelihood of whole texts, no prompt, nothing generated"
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> dict[str, Any]:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> dict[str, Any]:
         settings = self.settings_for(task)
+        windows = capability(adapter, TextWindows, self.name)
         try:
-            resolved = adapter.rolling_settings(settings.window, settings.max_length, settings.stride)
+            resolved = windows.rolling_settings(settings.window, settings.max_length, settings.stride)
         except EvalHarnessError as exc:
             raise SpecError(f"{task.path}: formulations.{self.name}: {exc}") from None
         return {**resolved, "append_eos": settings.append_eos}
@@ -81,11 +83,11 @@ class RollingLoglikelihood(Formulation[RollingSettings]):
             "prompt_format": raw_only("perplexity scores the text itself: no prompt, so no chat turns, whatever the model"),
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: Any) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Any]]:
         return [[example["text"]] for example in examples]
 
     def decode(
-        self, task: Task, example: Example, responses: Sequence[RollingLoglikelihoodResponse], state: Any
+        self, task: Task, example: Example, responses: Sequence[RollingLoglikelihoodResponse], state: dict[str, Any]
     ) -> Decoded:
         (response,) = responses
         if not math.isfinite(response.logprob):

@@ -17,11 +17,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from evalharness.config import StrictModel
+from evalharness.models.protocols import DecodesSequences, LoadedModel
 from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
     RunOption,
+    capability,
     task_decoding,
 )
 from evalharness.prompting.templates import render
@@ -82,7 +84,7 @@ PREDICTIONS: dict[str, Callable[[Seq2SeqSettings, str], Any]] = {
 }
 
 
-class Seq2SeqGenerate(Formulation[Seq2SeqSettings]):
+class Seq2SeqGenerate(Formulation[Seq2SeqSettings, _State]):
     """Generated text from an encoder-decoder model, as the task kind's prediction."""
 
     name = "seq2seq_generate"
@@ -91,7 +93,7 @@ class Seq2SeqGenerate(Formulation[Seq2SeqSettings]):
     method = "encoder-decoder generation from the source text, no few-shot prompt, no label head"
     Settings = Seq2SeqSettings
 
-    def unsupported_reason(self, task: Task, adapter: Any) -> str | None:
+    def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         reason = super().unsupported_reason(task, adapter)
         if reason is None and adapter.kind != "seq2seq":
             return f"needs an encoder-decoder (seq2seq) checkpoint, not a {adapter.kind} one"
@@ -104,15 +106,16 @@ class Seq2SeqGenerate(Formulation[Seq2SeqSettings]):
             )
         return reason
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _State:
         settings: Seq2SeqSettings = self.settings_for(task)
         decoding = task_decoding(task, options)
-        prefix = settings.prefixes.get(adapter.model_type, "")
+        model = capability(adapter, DecodesSequences, self.name)
+        prefix = settings.prefixes.get(model.model_type, "")
         recorded = {
-            "model_type": adapter.model_type,
+            "model_type": model.model_type,
             "prefix": prefix,
             "template": settings.template or "{{ source }}",
-            "generation": adapter.generation_settings(decoding),
+            "generation": model.generation_settings(decoding),
         }
         if settings.no_answer_text is not None:
             recorded["no_answer_text"] = settings.no_answer_text

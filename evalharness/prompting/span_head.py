@@ -17,7 +17,8 @@ from pydantic import Field, model_validator
 
 from evalharness.config import StrictModel
 from evalharness.errors import DataError, SpecError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.models.protocols import LoadedModel, SpanWindows
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
@@ -68,7 +69,7 @@ class _State:
     recorded: dict[str, Any]
 
 
-class SpanHead(Formulation[SpanHeadSettings]):
+class SpanHead(Formulation[SpanHeadSettings, _State]):
     """The head's best span (or the empty answer), with its no-answer probability."""
 
     name = "span_head"
@@ -76,9 +77,9 @@ class SpanHead(Formulation[SpanHeadSettings]):
     method = "extractive QA head: answers are spans of the context, no prompt, nothing generated"
     Settings = SpanHeadSettings
 
-    def prepare(self, task: Task, adapter: Any, options: FormulationOptions) -> _State:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _State:
         settings: SpanHeadSettings = self.settings_for(task)
-        length, stride = adapter.windowing(settings.max_length, settings.doc_stride)
+        length, stride = capability(adapter, SpanWindows, self.name).windowing(settings.max_length, settings.doc_stride)
         values = settings.model_dump()
         values.update(max_length=length, doc_stride=stride, allow_no_answer=bool(settings.allow_no_answer))
         recorded = {**values, "allow_no_answer_set": settings.allow_no_answer is not None}
