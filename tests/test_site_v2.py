@@ -1,19 +1,14 @@
 """Leaderboard site v2 in real Chromium at 1280×800, on a 20-system WMT21 board scored from
 the official system outputs, and WMT21 de-en rank clusters next to the official ranking.
 
-The WMT runs are scored once per session (``evalharness score --run-dir``, one run
-directory per system, as ``tests/test_wmt_golden.py`` does) and skipped cleanly without the
-shared data; the browser tests skip when Chromium cannot start. Screenshots go to
+The WMT runs are scored once per session and shared with ``tests/test_wmt_golden.py``
+(``tests/wmt_runs.py``), and skipped cleanly without the shared data; the browser tests skip when Chromium cannot start. Screenshots go to
 ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
-import io
-import os
 from pathlib import Path
 
 import pytest
@@ -26,48 +21,24 @@ from tests.conftest import run_cli
 from tests.publish_fixtures import HOSTILE_MODEL, HOSTILE_PREDICTION, HOSTILE_TASK, SCRIPT, write_hostile_run
 from tests.record_factory import metric, task, write_run
 from tests.test_browser import ARGS, ARTIFACTS, CHROMIUM, browser, wait_until  # noqa: F401 - browser: a pytest fixture
+from tests.wmt_runs import scored_runs
 
 EN_DE, DE_EN = "translation/wmt21_en_de", "translation/wmt21_de_en"
 PAIRS = {EN_DE: "en-de", DE_EN: "de-en"}
 LONG_NAME = "Facebook-AI (WMT21 primary submission, big ensemble)"
 
 
-# -- the WMT21 boards, scored once per session ------------------------------------------------------
-
-
-def _score_systems(shared_data: Path, task_name: str, runs: Path) -> None:
-    from evalharness.cli import main
-
-    pair = PAIRS[task_name]
-    for path in sorted((shared_data / "wmt21" / "system-outputs").glob(f"newstest2021.{pair}.hyp.*")):
-        system = path.name.split(".hyp.")[1].rsplit(".", 1)[0]
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            code = main(["score", "--task", task_name, "--predictions", str(path), "--data-dir", str(shared_data),
-                         "--run-dir", str(runs / system), "--name", system, "--n-resamples", "100"])
-        if code != 0:
-            raise RuntimeError(f"evalharness score failed for {system}")
-
-
-def _wmt_runs(shared_data: Path, tmp_path_factory, task_name: str) -> Path:
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"wmt21-{PAIRS[task_name]}"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".done").exists():
-            _score_systems(shared_data, task_name, root / "runs")
-            (root / ".done").touch()
-    return root / "runs"
+# -- the WMT21 boards, scored once per session (tests/wmt_runs.py) ----------------------------------
 
 
 @pytest.fixture(scope="session")
 def wmt21_en_de_runs(shared_data, tmp_path_factory) -> Path:
-    return _wmt_runs(shared_data, tmp_path_factory, EN_DE)
+    return scored_runs(shared_data, tmp_path_factory, EN_DE)
 
 
 @pytest.fixture(scope="session")
 def wmt21_de_en_runs(shared_data, tmp_path_factory) -> Path:
-    return _wmt_runs(shared_data, tmp_path_factory, DE_EN)
+    return scored_runs(shared_data, tmp_path_factory, DE_EN)
 
 
 @pytest.fixture(scope="module")

@@ -23,21 +23,19 @@ import pytest
 
 from evalharness.records.record import load_record
 from tests.inprocess import main  # noqa: F401 - pytest fixture
+from tests.wmt_runs import WMT, scored_runs, system_outputs
 
 pytestmark = pytest.mark.shared_data
 
-# task -> (folder, file prefix, pair, official metric name for each of our result keys)
-TASKS = {
-    "translation/wmt21_de_en": ("wmt21", "newstest2021", "de-en", {"bleu": "bleu-all", "chrf": "chrf-all", "bleu-refA": "bleu-A", "chrf-refA": "chrf-A"}),
-    "translation/wmt21_en_de": ("wmt21", "newstest2021", "en-de", {"bleu": "bleu-all", "chrf": "chrf-all", "bleu-refA": "bleu-A", "chrf-refA": "chrf-A"}),
-    "translation/wmt23_de_en": ("wmt23", "generaltest2023", "de-en", {"bleu": "bleu-all", "chrf": "chrf-all", "bleu-refA": "bleu-refA", "chrf-refA": "chrf-refA"}),
-    "translation/wmt23_en_de": ("wmt23", "generaltest2023", "en-de", {"bleu": "bleu-all", "chrf": "chrf-all", "bleu-refA": "bleu-refA", "chrf-refA": "chrf-refA"}),
-}
+# task -> the official metric name of each of our result keys (folders and pairs: tests/wmt_runs.py)
+_WMT21 = {"bleu": "bleu-all", "chrf": "chrf-all", "bleu-refA": "bleu-A", "chrf-refA": "chrf-A"}
+_WMT23 = {"bleu": "bleu-all", "chrf": "chrf-all", "bleu-refA": "bleu-refA", "chrf-refA": "chrf-refA"}
+TASKS = {"translation/wmt21_de_en": _WMT21, "translation/wmt21_en_de": _WMT21, "translation/wmt23_de_en": _WMT23, "translation/wmt23_en_de": _WMT23}
 
 
 def official_scores(shared_data: Path, task: str) -> dict[str, dict[str, float]]:
     """system -> official metric -> score, from the WMT repository's TSV."""
-    folder, _, pair, _ = TASKS[task]
+    folder, _, pair = WMT[task]
     scores: dict[str, dict[str, float]] = {}
     with open(shared_data / folder / "scores" / "automatic-scores.tsv", encoding="utf-8", newline="") as stream:
         for row in csv.DictReader(stream, delimiter="\t"):
@@ -47,8 +45,7 @@ def official_scores(shared_data: Path, task: str) -> dict[str, dict[str, float]]
 
 
 def system_output(shared_data: Path, task: str, system: str) -> Path:
-    folder, prefix, pair, _ = TASKS[task]
-    return shared_data / folder / "system-outputs" / f"{prefix}.{pair}.hyp.{system}.{pair[-2:]}"
+    return system_outputs(shared_data, task)[system]
 
 
 def score_system(main, shared_data: Path, task: str, system: str, run_dir: Path) -> dict:
@@ -61,8 +58,14 @@ def score_system(main, shared_data: Path, task: str, system: str, run_dir: Path)
 
 
 def assert_reproduces(printed: dict, official: dict[str, float], task: str) -> None:
-    for key, official_name in TASKS[task][3].items():
+    """``printed``: what ``score`` printed, or a record's values in the same shape."""
+    for key, official_name in TASKS[task].items():
         assert printed["metrics"][key]["value"] == official[official_name], (task, printed["system"], key)
+
+
+def record_values(record, task: str) -> dict:
+    """A run record's values of ``task`` in the shape ``score`` prints them."""
+    return {"system": record.model.name, "metrics": {key: {"value": entry.value} for key, entry in record.tasks[task].metrics.items()}}
 
 
 @pytest.mark.parametrize(
@@ -114,21 +117,22 @@ def test_agrees_with_the_sacrebleu_command_line(main, shared_data, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(TASKS))
-def test_every_official_system_is_reproduced_and_ranks_as_published(main, shared_data, tmp_path, task):
-    """All 19 + 20 WMT21 and 13 + 12 WMT23 systems, every metric; then a leaderboard from the
-    run directories (one per system) ranks the systems exactly as the official BLEU does."""
+def test_every_official_system_is_reproduced_and_ranks_as_published(shared_data, tmp_path_factory, task):
+    """All 19 + 20 WMT21 and 13 + 12 WMT23 systems, every metric, as their run records keep
+    them; then a leaderboard from the run directories (one per system) ranks the systems
+    exactly as the official BLEU does. The runs are scored once per session and shared with
+    the site tests (``tests/wmt_runs.py``)."""
     import pandas as pd
 
     official = official_scores(shared_data, task)
-    outputs = sorted(system_output(shared_data, task, "X").parent.glob(f"*.{TASKS[task][2]}.hyp.*"))
-    systems = [path.name.split(".hyp.")[1].rsplit(".", 1)[0] for path in outputs]
+    runs = scored_runs(shared_data, tmp_path_factory, task)
+    systems = sorted(system_outputs(shared_data, task))
     assert len(systems) == {"translation/wmt21_de_en": 19, "translation/wmt21_en_de": 20}.get(task, 13 if "de_en" in task else 12)
-    for system in systems:
-        assert_reproduces(score_system(main, shared_data, task, system, tmp_path), official[system], task)
-    rows = [
-        {"system": record.model.name, **{key: entry.value for key, entry in record.tasks[task].metrics.items()}}
-        for record in (load_record(run) for run in sorted(tmp_path.iterdir()))
-    ]
+    records = {system: load_record(runs / system) for system in systems}
+    for system, record in records.items():
+        assert record.model.name == system
+        assert_reproduces(record_values(record, task), official[system], task)
+    rows = [{"system": system, **{key: entry.value for key, entry in record.tasks[task].metrics.items()}} for system, record in records.items()]
     board = pd.DataFrame(rows).sort_values("bleu", ascending=False)
     official_order = sorted(systems, key=lambda s: -official[s]["bleu-all"])
     assert list(board["system"]) == official_order
