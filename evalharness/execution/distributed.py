@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from evalharness.errors import UsageError
+from evalharness.types import Request, RequestOptions
 
 __all__ = [
     "SINGLE_PROCESS",
@@ -144,7 +145,7 @@ def distributed_session(device: str = "auto") -> Iterator[DistributedContext]:
             dist.destroy_process_group()
 
 
-def request_cost(request: Any, options: Any = None) -> int:
+def request_cost(request: Request, options: RequestOptions | None = None) -> int:
     """Characters of a request's text fields (+ the generation budget); at least 1."""
     fields = request if isinstance(request, tuple) else (request,)
     characters = sum(len(value) for value in fields if isinstance(value, str))
@@ -152,7 +153,7 @@ def request_cost(request: Any, options: Any = None) -> int:
     return max(1, characters + generated)
 
 
-def request_costs(requests: Sequence[Any], options: Any = None) -> list[int]:
+def request_costs(requests: Sequence[Request], options: RequestOptions | None = None) -> list[int]:
     return [request_cost(request, options) for request in requests]
 
 

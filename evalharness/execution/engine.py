@@ -40,7 +40,7 @@ from evalharness.models.batching import (
 )
 from evalharness.models.packing import ROW_FACTOR, row_width
 from evalharness.models.protocols import REQUEST_CALLS, LoadedModel
-from evalharness.types import LoglikelihoodRequest, RequestKind
+from evalharness.types import LoglikelihoodRequest, Request, RequestKind, RequestOptions, Response
 
 __all__ = ["Engine", "EngineStats", "is_out_of_memory"]
 
@@ -71,7 +71,7 @@ def _free_accelerator_memory() -> None:
         pass
 
 
-def _chunk_order(request: Any, length: int) -> tuple[int, str, int]:
+def _chunk_order(request: Request, length: int) -> tuple[int, str, int]:
     """Longest first; requests that share a context (the options of a multiple-choice
     question) stay adjacent, so they land in one chunk and can share its forward passes."""
     if isinstance(request, LoglikelihoodRequest):
@@ -79,7 +79,7 @@ def _chunk_order(request: Any, length: int) -> tuple[int, str, int]:
     return (-length, "", 0)
 
 
-def _token_chunks(order: list[int], requests: Sequence[Any], lengths: Sequence[int], rows: int, row_limit: int | None) -> list[list[int]]:
+def _token_chunks(order: list[int], requests: Sequence[Request], lengths: Sequence[int], rows: int, row_limit: int | None) -> list[list[int]]:
     """Requests in ``order`` cut into chunks of about ``rows`` packed rows (``row_width`` of
     each chunk's longest request, at most ``row_limit``: longer texts are windowed). A
     request with the context of the one before it costs only what it adds, and is never cut
@@ -175,13 +175,13 @@ class Engine:
     def compute(
         self,
         kind: RequestKind,
-        requests: Sequence[Any],
-        options: Any,
+        requests: Sequence[Request],
+        options: RequestOptions | None,
         *,
         stats: EngineStats,
         batch_size: int | None = None,
         packing: bool = True,
-    ) -> list[Any]:
+    ) -> list[Response]:
         """Responses to ``requests`` from the model (no cache), backing off on OOM;
         ``packing=False`` (or the engine's, or an enclosing ``batching_scope(packing=False)``):
         the adapters' reference layout (a padded row per sequence)."""
@@ -215,7 +215,7 @@ class Engine:
         return list(responses)
 
     # -- cache, chunks and order ------------------------------------------------------------
-    def plan_chunks(self, requests: Sequence[Any], kind: RequestKind | None = None) -> list[list[int]]:
+    def plan_chunks(self, requests: Sequence[Request], kind: RequestKind | None = None) -> list[list[int]]:
         """Chunks of request indices, longest (in tokens) first; deterministic for given requests."""
         lengths = self.adapter.token_lengths(requests)
         order = sorted(range(len(requests)), key=lambda i: (*_chunk_order(requests[i], lengths[i]), i))
@@ -227,11 +227,11 @@ class Engine:
     def run(
         self,
         kind: RequestKind,
-        requests: Sequence[Any],
-        options: Any,
+        requests: Sequence[Request],
+        options: RequestOptions | None,
         *,
         on_progress: ChunkCallback | None = None,
-    ) -> tuple[list[Any], EngineStats]:
+    ) -> tuple[list[Response], EngineStats]:
         """Responses to ``requests`` in their order, from the cache where possible."""
         started = time.perf_counter()
         stats = EngineStats(requests=len(requests), batch_size_start=self.start_batch_size, batch_size_final=self.start_batch_size)
@@ -247,7 +247,7 @@ class Engine:
         )
         stats.hits = len(known)
         stats.misses = stats.unique - stats.hits
-        answers: dict[str, Any] = dict(known)
+        answers: dict[str, Response] = dict(known)
         unique_requests = [requests[first[key]] for key in unique_keys]
         if on_progress and known:
             on_progress(sum(1 for key in keys if key in known))
@@ -275,7 +275,7 @@ class Engine:
 
     # -- --check-determinism ---------------------------------------------------------------
     def check_determinism(
-        self, kind: RequestKind, requests: Sequence[Any], responses: Sequence[Any], options: Any, stats: EngineStats
+        self, kind: RequestKind, requests: Sequence[Request], responses: Sequence[Response], options: RequestOptions | None, stats: EngineStats
     ) -> dict[str, Any]:
         """Recompute a sample (no cache) at another batch size through the adapters'
         reference layout (every sequence in a padded row of its own, no shared prefixes) and

@@ -20,7 +20,7 @@ from evalharness.errors import ModelError
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.chat import PromptFormat
 from evalharness.spec.loader import Task
-from evalharness.types import Decoded, Decoding, Example, RequestKind, RequestOptions
+from evalharness.types import Decoded, Decoding, Example, Request, RequestKind, RequestOptions
 
 __all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "capability", "task_decoding"]
 
@@ -147,7 +147,7 @@ class Formulation(ABC, Generic[SettingsT, StateT]):
         return {}, []
 
     @abstractmethod
-    def requests(self, task: Task, examples: Sequence[Example], state: StateT) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: StateT) -> list[list[Request]]:
         """Requests per example (several for multiple choice)."""
 
     @abstractmethod

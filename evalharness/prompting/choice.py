@@ -44,6 +44,7 @@ from evalharness.types import (
     LabelPrediction,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
+    Request,
     RequestKind,
 )
 
@@ -147,7 +148,7 @@ class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState]):
                 )
         return continuations
 
-    def requests(self, task: Task, examples: Sequence[Example], state: ChoiceState) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: ChoiceState) -> list[list[Request]]:
         prompts = build_prompts(task, examples, state.few_shot, state.prompt)
         return [
             [LoglikelihoodRequest(prompt, text) for text in self._continuations(task, example, state)]

@@ -28,7 +28,7 @@ from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.swaps import Swapper
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.types import CounterfactualPrediction, Example, RequestOptions
+from evalharness.types import CounterfactualPrediction, Example, Request, RequestOptions
 
 if TYPE_CHECKING:  # a type only: this module also reads metrics (SQuAD normalisation), and only the runner knows both
     from evalharness.models.protocols import LoadedModel
@@ -182,7 +182,7 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
                 found.append((group, changed))
         return found
 
-    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Request]]:
         grouped = []
         for example in examples:
             variants = [variant for _, variant in self.variants(task, example, state)]

@@ -48,6 +48,7 @@ from evalharness.types import (
     GenerateResponse,
     GenerationOptions,
     Prediction,
+    Request,
     RequestKind,
     SpanPrediction,
     TextPrediction,
@@ -166,7 +167,7 @@ class PromptGenerate(Formulation[NoSettings, GenerateState]):
             )
         return {"thinking_outcomes": {name: outcomes[name] for name in THINKING_OUTCOMES}}, notes
 
-    def requests(self, task: Task, examples: Sequence[Example], state: GenerateState) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: GenerateState) -> list[list[Request]]:
         return [[prompt] for prompt in build_prompts(task, examples, state.few_shot, state.prompt)]
 
     def decode(self, task: Task, example: Example, responses: Sequence[GenerateResponse], state: GenerateState) -> Decoded:

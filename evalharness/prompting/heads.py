@@ -29,6 +29,7 @@ from evalharness.types import (
     ClassifyResponse,
     Example,
     LabelPrediction,
+    Request,
     RequestKind,
     ScorePrediction,
 )
@@ -112,7 +113,7 @@ class ClassifierHead(Formulation[NoSettings, tuple[str, ...]]):
     def settings(self, task: Task, state: tuple[str, ...]) -> dict[str, Any]:
         return {"label_map": {str(index): label for index, label in enumerate(state)}}
 
-    def requests(self, task: Task, examples: Sequence[Example], state: tuple[str, ...]) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: tuple[str, ...]) -> list[list[Request]]:
         return [[_inputs(example)] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: tuple[str, ...]) -> Decoded:
@@ -144,7 +145,7 @@ class RegressionHead(Formulation[NoSettings, None]):
     def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> None:
         return None
 
-    def requests(self, task: Task, examples: Sequence[Example], state: None) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: None) -> list[list[Request]]:
         return [[_inputs(example)] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: None) -> Decoded:

@@ -18,6 +18,7 @@ from evalharness.types import (
     Example,
     LogprobPrediction,
     PseudoLoglikelihoodResponse,
+    Request,
     RequestKind,
 )
 
@@ -41,7 +42,7 @@ class PseudoLoglikelihood(Formulation[NoSettings, dict[str, Any]]):
     def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
         return dict(state)
 
-    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Request]]:
         return [[example["text"]] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: dict[str, Any]) -> Decoded:

@@ -34,6 +34,7 @@ from evalharness.types import (
     Example,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
+    Request,
     RequestKind,
 )
 
@@ -127,10 +128,10 @@ class MaskedChoice(Formulation[MaskedChoiceSettings, _MaskedState]):
         prompt = render(_template(task), example, task)
         return [(prompt + state.settings.choice_prefix + choice, len(prompt)) for choice in _choices(task, example)]
 
-    def requests(self, task: Task, examples: Sequence[Example], state: _MaskedState) -> list[list[Any]]:
-        requests = []
+    def requests(self, task: Task, examples: Sequence[Example], state: _MaskedState) -> list[list[Request]]:
+        requests: list[list[Request]] = []
         for example in examples:
-            row = []
+            row: list[Request] = []
             for text, start in self._texts(task, example, state):
                 positions = None if start == 0 else state.adapter.token_positions(text, [(start, len(text))])
                 row.append(PseudoLoglikelihoodRequest(text, positions))

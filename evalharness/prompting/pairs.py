@@ -33,6 +33,7 @@ from evalharness.types import (
     PairPrediction,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
+    Request,
     RequestKind,
 )
 
@@ -70,7 +71,7 @@ class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihood
             "prompt_format": raw_only("each sentence is scored on its own: no prompt, so no chat turns, whatever the model"),
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: PairLoglikelihoodSettings) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: PairLoglikelihoodSettings) -> list[list[Request]]:
         return [[LoglikelihoodRequest("", e["sent_more"]), LoglikelihoodRequest("", e["sent_less"])] for e in examples]
 
     def decode(
@@ -111,9 +112,9 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple
             "score": f"pseudo-log-likelihood of the {what}, each masked in turn (Nangia et al. 2020)",
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]) -> list[list[Request]]:
         adapter, settings = state
-        requests = []
+        requests: list[list[Request]] = []
         for example in examples:
             more, less = example["sent_more"], example["sent_less"]
             positions_more: tuple[int, ...] | None = None

@@ -29,6 +29,7 @@ from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
     LogprobPrediction,
+    Request,
     RequestKind,
     RollingLoglikelihoodResponse,
     RollingOptions,
@@ -83,7 +84,7 @@ class RollingLoglikelihood(Formulation[RollingSettings, dict[str, Any]]):
             "prompt_format": raw_only("perplexity scores the text itself: no prompt, so no chat turns, whatever the model"),
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Request]]:
         return [[example["text"]] for example in examples]
 
     def decode(

@@ -36,6 +36,7 @@ from evalharness.types import (
     GenerateResponse,
     GenerationOptions,
     Prediction,
+    Request,
     RequestKind,
     SpanPrediction,
     TextPrediction,
@@ -127,7 +128,7 @@ class Seq2SeqGenerate(Formulation[Seq2SeqSettings, _State]):
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         return dict(state.recorded)
 
-    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Request]]:
         return [[_encoder_input(task, example, state)] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[GenerateResponse], state: _State) -> Decoded:

@@ -22,6 +22,7 @@ from evalharness.prompting.base import Decoded, Formulation, FormulationOptions,
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
+    Request,
     RequestKind,
     SpanOptions,
     SpanPrediction,
@@ -91,7 +92,7 @@ class SpanHead(Formulation[SpanHeadSettings, _State]):
     def settings(self, task: Task, state: _State) -> dict[str, Any]:
         return dict(state.recorded)
 
-    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Any]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Request]]:
         unanswerable = [example.id for example in examples if not example.fields.get("answers")]
         if unanswerable and not state.recorded["allow_no_answer_set"]:
             raise SpecError(

@@ -187,6 +187,16 @@ class PseudoLoglikelihoodResponse:
     n_tokens: int
 
 
+# Any request or response, as the engine, the cache and the distributed planner move them
+# without reading them; each protocol method takes and returns its own kind's types. A
+# ``loglikelihood_rolling`` or ``generate`` request is its text.
+Request = str | ClassifyRequest | SpanRequest | LoglikelihoodRequest | PseudoLoglikelihoodRequest
+Response = (
+    ClassifyResponse | SpanResponse | LoglikelihoodResponse | RollingLoglikelihoodResponse | GenerateResponse
+    | PseudoLoglikelihoodResponse
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """A model's (or a prediction file's) answer to one example, before scoring.
