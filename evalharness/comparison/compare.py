@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from evalharness.stats import (
     paired_permutation,
 )
 from evalharness.types import Direction, MetricResult, finite_or_none, signature_identity, signature_text
+
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
 
 __all__ = [
     "COMPARE_SCHEMA",
@@ -169,7 +172,7 @@ class Comparison:
 class _Pair:
     """One metric's aligned statistics in both runs and how to score them."""
 
-    metric: Any
+    metric: Metric
     stats_a: np.ndarray
     stats_b: np.ndarray
     scorer: Scorer
@@ -295,7 +298,7 @@ def _verdict(change: float | None, p_adjusted: float | None, alpha: float, lower
     return IMPROVED if (change < 0) == lower_is_better else REGRESSED
 
 
-def _scorer(metric: Any, ideal: float | None) -> Scorer:
+def _scorer(metric: Metric, ideal: float | None) -> Scorer:
     transform = None if ideal is None else (lambda values: np.abs(values - ideal))
     return Scorer(metric.aggregate, metric.aggregate_sums if metric.additive else None, transform)
 

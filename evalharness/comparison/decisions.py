@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +53,9 @@ from evalharness.records.record import RunRecord
 from evalharness.stats import Scorer
 from evalharness.types import finite_or_none
 
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
+
 __all__ = ["CheckOutcome", "PairedData", "PairedMetric", "estimate", "mde_for_drop", "statistical_check"]
 
 
@@ -63,7 +66,7 @@ class PairedMetric:
 
     task: str
     key: str
-    metric: Any
+    metric: Metric
     stats_candidate: np.ndarray
     stats_baseline: np.ndarray
     ids: list[str]
@@ -142,7 +145,7 @@ def estimate(paired: PairedMetric, *, confidence: float, on_distance: bool, seed
     if not on_distance and paired.mean_of_examples:
         candidate, baseline = paired.example_scores()
         return paired_difference(candidate, baseline, higher_is_better=paired.higher_is_better, confidence=confidence,
-                                 bounds=tuple(paired.metric.bounds), clusters=paired.clusters, ids=paired.ids)
+                                 bounds=paired.metric.bounds, clusters=paired.clusters, ids=paired.ids)
     result = paired_bootstrap_difference(
         paired.stats_candidate,
         paired.stats_baseline,

@@ -23,6 +23,9 @@ from evalharness.config import Location, StrictModel, load_config, where
 from evalharness.errors import EvalHarnessError, SpecError, did_you_mean
 from evalharness.records.record import RunRecord
 
+if TYPE_CHECKING:
+    from evalharness.spec.catalog import TaskCatalog
+
 __all__ = [
     "BASELINE_CHECKS",
     "CHECK_NAMES",
@@ -244,7 +247,7 @@ def metric_facts(name: str, settings: Mapping[str, Any], *, ideal: Any = ..., hi
 class _Registry:
     """Tasks and metric keys the policy may name: the task registry plus both runs."""
 
-    def __init__(self, catalog: Any, runs: Iterable[RunRecord]) -> None:
+    def __init__(self, catalog: TaskCatalog, runs: Iterable[RunRecord]) -> None:
         self.catalog = catalog
         self.runs = list(runs)
         self.registered = set(catalog.names())
@@ -432,7 +435,7 @@ def _contradictions(loaded: LoadedPolicy, facts: dict[int, MetricFacts]) -> list
     return problems
 
 
-def validate_policy(loaded: LoadedPolicy, catalog: Any, runs: Iterable[RunRecord | None] = ()) -> dict[int, MetricFacts]:
+def validate_policy(loaded: LoadedPolicy, catalog: TaskCatalog, runs: Iterable[RunRecord | None] = ()) -> dict[int, MetricFacts]:
     """Check every rule against the task registry (``TaskCatalog``) and the runs before any
     evaluation; raises :class:`SpecError` listing every problem. Returns each rule's metric facts."""
     registry = _Registry(catalog, [run for run in runs if run is not None])

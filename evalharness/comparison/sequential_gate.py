@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from evalharness.errors import RecordError, UsageError
 from evalharness.inference import Margin, SequentialDecision, SequentialRule, decide
 from evalharness.records.record import RunRecord
 from evalharness.types import finite_or_none
+
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
 
 __all__ = ["SequentialCheck", "SequentialState", "plan_checks"]
 
@@ -52,7 +55,7 @@ class SequentialCheck:
     description: str
     task: str
     key: str
-    metric: Any
+    metric: Metric
     rules: tuple[SequentialRule, ...]
     paired: bool  # decided on candidate minus baseline (better direction), else on the candidate
     margin: float | None = None
@@ -67,7 +70,7 @@ def _metric(task_spec: Any, key: str) -> Any:
     raise UsageError(f"task '{task_spec.name}' has no metric '{key}'")
 
 
-def _why_not(rule: Any, check: str, task_spec: Any, metric: Any, baseline: RunRecord | None) -> str | None:
+def _why_not(rule: Any, check: str, task_spec: Any, metric: Metric, baseline: RunRecord | None) -> str | None:
     """Why ``--sequential`` cannot decide this check (None: it can)."""
     low, high = metric.bounds
     reasons = [
@@ -86,11 +89,11 @@ def _why_not(rule: Any, check: str, task_spec: Any, metric: Any, baseline: RunRe
     return next((reason for failing, reason in reasons if failing), None)
 
 
-def _direction(metric: Any) -> float:
+def _direction(metric: Metric) -> float:
     return 1.0 if metric.higher_is_better else -1.0
 
 
-def _rules_for(check: str, limit: Any, metric: Any, baseline_value: float | None, alpha: float, final_share: float, label: str) -> tuple[tuple[SequentialRule, ...], float | None]:
+def _rules_for(check: str, limit: Any, metric: Metric, baseline_value: float | None, alpha: float, final_share: float, label: str) -> tuple[tuple[SequentialRule, ...], float | None]:
     low, high = (float(b) for b in metric.bounds)
     span = high - low
     if check == "min":

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from evalharness.spec.loader import Task
 from evalharness.stats import Scorer
 from evalharness.types import Example, GroupResult, MetricResult, Signature
 from evalharness.types.results import containing, finite_or_none
+
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
 
 __all__ = ["cluster_id", "clustered_result", "example_clusters"]
 
@@ -65,7 +68,7 @@ def example_clusters(task: Task, examples: Sequence[Example]) -> list[str] | Non
     return clusters
 
 
-def _interval(metric: Any, rows: np.ndarray, clusters: np.ndarray, *, seed: int, n_resamples: int, confidence: float) -> tuple[float, float, float, int]:
+def _interval(metric: Metric, rows: np.ndarray, clusters: np.ndarray, *, seed: int, n_resamples: int, confidence: float) -> tuple[float, float, float, int]:
     """Percentile cluster-bootstrap interval of the metric on ``rows``: (low, high, stderr, G)."""
     if rows.shape[0] == 0:
         nan = float("nan")
@@ -82,7 +85,7 @@ def _interval(metric: Any, rows: np.ndarray, clusters: np.ndarray, *, seed: int,
 
 
 def clustered_result(
-    metric: Any,
+    metric: Metric,
     result: MetricResult,
     stats: np.ndarray,
     clusters: Sequence[str],

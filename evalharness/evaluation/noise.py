@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from evalharness.records.record import (
     read_samples,
 )
 from evalharness.types import finite_or_none
+
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
 
 __all__ = ["NOISE_FILE", "NOISE_SCHEMA", "NoiseOptions", "measure_noise"]
 
@@ -101,14 +104,14 @@ def _sample(rows: list[dict[str, Any]], size: int, seed: int, task: str) -> list
     return [ids[i] for i in sorted(chosen)]
 
 
-def _values(metric: Any, rows: dict[str, dict[str, Any]], ids: Sequence[str], key: str) -> tuple[float, np.ndarray]:
+def _values(metric: Metric, rows: dict[str, dict[str, Any]], ids: Sequence[str], key: str) -> tuple[float, np.ndarray]:
     stats = np.array([rows[i]["stats"][key] for i in ids], dtype=float).reshape(len(ids), -1)
     entered = metric.entered(stats)
     value = float(metric.aggregate(stats[entered])) if entered.any() else float("nan")
     return value, metric.example_scores(stats)
 
 
-def _bootstrap_spread(metric: Any, stats: np.ndarray, seed: int, count: int, n_resamples: int) -> dict[str, Any] | None:
+def _bootstrap_spread(metric: Metric, stats: np.ndarray, seed: int, count: int, n_resamples: int) -> dict[str, Any] | None:
     if count == 0:
         return None
     bounds = [metric.interval(stats, rng=np.random.default_rng(seed + k), n_resamples=n_resamples, confidence=0.95) for k in range(count + 1)]

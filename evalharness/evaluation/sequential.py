@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from evalharness.records.record import (
     load_record,
 )
 from evalharness.records.store import update_record
+
+if TYPE_CHECKING:
+    from evalharness.spec.catalog import TaskCatalog
 
 __all__ = ["SequentialOptions", "sequential_gate"]
 
@@ -69,7 +72,7 @@ def _order(task: str, ids: list[str], seed: int) -> list[str]:
     return [ids[i] for i in permutation]
 
 
-def _task_ids(task: str, catalog: Any, config: RunConfig, baseline: Path | None, record: RunRecord | None) -> list[str]:
+def _task_ids(task: str, catalog: TaskCatalog, config: RunConfig, baseline: Path | None, record: RunRecord | None) -> list[str]:
     """The examples the gate may draw: the baseline's (checked to be the task's data), or
     the task's whole evaluation split."""
     spec = catalog.load(task)
@@ -87,7 +90,7 @@ def _task_ids(task: str, catalog: Any, config: RunConfig, baseline: Path | None,
     return [example.id for example in chosen]
 
 
-def _baseline_scores(loaded: LoadedPolicy, catalog: Any, baseline: Path | None, record: RunRecord | None) -> dict[tuple[str, str], dict[str, float]]:
+def _baseline_scores(loaded: LoadedPolicy, catalog: TaskCatalog, baseline: Path | None, record: RunRecord | None) -> dict[tuple[str, str], dict[str, float]]:
     """Per-example scores of the baseline for every rule's metric (recomputed from the
     statistics, by the metric the task spec names; a different metric is refused)."""
     from evalharness.metrics.registry import build_metric

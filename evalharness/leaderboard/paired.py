@@ -44,6 +44,9 @@ from evalharness.stats import BOOTSTRAP_PVALUES, Scorer, adjust_pvalues, mcnemar
 if TYPE_CHECKING:
     import pandas as pd
 
+    from evalharness.metrics.base import Metric
+    from evalharness.types import MetricResult
+
     from evalharness.comparison.compare import CompareSettings, MetricComparison
 
 __all__ = ["ColumnTests", "PairedTests", "verdict_of"]
@@ -120,7 +123,7 @@ class PairedTests:
             problem, system = self._system(model, row)
             if system is not None and metric is None:
                 metric, problem = self._metric(system.entry)
-            if system is not None and not problem:
+            if system is not None and not problem and metric is not None:
                 problem = self._reproduced(system, metric, row)
             if problem:
                 problems[model] = problem
@@ -147,7 +150,7 @@ class PairedTests:
             return f"samples of {row.task} in {run_dir} repeat an example id", None
         return "", _System(model, run_dir, row.task, row.metric, entry, ids, stats)
 
-    def _metric(self, entry: Any) -> tuple[Any, str]:
+    def _metric(self, entry: MetricResult) -> tuple[Metric | None, str]:
         from evalharness.metrics.registry import build_metric
 
         try:
@@ -155,7 +158,7 @@ class PairedTests:
         except (EvalHarnessError, ValueError) as exc:  # ValueError: settings this version does not know
             return None, f"cannot rebuild metric '{entry.metric}' ({str(exc).splitlines()[0]})"
 
-    def _reproduced(self, system: _System, metric: Any, row: Any) -> str:
+    def _reproduced(self, system: _System, metric: Metric, row: Any) -> str:
         """Why the samples do not give the recorded value ('' when they do): a test on them
         would be a test of other numbers than the board shows."""
         try:
@@ -232,7 +235,7 @@ def with_adjusted(test: MetricComparison, p_adjusted: float | None, alpha: float
 class _FastColumn:
     """Every system scored once on the resamples that ``compare`` would draw for any pair."""
 
-    metric: Any
+    metric: Metric
     scorer: Scorer
     settings: CompareSettings
     test: str
@@ -242,7 +245,7 @@ class _FastColumn:
     notes: list[str]
 
     @classmethod
-    def build(cls, systems: list[_System], metric: Any, settings: CompareSettings, task: Any) -> _FastColumn | None:
+    def build(cls, systems: list[_System], metric: Metric, settings: CompareSettings, task: Any) -> _FastColumn | None:
         ideal = systems[0].entry.ideal
         test = settings.test or getattr(metric, "paired_test", "bootstrap")
         notes = []

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evalharness.stats import Scorer
 
 if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
     from evalharness.comparison.compare import CompareSettings, MetricComparison
 
 __all__ = ["ColumnTests", "Pair", "family_settings", "scorer_of", "verdict_of"]
@@ -44,7 +45,7 @@ class ColumnTests:
         return self.tests.get((a, b))
 
 
-def scorer_of(metric: Any, ideal: float | None) -> Scorer:
+def scorer_of(metric: Metric, ideal: float | None) -> Scorer:
     """As ``compare``: metrics with an ideal value are compared on the distance from it."""
     transform = None if ideal is None else (lambda values: np.abs(values - ideal))
     return Scorer(metric.aggregate, metric.aggregate_sums if metric.additive else None, transform)

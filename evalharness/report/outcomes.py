@@ -25,12 +25,15 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evalharness.errors import EvalHarnessError
 from evalharness.types import Direction
+
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
 
 __all__ = ["Outcomes", "changed_kind", "example_outcomes", "number", "text_of"]
 
@@ -75,7 +78,7 @@ class _Context:
     task: Any
     key: str
     entry: Any
-    metric: Any  # the rebuilt metric, None when it cannot be rebuilt
+    metric: Metric | None  # the rebuilt metric, None when it cannot be rebuilt
     rows: Sequence[Mapping[str, Any]]
     stats: np.ndarray | None
     scores: list[float | None]

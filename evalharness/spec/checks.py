@@ -15,7 +15,7 @@ are errors, not no-ops. Messages start with ``file:line: field``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -24,6 +24,9 @@ from evalharness.errors import SpecError, did_you_mean
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import TEMPLATE, DataSource, label_key
+
+if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
 
 __all__ = ["check_task", "template_fields"]
 
@@ -110,7 +113,7 @@ def _check_metrics(task: Task) -> None:
             raise SpecError(f"{task.where('metrics', index)}: {problem}")
 
 
-def _prediction_problem(task: Task, metric: Any) -> str | None:
+def _prediction_problem(task: Task, metric: type[Metric]) -> str | None:
     """Why ``metric`` cannot score the predictions a task of this kind produces (None: it can),
     decided from the types alone (``spec.predictions``, ``Metric.accepts``)."""
     from evalharness.spec.predictions import CONTRACTS, prediction_type
