@@ -54,6 +54,7 @@ from evalharness.stats import Scorer
 from evalharness.types import finite_or_none
 
 if TYPE_CHECKING:
+    from evalharness.comparison.gate_policy import MarginSpec
     from evalharness.metrics.base import Metric
 
 __all__ = ["CheckOutcome", "PairedData", "PairedMetric", "estimate", "mde_for_drop", "statistical_check"]
@@ -210,7 +211,7 @@ class StatSettings:
     largest_difference: float  # of the compared quantity (inf when the metric is unbounded)
 
 
-def _margin(paired: PairedMetric, spec: Any, *, on_distance: bool) -> float:
+def _margin(paired: PairedMetric, spec: MarginSpec, *, on_distance: bool) -> float:
     baseline_value = paired.value(baseline=True, on_distance=on_distance)
     return Margin(float(spec.margin), bool(spec.relative)).absolute(baseline_value)
 
@@ -223,7 +224,7 @@ def _outcome(decision: Decision, est: Estimate, mde: dict[str, Any], warning: st
     return CheckOutcome(status, detail, interval_record(est), decision.margin, decision.verdict, decision.p_value, mde, warning)
 
 
-def _noninferior(paired: PairedMetric, spec: Any, settings: StatSettings) -> CheckOutcome:
+def _noninferior(paired: PairedMetric, spec: MarginSpec, settings: StatSettings) -> CheckOutcome:
     on_distance = paired.ideal is not None
     margin = _margin(paired, spec, on_distance=on_distance)
     est = estimate(paired, confidence=confidence_for(settings.alpha), on_distance=on_distance, seed=settings.seed, n_resamples=settings.n_resamples)
@@ -236,7 +237,7 @@ def _noninferior(paired: PairedMetric, spec: Any, settings: StatSettings) -> Che
     return _outcome(decision, est, mde_record(effect, power=settings.power), warning)
 
 
-def _within(paired: PairedMetric, spec: Any, settings: StatSettings) -> CheckOutcome:
+def _within(paired: PairedMetric, spec: MarginSpec, settings: StatSettings) -> CheckOutcome:
     margin = _margin(paired, spec, on_distance=False)
     if margin >= settings.largest_difference:
         raise UsageError(f"within margin {margin:.4g} is at least the largest possible change {settings.largest_difference:g}: the rule would pass any candidate")
@@ -262,7 +263,7 @@ def _within(paired: PairedMetric, spec: Any, settings: StatSettings) -> CheckOut
 _TESTS = {"noninferior": _noninferior, "within": _within}
 
 
-def statistical_check(check: str, paired: PairedMetric, spec: Any, settings: StatSettings) -> CheckOutcome:
+def statistical_check(check: str, paired: PairedMetric, spec: MarginSpec, settings: StatSettings) -> CheckOutcome:
     """Run the ``noninferior`` or ``within`` check with margin ``spec``."""
     return _TESTS[check](paired, spec, settings)
 

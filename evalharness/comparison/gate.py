@@ -42,6 +42,7 @@ from evalharness.comparison.gate_policy import (
     GatePolicy,
     GateRule,
     LoadedPolicy,
+    MarginSpec,
     MetricFacts,
     largest_difference,
     load_policy,
@@ -228,7 +229,7 @@ def _check_distance_increase(ctx: _Context, limit: float) -> CheckResult:
     return _regression(ctx, "max_distance_increase", ctx.change, limit, "", limit)
 
 
-def _check_test(ctx: _Context, check: str, spec: Any) -> CheckResult:
+def _check_test(ctx: _Context, check: str, spec: MarginSpec) -> CheckResult:
     """``noninferior`` or ``within``: the paired interval against the margin
     (:mod:`evalharness.comparison.decisions`). An interval that cannot be made leaves the
     rule not evaluated, never passed."""
@@ -246,15 +247,15 @@ def _check_test(ctx: _Context, check: str, spec: Any) -> CheckResult:
     )
 
 
-def _check_noninferior(ctx: _Context, spec: Any) -> CheckResult:
+def _check_noninferior(ctx: _Context, spec: MarginSpec) -> CheckResult:
     return _check_test(ctx, "noninferior", spec)
 
 
-def _check_within(ctx: _Context, spec: Any) -> CheckResult:
+def _check_within(ctx: _Context, spec: MarginSpec) -> CheckResult:
     return _check_test(ctx, "within", spec)
 
 
-def _margin_text(spec: Any) -> str:
+def _margin_text(spec: MarginSpec) -> str:
     return f"{spec.margin:.1%} of the baseline" if spec.relative else f"{spec.margin:g}"
 
 
@@ -267,10 +268,12 @@ def _describe_limit(template: str) -> Callable[[GateRule, str, float], str]:
 
 
 def _describe_noninferior(rule: GateRule, name: str, alpha: float) -> str:
+    assert rule.noninferior is not None  # described only for the checks a rule sets
     return f"non-inferior to baseline, margin {_margin_text(rule.noninferior)} (one-sided alpha {alpha:g})"
 
 
 def _describe_within(rule: GateRule, name: str, alpha: float) -> str:
+    assert rule.within is not None  # described only for the checks a rule sets
     return f"equivalent to baseline within ±{_margin_text(rule.within)} (TOST, alpha {alpha:g})"
 
 

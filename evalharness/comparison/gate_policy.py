@@ -33,6 +33,7 @@ __all__ = [
     "GatePolicy",
     "GateRule",
     "LoadedPolicy",
+    "MarginSpec",
     "MetricFacts",
     "NoninferiorMargin",
     "WithinMargin",
@@ -91,6 +92,10 @@ class WithinMargin(_MarginModel):
     """Equivalence (two one-sided tests): the (1 - 2 alpha) interval lies inside (-margin, margin)."""
 
     margin: float = Field(gt=0, description="the largest change either way that does not matter")
+
+
+# A statistical check's margin as a policy gives it (``noninferior`` or ``within``).
+MarginSpec = NoninferiorMargin | WithinMargin
 
 
 class GateRule(_PolicyModel):
