@@ -39,7 +39,9 @@ from evalharness.records.record import RunRecord
 from evalharness.types import finite_or_none
 
 if TYPE_CHECKING:
+    from evalharness.comparison.gate_policy import GateRule
     from evalharness.metrics.base import Metric
+    from evalharness.spec.loader import Task
 
 __all__ = ["SequentialCheck", "SequentialState", "plan_checks"]
 
@@ -61,7 +63,7 @@ class SequentialCheck:
     margin: float | None = None
 
 
-def _metric(task_spec: Any, key: str) -> Any:
+def _metric(task_spec: Task, key: str) -> Metric:
     from evalharness.metrics.registry import build_metric
 
     for metric_spec in task_spec.spec.metrics:
@@ -70,7 +72,7 @@ def _metric(task_spec: Any, key: str) -> Any:
     raise UsageError(f"task '{task_spec.name}' has no metric '{key}'")
 
 
-def _why_not(rule: Any, check: str, task_spec: Any, metric: Metric, baseline: RunRecord | None) -> str | None:
+def _why_not(rule: GateRule, check: str, task_spec: Task, metric: Metric, baseline: RunRecord | None) -> str | None:
     """Why ``--sequential`` cannot decide this check (None: it can)."""
     low, high = metric.bounds
     reasons = [

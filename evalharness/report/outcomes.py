@@ -34,6 +34,8 @@ from evalharness.types import Direction
 
 if TYPE_CHECKING:
     from evalharness.metrics.base import Metric
+    from evalharness.records.record import TaskEntry
+    from evalharness.types import MetricResult
 
 __all__ = ["Outcomes", "changed_kind", "example_outcomes", "number", "text_of"]
 
@@ -75,9 +77,9 @@ class Outcomes:
 
 @dataclass(frozen=True)
 class _Context:
-    task: Any
+    task: TaskEntry
     key: str
-    entry: Any
+    entry: MetricResult
     metric: Metric | None  # the rebuilt metric, None when it cannot be rebuilt
     rows: Sequence[Mapping[str, Any]]
     stats: np.ndarray | None
@@ -131,7 +133,7 @@ RULES: list[tuple[str, Callable[[_Context], tuple[str, list[bool | None]] | None
 ]
 
 
-def _rebuild(entry: Any) -> Any:
+def _rebuild(entry: MetricResult) -> Metric | None:
     from evalharness.metrics.registry import build_metric
 
     try:
@@ -148,7 +150,7 @@ def _stats(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray | None:
     return stats.reshape(len(rows), -1) if len(rows) else None
 
 
-def example_outcomes(task: Any, rows: Sequence[Mapping[str, Any]], key: str | None = None) -> Outcomes | None:
+def example_outcomes(task: TaskEntry, rows: Sequence[Mapping[str, Any]], key: str | None = None) -> Outcomes | None:
     """The outcomes of ``rows`` (a task's samples) on ``key`` (default: its first metric);
     None when the task has no metric."""
     key = key or next(iter(task.metrics), None)
