@@ -125,7 +125,7 @@ class LikelihoodDiff(_PairMetric):
     settings: LikelihoodDiffSettings
     Settings = LikelihoodDiffSettings
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         super().__init__(settings)
         if not self.settings.absolute:
             self.bounds = (-math.inf, math.inf)  # the signed mean can take any value

@@ -111,7 +111,7 @@ class FlipRate(_GroupedCounterfactual):
     reference = "counterfactual prediction flip rate (HELM fairness perturbations)"
     interval_method = "wilson-or-bootstrap-percentile"
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         super().__init__(settings)
         if self.settings.worst_group:
             self.interval_method = "bootstrap-percentile"  # the largest of several rates
@@ -148,7 +148,7 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
     settings: ScoreChangeSettings
     Settings = ScoreChangeSettings
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         from evalharness.metrics.registry import build_metric
 
         super().__init__(settings)

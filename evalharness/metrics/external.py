@@ -9,7 +9,7 @@ same documents. It never scores predictions itself: the values come with the sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ class ExternalMean(AdditiveMetric):
     settings: ExternalMeanSettings
     Settings = ExternalMeanSettings
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         super().__init__(settings)
         self.higher_is_better = self.settings.higher_is_better  # the source metric's, not a class constant
 

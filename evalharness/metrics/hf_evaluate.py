@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class HFEvaluate(Metric):
     settings: HFEvaluateSettings
     Settings = HFEvaluateSettings
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         super().__init__(settings)
         self.higher_is_better = self.settings.higher_is_better
         self._script = resolve_module_script(self.settings.path)

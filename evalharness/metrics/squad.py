@@ -20,7 +20,7 @@ import functools
 import math
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -135,7 +135,7 @@ class _SquadBase(Metric):
 
     accepts = (SpanPrediction,)
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         super().__init__(settings)
         self.reference = f"official-squad-{SCRIPT[self.settings.rules]}"  # named in the signature
 

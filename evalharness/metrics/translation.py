@@ -17,12 +17,13 @@ the best-matching reference per segment). Heavy imports are lazy.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt, field_validator
 
+from evalharness.config import StrictModel
 from evalharness.errors import SpecError
 from evalharness.metrics.base import AdditiveMetric
 from evalharness.metrics.text import ReferenceSelection, check_texts, select_references
@@ -99,7 +100,7 @@ class SacreBleuMetric(AdditiveMetric):
     sacrebleu_class: ClassVar[str]
     settings: ReferenceSelection
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
         super().__init__(settings)
         self._scorer: Any = None
         self._num_refs: int | None = None
