@@ -89,7 +89,7 @@ class Formulation(ABC, Generic[SettingsT, StateT]):
     catalog validates it like metric settings; the first type parameter is that model, so
     :meth:`settings_for` is typed, the second the immutable state :meth:`prepare` resolves
     once per (task, model) and every later step receives
-    (``class Rolling(Formulation[RollingSettings, RollingState])``).
+    (``class SpanHead(Formulation[SpanHeadSettings, SpanState])``).
 
     ``uses`` declares the run options the formulation reads; ``method`` says in a few words
     how it answers, which is the reason recorded when a run option does not apply to it

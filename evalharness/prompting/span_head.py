@@ -65,12 +65,12 @@ class SpanHeadSettings(StrictModel):
 
 
 @dataclass(frozen=True)
-class _State:
+class SpanState:
     options: dict[str, Any]
     recorded: dict[str, Any]
 
 
-class SpanHead(Formulation[SpanHeadSettings, _State]):
+class SpanHead(Formulation[SpanHeadSettings, SpanState]):
     """The head's best span (or the empty answer), with its no-answer probability."""
 
     name = "span_head"
@@ -78,21 +78,21 @@ class SpanHead(Formulation[SpanHeadSettings, _State]):
     method = "extractive QA head: answers are spans of the context, no prompt, nothing generated"
     Settings = SpanHeadSettings
 
-    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _State:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> SpanState:
         settings: SpanHeadSettings = self.settings_for(task)
         length, stride = capability(adapter, SpanWindows, self.name).windowing(settings.max_length, settings.doc_stride)
         values = settings.model_dump()
         values.update(max_length=length, doc_stride=stride, allow_no_answer=bool(settings.allow_no_answer))
         recorded = {**values, "allow_no_answer_set": settings.allow_no_answer is not None}
-        return _State(values, recorded)
+        return SpanState(values, recorded)
 
-    def request_options(self, task: Task, state: _State) -> SpanOptions:
+    def request_options(self, task: Task, state: SpanState) -> SpanOptions:
         return SpanOptions(**state.options)
 
-    def settings(self, task: Task, state: _State) -> dict[str, Any]:
+    def settings(self, task: Task, state: SpanState) -> dict[str, Any]:
         return dict(state.recorded)
 
-    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Request]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: SpanState) -> list[list[Request]]:
         unanswerable = [example.id for example in examples if not example.fields.get("answers")]
         if unanswerable and not state.recorded["allow_no_answer_set"]:
             raise SpecError(
@@ -105,7 +105,7 @@ class SpanHead(Formulation[SpanHeadSettings, _State]):
                 raise DataError(f"{task.name}: example {example.id}: field 'context' is empty")
         return [[SpanRequest(example["question"], example["context"])] for example in examples]
 
-    def decode(self, task: Task, example: Example, responses: Sequence[SpanResponse], state: _State) -> Decoded:
+    def decode(self, task: Task, example: Example, responses: Sequence[SpanResponse], state: SpanState) -> Decoded:
         (response,) = responses
         shown = {"question": example["question"], "context": example["context"]}
         prediction = SpanPrediction(response.text, response.no_answer_probability)
