@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from evalharness.backends.config import BackendConfig
 from evalharness.errors import UsageError, did_you_mean
+from evalharness.models.protocols import LoadedModel
 
 __all__ = ["BACKENDS", "BackendConfig", "BackendRequest", "load_backend"]
 
@@ -23,32 +23,32 @@ class BackendRequest:
     and how to load the checkpoint in process (the runner's ``load_model`` call)."""
 
     model: str
-    in_process: Callable[[], Any]
+    in_process: Callable[[], LoadedModel]
     tokenizer: str | None = None
     dtype: str = "auto"
     seed: int = 1234
 
 
-def _hf(config: BackendConfig, request: BackendRequest) -> Any:
+def _hf(config: BackendConfig, request: BackendRequest) -> LoadedModel:
     return request.in_process()
 
 
-def _openai(config: BackendConfig, request: BackendRequest) -> Any:
+def _openai(config: BackendConfig, request: BackendRequest) -> LoadedModel:
     from evalharness.backends.openai import load_openai
 
     return load_openai(config, request.model, tokenizer=request.tokenizer)
 
 
-def _vllm(config: BackendConfig, request: BackendRequest) -> Any:
+def _vllm(config: BackendConfig, request: BackendRequest) -> LoadedModel:
     from evalharness.backends.vllm import load_vllm
 
     return load_vllm(config, request.model, tokenizer=request.tokenizer, dtype=request.dtype, seed=request.seed)
 
 
-BACKENDS: dict[str, Callable[[BackendConfig, BackendRequest], Any]] = {"hf": _hf, "openai": _openai, "vllm": _vllm}
+BACKENDS: dict[str, Callable[[BackendConfig, BackendRequest], LoadedModel]] = {"hf": _hf, "openai": _openai, "vllm": _vllm}
 
 
-def load_backend(config: BackendConfig, request: BackendRequest) -> Any:
+def load_backend(config: BackendConfig, request: BackendRequest) -> LoadedModel:
     """The adapter of ``config.name`` for ``request.model``."""
     if config.name not in BACKENDS:
         raise UsageError(f"unknown backend '{config.name}'{did_you_mean(config.name, BACKENDS)} (known: {', '.join(BACKENDS)})")

@@ -25,6 +25,7 @@ from evalharness.records.record import RunRecord
 
 if TYPE_CHECKING:
     from evalharness.spec.catalog import TaskCatalog
+    from evalharness.spec.loader import Task
 
 __all__ = [
     "BASELINE_CHECKS",
@@ -259,9 +260,9 @@ class _Registry:
         self.task_names = set(self.registered)
         for run in self.runs:
             self.task_names |= set(run.tasks) | set(run.skipped)
-        self._specs: dict[str, Any] = {}
+        self._specs: dict[str, Task | None] = {}
 
-    def spec(self, task: str) -> Any:
+    def spec(self, task: str) -> Task | None:
         """The registry's task (None when it has none); a broken task file is an error."""
         if task not in self._specs:
             self._specs[task] = self.catalog.load(task) if task in self.registered else None

@@ -44,6 +44,7 @@ from evalharness.types import (
     LabelPrediction,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
+    Prediction,
     Request,
     RequestKind,
 )
@@ -115,7 +116,7 @@ class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState]):
         return [text.lstrip() for text in self.choices(task, example)]
 
     @abstractmethod
-    def answer(self, task: Task, example: Example, index: int) -> Any:
+    def answer(self, task: Task, example: Example, index: int) -> Prediction:
         """The prediction when choice ``index`` wins (per the task kind's contract)."""
 
     def prompt_format(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
