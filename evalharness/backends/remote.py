@@ -32,7 +32,9 @@ from evalharness.models.causal import CausalLMAdapter
 from evalharness.types import (
     GenerateResponse,
     GenerationOptions,
+    LoglikelihoodRequest,
     LoglikelihoodResponse,
+    Request,
     RequestKind,
     RollingLoglikelihoodResponse,
     RollingOptions,
@@ -142,7 +144,7 @@ class RemoteCausalLM(CausalLMAdapter):
             raise ModelError(f"{self.info.name}: the served model's context length is unknown")
         return self.context_length - EXTRA_POSITIONS
 
-    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+    def token_lengths(self, requests: Sequence[Request]) -> list[int]:
         """Token counts with a tokenizer; without one, character counts (only the order of
         requests depends on them, never a number)."""
         if self.tokenizer is not None:
@@ -160,7 +162,7 @@ class RemoteCausalLM(CausalLMAdapter):
         if kind in self.refusals:
             raise ModelError(f"{self.info.name}: {self.refusals[kind]}")
 
-    def loglikelihood(self, requests: Sequence[Any], *, batch_size: int = 32) -> list[LoglikelihoodResponse]:
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest | tuple[str, str]], *, batch_size: int = 32) -> list[LoglikelihoodResponse]:
         self._refuse(RequestKind.LOGLIKELIHOOD)
         return super().loglikelihood(requests, batch_size=batch_size)
 

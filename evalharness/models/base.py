@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, UsageError, did_you_mean
-from evalharness.types import RequestKind
+from evalharness.types import Request, RequestKind
 
 __all__ = [
     "ARCHITECTURE_KINDS",
@@ -341,7 +341,7 @@ class ModelAdapter:
         pass. Nothing to check by default (an encoder-decoder's output has its own positions).
         """
 
-    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+    def token_lengths(self, requests: Sequence[Request]) -> list[int]:
         """Tokens in each request's texts (no special tokens), for sorting requests into
         batches the way the model will see them: character counts are a poor proxy for a
         subword vocabulary (SST-2 batches padded 65% full when sorted by characters, 82%

@@ -38,6 +38,7 @@ from evalharness.types import (
     GenerationOptions,
     LoglikelihoodRequest,
     LoglikelihoodResponse,
+    Request,
     RequestKind,
     RollingLoglikelihoodResponse,
     RollingOptions,
@@ -167,14 +168,16 @@ class CausalLMAdapter(ModelAdapter):
         (packed with shared prefixes where the model supports it; see ``models.rows``)."""
         return self.rows.score(rows, batch_size)
 
-    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+    def token_lengths(self, requests: Sequence[Request]) -> list[int]:
         """Tokens the model reads per request (a text's, or a context's and continuation's),
         encoded as answering encodes them, so that the engine's token memo spares answering
         a second tokenization."""
-        if requests and all(isinstance(request, str) for request in requests):
-            return [len(ids) for ids in self._encode(requests, bos=False)]
-        if requests and all(isinstance(request, tuple) and len(request) == 2 for request in requests):
-            pairs = [move_trailing_whitespace(str(context), str(continuation)) for context, continuation in requests]
+        texts = [request for request in requests if isinstance(request, str)]
+        if requests and len(texts) == len(requests):
+            return [len(ids) for ids in self._encode(texts, bos=False)]
+        tuples = [request for request in requests if isinstance(request, tuple) and len(request) == 2]
+        if requests and len(tuples) == len(requests):
+            pairs = [move_trailing_whitespace(str(context), str(continuation)) for context, continuation in tuples]
             return [len(context) + len(continuation) for context, continuation in self._pair_tokens(pairs)]
         return super().token_lengths(requests)
 

@@ -27,6 +27,7 @@ from evalharness.types import (
     LoglikelihoodResponse,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
+    Request,
     RequestKind,
     RollingLoglikelihoodResponse,
     RollingOptions,
@@ -73,7 +74,7 @@ class LoadedModel(Protocol):
     @property
     def max_length(self) -> int: ...
 
-    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+    def token_lengths(self, requests: Sequence[Request]) -> list[int]:
         """Tokens in each request's texts, for sorting requests into batches as the model sees them."""
         ...
 

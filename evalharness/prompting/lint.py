@@ -25,7 +25,7 @@ from typing import Any
 
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.chat import PromptFormat, eos_ids
-from evalharness.types import RequestKind, RequestOptions
+from evalharness.types import Request, RequestKind, RequestOptions, Response
 
 __all__ = ["LINT_LABELS", "lint_notes", "lint_prompts"]
 
@@ -49,7 +49,7 @@ def _stops_at(adapter: LoadedModel, tokenizer: Any, token: str | None, stops: Se
 
 
 def lint_prompts(
-    adapter: LoadedModel, kind: RequestKind, requests: Sequence[Any], options: RequestOptions | None, responses: Sequence[Any], fmt: PromptFormat
+    adapter: LoadedModel, kind: RequestKind, requests: Sequence[Request], options: RequestOptions | None, responses: Sequence[Response], fmt: PromptFormat
 ) -> dict[str, Any]:
     """Counts of the lint's findings over one task's prompted requests."""
     prompts = list(dict.fromkeys(_prompt_text(kind, request) for request in requests))

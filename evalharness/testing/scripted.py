@@ -26,7 +26,9 @@ from evalharness.types import (
     LoglikelihoodResponse,
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
+    Request,
     RequestKind,
+    RequestOptions,
     RollingLoglikelihoodResponse,
     RollingOptions,
     SpanOptions,
@@ -112,7 +114,7 @@ class ScriptedAdapter:
     def is_regression(self) -> bool:
         return len(self.labels) == 1
 
-    def token_lengths(self, requests: Sequence[Any]) -> list[int]:
+    def token_lengths(self, requests: Sequence[Request]) -> list[int]:
         return [sum(whitespace_tokens(part) for part in (r if isinstance(r, tuple) else (r,)) if isinstance(part, str)) for r in requests]
 
     def check_generation(self, max_new_tokens: int) -> None:
@@ -129,7 +131,7 @@ class ScriptedAdapter:
     def generation_settings(self, decoding: Decoding | None = None, **settings: Any) -> dict[str, Any]:
         return dict(sorted(options_with(Decoding, decoding, settings).model_dump().items()))
 
-    def _record(self, kind: RequestKind, requests: Sequence[Any], batch_size: int, options: Any = None) -> None:
+    def _record(self, kind: RequestKind, requests: Sequence[Request], batch_size: int, options: RequestOptions | None = None) -> None:
         self.calls.append(Call(kind, tuple(requests), batch_size, options))
 
     # -- the request protocols ----------------------------------------------------------------
