@@ -159,7 +159,7 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
     def observed(self, task: Task, state: _State, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
         counts = dict.fromkeys(state.swapper.names(), 0)
         for item in decoded:
-            for group in item.prediction.perturbed:
+            for group in _counterfactual(item).perturbed:
                 counts[group] += 1
         absent = [name for name, count in counts.items() if count == 0]
         base_settings, notes = self.base.observed(task, state.base_state, _variant_decodes(decoded))
@@ -214,9 +214,20 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
         return Decoded(prediction, shown, {"variants": details} if details else {})
 
 
+def _counterfactual(item: Decoded) -> CounterfactualPrediction:
+    if not isinstance(item.prediction, CounterfactualPrediction):  # decode() above made every one
+        raise TypeError(f"expected a counterfactual prediction, got {type(item.prediction).__name__}")
+    return item.prediction
+
+
 def _variant_decodes(decoded: Sequence[Decoded]) -> list[Decoded]:
-    """The base formulation's details of every evaluated variant (what its ``observed`` reads)."""
-    return [Decoded(None, None, extra) for item in decoded for extra in item.extra.get("variants", {}).values()]
+    """Every evaluated variant as the base formulation decoded it (what its ``observed`` reads)."""
+    variants = []
+    for item in decoded:
+        prediction, extras = _counterfactual(item), item.extra.get("variants", {})
+        for group, answer in [("original", prediction.original), *prediction.perturbed.items()]:
+            variants.append(Decoded(answer, item.input[group], extras.get(group, {})))
+    return variants
 
 
 def wrap_counterfactual(task: Task, formulation: Formulation) -> Formulation:

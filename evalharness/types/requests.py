@@ -16,6 +16,7 @@ from pydantic import model_validator
 from typing_extensions import Self
 
 from evalharness.config.models import StrictModel, option
+from evalharness.types.predictions import Prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ class Decoded:
     holds details worth keeping (logits, choice log-likelihoods, no-answer scores...).
     """
 
-    prediction: Any
+    prediction: Prediction
     input: Any
     extra: Mapping[str, Any] = field(default_factory=dict)
 
