@@ -161,6 +161,19 @@ def test_a_min_new_tokens_override_alone_is_checked_against_the_tasks_maximum_no
         RunSettings(model="m", tasks=["t"], min_new_tokens=100, max_new_tokens=8)
 
 
+def test_generation_options_built_directly_with_min_above_the_default_max_are_refused():
+    """What adapters receive is complete (unset fields decode at their defaults), so a minimum
+    above the default maximum is refused even when the maximum was not given: decoding would
+    otherwise silently stop at 64 tokens while asked for at least 100."""
+    from pydantic import ValidationError
+
+    from evalharness.types import GenerationOptions
+
+    with pytest.raises(ValidationError, match=r"min_new_tokens \(100\) is larger than max_new_tokens \(64\)"):
+        GenerationOptions(min_new_tokens=100)
+    assert GenerationOptions(min_new_tokens=100, max_new_tokens=128).min_new_tokens == 100
+
+
 def test_instruct_and_adapter_settings_from_flags_a_sweep_file_and_a_record_agree(tmp_path):
     """Issue 16's options live in the one settings model: a flag, a sweep file's ``run:`` entry
     and a rerun from the record give the same settings, and each is recorded as given."""

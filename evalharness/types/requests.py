@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import model_validator
 from typing_extensions import Self
@@ -80,11 +80,14 @@ class Decoding(StrictModel):
     length_penalty: float = option(1.0, cli=False, help="beam search: the exponent of the length normalisation of beam scores")
     no_repeat_ngram_size: int = option(0, ge=0, cli=False, help="never generate an n-gram of this size twice (0: no restriction)")
 
+    # Settings used as they are (a task's section once complete, what adapters receive) are
+    # checked as a whole; a run's overrides may set min_new_tokens alone, the task's maximum is
+    # not known yet, and the pair is checked when they are merged (``updated``).
+    complete: ClassVar[bool] = False
+
     @model_validator(mode="after")
     def _min_below_max(self) -> Decoding:
-        # A run's overrides may set min_new_tokens alone: the task's maximum is not known yet,
-        # and the pair is checked when they are merged (``updated``).
-        if "max_new_tokens" in self.model_fields_set and self.min_new_tokens > self.max_new_tokens:
+        if (self.complete or "max_new_tokens" in self.model_fields_set) and self.min_new_tokens > self.max_new_tokens:
             raise ValueError(f"min_new_tokens ({self.min_new_tokens}) is larger than max_new_tokens ({self.max_new_tokens})")
         return self
 
@@ -103,6 +106,8 @@ class Decoding(StrictModel):
 class GenerationOptions(Decoding):
     """Decoding settings of ``generate`` requests. ``stop`` strings end a generation (the text
     is cut before them); ``num_beams == 1`` is greedy decoding."""
+
+    complete: ClassVar[bool] = True  # the defaults of unset fields are what decoding uses
 
     stop: tuple[str, ...] = ()
 
