@@ -290,13 +290,19 @@ metrics: [accuracy]
 """
 
 
-def test_check_determinism_covers_the_packed_layout_end_to_end(cli, tiny_causal_lm, tmp_path: Path):
+def _choice_task(tmp_path: Path) -> tuple[Path, Path]:
+    """The multiple-choice task (a context shared by its options) and 8 examples: (tasks, data)."""
     tasks, data = tmp_path / "tasks", tmp_path / "data"
     tasks.mkdir()
     data.mkdir()
     (tasks / "choice.yaml").write_text(CHOICE_TASK, encoding="utf-8")
     (data / "d.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{'positive' if i % 2 else 'negative'}\n" for i, s in enumerate(CORPUS[:8])),
                                 encoding="utf-8")
+    return tasks, data
+
+
+def test_check_determinism_covers_the_packed_layout_end_to_end(cli, tiny_causal_lm, tmp_path: Path):
+    tasks, data = _choice_task(tmp_path)
     out = tmp_path / "run"
     result = cli("run", "--model", str(tiny_causal_lm), "--tasks", "choice", "--tasks-dir", str(tasks), "--data-dir", str(data),
                  "--output", str(out), "--batch-size", "4", "--check-determinism")
@@ -310,12 +316,7 @@ def test_check_determinism_covers_the_packed_layout_end_to_end(cli, tiny_causal_
 
 
 def test_no_packing_runs_the_reference_layout_with_the_same_scores(cli, tiny_causal_lm, tmp_path: Path):
-    tasks, data = tmp_path / "tasks", tmp_path / "data"
-    tasks.mkdir()
-    data.mkdir()
-    (tasks / "choice.yaml").write_text(CHOICE_TASK, encoding="utf-8")
-    (data / "d.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{'positive' if i % 2 else 'negative'}\n" for i, s in enumerate(CORPUS[:8])),
-                                encoding="utf-8")
+    tasks, data = _choice_task(tmp_path)
     records = {}
     for name, extra in (("packed", []), ("reference", ["--no-packing"])):
         out = tmp_path / name

@@ -23,8 +23,7 @@ from evalharness.errors import DataError
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.spec.loader import Task
 from evalharness.stats import Scorer
-from evalharness.types import Example, GroupResult, MetricResult, Signature
-from evalharness.types.results import containing, finite_or_none
+from evalharness.types import Example, GroupResult, MetricResult, Signature, containing, finite_or_none
 
 if TYPE_CHECKING:
     from evalharness.metrics.base import Metric

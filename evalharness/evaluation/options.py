@@ -53,12 +53,12 @@ class GivenOption:
         return f"{self.flag} {text if len(text) <= 60 else repr(text[:57] + '...')}"
 
 
-# Prompt options (``PromptSettings`` fields) -> their flag and the formulation option they need.
+# Prompt options (``PromptSettings`` fields) -> the formulation option they need (flags: the settings model's).
 _PROMPT_OPTIONS = {
-    "prompt_format": ("--prompt-format", RunOption.PROMPT_FORMAT),
-    "system_prompt": ("--system-prompt", RunOption.SYSTEM_PROMPT),
-    "fewshot_as_multiturn": ("--fewshot-as-multiturn", RunOption.FEWSHOT_AS_MULTITURN),
-    "strip_thinking": ("--strip-thinking", RunOption.STRIP_THINKING),
+    "prompt_format": RunOption.PROMPT_FORMAT,
+    "system_prompt": RunOption.SYSTEM_PROMPT,
+    "fewshot_as_multiturn": RunOption.FEWSHOT_AS_MULTITURN,
+    "strip_thinking": RunOption.STRIP_THINKING,
 }
 
 
@@ -74,17 +74,16 @@ def given_options(
     unset ones (None, False) are not given."""
     given = []
     if label_map is not None:
-        given.append(GivenOption("label_map", "--label-map", dict(label_map), RunOption.LABEL_MAP))
+        given.append(GivenOption("label_map", flag_of(("prompt", "label_map")), dict(label_map), RunOption.LABEL_MAP))
     if num_fewshot is not None:
-        given.append(GivenOption("num_fewshot", "--num-fewshot", num_fewshot, RunOption.NUM_FEWSHOT))
+        given.append(GivenOption("num_fewshot", flag_of(("prompt", "num_fewshot")), num_fewshot, RunOption.NUM_FEWSHOT))
     for key, value in generation.given().items():
         given.append(GivenOption(key, flag_of(("prompt", "generation", key)), value, RunOption.GENERATION))
     for key, value in (prompt or {}).items():
         if key not in _PROMPT_OPTIONS:
             raise UsageError(f"unknown prompt option '{key}' (known: {', '.join(_PROMPT_OPTIONS)})")
         if value is not None and value is not False:
-            flag, needs = _PROMPT_OPTIONS[key]
-            given.append(GivenOption(key, flag, value, needs))
+            given.append(GivenOption(key, flag_of(("prompt", key)), value, _PROMPT_OPTIONS[key]))
     return given
 
 

@@ -160,7 +160,7 @@ class Engine:
         sequence; ``--no-packing``)."""
         self.adapter = adapter
         self.context = context  # data parallel: requests are sharded over its ranks
-        device = str(getattr(adapter.info, "device", "cpu"))
+        device = str(adapter.info.device)
         auto = AUTO_BATCH_SIZE["cuda" if device.startswith("cuda") else "cpu"]
         self.start_batch_size = auto if batch_size == "auto" else int(batch_size)
         if self.start_batch_size < 1:
@@ -221,7 +221,7 @@ class Engine:
         order = sorted(range(len(requests)), key=lambda i: (*_chunk_order(requests[i], lengths[i]), i))
         size = self.start_batch_size * self.context.world_size  # a batch per rank
         if kind in PACKED_KINDS:
-            return _token_chunks(order, requests, lengths, size, getattr(self.adapter, "max_length", None))
+            return _token_chunks(order, requests, lengths, size, self.adapter.max_length)
         return [order[start : start + size] for start in range(0, len(order), size)]
 
     def run(

@@ -17,8 +17,7 @@ import numpy as np
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
 from evalharness.stats import Interval, bootstrap_interval, wilson_interval
-from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult, Signature
-from evalharness.types.results import containing, finite_or_none
+from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult, Signature, containing, finite_or_none
 
 __all__ = ["INTERVALS", "AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
 

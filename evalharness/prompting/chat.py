@@ -247,7 +247,7 @@ def _instruct_evidence(adapter: LoadedModel, tokenizer: Any, template: ChatTempl
     eot = template.end_of_turn
     if eot is not None and tokenizer.convert_tokens_to_ids(eot) in eos_ids(adapter, tokenizer):
         return f"its chat template ends assistant turns with {eot!r}, one of the model's end-of-sequence tokens (it was trained to end them)"
-    peft = dict(getattr(adapter.info, "notes", {}) or {}).get("peft_adapter") or {}
+    peft = dict(adapter.info.notes).get("peft_adapter") or {}
     if peft.get("tokenizer") == "the adapter directory":
         return "it is a PEFT adapter that ships its own tokenizer with a chat template"
     if _INSTRUCT_NAME.search(name):

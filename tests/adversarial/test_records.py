@@ -306,8 +306,7 @@ def test_unknown_metric_name_is_checked_for_everything_but_its_range(tmp_path):
 def test_interval_that_misses_its_estimate_is_widened_when_written(tmp_path):
     """A percentile bootstrap of a biased statistic can leave the point estimate outside the
     interval; the written record contains it (conservatively) instead of being unreadable."""
-    from evalharness.types import GroupResult
-    from evalharness.types.results import containing
+    from evalharness.types import GroupResult, containing
 
     assert containing(30.0, 31.0, 35.0) == (30.0, 35.0)
     assert GroupResult.computed(36.0, 31.0, 35.0, n=5).ci == (31.0, 36.0)
