@@ -22,20 +22,8 @@ from typing import Any
 
 from evalharness.models.base import ModelAdapter, ModelInfo
 from evalharness.models.batching import packing_enabled, sorted_batches
-from evalharness.models.packing import (
-    MIN_SAVING,
-    layout,
-    layout_cost,
-    pack,
-    pack_rows,
-    sequence_tree,
-)
-from evalharness.models.rows import (
-    HALF_TOLERANCE,
-    PROBE_TOLERANCE,
-    attention_scale,
-    mask_format,
-)
+from evalharness.models.packing import layout, pack, pack_rows, saves_enough, sequence_tree
+from evalharness.models.rows import attention_scale, mask_format, probe_tolerance
 
 __all__ = ["EncoderAdapter", "EncoderBatches"]
 
@@ -62,7 +50,7 @@ class EncoderBatches:
         lengths = [len(row["input_ids"]) for row in rows]
         attention = attention_scale(self.model)
         bins, cost = pack_rows(lengths, self.capacity, batch_size=batch_size, attention=attention)
-        if cost > (1 - MIN_SAVING) * layout_cost(lengths, batch_size, attention=attention):
+        if not saves_enough(cost, lengths, batch_size, attention=attention):
             return self.padded(rows, batch_size)
         return self._run_packed(rows, bins, batch_size)
 
@@ -140,7 +128,7 @@ class EncoderBatches:
             packed = _by_row(self.packed(rows, len(rows), width=sum(lengths)), lengths)
         except Exception:  # noqa: BLE001 - a model that refuses the inputs keeps the padded layout
             packed = None
-        tolerance = PROBE_TOLERANCE.get(str(self.model.dtype).removeprefix("torch."), HALF_TOLERANCE)
+        tolerance = probe_tolerance(self.model.dtype)
         if packed is not None and all(_close(packed[i], reference[i], tolerance) for i in range(len(rows))):
             return "packed rows (several sequences per row, no padding), checked against padded rows at load"
         self._mask_format = None

@@ -32,6 +32,7 @@ __all__ = [
     "pack",
     "pack_rows",
     "prefix_trees",
+    "saves_enough",
     "row_width",
     "sequence_tree",
 ]
@@ -59,6 +60,12 @@ def layout_cost(lengths: Sequence[int], batch_size: int, *, attention: float) ->
     ordered = sorted(lengths, reverse=True)
     return sum(len(ordered[start : start + batch_size]) * ordered[start] * (1 + ordered[start] / attention)
                for start in range(0, len(ordered), batch_size))
+
+
+def saves_enough(packed_cost: float, padded_lengths: Sequence[int], batch_size: int, *, attention: float) -> bool:
+    """Whether packed rows of ``packed_cost`` save ``MIN_SAVING`` of what the same sequences
+    cost padded, each in a row of its own (:func:`layout_cost`)."""
+    return packed_cost <= (1 - MIN_SAVING) * layout_cost(padded_lengths, batch_size, attention=attention)
 
 
 def pack_rows(sizes: Sequence[int], capacity: int, *, batch_size: int, attention: float) -> tuple[list[list[int]], float]:

@@ -25,15 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalharness.models.batching import count_shared, packing_enabled, sorted_batches
-from evalharness.models.packing import (
-    MIN_SAVING,
-    Tree,
-    layout,
-    layout_cost,
-    pack,
-    pack_rows,
-    prefix_trees,
-)
+from evalharness.models.packing import Tree, layout, pack, pack_rows, prefix_trees, saves_enough
 
 __all__ = ["Row", "RowScorer"]
 
@@ -41,6 +33,11 @@ Row = tuple[list[int], list[int]]  # (model input, the targets its last position
 PROBE_SHAPE = (12, 2, 3, 7)  # shared prefix, two continuations, a separate row (tokens)
 PROBE_TOLERANCE = {"float32": 1e-4, "float64": 1e-6}  # relative; half precision: HALF_TOLERANCE
 HALF_TOLERANCE = 2e-2
+
+
+def probe_tolerance(dtype: Any) -> float:
+    """How closely a packed layout must reproduce the padded one on a load-time probe."""
+    return PROBE_TOLERANCE.get(str(dtype).removeprefix("torch."), HALF_TOLERANCE)
 
 
 def _bool_mask(mask: Any, dtype: Any) -> Any:
@@ -122,7 +119,7 @@ class RowScorer:
         trees, placed = prefix_trees(rows, capacity=self.capacity)
         bins, cost = pack_rows([len(tree) for tree in trees], self.capacity, batch_size=batch_size, attention=self._attention)
         distinct = {tuple(tokens) for tokens, _ in rows}
-        if cost > (1 - MIN_SAVING) * layout_cost([len(tokens) for tokens in distinct], batch_size, attention=self._attention):
+        if not saves_enough(cost, [len(tokens) for tokens in distinct], batch_size, attention=self._attention):
             return self.padded(rows, batch_size)
         return self._run_packed(rows, trees, placed, bins, batch_size)
 
@@ -241,7 +238,7 @@ class RowScorer:
         # Two rows sharing a prefix, a row of their own in the same packed row, a duplicate.
         rows: list[Row] = [(prefix + first, take(3)), (prefix + second, take(4)), (alone, take(5)), (prefix + first, take(3))]
         reference = [value for value, _ in self.padded(rows, len(rows))]
-        tolerance = PROBE_TOLERANCE.get(str(self.model.dtype).removeprefix("torch."), HALF_TOLERANCE)
+        tolerance = probe_tolerance(self.model.dtype)
         self._mask_format = format_
         for self._head, how in ((head, "scored positions projected alone"), (None, "full logits")):
             try:
