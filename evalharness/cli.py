@@ -22,7 +22,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from types import FrameType
 
 from evalharness.commands import COMMANDS
 from evalharness.errors import EvalHarnessError, Interrupted, environment_fault
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signal_number: int, frame: Any) -> None:
+def _terminate(signal_number: int, frame: FrameType | None) -> None:
     raise Interrupted(signal_number)
 
 

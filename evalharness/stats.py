@@ -17,13 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as scipy_stats
 
 __all__ = [
     "BOOTSTRAP_PVALUES",
     "CORRECTIONS",
+    "BoolArray",
+    "FloatArray",
+    "IntArray",
     "Interval",
     "McNemarResult",
     "PairedResult",
@@ -36,6 +41,12 @@ __all__ = [
     "resample_counts",
     "wilson_interval",
 ]
+
+# Per-example statistics, scores and replicates are float arrays; masks are boolean arrays;
+# resample draws and their counts are integer arrays.
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+BoolArray: TypeAlias = npt.NDArray[np.bool_]
+IntArray: TypeAlias = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> Inte
     return Interval(float(ci.low), float(ci.high), float(np.sqrt(p * (1 - p) / n)), f"wilson-{confidence:g}")
 
 
-def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> IntArray:
     """How often each example is drawn in each resample: shape ``(n_resamples, n)``.
 
     Equivalent to drawing indices with replacement, but lets additive statistics be
@@ -70,7 +81,7 @@ def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.nd
     return _counts(rng.integers(0, n, size=(n_resamples, n)), n)
 
 
-def _counts(indices: np.ndarray, n: int) -> np.ndarray:
+def _counts(indices: IntArray, n: int) -> IntArray:
     """Per-row draw counts of a ``(B, n)`` index matrix."""
     rows = indices.shape[0]
     flat = (indices + (np.arange(rows) * n)[:, None]).ravel()
@@ -78,10 +89,10 @@ def _counts(indices: np.ndarray, n: int) -> np.ndarray:
 
 
 def bootstrap_interval(
-    stats: np.ndarray,
+    stats: npt.ArrayLike,
     *,
-    aggregate: Callable[[np.ndarray], float],
-    aggregate_sums: Callable[[np.ndarray], np.ndarray] | None,
+    aggregate: Callable[[FloatArray], float],
+    aggregate_sums: Callable[[FloatArray], FloatArray] | None,
     rng: np.random.Generator,
     n_resamples: int = 1000,
     confidence: float = 0.95,
@@ -133,23 +144,23 @@ class Scorer:
     the distance from a metric's ideal value, where the distance is what is minimised.
     """
 
-    aggregate: Callable[[np.ndarray], float]
-    aggregate_sums: Callable[[np.ndarray], np.ndarray] | None = None
-    transform: Callable[[np.ndarray], np.ndarray] | None = None
+    aggregate: Callable[[FloatArray], float]
+    aggregate_sums: Callable[[FloatArray], FloatArray] | None = None
+    transform: Callable[[FloatArray], FloatArray] | None = None
 
-    def statistic(self, values: np.ndarray) -> np.ndarray:
+    def statistic(self, values: npt.ArrayLike) -> FloatArray:
         values = np.asarray(values, dtype=float)
         return values if self.transform is None else np.asarray(self.transform(values), dtype=float)
 
-    def value(self, stats: np.ndarray) -> float:
+    def value(self, stats: FloatArray) -> float:
         return float(self.aggregate(stats))
 
-    def observed(self, stats_a: np.ndarray, stats_b: np.ndarray) -> float:
+    def observed(self, stats_a: FloatArray, stats_b: FloatArray) -> float:
         """The compared statistic of B minus that of A on all rows."""
         values = self.statistic(np.array([self.value(stats_a), self.value(stats_b)]))
         return float(values[1] - values[0])
 
-    def resampled(self, stats: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    def resampled(self, stats: FloatArray, indices: IntArray) -> FloatArray:
         """Scores of the resamples given by the rows of ``indices`` (shape ``(B, n)``)."""
         if self.aggregate_sums is None:
             return np.array([self.aggregate(stats[row]) for row in indices], dtype=float)
@@ -160,7 +171,7 @@ class Scorer:
         ]
         return np.concatenate(blocks)
 
-    def swapped(self, stats_a: np.ndarray, stats_b: np.ndarray, swap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def swapped(self, stats_a: FloatArray, stats_b: FloatArray, swap: BoolArray) -> tuple[FloatArray, FloatArray]:
         """Scores of the two pseudo-systems made by swapping the rows where ``swap`` is true."""
         if self.aggregate_sums is None:
             first = [self.aggregate(np.where(row[:, None], stats_b, stats_a)) for row in swap]
@@ -168,8 +179,8 @@ class Scorer:
             return np.array(first, dtype=float), np.array(second, dtype=float)
         delta = stats_b - stats_a
         total_a, total_b = stats_a.sum(axis=0), stats_b.sum(axis=0)
-        blocks_a: list[np.ndarray] = []
-        blocks_b: list[np.ndarray] = []
+        blocks_a: list[FloatArray] = []
+        blocks_b: list[FloatArray] = []
         for start in range(0, swap.shape[0], _BLOCK):
             moved = swap[start : start + _BLOCK].astype(float) @ delta
             blocks_a.append(np.asarray(self.aggregate_sums(total_a + moved), dtype=float))
@@ -189,7 +200,7 @@ class PairedResult:
     p_value: float
     method: str
     n: int
-    details: dict = field(default_factory=dict)
+    details: dict[str, int] = field(default_factory=dict)
 
 
 def _tolerance(observed: float) -> float:
@@ -197,14 +208,14 @@ def _tolerance(observed: float) -> float:
     return 1e-9 * max(1.0, abs(observed))
 
 
-def _p_two_sided(deltas: np.ndarray, observed: float) -> float:
+def _p_two_sided(deltas: FloatArray, observed: float) -> float:
     """Shifted bootstrap (Efron & Tibshirani 1993, ch. 16): the replicates centred on the
     observed difference approximate its null distribution; both tails count."""
     extreme = np.abs(deltas - observed) >= abs(observed) - _tolerance(observed)
     return (int(extreme.sum()) + 1) / (deltas.size + 1)
 
 
-def _p_sacrebleu(deltas: np.ndarray, observed: float) -> float:
+def _p_sacrebleu(deltas: FloatArray, observed: float) -> float:
     """sacrebleu 2.x ``_paired_bs_test`` / Moses ``bootstrap-hypothesis-difference-
     significance.pl``: absolute replicate differences centred on their mean, strictly
     greater than the observed absolute difference, with the +1 of ``_compute_p_value``.
@@ -214,13 +225,13 @@ def _p_sacrebleu(deltas: np.ndarray, observed: float) -> float:
     return (int((centred > abs(observed)).sum()) + 1) / (deltas.size + 1)
 
 
-BOOTSTRAP_PVALUES: dict[str, Callable[[np.ndarray, float], float]] = {
+BOOTSTRAP_PVALUES: dict[str, Callable[[FloatArray, float], float]] = {
     "two-sided": _p_two_sided,
     "sacrebleu": _p_sacrebleu,
 }
 
 
-def _check_pair(stats_a: np.ndarray, stats_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(stats_a: npt.ArrayLike, stats_b: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     stats_a, stats_b = np.asarray(stats_a, dtype=float), np.asarray(stats_b, dtype=float)
     if stats_a.ndim != 2 or stats_a.shape != stats_b.shape or stats_a.shape[0] == 0:
         raise ValueError(f"paired statistics must be two non-empty (n, k) arrays of one shape, got {stats_a.shape} and {stats_b.shape}")
@@ -228,8 +239,8 @@ def _check_pair(stats_a: np.ndarray, stats_b: np.ndarray) -> tuple[np.ndarray, n
 
 
 def paired_bootstrap(
-    stats_a: np.ndarray,
-    stats_b: np.ndarray,
+    stats_a: npt.ArrayLike,
+    stats_b: npt.ArrayLike,
     scorer: Scorer,
     *,
     rng: np.random.Generator,
@@ -268,13 +279,13 @@ def paired_bootstrap(
 
 
 def paired_permutation(
-    stats_a: np.ndarray,
-    stats_b: np.ndarray,
+    stats_a: npt.ArrayLike,
+    stats_b: npt.ArrayLike,
     scorer: Scorer,
     *,
     rng: np.random.Generator,
     n_permutations: int = 10000,
-) -> tuple[float, float, dict]:
+) -> tuple[float, float, dict[str, int]]:
     """Approximate randomization (Noreen 1989; Riezler & Maxwell 2005; sacrebleu's ``ar``):
     under no difference, which system produced each example's output is exchangeable, so
     outputs are swapped per example at random and the corpus statistic recomputed.
@@ -303,7 +314,7 @@ class McNemarResult:
     p_value: float
 
 
-def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
+def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> McNemarResult:
     """McNemar's test (1947), exact form: under no difference the discordant examples split
     as Binomial(b + c, 1/2). Two-sided p = min(1, 2 * P(X <= min(b, c))), as
     ``statsmodels.stats.contingency_tables.mcnemar(table, exact=True)``."""
@@ -319,7 +330,7 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult
     return McNemarResult(only_a, only_b, p_value)
 
 
-def _holm(p: np.ndarray) -> np.ndarray:
+def _holm(p: FloatArray) -> FloatArray:
     """Holm (1979) step-down: controls the family-wise error rate under any dependence."""
     m = p.size
     order = np.argsort(p, kind="stable")
@@ -329,7 +340,7 @@ def _holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+def _benjamini_hochberg(p: FloatArray) -> FloatArray:
     """Benjamini & Hochberg (1995) step-up: controls the false discovery rate."""
     m = p.size
     order = np.argsort(p, kind="stable")
@@ -340,14 +351,14 @@ def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return out
 
 
-CORRECTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+CORRECTIONS: dict[str, Callable[[FloatArray], FloatArray]] = {
     "holm": _holm,
     "bh": _benjamini_hochberg,
     "none": lambda p: p.copy(),
 }
 
 
-def adjust_pvalues(p_values: np.ndarray, method: str) -> np.ndarray:
+def adjust_pvalues(p_values: npt.ArrayLike, method: str) -> FloatArray:
     """Adjusted p-values for a family of tests (``statsmodels`` ``multipletests``'s
     ``pvals_corrected`` for ``holm`` and ``fdr_bh``). NaN entries are not tests: they stay
     NaN and do not count towards the family size."""

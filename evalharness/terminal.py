@@ -14,7 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = ["Cell", "Column", "console", "print_note", "print_table"]
 
@@ -51,7 +56,7 @@ def _log_width() -> int | None:
     return LOG_WIDTH
 
 
-def console() -> Any:
+def console() -> Console:
     """Text lines are soft-wrapped (left whole for the terminal to wrap), so a long name or
     note is never split by a hard line break that a search or a log reader would trip on."""
     from rich.console import Console
@@ -59,7 +64,7 @@ def console() -> Any:
     return Console(highlight=False, soft_wrap=True, width=_log_width())
 
 
-def _text(value: Any, style: str = "") -> Any:
+def _text(value: object, style: str = "") -> Text:
     from rich.text import Text
 
     if isinstance(value, Cell):
@@ -67,7 +72,7 @@ def _text(value: Any, style: str = "") -> Any:
     return Text(str(value), style=style, overflow="fold")
 
 
-def _grid(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> Any:
+def _grid(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> Table:
     from rich.table import Table
 
     table = Table(title=_text(title) if title else None)
@@ -78,7 +83,7 @@ def _grid(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[
     return table
 
 
-def _plain(value: Any) -> str:
+def _plain(value: object) -> str:
     return value.text if isinstance(value, Cell) else str(value)
 
 
@@ -88,7 +93,7 @@ def _width(text: str) -> int:
     return cell_len(text)
 
 
-def _heading(out: Any, columns: Sequence[Column], row: Sequence[Any]) -> list[int]:
+def _heading(out: Console, columns: Sequence[Column], row: Sequence[object]) -> list[int]:
     """The indices of the cells that name the row: all key cells when they fit on one line,
     else the first alone (the others then get lines of their own)."""
     keys = [i for i, column in enumerate(columns) if column.key] or [0]
@@ -97,7 +102,7 @@ def _heading(out: Any, columns: Sequence[Column], row: Sequence[Any]) -> list[in
     return keys
 
 
-def _print_long(out: Any, title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+def _print_long(out: Console, title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> None:
     """One block per row: the key cells as a heading, then one indented line per other cell."""
     from rich.text import Text
 
@@ -123,7 +128,7 @@ def _print_long(out: Any, title: str | None, columns: Sequence[Column], rows: Se
 
 
 def print_table(
-    out: Any, columns: Sequence[Column], rows: Sequence[Sequence[Any]], *, title: str | None = None
+    out: Console, columns: Sequence[Column], rows: Sequence[Sequence[object]], *, title: str | None = None
 ) -> None:
     """A grid when it fits ``out``'s width uncut, else the long layout (see the module)."""
     table = _grid(title, columns, rows)
@@ -134,7 +139,7 @@ def print_table(
         _print_long(out, title, columns, rows)
 
 
-def print_note(out: Any, label: Cell | str, text: str) -> None:
+def print_note(out: Console, label: Cell | str, text: str) -> None:
     """``label text`` as one plain-text line (never cut; the label may carry a style)."""
     line = _text(label)
     line.append(" ")

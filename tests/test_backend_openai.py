@@ -255,3 +255,13 @@ def test_a_decoding_setting_served_decoding_cannot_reproduce_is_refused_even_a_n
     check_greedy_options(WithPenalty(max_new_tokens=3, min_new_tokens=1, stop=("\n",)), "openai")
     with pytest.raises(UsageError, match=r"cannot reproduce repetition_penalty=1.3; pass --repetition-penalty 1.0"):
         check_greedy_options(WithPenalty(repetition_penalty=1.3), "openai")
+
+
+def test_a_tokenizer_config_whose_max_position_embeddings_is_text_is_refused_naming_the_field():
+    """config.json's context is a number; text there is refused by name, not passed to int()."""
+    from evalharness.backends.remote import context_length_of
+
+    assert context_length_of(None, {"max_position_embeddings": 0, "n_positions": 1024}) == 1024
+    assert context_length_of(None, {"max_position_embeddings": 2048.0}) == 2048
+    with pytest.raises(ModelError, match=r"config.json: max_position_embeddings: expected a number, got a string"):
+        context_length_of(None, {"max_position_embeddings": "2048"})

@@ -71,3 +71,20 @@ def test_bom_in_a_jsonl_prediction_file_is_stripped(main, workspace):
     record = json.loads((out / "results.json").read_text(encoding="utf-8"))
     first = json.loads((out / record["tasks"]["tmp/mt"]["samples"]).read_text(encoding="utf-8").splitlines()[0])
     assert first["prediction"] == HYPOTHESES[0]
+
+
+def test_a_bbq_row_whose_choice_is_not_text_is_refused_naming_file_line_and_field(tmp_path):
+    """BBQ answers are matched to the choices' text; a choice of another JSON type (it was an
+    AttributeError traceback when the answer was text) is refused naming the row and field."""
+    from evalharness.errors import DataError
+    from evalharness.external.bbq_predictions import bbq_reader
+    from evalharness.external.predictions import ReadOptions
+
+    good = {"category": "Age", "example_id": 0, "ans0": "the grandfather", "ans1": "the grandson", "ans2": "unknown", "prediction": "unknown"}
+    bad = {**good, "example_id": 1, "ans1": 7}
+    path = tmp_path / "preds.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"preds.jsonl:2: ans1: expected a string, got a number"):
+        bbq_reader("prediction")(path, ReadOptions())
+    path.write_text(json.dumps(good) + "\n", encoding="utf-8")
+    assert bbq_reader("prediction")(path, ReadOptions()) == {"Age-0": 2}

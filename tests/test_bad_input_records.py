@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.inprocess import main  # noqa: F401 - pytest fixture
-from tests.record_factory import metric, task, write_run
+from tests.record_factory import default_samples, metric, task, write_run
 
 POLICY = """\
 rules:
@@ -161,3 +161,16 @@ def test_report_states_damaged_samples_instead_of_showing_them(main, tmp_path, d
     page = html.unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
     assert DAMAGE[damage] in page
     assert "example sentence 0" not in page  # no rows from the damaged (or foreign) samples file
+
+
+def test_a_samples_line_that_is_not_an_object_is_refused_naming_the_line(tmp_path):
+    """A samples line holding other JSON (here an array) under a name whose sha256 matches is
+    refused by the reader, naming the file and line, before any reader indexes it as a row."""
+    from evalharness.errors import RecordError
+    from evalharness.records.record import read_samples
+
+    entry = task({"accuracy": metric(50.0, n=2)}, n=2)
+    first = dict(default_samples(entry)[0])
+    run = write_run(tmp_path / "run", model="m", tasks={"t": entry}, samples={"t": [first, ["not", "a", "row"]]})
+    with pytest.raises(RecordError, match=r"\.jsonl:2: samples line: expected an object, got an array"):
+        read_samples(run, "t")

@@ -108,3 +108,35 @@ def test_bbq_file_without_the_answer_column_is_refused_with_the_columns_found(sh
     task = TaskCatalog().load("bias/bbq")
     with pytest.raises(DataError, match="no 'prediction' column; answer columns here"):
         read_predictions(shared_data / "bbq" / "results_UnifiedQA" / "preds_Age.jsonl", task)
+
+
+def _bbq_row(**changes):
+    row = {
+        "example_id": 0, "category": "Age", "question_polarity": "neg", "context_condition": "ambig", "label": 2,
+        "answer_info": {"ans0": ["grandfather", "old"], "ans1": ["grandson", "nonOld"], "ans2": ["Can't answer", "unknown"]},
+        "additional_metadata": {"stereotyped_groups": ["old"]},
+    }
+    return {**row, **changes}
+
+
+def test_a_bbq_row_whose_stereotyped_groups_is_text_is_refused_naming_the_field():
+    from evalharness.data.bias_readers import bbq_reference
+
+    assert bbq_reference(_bbq_row(), "f.jsonl:1")["biased"] == [0]
+    # A text would have been read letter by letter ("old" as the groups o, l and d).
+    with pytest.raises(DataError, match=r"f\.jsonl:1: not a BBQ example .*'additional_metadata\.stereotyped_groups': expected an array, got a string"):
+        bbq_reference(_bbq_row(additional_metadata={"stereotyped_groups": "old"}), "f.jsonl:1")
+    with pytest.raises(DataError, match=r"f\.jsonl:1: not a BBQ example .*'answer_info\.ans1': expected an array, got a string"):
+        bbq_reference(_bbq_row(answer_info={"ans0": ["old"], "ans1": "nonOld", "ans2": ["unknown"]}), "f.jsonl:1")
+
+
+def test_a_bbq_reference_whose_biased_is_not_a_list_is_refused_naming_the_field():
+    import numpy as np
+
+    from evalharness.errors import MetricInputError
+    from evalharness.metrics.registry import build_metric
+
+    reference = {"label": 2, "unknown": 2, "biased": 0, "context_condition": "disambig", "category": "Age"}
+    metric = build_metric("bbq_bias_score", {"context_condition": "disambig"})
+    with pytest.raises(MetricInputError, match=r"bbq_bias_score: reference 0: 'biased' should be a list of answer indices, got 0"):
+        metric.compute([0], [reference], rng=np.random.default_rng(0))

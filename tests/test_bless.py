@@ -117,3 +117,15 @@ def test_missing_name_and_incomplete_runs_are_refused(tmp_path, runs, policy, cl
     assert not (store / "cut").exists()
     result = cli("bless", str(runs["release"]), "--as", "../escape", "--store", str(store))
     assert result.returncode == 2 and "a baseline name is letters" in result.stderr
+
+
+def test_a_provenance_that_is_not_an_object_is_refused_naming_the_file(tmp_path, runs):
+    """A provenance.json holding other JSON (an array) is refused as damaged, by the gate's
+    reader and by a re-blessing that would move the run it describes."""
+    store = tmp_path / "store"
+    bless(runs["release"], name="v1", store=str(store))
+    (store / "v1" / "provenance.json").write_text('["results.json"]')
+    with pytest.raises(RecordError, match=r"v1/provenance.json: the provenance is damaged: expected an object, got an array"):
+        resolve_run(f"v1@{store}", workdir=tmp_path / "w")
+    with pytest.raises(RecordError, match=r"v1/provenance.json: the provenance is damaged: expected an object, got an array"):
+        bless(runs["next"], name="v1", store=str(store), replace=True)

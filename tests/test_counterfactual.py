@@ -189,3 +189,16 @@ def test_unknown_counterfactual_field_is_a_spec_error(tmp_path):
     path.write_text(path.read_text(encoding="utf-8").replace("- text", "- txt"), encoding="utf-8")
     with pytest.raises(SpecError, match=r"counterfactual.fields: \['txt'\] are not fields"):
         TaskCatalog([tmp_path / "tasks"]).load("cf/probe")
+
+
+def test_a_counterfactual_prediction_whose_flipped_is_not_an_object_is_refused_naming_the_field():
+    import numpy as np
+
+    from evalharness.errors import MetricInputError
+    from evalharness.metrics.registry import build_metric
+
+    good = {"original": "a", "perturbed": {"gender": "b"}, "flipped": {"gender": True}, "gold": {}}
+    assert build_metric("flip_rate").compute([good], ["a"], rng=np.random.default_rng(0)).value == 100.0
+    bad = {**good, "flipped": ["gender"]}  # was a TypeError deep in the metric
+    with pytest.raises(MetricInputError, match=r"flip_rate: prediction 0: 'flipped' \(one entry per swap group\): expected an object, got an array"):
+        build_metric("flip_rate").compute([bad], ["a"], rng=np.random.default_rng(0))

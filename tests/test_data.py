@@ -147,3 +147,31 @@ def test_missing_data_beside_the_task_file_names_the_path_it_looked_at(tmp_path)
         load_examples(make_task(tmp_path, files="./nowhere.tsv"), None)
     assert f"local files not found: {tmp_path / 'nowhere.tsv'} (named beside the task file {tmp_path / 't.yaml'}" in str(info.value)
     assert "no data directory given" not in str(info.value)
+
+
+def test_a_squad_question_whose_answers_is_not_a_list_is_refused_naming_the_field(tmp_path):
+    import json
+
+    spec = "version: 1\nkind: extractive_qa\ndata: {local: {files: [s.json], format: squad_json}}\nmetrics: [squad_exact]\n"
+    qa = {"id": "q1", "question": "who?", "answers": ""}  # was read as no answer: an unanswerable question
+    document = {"data": [{"title": "t", "paragraphs": [{"context": "ann", "qas": [qa]}]}]}
+    (tmp_path / "s.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "t.yaml").write_text(spec, encoding="utf-8")
+    with pytest.raises(DataError, match=r"s\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\]: 'answers' is a string, not a list of answers"):
+        load_examples(load_task(tmp_path / "t.yaml", "t"), tmp_path)
+
+
+def test_a_reference_field_that_is_not_json_is_refused_naming_the_field(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    spec = ("version: 1\nkind: multiple_choice\ndata: {local: {files: [d.parquet], format: parquet}}\n"
+            "metrics: [choice_accuracy]\n")
+    (tmp_path / "t.yaml").write_text(spec, encoding="utf-8")
+    rows = [{"id": "a", "choices": ["x", "y"], "reference": {"label": 0, "note": b"\x00raw"}}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"example a: field 'reference' should hold JSON values \(text, numbers, lists, objects\), found bytes"):
+        load_examples(load_task(tmp_path / "t.yaml", "t"), tmp_path)
+    rows[0]["reference"] = {"label": 0, "note": "text"}
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
+    assert load_examples(load_task(tmp_path / "t.yaml", "t"), tmp_path).examples[0]["reference"] == {"label": 0, "note": "text"}

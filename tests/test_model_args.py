@@ -14,7 +14,7 @@ from evalharness.errors import EvalHarnessError, ModelError, UsageError
 from evalharness.evaluation.settings import RunSettings
 from evalharness.execution.cache import model_key
 from evalharness.models import load_model
-from evalharness.models.model_args import parse_model_args
+from evalharness.models.model_args import parse_model_args, resolve_model_args
 from tests.instruct_fixtures import review_task, run_in_process  # noqa: F401  (fixtures)
 
 
@@ -112,6 +112,16 @@ def test_spreading_arguments_without_device_map_are_refused(tiny_causal_lm):
 def test_wrongly_typed_values_are_refused(tiny_causal_lm):
     with pytest.raises(UsageError, match="--model-args low_cpu_mem_usage: expected true or false"):
         load_model(str(tiny_causal_lm), model_args={"low_cpu_mem_usage": "yes please"})
+
+
+def test_a_config_override_that_is_not_plain_data_is_refused_naming_the_argument():
+    """A config override is recorded in the model notes and the cache key: it must be what a YAML
+    file can hold (integer mapping keys included), not any Python object."""
+    where = {"config": {"rope_scaling": None, "id2label": {"0": "a"}}, "source": "ckpt", "device": "cpu", "dtype": "auto", "local": True}
+    with pytest.raises(UsageError, match="--model-args rope_scaling: expected text, a number, true/false, null, a list or a mapping of them, got set"):
+        resolve_model_args({"rope_scaling": {"linear", 2.0}}, **where)
+    args = resolve_model_args({"id2label": {0: "neg", 1: "pos"}}, **where)
+    assert args.kwargs == args.answers == {"id2label": {0: "neg", 1: "pos"}}
 
 
 def test_an_argument_from_pretrained_rejects_names_the_flag(tiny_causal_lm):

@@ -87,3 +87,30 @@ def test_gate_warns_when_a_limit_is_not_above_the_measured_noise_floor(tmp_path)
     (base / "noise.json").write_text("{not json")
     with pytest.raises(Exception, match="noise.json: not a noise.json this evalharness reads"):
         evaluate_gate(policy, cand, base)
+
+
+def test_a_samples_row_whose_stats_are_not_an_object_is_refused_naming_the_row():
+    # noise and the sequential gate re-score from samples rows' stats (it was a TypeError or KeyError)
+    from evalharness.errors import RecordError
+    from evalharness.evaluation.scoring import sample_stats
+
+    with pytest.raises(RecordError, match=r"samples row 'n1': stats: expected an object, got a string"):
+        sample_stats({"id": "n1", "stats": "0.5"}, "accuracy")
+    with pytest.raises(RecordError, match=r"samples row 'n1': stats\.accuracy: expected an array, got null"):
+        sample_stats({"id": "n1", "stats": {}}, "accuracy")
+    assert sample_stats({"id": "n1", "stats": {"accuracy": [1.0]}}, "accuracy") == [1.0]
+
+
+def test_a_noise_file_whose_metrics_are_not_an_object_is_refused_naming_the_field(tmp_path):
+    """A noise.json of the right schema with a part of the wrong JSON type (it was an
+    AttributeError traceback) is refused naming the field."""
+    from evalharness.comparison.noise_floor import noise_floors
+    from evalharness.errors import RecordError
+
+    floor = {"schema": "evalharness.noise/1", "tasks": {"glue/sst2": {"metrics": [{"floor": 1.5}]}}}
+    (tmp_path / "noise.json").write_text(json.dumps(floor))
+    with pytest.raises(RecordError, match=r"noise.json: tasks.glue/sst2.metrics: expected an object, got an array"):
+        noise_floors(tmp_path)
+    (tmp_path / "noise.json").write_text('["evalharness.noise/1"]')
+    with pytest.raises(RecordError, match=r"noise.json: not a noise.json this evalharness reads \(not a JSON object\)"):
+        noise_floors(tmp_path)

@@ -79,3 +79,24 @@ def test_parity_needs_two_different_backends(main, tmp_path, tiny_causal_lm):
     with pytest.raises(SystemExit) as exit_info:
         main("parity", "--model", str(tiny_causal_lm), "--backends", "hf,hf", "--tasks", "x")
     assert exit_info.value.code == 2
+
+
+def test_a_samples_row_whose_details_are_not_an_object_is_refused_naming_the_example(tmp_path):
+    """Log-probabilities are read from each row's details; details of another JSON type (it
+    was an AttributeError traceback), or a run's settings.backend that is not an object, are
+    refused naming the run, example and field."""
+    from evalharness.errors import RecordError
+    from tests.record_factory import default_samples, metric, task, write_run
+
+    entry = task({"accuracy": metric(50.0, n=4)}, n=4)
+    rows = default_samples(entry)
+    run_a = write_run(tmp_path / "a", model="m", tasks={"t": entry}, samples={"t": rows})
+    damaged = [{**row, "details": ["-0.5"]} if row["id"] == "2" else row for row in rows]
+    run_b = write_run(tmp_path / "b", model="m", tasks={"t": entry}, samples={"t": damaged})
+    with pytest.raises(RecordError, match=r"b: task 't', example '2': details: expected an object, got an array"):
+        backend_parity(run_a, run_b)
+    record = json.loads((run_a / "results.json").read_text())
+    record["settings"]["backend"] = "vllm"
+    (run_a / "results.json").write_text(json.dumps(record))
+    with pytest.raises(RecordError, match=r"a/results.json: settings.backend: expected an object, got a string"):
+        backend_parity(run_a, run_a)

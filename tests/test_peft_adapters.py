@@ -220,6 +220,15 @@ def test_adapter_file_missing_adapter_weights_is_refused(tmp_path, tiny_causal_l
         load_model(str(adapter))
 
 
+def test_a_base_config_whose_num_labels_is_not_an_integer_is_refused_naming_the_field(tmp_path):
+    from evalharness.models.peft_adapters import AdapterSource
+
+    source = AdapterSource(tmp_path, {"task_type": "SEQ_CLS"})
+    with pytest.raises(ModelError, match="the base model's config.json num_labels: expected an integer, got a string"):
+        source.head_overrides({}, {"num_labels": "two"}, "sequence_classifier")
+    assert source.head_overrides({}, {"num_labels": 3}, "sequence_classifier") == {}
+
+
 def test_adapter_flags_on_a_full_checkpoint_are_refused(tiny_causal_lm):
     with pytest.raises(UsageError, match="--base-model apply to PEFT adapter directories"):
         load_model(str(tiny_causal_lm), base_model=str(tiny_causal_lm))

@@ -224,3 +224,16 @@ def test_rolling_settings_are_validated_and_resolved(tmp_path, tiny_causal_lm):
     state = RollingLoglikelihood().prepare(sliding, adapter, FormulationOptions())
     assert RollingLoglikelihood().request_options(sliding, state) == RollingOptions(window="sliding", max_length=32, stride=16, append_eos=False)
     assert RollingLoglikelihood().settings(sliding, state)["prefix_token_id"] == adapter.tokenizer.bos_token_id
+
+
+def test_an_example_whose_text_field_is_not_text_is_refused_naming_the_field(tmp_path):
+    """The data layer makes text fields text; an example built otherwise (the API) is refused
+    by the formulation, naming the example and the field, before it reaches a model."""
+    from evalharness.errors import DataError
+    from evalharness.prompting.heads import ClassifierHead
+    from evalharness.types import Example
+
+    task = make_task(tmp_path, CLASSIFICATION % {"extra": ""})
+    example = Example("e7", {"text": ["not", "text"], "label": "positive"})
+    with pytest.raises(DataError, match=r"example e7: field 'text': expected a string, got an array"):
+        ClassifierHead().requests(task, [example], ("negative", "positive"))

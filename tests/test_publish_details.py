@@ -79,3 +79,15 @@ def test_push_offline_keeps_the_folder_and_exits_2(main, tmp_path):
     result = main("publish", "details", str(_run(tmp_path / "run")), "--output", str(tmp_path / "details"), "--push", "org/details")
     assert result.returncode == 2 and "not pushed to org/details: the Hub is unreachable" in result.stderr
     assert "--repo-type dataset" in result.stderr and (tmp_path / "details" / "README.md").is_file()
+
+
+def test_a_details_manifest_whose_run_entry_lacks_its_tasks_is_refused_naming_the_field(main, tmp_path):
+    out = tmp_path / "details"
+    assert main("publish", "details", str(_run(tmp_path / "a")), "--output", str(out)).returncode == 0
+    manifest = json.loads((out / "details_manifest.json").read_text())
+    [split] = manifest["runs"]
+    del manifest["runs"][split]["tasks"]
+    (out / "details_manifest.json").write_text(json.dumps(manifest))
+    refused = main("publish", "details", str(_run(tmp_path / "b", created="2026-03-01T00:00:00+00:00")), "--output", str(out))
+    assert refused.returncode == 2
+    assert f"details_manifest.json: runs.{split}.tasks: Field required (not as evalharness writes its manifest)" in refused.stderr

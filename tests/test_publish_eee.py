@@ -129,3 +129,32 @@ def test_cli_validates_against_the_wheel_schemas_when_given(main, schemas, tmp_p
     assert printed["results"] == 2 and printed["instances"] == 10
     bad = main("publish", "eee", str(_run(tmp_path)), "--output", str(tmp_path / "eee2"), "--relationship", "friend")
     assert bad.returncode == 2 and "--relationship 'friend': expected one of first_party" in bad.stderr
+
+
+def test_a_samples_row_whose_scores_is_not_an_object_is_refused_naming_the_field(tmp_path):
+    from evalharness.errors import RecordError
+
+    rows = [{"id": str(i), "input": "x", "prediction": "a", "gold": "a", "scores": [100.0], "stats": {"accuracy": [1, 1]}}
+            for i in range(2)]
+    run = write_run(tmp_path / "run", model="org/m", tasks={"t": task({"accuracy": metric(100.0, n=2)}, n=2)}, samples={"t": rows})
+    with pytest.raises(RecordError, match=r"t samples, row 0: scores: expected an object, got an array"):
+        _export(run, tmp_path / "eee")
+
+
+def test_an_aggregate_whose_nested_sections_are_not_objects_is_reported_not_a_crash(tmp_path):
+    aggregate = tmp_path / "data" / "c" / "org" / "m" / "6f1ed002-ab5d-4bd2-8a1c-9b4a6c1c2e3f.json"
+    aggregate.parent.mkdir(parents=True)
+    aggregate.write_text(json.dumps({"detailed_evaluation_results": ["x"], "model_info": "org/m", "evaluation_results": [3]}))
+    problems = check_export(tmp_path, aggregate)
+    assert any("detailed_evaluation_results.file_path is None" in p for p in problems)
+    assert any("evaluation_results[0].score_details.score is not a finite number" in p for p in problems)
+    assert any("model_info.additional_details.deployment_type is missing" in p for p in problems)
+
+
+def test_a_schema_file_that_is_not_an_object_is_refused_naming_it(tmp_path):
+    from evalharness.errors import UsageError
+
+    (tmp_path / "eval.schema.json").write_text("[]")
+    (tmp_path / "instance_level_eval.schema.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"eval\.schema\.json: expected an object, got an array"):
+        load_schemas(tmp_path)

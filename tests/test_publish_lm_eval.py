@@ -183,3 +183,44 @@ def test_imported_and_native_runs_share_one_leaderboard_with_their_provenance(ma
     assert "0.67" in board.stdout and "80.00" in board.stdout
     rows = [line for line in board.stdout.splitlines() if line.startswith("|") and "org/llm@" in line]
     assert len(rows) == 2  # different provenance (weights vs lm-eval model args): never merged into one row
+
+
+def _import_edited(main, tmp_path, edit):
+    """Import the fixture's results after ``edit(results)`` changed them (task hash left out)."""
+    results = write_lm_eval(tmp_path / "lm", ACC_A)
+    data = json.loads(results.read_text())
+    data["task_hashes"]["arc_easy"] = ""
+    edit(data)
+    results.write_text(json.dumps(data))
+    return main("import", "lm-eval", str(results), "--run-dir", str(tmp_path / "run"))
+
+
+def test_a_results_section_that_is_not_an_object_is_refused_naming_the_field(main, tmp_path):
+    refused = _import_edited(main, tmp_path, lambda data: data.update({"configs": ["arc_easy"]}))
+    assert refused.returncode == 2 and "configs: expected an object, got an array" in refused.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_task_result_that_is_not_an_object_is_refused_naming_the_task(main, tmp_path):
+    refused = _import_edited(main, tmp_path, lambda data: data["results"].update({"wikitext": None}))
+    assert refused.returncode == 2 and "results.wikitext: expected an object, got null" in refused.stderr
+
+
+def test_an_n_samples_count_that_is_not_a_number_is_refused_naming_the_field(main, tmp_path):
+    refused = _import_edited(main, tmp_path, lambda data: data["n-samples"]["wikitext"].update({"effective": "all"}))
+    assert refused.returncode == 2 and "n-samples.wikitext.effective: expected a count, got 'all'" in refused.stderr
+
+
+def test_a_model_revision_that_is_not_text_is_refused_naming_the_field(main, tmp_path):
+    refused = _import_edited(main, tmp_path, lambda data: data["config"].update({"model_revision": 3}))
+    assert refused.returncode == 2 and "config.model_revision: expected a string, got a number" in refused.stderr
+
+
+def test_a_sample_whose_doc_id_is_not_an_integer_is_refused_naming_the_line(main, tmp_path):
+    results = write_lm_eval(tmp_path / "lm", ACC_A)
+    samples = tmp_path / "lm" / f"samples_arc_easy_{DATE}.jsonl"
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    lines[2]["doc_id"] = [2]
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    refused = main("import", "lm-eval", str(results), "--run-dir", str(tmp_path / "run"))
+    assert refused.returncode == 2 and f"{samples}:3: doc_id: expected an integer, got an array" in refused.stderr

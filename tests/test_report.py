@@ -104,6 +104,13 @@ def test_missing_samples_still_give_a_report(tmp_path):
     assert "Examples unavailable" in render_report(run)
 
 
+def test_a_samples_row_whose_scores_is_not_an_object_is_stated_as_the_tasks_problem(tmp_path):
+    rows = [{"id": "0", "input": "x", "prediction": "a", "gold": "a", "scores": [100.0], "stats": {"accuracy": [1, 1]}}]
+    run = write_run(tmp_path / "r", model="m", tasks={"t": task({"accuracy": metric(100.0, n=1)}, n=1)}, samples={"t": rows})
+    context, data = build_report(load_run_view(run))
+    assert data["tasks"] == [] and "t samples, row 0: scores: expected an object, got an array" in context["tasks"][0]["problem"]
+
+
 def test_baseline_on_different_data_is_not_compared_example_by_example(tmp_path):
     a = write_run(tmp_path / "a", model="a", tasks={"t": task({"accuracy": metric(80.0)})})
     b = write_run(tmp_path / "b", model="b", tasks={"t": task({"accuracy": metric(70.0)}, data="sha256:other")})

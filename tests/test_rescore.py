@@ -69,3 +69,20 @@ def test_rescore_of_an_unknown_task_names_the_run_and_its_tasks(main, tmp_path, 
     _run(main, tiny_classifier, root, out)
     result = main("rescore", str(out), "--tasks", "glue/sst2", "--tasks-dir", str(root / "tasks"))
     assert result.returncode == 2 and "no task glue/sst2" in result.stderr and "reviews" in result.stderr
+
+
+def test_a_record_whose_data_dir_is_not_text_is_refused_naming_the_field(main, tmp_path, tiny_classifier):
+    """Rescoring reads the data from the run's recorded settings.data_dir; one of another JSON
+    type (it was a TypeError traceback) is refused naming the record and field."""
+    import json
+
+    root = _write_task(tmp_path)
+    out = tmp_path / "run"
+    _run(main, tiny_classifier, root, out)
+    results = out / "results.json"
+    record = json.loads(results.read_text())
+    record["settings"]["data_dir"] = 5
+    results.write_text(json.dumps(record))
+    result = main("rescore", str(out), "--tasks-dir", str(root / "tasks"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{results}: settings.data_dir: expected a string, got a number" in result.stderr

@@ -292,3 +292,21 @@ def test_jsonl_predictions_for_extractive_qa_use_the_same_contract(workspace):
     jsonl.write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match="expected an answer string or"):
         align_predictions(read_predictions(jsonl, task), task, data)
+
+
+def test_a_record_whose_prediction_note_path_is_not_text_is_refused_naming_the_field(main, workspace):
+    """Scoring another task into a run directory reads the prediction notes of the tasks it
+    holds; a hand-edited note of the wrong type (it was a TypeError traceback) is refused."""
+    hyp = workspace / "SystemX.hyp"
+    hyp.write_text("\n".join(HYPOTHESES) + "\n")
+    run_dir = workspace / "runs" / "SystemX"
+    assert _score(main, workspace, "tmp/mt", hyp, "--run-dir", str(run_dir), "--name", "SystemX").returncode == 0
+    results = run_dir / "results.json"
+    record = json.loads(results.read_text())
+    record["model"]["notes"]["predictions"]["tmp/mt"]["path"] = 5
+    results.write_text(json.dumps(record))
+    decoded = workspace / "SystemX.jsonl"
+    decoded.write_text("".join(json.dumps({"id": f"{i:06d}", "prediction": "the cat sat ."}) + "\n" for i in range(3)))
+    result = _score(main, workspace, "tmp/sum", decoded, "--run-dir", str(run_dir), "--name", "SystemX")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{results}: model.notes.predictions.tmp/mt.path: expected a string, got a number" in result.stderr

@@ -119,6 +119,13 @@ def test_sweep_run_settings_are_validated_like_a_run(run, fragment):
         shared_settings(run)
 
 
+
+def test_a_settings_group_given_as_a_non_mapping_beside_its_flat_names_is_refused_naming_the_group():
+    # a flat name is routed into its group, which must then be a mapping (it was a TypeError)
+    with pytest.raises(UsageError, match=r"batching: expected a mapping of settings, got 5"):
+        RunSettings(model="m", tasks=["t"], batching=5, batch_size=8)
+    assert RunSettings(model="m", tasks=["t"], batching={"packing": False}, batch_size=8).batching.packing is False
+
 def test_invalid_settings_are_refused_naming_the_flag():
     with pytest.raises(UsageError, match=r"--batch-size: must be at least 1"):
         RunSettings(model="m", tasks=["t"], batch_size=0)

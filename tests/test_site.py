@@ -83,6 +83,19 @@ def test_names_cannot_escape_the_output_directories(tmp_path):
     assert HOSTILE_MODEL not in index and HOSTILE_TASK not in index
 
 
+def test_a_samples_row_whose_scores_is_not_an_object_leaves_its_examples_out_saying_why(tmp_path):
+    rows = [{"id": str(i), "input": "x", "prediction": "a", "gold": "a", "scores": [100.0], "stats": {"accuracy": [1, 1]}}
+            for i in range(2)]
+    write_run(tmp_path / "runs" / "a", model="a", tasks={"t": task({"accuracy": metric(100.0, n=2)}, n=2)}, samples={"t": rows})
+    write_run(tmp_path / "runs" / "b", model="b", tasks={"t": task({"accuracy": metric(50.0, n=2)}, n=2)})
+    site = tmp_path / "site"
+    write_site(build_leaderboard([tmp_path / "runs"], ranks="marginal"), site)
+    compare = (site / "compare.html").read_text()
+    assert "a: examples unavailable (t in " in compare and "samples row 0: scores: expected an object, got an array" in compare
+    [report] = [p for p in (site / "reports").glob("a-*.html")]
+    assert "t samples, row 0: scores: expected an object, got an array" in report.read_text()
+
+
 def test_leaderboard_command_writes_every_format_and_prints(cli, tmp_path, tiny_runs):
     out = tmp_path / "out"
     result = cli("leaderboard", *map(str, tiny_runs.values()), "--output", str(out))

@@ -8,13 +8,14 @@ it: only the *name* of the environment variable that holds it.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import model_validator
 
 from evalharness.config import StrictModel, option
 from evalharness.errors import UsageError
+from evalharness.jsonvalues import JSONObject
 
 __all__ = ["API_KINDS", "OPENAI_ONLY", "BackendConfig", "public_url", "read_api_key"]
 
@@ -50,7 +51,7 @@ class BackendConfig(StrictModel):
             raise ValueError(f"{flags} apply to the openai backend only, not to '{self.name}'")
         return self
 
-    def recorded(self) -> dict[str, Any]:
+    def recorded(self) -> JSONObject:
         """What the run record says about the backend: never the key, never URL credentials."""
         if self.name != "openai":
             return {"name": self.name}

@@ -18,15 +18,21 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from typing_extensions import Required, TypedDict  # in typing from Python 3.11; evalharness supports 3.10
 
 from evalharness.backends.config import BackendConfig, public_url
 from evalharness.backends.remote import preview
 from evalharness.errors import ModelError
+from evalharness.jsonvalues import JsonValue
 
-__all__ = ["MalformedAnswer", "ServerRefused", "ServerUnreachable", "Transport"]
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionUserMessageParam
+
+__all__ = ["ChatBody", "CompletionBody", "MalformedAnswer", "ServerRefused", "ServerUnreachable", "Transport"]
 
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0
@@ -49,6 +55,38 @@ class ServerRefused(ModelError):
 
 class MalformedAnswer(ModelError):
     """A 2xx answer that is not the JSON the API promises."""
+
+
+class CompletionBody(TypedDict, total=False):
+    """What ``/v1/completions`` requests send besides the model (the ``openai`` client's keywords)."""
+
+    prompt: Required[str | list[int]]
+    max_tokens: int
+    temperature: float
+    echo: bool
+    logprobs: int
+    stop: list[str]
+
+
+class ChatBody(TypedDict, total=False):
+    """What ``/v1/chat/completions`` requests send besides the model."""
+
+    messages: Required[list[ChatCompletionUserMessageParam]]
+    max_tokens: int
+    temperature: float
+    stop: list[str]
+
+
+class _HasText(Protocol):
+    """An HTTP answer's body (the client's raw response, or the answer of an error)."""
+
+    @property
+    def text(self) -> str: ...
+
+
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 class Transport:
@@ -84,15 +122,21 @@ class Transport:
         return cls(self.redact(f"{self.model} at {self.url}: {message}"))
 
     # -- one request ----------------------------------------------------------------------
-    def post(self, endpoint: str, body: dict[str, Any], what: str) -> Any:
-        """The JSON answer to ``body`` sent to ``endpoint`` (``completions``, ``chat`` or
-        ``models``), after retries; ``what`` names the request in errors."""
-        calls: dict[str, Callable[[], Any]] = {
-            "completions": lambda: self._client.completions.with_raw_response.create(model=self.model, **body),
-            "chat": lambda: self._client.chat.completions.with_raw_response.create(model=self.model, **body),
-            "models": lambda: self._client.models.with_raw_response.list(),
-        }
-        call = calls[endpoint]
+    def completions(self, body: CompletionBody, what: str) -> JsonValue:
+        """The JSON answer of ``/v1/completions`` to ``body``, after retries; ``what`` names
+        the request in errors."""
+        return self._post(lambda: self._client.completions.with_raw_response.create(model=self.model, **body), what)
+
+    def chat(self, body: ChatBody, what: str) -> JsonValue:
+        """The JSON answer of ``/v1/chat/completions`` to ``body``, after retries."""
+        return self._post(lambda: self._client.chat.completions.with_raw_response.create(model=self.model, **body), what)
+
+    def models(self, what: str) -> JsonValue:
+        """The JSON answer of ``/v1/models``, after retries."""
+        return self._post(lambda: self._client.models.with_raw_response.list(), what)
+
+    def _post(self, call: Callable[[], _HasText], what: str) -> JsonValue:
+        """The JSON answer of ``call`` (one HTTP request), after retries."""
         attempt = 0
         while True:
             self._spend(what)
@@ -136,9 +180,9 @@ class Transport:
                 )
             self.sent += 1
 
-    def _json(self, text: str, what: str) -> Any:
+    def _json(self, text: str, what: str) -> JsonValue:
         try:
-            return json.loads(text)
+            return json.loads(text)  # JSON text decodes to a JSON value
         except (json.JSONDecodeError, TypeError) as exc:
             raise self._error(MalformedAnswer, f"{what}: the answer is not valid JSON ({exc}): {preview(text or '', 120)}") from None
 
@@ -159,14 +203,14 @@ class Transport:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _body_text(response: Any) -> str:
+def _body_text(response: _HasText) -> str:
     try:
         return response.text
     except Exception:  # noqa: BLE001 - a body that cannot be read is shown as absent
         return ""
 
 
-def _retry_after(response: Any) -> float | None:
+def _retry_after(response: _HasHeaders) -> float | None:
     try:
         value = float(response.headers.get("retry-after", ""))
     except (TypeError, ValueError):

@@ -21,12 +21,12 @@ import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
 from evalharness.backends.config import BackendConfig, public_url, read_api_key
-from evalharness.backends.http import MalformedAnswer, ServerRefused, Transport
+from evalharness.backends.http import ChatBody, CompletionBody, MalformedAnswer, ServerRefused, Transport
 from evalharness.backends.remote import (
     GeneratedText,
     RemoteCausalLM,
@@ -35,8 +35,12 @@ from evalharness.backends.remote import (
     preview,
 )
 from evalharness.errors import ModelError, UsageError, did_you_mean
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.models.base import Conventions, ModelInfo
 from evalharness.types import GenerationOptions, RequestKind
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["OpenAIBackend", "load_openai"]
 
@@ -52,7 +56,7 @@ class _Logprobs(BaseModel):
 
 class _Choice(BaseModel):
     text: str | None = None
-    message: dict[str, Any] | None = None
+    message: dict[str, JsonValue] | None = None
     finish_reason: str | None = None
     logprobs: _Logprobs | None = None
 
@@ -66,7 +70,7 @@ class _Answer(BaseModel):
     usage: _Usage | None = None
 
 
-def _answer(transport: Transport, data: Any, what: str) -> _Answer:
+def _answer(transport: Transport, data: JsonValue, what: str) -> _Answer:
     try:
         answer = _Answer.model_validate(data)
     except ValidationError as exc:
@@ -82,7 +86,7 @@ class OpenAIBackend(RemoteCausalLM):
 
     backend = "openai"
 
-    def __init__(self, transport: Transport, tokenizer: Any, info: ModelInfo, *, context_length: int | None, refusals: dict[RequestKind, str]) -> None:
+    def __init__(self, transport: Transport, tokenizer: PreTrainedTokenizerBase | None, info: ModelInfo, *, context_length: int | None, refusals: dict[RequestKind, str]) -> None:
         self.transport = transport
         super().__init__(tokenizer, info, context_length=context_length, refusals=refusals)
 
@@ -92,8 +96,8 @@ class OpenAIBackend(RemoteCausalLM):
 
     def _score_one(self, prompt: list[int]) -> ScoredPrompt:
         what = f"the prompt {preview(self.tokenizer.decode(prompt))} ({len(prompt)} tokens)"
-        body = {"prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
-        answer = _answer(self.transport, self.transport.post("completions", body, what), what)
+        body: CompletionBody = {"prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
+        answer = _answer(self.transport, self.transport.completions(body, what), what)
         return _prompt_logprobs(self.transport, answer, len(prompt), what)
 
     # -- generation -------------------------------------------------------------------------
@@ -102,21 +106,25 @@ class OpenAIBackend(RemoteCausalLM):
 
     def _complete_one(self, prompt: str | list[int], options: GenerationOptions, shown: str) -> GeneratedText:
         what = f"the prompt {preview(shown)}"
-        body: dict[str, Any] = {"max_tokens": options.max_new_tokens, "temperature": 0}
         # With min_new_tokens the server must not stop at a stop string by itself: an end of
         # sequence is then told apart from a stop string by the text (see RemoteCausalLM.generate).
-        if options.stop and options.min_new_tokens == 0 and len(options.stop) <= MAX_SENT_STOPS:
-            body["stop"] = list(options.stop)
+        stop = list(options.stop) if options.stop and options.min_new_tokens == 0 and len(options.stop) <= MAX_SENT_STOPS else None
         if self.transport.config.api == "chat":
             if not isinstance(prompt, str):
                 raise ModelError(
                     f"{self.info.name}: {what} is longer than the served model's context allows with "
                     f"max_new_tokens={options.max_new_tokens}, and chat completions cannot take the truncated token ids"
                 )
-            body["messages"] = [{"role": "user", "content": prompt}]
+            chat: ChatBody = {"max_tokens": options.max_new_tokens, "temperature": 0, "messages": [{"role": "user", "content": prompt}]}
+            if stop is not None:
+                chat["stop"] = stop
+            data = self.transport.chat(chat, what)
         else:
-            body["prompt"] = prompt
-        answer = _answer(self.transport, self.transport.post(self.transport.config.api, body, what), what)
+            body: CompletionBody = {"max_tokens": options.max_new_tokens, "temperature": 0, "prompt": prompt}
+            if stop is not None:
+                body["stop"] = stop
+            data = self.transport.completions(body, what)
+        answer = _answer(self.transport, data, what)
         choice = answer.choices[0]
         text = choice.text if self.transport.config.api == "completions" else (choice.message or {}).get("content")
         if not isinstance(text, str):
@@ -152,10 +160,10 @@ def _prompt_logprobs(transport: Transport, answer: _Answer, n_prompt: int, what:
 # -- start-up ------------------------------------------------------------------------------
 
 
-def _served_models(transport: Transport) -> list[dict[str, Any]] | None:
+def _served_models(transport: Transport) -> list[JSONObject] | None:
     """``/v1/models`` entries, or None when the server has no such endpoint."""
     try:
-        data = transport.post("models", {}, "the model list (/v1/models)")
+        data = transport.models("the model list (/v1/models)")
     except ServerRefused:
         return None
     entries = data.get("data") if isinstance(data, dict) else None
@@ -169,7 +177,7 @@ def _tokenizer_files_fingerprint(path: Path) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _load_tokenizer(model: str, tokenizer: str | None) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
+def _load_tokenizer(model: str, tokenizer: str | None) -> tuple[PreTrainedTokenizerBase | None, JSONObject | None, dict[str, str] | None]:
     """(tokenizer, its config.json, record note) from ``--tokenizer``, else from ``--model``
     when that is a local directory (servers are often started on a path)."""
     source = tokenizer or (model if Path(model).expanduser().is_dir() else None)
@@ -196,21 +204,21 @@ def _load_tokenizer(model: str, tokenizer: str | None) -> tuple[Any, dict[str, A
     return loaded, config, note
 
 
-def _probe_prompt(tokenizer: Any) -> list[int]:
+def _probe_prompt(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """A few tokens after BOS (EOS without one): at least two, so one is scored."""
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     ids = ([prefix] if prefix is not None else []) + list(tokenizer("the answer is", add_special_tokens=False)["input_ids"])
     return ids if len(ids) >= 2 else ids * 2
 
 
-def _probe_logprobs(transport: Transport, tokenizer: Any) -> str | None:
+def _probe_logprobs(transport: Transport, tokenizer: PreTrainedTokenizerBase) -> str | None:
     """None when the server echoes prompt log-probabilities as vLLM does and its tokens are
     this tokenizer's, else why log-likelihoods cannot be trusted (recorded: no server text)."""
     prompt = _probe_prompt(tokenizer)
     what = "the start-up probe of echo + logprobs"
-    body = {"prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
+    body: CompletionBody = {"prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
     try:
-        answer = _answer(transport, transport.post("completions", body, what), what)
+        answer = _answer(transport, transport.completions(body, what), what)
         _prompt_logprobs(transport, answer, len(prompt), what)
     except ServerRefused as exc:
         return f"the server refused a completions request with echo and logprobs on a token-id prompt (HTTP {exc.status})"
@@ -252,6 +260,7 @@ def load_openai(config: BackendConfig, model: str, *, tokenizer: str | None = No
         refused = _probe_logprobs(transport, loaded)
         refusals = {RequestKind.LOGLIKELIHOOD: refused, RequestKind.LOGLIKELIHOOD_ROLLING: refused} if refused else {}
     url = public_url(config.base_url)
+    recorded_tokenizer: JSONObject | None = {**tokenizer_note} if tokenizer_note else None  # a dict[str, str] is not a JSONObject (invariant)
     info = ModelInfo(
         name=model,
         path=url,
@@ -261,7 +270,7 @@ def load_openai(config: BackendConfig, model: str, *, tokenizer: str | None = No
         device="remote",
         dtype="as served",
         num_parameters=None,  # the server does not say
-        notes={"backend": "openai", "base_url": url, "served_model": model, "api": config.api, "tokenizer": tokenizer_note},
+        notes={"backend": "openai", "base_url": url, "served_model": model, "api": config.api, "tokenizer": recorded_tokenizer},
         conventions=Conventions(backend="openai", api=config.api, tokenizer=tokenizer_note["fingerprint"] if tokenizer_note else None),
     )
     return OpenAIBackend(transport, loaded, info, context_length=context_length, refusals=refusals)

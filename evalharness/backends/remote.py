@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from evalharness.config import cli_flag
 from evalharness.errors import ModelError, UsageError
+from evalharness.jsonvalues import JSONObject, expect_float
 from evalharness.models.base import ModelAdapter, ModelInfo, options_with
 from evalharness.models.causal import CausalLMAdapter
 from evalharness.types import (
@@ -39,6 +40,9 @@ from evalharness.types import (
     RollingLoglikelihoodResponse,
     RollingOptions,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["GeneratedText", "RemoteCausalLM", "ScoredPrompt", "check_greedy_options", "context_length_of", "preview"]
 
@@ -58,17 +62,26 @@ class GeneratedText(NamedTuple):
     ended_early: bool = False
 
 
-def preview(text: str, limit: int = 60) -> str:
+def preview(text: object, limit: int = 60) -> str:
     """A prompt as error messages show it: short, on one line."""
     flat = " ".join(str(text).split())
     return repr(flat if len(flat) <= limit else flat[:limit] + "…")
 
 
-def context_length_of(tokenizer: Any, config: Mapping[str, Any] | None) -> int | None:
+def _positions(config: Mapping[str, object] | None) -> int | None:
+    """config.json's position embeddings (``max_position_embeddings``, else ``n_positions``)."""
+    for field in ("max_position_embeddings", "n_positions"):
+        value = (config or {}).get(field)
+        if value:
+            return int(expect_float(value, f"config.json: {field}", error=ModelError))
+    return None
+
+
+def context_length_of(tokenizer: PreTrainedTokenizerBase | None, config: Mapping[str, object] | None) -> int | None:
     """The model's context from its tokenizer and config.json, as ``ModelAdapter.max_length``
     reads it; None when neither says."""
     limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
-    positions = (config or {}).get("max_position_embeddings") or (config or {}).get("n_positions")
+    positions = _positions(config)
     if limit is None or limit > 1_000_000:  # the "no limit" sentinel of tokenizers
         return int(positions) if positions else None
     return int(min(limit, positions)) if positions else int(limit)
@@ -101,9 +114,11 @@ class RemoteCausalLM(CausalLMAdapter):
 
     backend: str = "remote"
 
-    def __init__(self, tokenizer: Any, info: ModelInfo, *, context_length: int | None, refusals: Mapping[RequestKind, str]) -> None:
-        self.model = None
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, info: ModelInfo, *, context_length: int | None, refusals: Mapping[RequestKind, str]) -> None:
+        # No weights here (the inherited code that runs them is overridden), and without a
+        # tokenizer only generation is answered: every use of it checks for None first.
+        self.model = None  # type: ignore[assignment]
+        self.tokenizer = tokenizer  # type: ignore[assignment]
         self.context_length = context_length
         self._max_length = None
         self.refusals = dict(refusals)
@@ -114,7 +129,7 @@ class RemoteCausalLM(CausalLMAdapter):
             self.refusals.update({kind: self.refusals.get(kind, reason) for kind in SCORED_KINDS})
         self.answers = frozenset({RequestKind.GENERATE, *SCORED_KINDS}) - set(self.refusals)
         self.adds_bos = self._tokenizer_adds(tokenizer.bos_token_id, first=True) if tokenizer is not None else False
-        notes: dict[str, Any] = {"context_length": context_length}
+        notes: JSONObject = {"context_length": context_length}
         if tokenizer is not None and not self.refusals.keys() >= SCORED_KINDS:
             notes.update(self._notes())
             notes.pop("padding")  # nothing is padded here: every prompt is a request of its own
@@ -167,7 +182,7 @@ class RemoteCausalLM(CausalLMAdapter):
         return super().loglikelihood(requests, batch_size=batch_size)
 
     def loglikelihood_rolling(
-        self, texts: Sequence[str], *, batch_size: int = 32, options: RollingOptions | None = None, **settings: Any
+        self, texts: Sequence[str], *, batch_size: int = 32, options: RollingOptions | None = None, **settings: object
     ) -> list[RollingLoglikelihoodResponse]:
         self._refuse(RequestKind.LOGLIKELIHOOD_ROLLING)
         return super().loglikelihood_rolling(texts, batch_size=batch_size, options=options, **settings)
@@ -188,7 +203,7 @@ class RemoteCausalLM(CausalLMAdapter):
         return results
 
     def generate(
-        self, prompts: Sequence[str], *, batch_size: int = 32, options: GenerationOptions | None = None, **settings: Any
+        self, prompts: Sequence[str], *, batch_size: int = 32, options: GenerationOptions | None = None, **settings: object
     ) -> list[GenerateResponse]:
         """Greedy continuations, cut at the first stop string as ``hf`` cuts them.
 

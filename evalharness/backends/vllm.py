@@ -10,8 +10,8 @@ refused with that instruction. The run record notes the engine and its version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from evalharness.backends.config import BackendConfig
 from evalharness.backends.remote import (
@@ -33,12 +33,54 @@ from evalharness.models.base import (
 )
 from evalharness.types import GenerationOptions
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 __all__ = ["VLLMBackend", "import_vllm", "load_vllm"]
 
 GPU_MEMORY_UTILIZATION = 0.85
 
+# What evalharness uses of vLLM (it ships no types): ``LLM.generate`` on token-id prompts and
+# its outputs' prompt log-probabilities and completions.
+TokenPrompt = dict[str, list[int]]  # {"prompt_token_ids": ids}
 
-def import_vllm() -> Any:
+
+class _Logprob(Protocol):
+    @property
+    def logprob(self) -> float: ...
+
+
+class _Completion(Protocol):
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def token_ids(self) -> Sequence[int]: ...
+
+
+class _RequestOutput(Protocol):
+    @property
+    def prompt_logprobs(self) -> Sequence[Mapping[int, _Logprob] | None] | None: ...
+
+    @property
+    def outputs(self) -> Sequence[_Completion]: ...
+
+
+class _LLM(Protocol):
+    """``vllm.LLM``."""
+
+    def generate(self, prompts: list[TokenPrompt], params: object, *, use_tqdm: bool) -> Sequence[_RequestOutput]: ...
+
+
+class _VLLMModule(Protocol):
+    """The ``vllm`` module."""
+
+    def LLM(self, **settings: object) -> _LLM: ...  # noqa: N802 - vLLM's class
+
+    def SamplingParams(self, **settings: object) -> object: ...  # noqa: N802 - vLLM's class
+
+
+def import_vllm() -> _VLLMModule:
     try:
         import vllm
     except ImportError as exc:
@@ -54,12 +96,12 @@ class VLLMBackend(RemoteCausalLM):
 
     backend = "vllm"
 
-    def __init__(self, llm: Any, vllm: Any, tokenizer: Any, info: ModelInfo, *, context_length: int | None) -> None:
+    def __init__(self, llm: _LLM, vllm: _VLLMModule, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, *, context_length: int | None) -> None:
         self.llm = llm
         self.vllm = vllm
         super().__init__(tokenizer, info, context_length=context_length, refusals={})
 
-    def _prompt(self, ids: list[int]) -> dict[str, Any]:
+    def _prompt(self, ids: list[int]) -> TokenPrompt:
         return {"prompt_token_ids": list(ids)}
 
     def score_prompts(self, prompts: Sequence[list[int]]) -> list[ScoredPrompt]:

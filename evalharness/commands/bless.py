@@ -23,7 +23,7 @@ def _bless(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bless = commands.add_parser(
         "bless",
         help="record a run as a released baseline NAME in a store (any fsspec URL), with its provenance",

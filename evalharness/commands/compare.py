@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.commands.common import positive_int, seed, split_names
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from evalharness.comparison.compare import CompareSettings, Comparison
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
 VERDICT_STYLES = {"improved": "green", "regressed": "red", "no significant change": "dim", "undefined": "yellow"}
@@ -27,7 +32,7 @@ def _p(value: float | None) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
-def print_comparison(comparison: Any, *, console: Any = None) -> None:
+def print_comparison(comparison: Comparison, *, console: Console | None = None) -> None:
     """A table of every compared task and metric, then notes and what was not compared.
 
     ``result`` is the paired test's verdict: improved/regressed only when the corrected
@@ -85,7 +90,7 @@ def print_comparison(comparison: Any, *, console: Any = None) -> None:
         print_note(console, Cell("not compared", "yellow"), f"{skipped['task']} {skipped['metric']}: {skipped['reason']}")
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
+def settings_from_args(args: argparse.Namespace) -> CompareSettings:
     from evalharness.comparison.compare import CompareSettings
 
     return CompareSettings(
@@ -136,7 +141,7 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare = commands.add_parser(
         "compare",
         help="compare two runs with paired significance tests on the same examples",

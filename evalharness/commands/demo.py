@@ -13,7 +13,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser("demo", help="build tiny models and synthetic data, and evaluate them end to end")
     demo.add_argument("--output", default="demo-output", help="folder for the demo's models, data and runs")
     demo.set_defaults(handler=_demo)

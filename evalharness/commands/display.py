@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from evalharness.jsonvalues import JsonValue
 from evalharness.records.record import RunRecord
 from evalharness.terminal import Cell, Column, print_note, print_table
 from evalharness.terminal import console as make_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["format_value", "print_run", "prompt_summary"]
 
@@ -33,7 +39,7 @@ _LINT_SHOWN = {
 }
 
 
-def prompt_summary(settings: dict[str, Any]) -> str | None:
+def prompt_summary(settings: Mapping[str, JsonValue]) -> str | None:
     """The prompt format of a prompted task and its token-level lint, in one line."""
     fmt, lint = settings.get("prompt_format"), settings.get("prompt_lint")
     if not isinstance(fmt, dict) or not isinstance(lint, dict):
@@ -44,7 +50,7 @@ def prompt_summary(settings: dict[str, Any]) -> str | None:
     return f"{what}; {checked}"
 
 
-def print_run(record: RunRecord, run_dir: Any = None, *, console: Any = None) -> None:
+def print_run(record: RunRecord, run_dir: str | os.PathLike[str] | None = None, *, console: Console | None = None) -> None:
     """One row per (task, metric) with value, 95% CI, n and direction, then every note:
     why a value is missing, what a task did not apply or cover, what was skipped."""
     console = console or make_console()

@@ -12,34 +12,47 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.commands.common import add_tasks_dir, positive_int
 from evalharness.commands.compare import add_test_options, settings_from_args
 from evalharness.commands.settings_flags import add_settings_flags, settings_values
 from evalharness.errors import UsageError
 from evalharness.evaluation.settings import RunSettings
+from evalharness.jsonvalues import JSONObject, JsonValue
+
+if TYPE_CHECKING:
+    from evalharness.comparison.compare import CompareSettings
+    from evalharness.comparison.gate_policy import LoadedPolicy
+    from evalharness.comparison.gate_results import GateReport
+    from evalharness.records.baselines import ResolvedRun
 
 
-def with_sources(report: Any, candidate: Any, baseline: Any) -> Any:
+def _as_given(info: Mapping[str, JsonValue], resolved: ResolvedRun) -> JSONObject:
+    return {**info, "path": resolved.source, **resolved.info()}
+
+
+def with_sources(report: GateReport, candidate: ResolvedRun | None, baseline: ResolvedRun | None) -> GateReport:
     """The report naming runs as the user gave them (a URL, NAME@STORE) with their provenance,
     not as the temporary copies the gate read."""
-    runs = {}
-    for key, resolved in (("candidate", candidate), ("baseline", baseline)):
-        info = getattr(report, key)
-        if resolved is not None and info is not None and str(resolved.path) != resolved.source:
-            runs[key] = {**info, "path": resolved.source, **resolved.info()}
-    return replace(report, **runs) if runs else report
+    if candidate is not None and str(candidate.path) != candidate.source:
+        report = replace(report, candidate=_as_given(report.candidate, candidate))
+    if baseline is not None and report.baseline is not None and str(baseline.path) != baseline.source:
+        report = replace(report, baseline=_as_given(report.baseline, baseline))
+    return report
 
 
 def _checkpoint(args: argparse.Namespace) -> str | None:
     """The checkpoint given with --model (a sequential gate evaluates it)."""
-    return settings_values(args).get("loading", {}).get("model")
+    loading = settings_values(args).get("loading")
+    model = loading.get("model") if isinstance(loading, dict) else None
+    return model if isinstance(model, str) else None
 
 
-def _sequential(args: argparse.Namespace, policy: Any, baseline: Path | None, settings: Any) -> Any:
+def _sequential(args: argparse.Namespace, policy: LoadedPolicy, baseline: Path | None, settings: CompareSettings) -> GateReport:
     from evalharness.evaluation.runner import RunConfig
     from evalharness.evaluation.sequential import SequentialOptions, sequential_gate
 
@@ -118,7 +131,7 @@ def _gate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gate = commands.add_parser(
         "gate",
         help="check a candidate run against a gate policy (exit 0 pass, 1 fail, 2 invalid or not evaluated)",

@@ -21,7 +21,7 @@ def _lm_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("import", help="import another harness's results as a run record")
     sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
     lm_eval = sources.add_parser(

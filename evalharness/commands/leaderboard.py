@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from evalharness.commands.common import split_names
 from evalharness.errors import UsageError
+
+if TYPE_CHECKING:
+    from evalharness.comparison.compare import CompareSettings
+
+
+class _BuildOptions(TypedDict, total=False):
+    """The keyword arguments of ``build_leaderboard`` that a definition or a flag sets."""
+
+    title: str
+    description: str
+    tasks: Sequence[str] | None
+    metrics: Mapping[str, Sequence[str]] | None
+    aggregates: Sequence[str] | None
+    rank_by: str | None
+    allow_incomparable: bool
+    duplicates: str
+    ranks: str
+    compare_settings: CompareSettings | None
+    names: Mapping[str, str] | None
 
 
 def _parse_metrics(values: list[str]) -> dict[str, list[str]] | None:
@@ -38,45 +58,50 @@ def _parse_names(values: list[str]) -> dict[str, str]:
     return names
 
 
-def _compare_settings(alpha: float, correction: str) -> Any:
+def _compare_settings(alpha: float, correction: str) -> CompareSettings:
     from evalharness.comparison.compare import CompareSettings
 
     return CompareSettings(alpha=alpha, correction=correction)
 
 
-def _options(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+def _options(args: argparse.Namespace) -> tuple[list[str | Path], _BuildOptions]:
     """Runs and build options: the definition's, overridden by what the command line gives."""
-    runs: list[Any] = list(args.runs)
-    options: dict[str, Any] = {"title": "Leaderboard"}
-    alpha, correction, names = 0.05, "holm", {}
+    runs: list[str | Path] = list(args.runs)
+    options: _BuildOptions = {"title": "Leaderboard"}
+    alpha, correction, names = 0.05, "holm", dict[str, str]()
     if args.definition:
         from evalharness.leaderboard import load_definition
 
         loaded = load_definition(args.definition)
         spec = loaded.spec
-        runs = list(loaded.run_dirs) + runs
-        options.update(
-            title=spec.title,
-            description=spec.description,
-            tasks=spec.tasks,
-            metrics=spec.metrics,
-            aggregates=spec.aggregates,
-            rank_by=spec.rank_by,
-            allow_incomparable=spec.allow_incomparable,
-            duplicates=spec.duplicates,
-            ranks=spec.ranks,
-        )
+        runs = [*loaded.run_dirs, *runs]
+        options.update({
+            "title": spec.title,
+            "description": spec.description,
+            "tasks": spec.tasks,
+            "metrics": spec.metrics,
+            "aggregates": spec.aggregates,
+            "rank_by": spec.rank_by,
+            "allow_incomparable": spec.allow_incomparable,
+            "duplicates": spec.duplicates,
+            "ranks": spec.ranks,
+        })
         alpha, correction, names = spec.alpha, spec.correction, dict(spec.names)
-    overrides = {
-        "title": args.title,
-        "tasks": split_names(args.tasks) or None,
-        "metrics": _parse_metrics(args.metrics),
-        "aggregates": split_names(args.aggregates) or None,
-        "rank_by": args.rank_by,
-        "duplicates": args.duplicates,
-        "ranks": args.ranks,
-    }
-    options.update({key: value for key, value in overrides.items() if value is not None})
+    tasks, metrics, aggregates = split_names(args.tasks) or None, _parse_metrics(args.metrics), split_names(args.aggregates) or None
+    if args.title is not None:
+        options["title"] = args.title
+    if tasks is not None:
+        options["tasks"] = tasks
+    if metrics is not None:
+        options["metrics"] = metrics
+    if aggregates is not None:
+        options["aggregates"] = aggregates
+    if args.rank_by is not None:
+        options["rank_by"] = args.rank_by
+    if args.duplicates is not None:
+        options["duplicates"] = args.duplicates
+    if args.ranks is not None:
+        options["ranks"] = args.ranks
     names.update(_parse_names(args.name))
     options["names"] = names
     options["compare_settings"] = _compare_settings(args.alpha if args.alpha is not None else alpha, args.correction or correction)
@@ -123,7 +148,7 @@ def _probability(value: str) -> float:
     return number
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     board = commands.add_parser(
         "leaderboard",
         help="rank models from run directories; write CSV/Markdown/Parquet/JSON and a static site",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 
 from evalharness.commands.common import (
     add_tasks_dir,
@@ -12,6 +13,8 @@ from evalharness.commands.common import (
     positive_int,
     split_names,
 )
+from evalharness.errors import RecordError
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_array, expect_object
 
 
 def _sizes(text: str) -> list[int]:
@@ -47,27 +50,33 @@ def _noise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(result: dict) -> None:
+def _object(value: JsonValue, where: str) -> JSONObject:
+    return expect_object(value, f"noise floor: {where}", error=RecordError)
+
+
+def _print(result: Mapping[str, JsonValue]) -> None:
     from evalharness.terminal import Cell, Column, console, print_note, print_table
 
     out = console()
     headers = ("task", "metric", "n", "values", "spread (floor)", "predictions changed", "bootstrap bounds spread")
     columns = [Column(name, key=name in ("task", "metric")) for name in headers]
     rows = []
-    for task, entry in result["tasks"].items():
-        for key, metric in entry["metrics"].items():
-            values = ", ".join(f"{label} {'n/a' if value is None else f'{value:.4g}'}" for label, value in metric["values"].items())
-            changed = ", ".join(f"{label}: {count}" for label, count in metric["predictions_changed"].items()) or "-"
+    for task, task_entry in _object(result["tasks"], "tasks").items():
+        entry = _object(task_entry, task)
+        for key, metric_entry in _object(entry["metrics"], f"{task}: metrics").items():
+            metric = _object(metric_entry, f"{task}: {key}")
+            values = ", ".join(f"{label} {'n/a' if value is None else f'{value:.4g}'}" for label, value in _object(metric["values"], "values").items())
+            changed = ", ".join(f"{label}: {count}" for label, count in _object(metric["predictions_changed"], "predictions_changed").items()) or "-"
             boot = metric["bootstrap"]
-            boot_text = "-" if not boot or boot["low_spread"] is None else f"{boot['low_spread']:.3g} / {boot['high_spread']:.3g} ({boot['seeds']} seeds)"
+            boot_text = "-" if not boot or not isinstance(boot, dict) or boot["low_spread"] is None else f"{boot['low_spread']:.3g} / {boot['high_spread']:.3g} ({boot['seeds']} seeds)"
             floor = "n/a" if metric["floor"] is None else f"{metric['floor']:.4g}"
             rows.append([task, key, str(entry["sample"]), values, floor, changed, boot_text])
     print_table(out, columns, rows, title="noise floor: the value on the sample under each perturbation")
-    for reason in result["not_measured"]:
-        print_note(out, Cell("not measured:", "yellow"), reason)
+    for reason in expect_array(result["not_measured"], "noise floor: not_measured", error=RecordError):
+        print_note(out, Cell("not measured:", "yellow"), str(reason))
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     noise = commands.add_parser(
         "noise",
         help="rerun a sample of a run under perturbations that should not matter and record the spread (noise.json)",

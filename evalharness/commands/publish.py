@@ -124,7 +124,7 @@ def log_after(args: argparse.Namespace, run_dir: Path) -> None:
             ) from None
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     publish = commands.add_parser("publish", help="export a run: model card, Every Eval Ever, details dataset, trackers")
     kinds = publish.add_subparsers(dest="destination", required=True, metavar="DESTINATION")
 

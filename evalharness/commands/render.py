@@ -6,9 +6,10 @@ newlines kept); ``--json`` prints the same with token ids, for comparisons token
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from evalharness.evaluation.render import RenderedExample
+from evalharness.jsonvalues import JsonValue
 
 __all__ = ["print_rendered"]
 
@@ -18,15 +19,16 @@ def _block(title: str, text: str) -> None:
     print(text)
 
 
-def _describe_format(fmt: dict[str, Any] | None) -> list[str]:
+def _describe_format(fmt: Mapping[str, JsonValue] | None) -> list[str]:
     if not fmt:
         return []
     lines = [f"# prompt format: {fmt.get('format')} ({fmt.get('reason')})"]
     for key in ("template_sha256", "end_of_turn", "system_role", "few_shot_turns", "strip_thinking"):
         if fmt.get(key) is not None:
             lines.append(f"#   {key}: {fmt[key]}")
-    if fmt.get("template_default_system_prompt"):
-        lines.append(f"#   the template writes its own system prompt: {fmt['template_default_system_prompt']['text']!r}")
+    default_prompt = fmt.get("template_default_system_prompt")
+    if default_prompt and isinstance(default_prompt, dict):
+        lines.append(f"#   the template writes its own system prompt: {default_prompt['text']!r}")
     return lines
 
 

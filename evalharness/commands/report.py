@@ -14,7 +14,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser("report", help="write a self-contained HTML report of a run")
     report.add_argument("run", type=Path, metavar="RUN_DIR", help="the run directory to report on")
     report.add_argument("--baseline", type=Path, metavar="RUN_DIR", help="compare with this run")

@@ -22,7 +22,7 @@ def _rescore(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rescore = commands.add_parser(
         "rescore",
         help="recompute a run's metrics from its stored predictions, without loading the model",

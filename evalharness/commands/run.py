@@ -44,7 +44,7 @@ GROUP_TITLES = {
 }
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="evaluate a checkpoint on tasks and write a run directory")
     add_settings_flags(run, RunSettings, required=("model", "tasks"), titles=GROUP_TITLES)
     run.add_argument("--json", action="store_true", help="print the run record as JSON instead of a table")

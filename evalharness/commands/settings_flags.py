@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import typing
 from collections.abc import Iterable
-from typing import Any, TypeGuard
+from typing import Literal, TypedDict, TypeGuard
 
 from pydantic import BaseModel
 
@@ -24,19 +24,29 @@ __all__ = ["add_settings_flags", "settings_values"]
 _DEST = "settings__"  # namespace attributes of settings flags: settings__batching__batch_size
 
 
-def _is_group(annotation: Any) -> TypeGuard[type[StrictModel]]:
+class _FlagArguments(TypedDict, total=False):
+    """The keyword arguments of ``add_argument`` that settings flags use."""
+
+    help: str | None
+    default: str  # argparse.SUPPRESS
+    action: Literal["store_true", "store_false", "append"]
+    metavar: str
+    required: bool
+
+
+def _is_group(annotation: object) -> TypeGuard[type[StrictModel]]:
     return isinstance(annotation, type) and issubclass(annotation, StrictModel)
 
 
-def _is_flag(annotation: Any) -> bool:
+def _is_flag(annotation: object) -> bool:
     return annotation is bool
 
 
-def _is_list(annotation: Any) -> bool:
+def _is_list(annotation: object) -> bool:
     return typing.get_origin(annotation) is list
 
 
-def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], str, dict[str, Any]]]:
+def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], str, _FlagArguments]]:
     for name, field in model.model_fields.items():
         if _is_group(field.annotation):
             yield from _flags(field.annotation, (*path, name))
@@ -45,7 +55,7 @@ def _flags(model: type[BaseModel], path: tuple[str, ...]) -> Iterable[tuple[tupl
         flag = cli_flag(model, name)
         if flag is None:
             continue
-        kwargs: dict[str, Any] = {"help": field.description, "default": argparse.SUPPRESS}
+        kwargs: _FlagArguments = {"help": field.description, "default": argparse.SUPPRESS}
         if _is_flag(field.annotation):  # a setting on by default is turned off by its flag (--no-packing)
             kwargs["action"] = "store_false" if field.default is True else "store_true"
         else:
@@ -70,25 +80,28 @@ def add_settings_flags(
     for path, flag, kwargs in _flags(model, ()):
         if chosen is not None and path[-1] not in chosen:
             continue
-        target: Any = parser
+        target: argparse._ActionsContainer = parser
         if len(path) > 1:
             title = (titles or {}).get(path[0], path[0])
             target = groups.setdefault(path[0], parser.add_argument_group(title))
         if path[-1] in needed:
-            kwargs = {**kwargs, "required": True}
-            kwargs.pop("default")
+            kwargs = kwargs.copy()
+            kwargs["required"] = True
+            del kwargs["default"]
         target.add_argument(flag, dest=_DEST + "__".join(path), **kwargs)
 
 
-def settings_values(args: argparse.Namespace) -> dict[str, Any]:
+def settings_values(args: argparse.Namespace) -> dict[str, object]:
     """The settings given on the command line, nested as the model's groups (only those given)."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for attribute, value in vars(args).items():
         if not attribute.startswith(_DEST):
             continue
         *groups, name = attribute[len(_DEST) :].split("__")
         holder = values
         for group in groups:
-            holder = holder.setdefault(group, {})
+            nested = holder.setdefault(group, {})
+            assert isinstance(nested, dict)  # only groups are set here, and each as a mapping
+            holder = nested
         holder[name] = value
     return values

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.commands.common import non_negative_int, positive_int, split_names
 from evalharness.commands.settings_flags import add_settings_flags, settings_values
@@ -21,18 +21,21 @@ from evalharness.evaluation.settings import (
     flat_settings,
 )
 
+if TYPE_CHECKING:
+    from evalharness.evaluation.sweep import SweepSpec
+
 # Every run setting can be shared by a sweep's jobs, but those each job sets itself; the
 # openai backend's --max-retries is a sweep file setting here (sweep --max-retries retries jobs).
 _SHARED_FLAGS = sorted(set(FLAT_NAMES) - JOB_FIELDS - {"backend", "max_retries"} | {"tasks_dirs", "data_dir", "limit", "trust_task_code"})
 
 
-def _spec(args: argparse.Namespace) -> Any:
+def _spec(args: argparse.Namespace) -> SweepSpec:
     from pydantic import ValidationError
 
     from evalharness.config import field_path
     from evalharness.evaluation.sweep import SweepSpec, load_sweep_spec
 
-    top = {
+    top: dict[str, object] = {
         "models": split_names(args.models) or None,
         "tasks": split_names(args.tasks) or None,
         "output": str(args.output) if args.output else None,
@@ -78,7 +81,7 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep = commands.add_parser(
         "sweep",
         help="evaluate several models on several task groups (locally or on a Ray cluster) and build a leaderboard",

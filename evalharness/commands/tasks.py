@@ -46,7 +46,8 @@ def _render(args: argparse.Namespace) -> int:
     from evalharness.evaluation.settings import RunSettings
 
     values = settings_values(args)
-    if not args.render or "model" not in values.get("loading", {}):
+    loading = values.get("loading")
+    if not args.render or not isinstance(loading, dict) or "model" not in loading:
         raise UsageError("tasks show: --render needs --model PATH (the prompts depend on the checkpoint's tokenizer and kind)")
     config = RunSettings(**values, tasks=[args.name], tasks_dirs=args.tasks_dir)
     rendered = render_example(config, args.name, args.example)
@@ -93,7 +94,7 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tasks = commands.add_parser("tasks", help="list, show and validate task specs")
     actions = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list built-in and user tasks and groups")

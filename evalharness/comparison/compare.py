@@ -18,20 +18,35 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from evalharness.comparison.pairing import PairedTask, TaskComparison, pair_task, task_clusters, task_stats
-from evalharness.errors import EvalHarnessError, IncomparableRunsError, RecordError, UsageError
+from evalharness.comparison.pairing import (
+    PairedTask,
+    TaskComparison,
+    pair_task,
+    task_clusters,
+    task_stats,
+)
+from evalharness.errors import (
+    EvalHarnessError,
+    IncomparableRunsError,
+    RecordError,
+    UsageError,
+)
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.records.record import LoadedRun, RunRecord, loaded_run
 from evalharness.seeds import MAX_SEED
 from evalharness.stats import (
     BOOTSTRAP_PVALUES,
     CORRECTIONS,
+    BoolArray,
+    FloatArray,
     PairedResult,
     Scorer,
     adjust_pvalues,
@@ -39,7 +54,13 @@ from evalharness.stats import (
     paired_bootstrap,
     paired_permutation,
 )
-from evalharness.types import Direction, MetricResult, finite_or_none, signature_identity, signature_text
+from evalharness.types import (
+    Direction,
+    MetricResult,
+    finite_or_none,
+    signature_identity,
+    signature_text,
+)
 
 if TYPE_CHECKING:
     from evalharness.metrics.base import Metric
@@ -114,7 +135,7 @@ class MetricComparison:
     higher_is_better: bool
     ideal: float | None
     verdict: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, int] = field(default_factory=dict)  # the test's counts (PairedResult.details)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -131,8 +152,8 @@ class MetricComparison:
 class Comparison:
     """The result of :func:`compare_runs`; ``to_dict()`` is the JSON that ``compare`` writes."""
 
-    run_a: dict[str, Any]
-    run_b: dict[str, Any]
+    run_a: JSONObject  # path, run_id, model, fingerprint, created (and where a gate found it)
+    run_b: JSONObject
     settings: CompareSettings
     tasks: list[TaskComparison]
     metrics: list[MetricComparison]
@@ -145,23 +166,28 @@ class Comparison:
         verdicts = [m.verdict for m in self.metrics]
         return {verdict: verdicts.count(verdict) for verdict in (IMPROVED, REGRESSED, UNCHANGED, UNDEFINED)}
 
-    def to_dict(self) -> dict[str, Any]:
-        metrics = []
+    def metric_rows(self) -> list[JSONObject]:
+        """Each metric's comparison as written (``to_dict()["comparisons"]``)."""
+        rows: list[JSONObject] = []
         for item in self.metrics:
             row = asdict(item)
             for key in ("value_a", "value_b", "difference", "change", "p_value", "p_adjusted"):
                 row[key] = finite_or_none(row[key])
             row["ci"] = [finite_or_none(bound) for bound in item.ci]
-            metrics.append(row)
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> JSONObject:
+        metrics: list[JsonValue] = [*self.metric_rows()]
         return {
             "schema": COMPARE_SCHEMA,
             "run_a": self.run_a,
             "run_b": self.run_b,
             "settings": asdict(self.settings),
-            "summary": self.counts(),
+            "summary": {**self.counts()},
             "tasks": [asdict(task) for task in self.tasks],
             "comparisons": metrics,
-            "not_compared": self.not_compared,
+            "not_compared": [{**reason} for reason in self.not_compared],
         }
 
 
@@ -173,8 +199,8 @@ class _Pair:
     """One metric's aligned statistics in both runs and how to score them."""
 
     metric: Metric
-    stats_a: np.ndarray
-    stats_b: np.ndarray
+    stats_a: FloatArray
+    stats_b: FloatArray
     scorer: Scorer
     settings: CompareSettings
 
@@ -214,7 +240,7 @@ def _permutation_test(pair: _Pair) -> PairedResult:
     return PairedResult("paired-permutation", observed, low, high, stderr, p_value, method, pair.stats_a.shape[0], details)
 
 
-def _binary_outcomes(pair: _Pair) -> tuple[np.ndarray, np.ndarray]:
+def _binary_outcomes(pair: _Pair) -> tuple[BoolArray, BoolArray]:
     """Per-example success in each run, over the examples that entered the metric in both."""
     both = pair.metric.entered(pair.stats_a) & pair.metric.entered(pair.stats_b)
     scores_a = pair.metric.example_scores(pair.stats_a[both])
@@ -238,7 +264,7 @@ def _mcnemar_test(pair: _Pair) -> PairedResult:
     return PairedResult("mcnemar-exact", observed, low, high, stderr, result.p_value, f"mcnemar-exact; ci:{ci_method}", correct_a.size, details)
 
 
-def cluster_test(pair: _Pair, clusters: np.ndarray) -> PairedResult:
+def cluster_test(pair: _Pair, clusters: npt.NDArray[np.object_]) -> PairedResult:
     """The paired cluster bootstrap: whole clusters resampled, both runs scored on the same
     draw; the percentile interval and the bootstrap p-value of ``settings.bootstrap_pvalue``
     from those replicates. Used for every metric of a task whose examples share clusters:
@@ -277,7 +303,7 @@ PAIRED_TESTS: dict[str, PairedTest] = {
 # -- pairing examples: evalharness.comparison.pairing -----------------------------------------
 
 
-def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
+def _run_info(path: Path, record: RunRecord) -> JSONObject:
     return {
         "path": str(path),
         "run_id": record.run_id,
@@ -305,8 +331,8 @@ def _scorer(metric: Metric, ideal: float | None) -> Scorer:
 
 def _compare_metric(
     paired: PairedTask, key: str, entries: tuple[MetricResult, MetricResult], dirs: tuple[Path, Path], settings: CompareSettings
-) -> dict[str, Any]:
-    """One metric's raw comparison (adjusted p-value and verdict are added later)."""
+) -> MetricComparison:
+    """One metric's raw comparison (the adjusted p-value and the verdict are set later)."""
     from evalharness.metrics.registry import build_metric
 
     entry_a, entry_b = entries
@@ -342,9 +368,10 @@ def _compare_metric(
                 notes.append(f"{side}'s value re-aggregated from its statistics ({value:.6g}) differs from the recorded {entry.value:.6g}")
     defined = math.isfinite(value_a) and math.isfinite(value_b)
     pair = _Pair(metric, stats_a, stats_b, scorer, settings)
-    clusters, cluster_field = task_clusters(paired, dirs)
-    if clusters is not None:
-        clusters = np.asarray(clusters, dtype=object)[entered]
+    clusters_found, cluster_field = task_clusters(paired, dirs)
+    clusters = None
+    if clusters_found is not None:
+        clusters = np.asarray(clusters_found, dtype=object)[entered]
         count = len(set(clusters))
         notes.append(f"examples share sources (cluster_field '{cluster_field}', {count} clusters): tested with the paired cluster bootstrap"
                      + (f" instead of {test_name}" if test_name != "bootstrap" else "")
@@ -353,25 +380,27 @@ def _compare_metric(
         result = None
     else:
         result = cluster_test(pair, clusters) if clusters is not None else PAIRED_TESTS[test_name].run(pair)
-    return {
-        "task": paired.summary.task,
-        "metric": key,
-        "metric_name": entry_a.metric,
-        "value_a": value_a,
-        "value_b": value_b,
-        "difference": value_b - value_a if defined else None,
-        "compared_on": "value" if ideal is None else f"distance from ideal {ideal:g}",
-        "change": result.difference if result else None,
-        "ci": (result.ci_low, result.ci_high) if result else (None, None),
-        "p_value": result.p_value if result and math.isfinite(result.p_value) else None,
-        "test": result.test if result else test_name,
-        "method": result.method if result else "",
-        "n": int(entered.sum()),
-        "higher_is_better": entry_a.higher_is_better,
-        "ideal": ideal,
-        "details": result.details if result else {},
-        "notes": notes,
-    }
+    return MetricComparison(
+        task=paired.summary.task,
+        metric=key,
+        metric_name=entry_a.metric,
+        value_a=value_a,
+        value_b=value_b,
+        difference=value_b - value_a if defined else None,
+        compared_on="value" if ideal is None else f"distance from ideal {ideal:g}",
+        change=result.difference if result else None,
+        ci=(result.ci_low, result.ci_high) if result else (None, None),
+        p_value=result.p_value if result and math.isfinite(result.p_value) else None,
+        p_adjusted=None,
+        test=result.test if result else test_name,
+        method=result.method if result else "",
+        n=int(entered.sum()),
+        higher_is_better=entry_a.higher_is_better,
+        ideal=ideal,
+        verdict=UNDEFINED,
+        details=result.details if result else {},
+        notes=notes,
+    )
 
 
 class _NotCompared(Exception):
@@ -424,7 +453,8 @@ def compare_runs(
             f"runs {names[0]} and {names[1]} did not evaluate the same examples, so a paired comparison "
             "would be meaningless:\n" + "\n".join(refusals) + "\n(pass --allow-different-data to compare on the shared example ids)"
         )
-    raw, not_compared = [], []
+    raw: list[MetricComparison] = []
+    not_compared: list[dict[str, str]] = []
     for paired in paired_tasks:
         keys = [key for key in records[0].tasks[paired.summary.task].metrics if key in records[1].tasks[paired.summary.task].metrics]
         if metrics is not None and paired.summary.task in metrics:
@@ -438,13 +468,12 @@ def compare_runs(
                 raw.append(_compare_metric(paired, key, entries, dirs, settings))
             except _NotCompared as exc:
                 not_compared.append({"task": paired.summary.task, "metric": key, "reason": str(exc)})
-    adjusted = adjust_pvalues(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in raw]), settings.correction)
+    adjusted = adjust_pvalues(np.array([np.nan if r.p_value is None else r.p_value for r in raw]), settings.correction)
     results = []
     for row, p_adjusted in zip(raw, adjusted):
         p_adj = float(p_adjusted) if math.isfinite(p_adjusted) else None
-        direction = Direction(row["higher_is_better"], row["ideal"])
-        verdict = _verdict(row["change"], p_adj, settings.alpha, direction.lower_change_is_better)
-        results.append(MetricComparison(**row, p_adjusted=p_adj, verdict=verdict))
+        verdict = _verdict(row.change, p_adj, settings.alpha, row.direction.lower_change_is_better)
+        results.append(replace(row, p_adjusted=p_adj, verdict=verdict))
     return Comparison(
         run_a=_run_info(dirs[0], records[0]),
         run_b=_run_info(dirs[1], records[1]),

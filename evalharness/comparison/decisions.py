@@ -24,10 +24,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evalharness.comparison.gate_results import IntervalRecord, MdeRecord
 from evalharness.comparison.pairing import (
     PairedTask,
     pair_task,
@@ -50,7 +51,7 @@ from evalharness.inference import (
 from evalharness.inference.power import DetectableEffect
 from evalharness.inference.rules import UNDETERMINED, Decision
 from evalharness.records.record import RunRecord
-from evalharness.stats import Scorer
+from evalharness.stats import FloatArray, Scorer
 from evalharness.types import finite_or_none
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ class PairedMetric:
     task: str
     key: str
     metric: Metric
-    stats_candidate: np.ndarray
-    stats_baseline: np.ndarray
+    stats_candidate: FloatArray
+    stats_baseline: FloatArray
     ids: list[str]
     clusters: list[str] | None
     ideal: float | None
@@ -87,7 +88,7 @@ class PairedMetric:
         stats = self.stats_baseline if baseline else self.stats_candidate
         return float(scorer.statistic(np.array([scorer.value(stats)]))[0])
 
-    def example_scores(self) -> tuple[np.ndarray, np.ndarray]:
+    def example_scores(self) -> tuple[FloatArray, FloatArray]:
         return self.metric.example_scores(self.stats_candidate), self.metric.example_scores(self.stats_baseline)
 
     @property
@@ -161,7 +162,7 @@ def estimate(paired: PairedMetric, *, confidence: float, on_distance: bool, seed
     return replace(result, method=f"{result.method}|seed:{seed}")
 
 
-def interval_record(est: Estimate) -> dict[str, Any]:
+def interval_record(est: Estimate) -> IntervalRecord:
     """The record form of an interval (undefined bounds are null, with the reason in notes)."""
     return {
         "estimate": finite_or_none(est.estimate),
@@ -178,14 +179,11 @@ def interval_record(est: Estimate) -> dict[str, Any]:
     }
 
 
-def mde_record(effect: DetectableEffect, *, power: float, method: str | None = None) -> dict[str, Any]:
-    return {
-        "value": finite_or_none(effect.value),
-        "power": power,
-        "alpha": effect.alpha,
-        "method": method or effect.method,
-        **({"reason": effect.reason} if effect.reason else {}),
-    }
+def mde_record(effect: DetectableEffect, *, power: float, method: str | None = None) -> MdeRecord:
+    record: MdeRecord = {"value": finite_or_none(effect.value), "power": power, "alpha": effect.alpha, "method": method or effect.method}
+    if effect.reason:
+        record["reason"] = effect.reason
+    return record
 
 
 @dataclass(frozen=True)
@@ -194,11 +192,11 @@ class CheckOutcome:
 
     status: str  # "passed", "failed" or "undetermined"
     detail: str
-    interval: dict[str, Any]
+    interval: IntervalRecord
     margin: float
     verdict: str
     p_value: float | None
-    mde: dict[str, Any]
+    mde: MdeRecord
     mde_warning: str | None
 
 
@@ -216,7 +214,7 @@ def _margin(paired: PairedMetric, spec: MarginSpec, *, on_distance: bool) -> flo
     return Margin(float(spec.margin), bool(spec.relative)).absolute(baseline_value)
 
 
-def _outcome(decision: Decision, est: Estimate, mde: dict[str, Any], warning: str | None) -> CheckOutcome:
+def _outcome(decision: Decision, est: Estimate, mde: MdeRecord, warning: str | None) -> CheckOutcome:
     status = "undetermined" if decision.verdict == UNDETERMINED else "passed" if decision.passed else "failed"
     detail = f"{decision.verdict}: {decision.detail}"
     if est.notes and decision.verdict != UNDETERMINED:
@@ -268,7 +266,7 @@ def statistical_check(check: str, paired: PairedMetric, spec: MarginSpec, settin
     return _TESTS[check](paired, spec, settings)
 
 
-def mde_for_drop(paired: PairedMetric, threshold: float, settings: StatSettings) -> tuple[dict[str, Any], str | None]:
+def mde_for_drop(paired: PairedMetric, threshold: float, settings: StatSettings) -> tuple[MdeRecord, str | None]:
     """MDE of a ``significant: true`` regression rule (a two-sided paired test at alpha) and
     the warning when its limit ``threshold`` (in the compared quantity's units) is below it.
     When no interval can be made, the MDE is null with the reason (the rule's own test decides)."""

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -54,11 +54,15 @@ from evalharness.comparison.gate_results import (
     PASSED,
     SKIPPED,
     CheckResult,
+    ComparedFields,
+    DetectableFields,
     GateReport,
+    NoiseFields,
     RuleResult,
 )
 from evalharness.comparison.noise_floor import noise_floors, noise_warning
 from evalharness.errors import EvalHarnessError, did_you_mean
+from evalharness.jsonvalues import JSONObject
 from evalharness.records.record import LoadedRun, RunRecord, TaskEntry, loaded_run
 from evalharness.stats import adjust_pvalues
 from evalharness.types import MetricResult
@@ -147,11 +151,11 @@ class _Context:
         assert worsening is not None  # defined with the change
         return worsening
 
-    def compared_values(self) -> dict[str, Any]:
+    def compared_values(self) -> ComparedFields:
         comparison = self.baseline
         return {"candidate": comparison.value_b, "baseline": comparison.value_a, "change": comparison.change, "n": comparison.n}
 
-    def noise(self, threshold: float | None) -> dict[str, Any]:
+    def noise(self, threshold: float | None) -> NoiseFields:
         warning = noise_warning(threshold, self.statistics.floors.get((self.rule.task, self.rule.metric)))
         return {"noise_warning": warning} if warning else {}
 
@@ -181,7 +185,7 @@ def _check_distance(ctx: _Context, limit: float) -> CheckResult:
     return CheckResult("max_distance_from_ideal", ctx.describe("max_distance_from_ideal"), PASSED if ok else FAILED, detail, ctx.value, n=ctx.entry.n)
 
 
-def _detectable(ctx: _Context, check: str, threshold: float) -> dict[str, Any]:
+def _detectable(ctx: _Context, check: str, threshold: float) -> DetectableFields:
     """The MDE fields of a 'significant' rule (its limit ``threshold`` in the compared units)."""
     if not ctx.rule.significant:
         return {}
@@ -200,18 +204,22 @@ def _regression(ctx: _Context, check: str, amount: float, limit: float, unit: st
     limit is described as a change, not as an improvement or a regression: only the paired
     test could say which. A significant rule also reports what its test could detect."""
     description = ctx.describe(check)
-    values = {**ctx.compared_values(), "p_value": ctx.p_adjusted, **_detectable(ctx, check, threshold), **ctx.noise(threshold)}
+    compared, detectable, noise = ctx.compared_values(), _detectable(ctx, check, threshold), ctx.noise(threshold)
+
+    def result(status: str, detail: str) -> CheckResult:
+        return CheckResult(check, description, status, detail, p_value=ctx.p_adjusted, **compared, **detectable, **noise)
+
     shown = f"{_fmt(amount)}{unit}"
     if amount <= limit:
         detail = f"drop {shown} within {_fmt(limit)}{unit}" if amount > 0 else f"no drop ({_fmt(-amount)}{unit} the other way)" if amount < 0 else "no change"
-        return CheckResult(check, description, PASSED, detail, **values)
+        return result(PASSED, detail)
     if not ctx.rule.significant:
-        return CheckResult(check, description, FAILED, f"regression {shown} > {_fmt(limit)}{unit}", **values)
+        return result(FAILED, f"regression {shown} > {_fmt(limit)}{unit}")
     if ctx.p_adjusted is None:
-        return CheckResult(check, description, FAILED, f"regression {shown} > {_fmt(limit)}{unit}; significance undefined", **values)
+        return result(FAILED, f"regression {shown} > {_fmt(limit)}{unit}; significance undefined")
     significant = ctx.p_adjusted < ctx.alpha
     verdict = f"{'significant' if significant else 'not significant'} (p adj. {ctx.p_adjusted:.3g} {'<' if significant else '≥'} {ctx.alpha:g})"
-    return CheckResult(check, description, FAILED if significant else PASSED, f"regression {shown} > {_fmt(limit)}{unit}, {verdict}", **values)
+    return result(FAILED if significant else PASSED, f"regression {shown} > {_fmt(limit)}{unit}, {verdict}")
 
 
 def _check_max_drop(ctx: _Context, limit: float) -> CheckResult:
@@ -277,14 +285,17 @@ def _describe_within(rule: GateRule, name: str, alpha: float) -> str:
     return f"equivalent to baseline within ±{_margin_text(rule.within)} (TOST, alpha {alpha:g})"
 
 
+_Limit = TypeVar("_Limit", float, MarginSpec)
+
+
 @dataclass(frozen=True)
-class Check:
-    run: Callable[[_Context, Any], CheckResult]
+class Check(Generic[_Limit]):
+    run: Callable[[_Context, _Limit], CheckResult]  # (context, the rule's limit for this check)
     describe: Callable[[GateRule, str, float], str]  # (rule, check name, alpha) -> text shown in CI
 
 
 # One per name in gate_policy.CHECK_NAMES; those in BASELINE_CHECKS need a baseline.
-CHECKS: dict[str, Check] = {
+CHECKS: dict[str, Check[float] | Check[MarginSpec]] = {
     "min": Check(_check_min, _describe_limit("value ≥ {limit:g}")),
     "max": Check(_check_max, _describe_limit("value ≤ {limit:g}")),
     "max_distance_from_ideal": Check(_check_distance, _describe_limit("distance from ideal ≤ {limit:g}")),
@@ -415,7 +426,7 @@ def _required_task(task: str, where: str, candidate: RunRecord) -> RuleResult:
     return RuleResult(f"required task {task}", task, None, where, [check])
 
 
-def _run_info(path: Path, record: RunRecord) -> dict[str, Any]:
+def _run_info(path: Path, record: RunRecord) -> JSONObject:
     return {"path": str(path), "run_id": record.run_id, "model": record.model.name, "fingerprint": record.model.fingerprint}
 
 

@@ -15,7 +15,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from types import EllipsisType
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -194,7 +195,7 @@ class LoadedPolicy:
     policy: GatePolicy
     lines: dict[Location, int] = field(default_factory=dict, repr=False)
 
-    def where(self, *loc: Any) -> str:
+    def where(self, *loc: str | int) -> str:
         return where(str(self.path), self.lines, loc)
 
 
@@ -232,7 +233,9 @@ class MetricFacts:
         return math.inf if low <= 0 else (high - low) / low  # worst: rising to `high` from `low`
 
 
-def metric_facts(name: str, settings: Mapping[str, Any], *, ideal: Any = ..., higher_is_better: bool | None = None) -> MetricFacts:
+def metric_facts(
+    name: str, settings: Mapping[str, object], *, ideal: float | None | EllipsisType = ..., higher_is_better: bool | None = None
+) -> MetricFacts:
     """Facts of a registered metric built with ``settings``; a metric this evalharness cannot
     build (a record from another version) has unknown bounds, so no range check applies."""
     from evalharness.metrics.registry import build_metric
@@ -245,7 +248,7 @@ def metric_facts(name: str, settings: Mapping[str, Any], *, ideal: Any = ..., hi
     return MetricFacts(
         name,
         (float(bounds[0]), float(bounds[1])),
-        default_ideal if ideal is ... else ideal,
+        default_ideal if isinstance(ideal, EllipsisType) else ideal,
         default_higher if higher_is_better is None else higher_is_better,
     )
 
@@ -357,7 +360,13 @@ def _within_never_fires(limit: WithinMargin, facts: MetricFacts) -> str | None:
 
 
 # Why a check can never pass or never fail on a metric's range (None: it can do both).
-_NEVER_FIRES: dict[str, Callable[[Any, MetricFacts], str | None]] = {
+# (the rule's limit for the check: a number or a margin, the metric's facts) -> why, or None
+_NeverFires: TypeAlias = (
+    Callable[[float, MetricFacts], str | None]
+    | Callable[[NoninferiorMargin, MetricFacts], str | None]
+    | Callable[[WithinMargin, MetricFacts], str | None]
+)
+_NEVER_FIRES: dict[str, _NeverFires] = {
     "min": _min_never_fires,
     "max": _max_never_fires,
     "max_distance_from_ideal": _distance_never_fires,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.comparison.gate import (
     FAILED,
@@ -21,7 +21,12 @@ from evalharness.comparison.gate import (
     GateReport,
     RuleResult,
 )
+from evalharness.comparison.gate_results import SequentialRecord
+from evalharness.jsonvalues import JSONObject
 from evalharness.types import finite_or_none
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["GATE_SCHEMA", "print_gate", "to_dict", "to_junit", "to_markdown", "warnings"]
 
@@ -47,9 +52,10 @@ def _mde_text(check: CheckResult) -> str:
     mde = check.mde
     if not mde:
         return ""
-    if mde.get("value") is None:
+    value = mde.get("value")
+    if value is None:
         return f"MDE undefined: {mde.get('reason', 'no estimate')}"
-    return f"MDE {_short(mde['value'])} (power {mde['power']:g}, alpha {mde['alpha']:g})"
+    return f"MDE {_short(value)} (power {mde['power']:g}, alpha {mde['alpha']:g})"
 
 
 def _interval_text(check: CheckResult) -> str:
@@ -57,9 +63,10 @@ def _interval_text(check: CheckResult) -> str:
     if not interval:
         return ""
     level = f"{100 * interval['confidence']:g}%"
-    if interval["low"] is None or interval["high"] is None:
+    low, high, estimate = interval["low"], interval["high"], interval["estimate"]
+    if low is None or high is None or estimate is None:
         return f"{level} CI undefined ({interval['method']})"
-    return f"{_short(interval['estimate'])} [{level} CI {_short(interval['low'])}, {_short(interval['high'])}] ({interval['method']})"
+    return f"{_short(estimate)} [{level} CI {_short(low)}, {_short(high)}] ({interval['method']})"
 
 
 def _short(value: float) -> str:
@@ -79,7 +86,7 @@ def _check_line(check: CheckResult) -> str:
     return line
 
 
-def _sequential_text(sequential: dict[str, Any]) -> str:
+def _sequential_text(sequential: SequentialRecord) -> str:
     return (
         f"sequential: {sequential['examples_used']} of {sequential['examples_total']} examples "
         f"(saving {sequential['saving']:.0%}, order seed {sequential['order_seed']}, batches of {sequential['batch_size']})"
@@ -97,7 +104,7 @@ def warnings(report: GateReport) -> list[str]:
     ]
 
 
-def _run_label(run: dict[str, Any] | None) -> str:
+def _run_label(run: JSONObject | None) -> str:
     if run is None:
         return "none (absolute rules only)"
     return f"{run['model']} ({run['path']}, {run['fingerprint']})"
@@ -145,7 +152,7 @@ def to_junit(report: GateReport) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
@@ -206,8 +213,8 @@ def to_markdown(report: GateReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_dict(report: GateReport) -> dict[str, Any]:
-    def check_dict(check: CheckResult) -> dict[str, Any]:
+def to_dict(report: GateReport) -> JSONObject:
+    def check_dict(check: CheckResult) -> JSONObject:
         row = asdict(check)
         for key in ("candidate", "baseline", "change", "p_value"):
             row[key] = finite_or_none(row[key])
@@ -216,25 +223,25 @@ def to_dict(report: GateReport) -> dict[str, Any]:
     return {
         "schema": GATE_SCHEMA,
         "power": report.policy.power,
-        "warnings": warnings(report),
+        "warnings": [*warnings(report)],
         "passed": report.passed,
         "verdict": report.verdict,
         "exit_code": report.exit_code,
         "policy": report.policy_path,
         "candidate": report.candidate,
         "baseline": report.baseline,
-        "summary": report.counts(),
+        "summary": {**report.counts()},
         "rules": [
             {"name": r.name, "task": r.task, "metric": r.metric, "where": r.where, "status": r.status, "checks": [check_dict(c) for c in r.checks]}
             for r in report.rules
         ],
         "settings": asdict(report.settings),
-        "problems": report.problems(),
-        "notes": report.notes,
+        "problems": [*report.problems()],
+        "notes": [*report.notes],
     }
 
 
-def print_gate(report: GateReport, *, console: Any = None) -> None:
+def print_gate(report: GateReport, *, console: Console | None = None) -> None:
     """One row per check, then the verdict. Names and details come from the policy and the
     runs, so they are plain text, never rich markup (a rule called '[/]' is text); a table too
     wide for the terminal becomes one block per check (``evalharness.terminal``)."""

@@ -10,18 +10,110 @@ sequential check carries how many examples it used.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
+
+from typing_extensions import NotRequired
 
 from evalharness.comparison.compare import CompareSettings
 from evalharness.comparison.gate_policy import GatePolicy
+from evalharness.jsonvalues import JSONObject
 
-__all__ = ["FAILED", "NOT_EVALUATED", "PASSED", "SKIPPED", "STATUSES", "CheckResult", "GateReport", "RuleResult"]
+__all__ = [
+    "FAILED",
+    "NOT_EVALUATED",
+    "PASSED",
+    "SKIPPED",
+    "STATUSES",
+    "CheckResult",
+    "ComparedFields",
+    "DetectableFields",
+    "GateReport",
+    "IntervalRecord",
+    "MdeRecord",
+    "NoiseFields",
+    "RuleResult",
+    "SequentialRecord",
+]
 
 PASSED, FAILED, NOT_EVALUATED, SKIPPED = "passed", "failed", "not evaluated", "skipped"
 STATUSES = (PASSED, FAILED, NOT_EVALUATED, SKIPPED)
 
 
 # -- results ----------------------------------------------------------------------------------
+
+
+class IntervalRecord(TypedDict):
+    """A statistical check's interval of candidate minus baseline (better direction);
+    undefined bounds are null, with the reason in ``notes``."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    confidence: float
+    stderr: float | None
+    n: int
+    method: str
+    df: float | None
+    clusters: int | None
+    notes: list[str]
+    oriented: str
+
+
+class MdeRecord(TypedDict):
+    """The minimum detectable effect of a check's test (``value`` null with a ``reason``
+    when the data cannot say)."""
+
+    value: float | None
+    power: float
+    alpha: float
+    method: str
+    reason: NotRequired[str]
+
+
+class SequentialDecisionRecord(TypedDict):
+    rule: str
+    verdict: str
+    estimate: float | None
+    low: float | None
+    high: float | None
+    examples_used: int
+
+
+class SequentialRecord(TypedDict):
+    """How a sequential check was decided."""
+
+    examples_used: int
+    examples_total: int
+    saving: float
+    order_seed: int
+    batch_size: int
+    method: str
+    decisions: list[SequentialDecisionRecord]
+
+
+# Groups of CheckResult fields that the gate's checks fill together.
+
+
+class ComparedFields(TypedDict):
+    """What a baseline check reports of the comparison: both values, the change and n."""
+
+    candidate: float | None
+    baseline: float | None
+    change: float | None
+    n: int
+
+
+class DetectableFields(TypedDict, total=False):
+    """What a 'significant' rule's test can detect (absent for other rules)."""
+
+    mde: MdeRecord
+    mde_warning: str | None
+
+
+class NoiseFields(TypedDict, total=False):
+    """A threshold within the runs' measured noise (absent otherwise)."""
+
+    noise_warning: str
 
 
 @dataclass(frozen=True)
@@ -36,13 +128,13 @@ class CheckResult:
     p_value: float | None = None
     n: int | None = None  # examples that entered the metric (compared examples for baseline checks)
     # Statistical checks (noninferior, within) and the test behind 'significant' rules:
-    interval: dict[str, Any] | None = None  # estimate, low, high, confidence, method, df, clusters, notes
+    interval: IntervalRecord | None = None
     margin: float | None = None  # the absolute margin the test used
     verdict: str | None = None  # the test's verdict, e.g. "non-inferior", "inferiority not ruled out"
-    mde: dict[str, Any] | None = None  # value, power, alpha, method (and why it is undefined)
+    mde: MdeRecord | None = None
     mde_warning: str | None = None  # the threshold is below what the data can detect
     noise_warning: str | None = None  # the threshold is not above the runs' measured noise floor (noise.json)
-    sequential: dict[str, Any] | None = None  # examples_used, examples_total, saving, order_seed, batch_size, method
+    sequential: SequentialRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +158,8 @@ class GateReport:
 
     policy_path: str
     policy: GatePolicy
-    candidate: dict[str, Any]
-    baseline: dict[str, Any] | None
+    candidate: JSONObject  # path, run_id, model, fingerprint (and where the gate was given it)
+    baseline: JSONObject | None
     rules: list[RuleResult]
     settings: CompareSettings
     notes: list[str] = field(default_factory=list)

@@ -5,37 +5,49 @@ cannot tell a regression from noise, so the gate warns about it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from evalharness.errors import RecordError
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
 
 __all__ = ["noise_floors", "noise_warning"]
 
 
-def _read(run_dir: Path) -> dict[str, Any] | None:
+def _read(run_dir: Path) -> tuple[Path, JSONObject] | None:
     path = run_dir / "noise.json"
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("schema") != "evalharness.noise/1":
-            raise ValueError(f"schema {data.get('schema')!r}")
-        return data
-    except (ValueError, AttributeError) as exc:
-        raise RecordError(f"{path}: not a noise.json this evalharness reads ({exc}); rerun `evalharness noise`") from None
+    except ValueError as exc:
+        data, problem = None, str(exc)
+    else:
+        problem = "not a JSON object" if not isinstance(data, dict) else f"schema {data.get('schema')!r}"
+    if not isinstance(data, dict) or data.get("schema") != "evalharness.noise/1":
+        raise RecordError(f"{path}: not a noise.json this evalharness reads ({problem}); rerun `evalharness noise`")
+    return path, data
+
+
+def _floors(path: Path, data: JSONObject) -> Iterator[tuple[str, str, JsonValue]]:
+    """(task, metric key, recorded floor) of every metric of a noise.json; a part of the
+    wrong JSON type is refused naming it."""
+    for task, entry in expect_object(data.get("tasks", {}), f"{path}: tasks", error=RecordError).items():
+        metrics = expect_object(entry, f"{path}: tasks.{task}", error=RecordError).get("metrics", {})
+        for key, metric in expect_object(metrics, f"{path}: tasks.{task}.metrics", error=RecordError).items():
+            yield task, key, expect_object(metric, f"{path}: tasks.{task}.metrics.{key}", error=RecordError).get("floor")
 
 
 def noise_floors(*run_dirs: Path | None) -> dict[tuple[str, str], tuple[float, str]]:
     """(task, metric) -> (the largest measured floor, the run it was measured on)."""
     floors: dict[tuple[str, str], tuple[float, str]] = {}
     for run_dir in run_dirs:
-        data = _read(Path(run_dir)) if run_dir is not None else None
-        for task, entry in (data or {}).get("tasks", {}).items():
-            for key, metric in entry.get("metrics", {}).items():
-                floor = metric.get("floor")
-                if isinstance(floor, (int, float)) and floor > floors.get((task, key), (-1.0, ""))[0]:
-                    floors[(task, key)] = (float(floor), str(run_dir))
+        found = _read(Path(run_dir)) if run_dir is not None else None
+        if found is None:
+            continue
+        for task, key, floor in _floors(*found):
+            if isinstance(floor, (int, float)) and floor > floors.get((task, key), (-1.0, ""))[0]:
+                floors[(task, key)] = (float(floor), str(run_dir))
     return floors
 
 

@@ -13,13 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from evalharness.errors import IncomparableRunsError, RecordError
-from evalharness.records.prompt_format import prompt_format_key, prompt_format_problem, template_note
-from evalharness.records.record import RunRecord, read_samples
+from evalharness.jsonvalues import JSONObject, JsonValue
+from evalharness.records.prompt_format import (
+    prompt_format_key,
+    prompt_format_problem,
+    template_note,
+)
+from evalharness.records.record import RunRecord, TaskEntry, read_samples, samples_stats
+
+if TYPE_CHECKING:
+    from evalharness.stats import FloatArray
 
 __all__ = ["PairedTask", "TaskComparison", "pair_task", "refuse_other_prompt_formats", "rows_by_id", "task_clusters", "task_stats"]
 
@@ -42,13 +48,13 @@ class TaskComparison:
 class PairedTask:
     summary: TaskComparison
     ids: list[str]
-    rows_a: dict[str, dict[str, Any]]
-    rows_b: dict[str, dict[str, Any]]
+    rows_a: dict[str, JSONObject]
+    rows_b: dict[str, JSONObject]
     cluster_fields: tuple[str | None, str | None] = (None, None)
 
 
-def rows_by_id(run_dir: Path, task: str, record: RunRecord | None = None) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+def rows_by_id(run_dir: Path, task: str, record: RunRecord | None = None) -> dict[str, JSONObject]:
+    rows: dict[str, JSONObject] = {}
     for row in read_samples(run_dir, task, record):
         key = str(row.get("id"))
         if key in rows:
@@ -62,7 +68,7 @@ def _example(ids: Sequence[str]) -> str:
     return shown + (", ..." if len(ids) > 3 else "")
 
 
-def refuse_other_prompt_formats(task: str, dirs: tuple[Path, Path], entries: tuple[Any, Any]) -> None:
+def refuse_other_prompt_formats(task: str, dirs: tuple[Path, Path], entries: tuple[TaskEntry, TaskEntry]) -> None:
     """A raw and a chat run (or other system prompts, few-shot turns, reasoning stripping) are
     different measurements: no paired test, no gate, whatever other flags say."""
     keys = [prompt_format_key(entry.formulation, entry.settings) for entry in entries]
@@ -109,10 +115,10 @@ def pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunR
     return PairedTask(summary, ids, rows_a, rows_b, (entry_a.cluster_field, entry_b.cluster_field)), problems
 
 
-def task_stats(paired: PairedTask, rows: Mapping[str, dict[str, Any]], key: str, run_dir: Path) -> np.ndarray:
+def task_stats(paired: PairedTask, rows: Mapping[str, Mapping[str, JsonValue]], key: str, run_dir: Path) -> FloatArray:
     """One metric's per-example statistics, in the pairing's id order."""
     try:
-        stats = np.array([rows[i]["stats"][key] for i in paired.ids], dtype=float)
+        stats = samples_stats([rows[i] for i in paired.ids], key)
     except (KeyError, TypeError, ValueError):
         raise RecordError(
             f"{run_dir}: samples of '{paired.summary.task}' lack usable per-example statistics for "
@@ -121,7 +127,7 @@ def task_stats(paired: PairedTask, rows: Mapping[str, dict[str, Any]], key: str,
     return stats.reshape(len(paired.ids), -1)
 
 
-def _clusters_of(paired: PairedTask, rows: Mapping[str, dict[str, Any]], run_dir: Path, field_name: str) -> list[str]:
+def _clusters_of(paired: PairedTask, rows: Mapping[str, Mapping[str, JsonValue]], run_dir: Path, field_name: str) -> list[str]:
     clusters = []
     for example_id in paired.ids:
         value = rows[example_id].get("cluster")

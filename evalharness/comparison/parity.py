@@ -21,20 +21,30 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from evalharness.comparison.compare import (
     CompareSettings,
     IncomparableRunsError,
     compare_runs,
 )
+from evalharness.comparison.pairing import rows_by_id
+from evalharness.errors import RecordError
+from evalharness.jsonvalues import (
+    JSONObject,
+    JsonValue,
+    expect_array,
+    expect_object,
+    expect_str,
+    json_type_name,
+)
 from evalharness.records.record import (
+    RESULTS_FILE,
+    RunRecord,
     atomic_write_text,
     load_record,
     loaded_run,
-    read_samples,
     write_record,
 )
 from evalharness.types import finite_or_none
@@ -57,21 +67,28 @@ class TaskParity:
     flips: int
     flip_rate: float | None  # None: no discrete predictions to compare
     flipped_ids: list[str] = field(default_factory=list)  # the first few
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[JSONObject] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def _logprobs(row: Mapping[str, Any]) -> list[float]:
+def _logprobs(row: Mapping[str, JsonValue], where: str) -> list[float]:
     """The per-request log-probabilities one sample row carries, in request order."""
     details = row.get("details") or {}
-    values = [*(details.get("loglikelihoods") or []), *(details.get("pseudo_loglikelihoods") or [])]
+    if not isinstance(details, dict):
+        raise RecordError(f"{where}: details: expected an object, got {json_type_name(details)}")
+    values: list[JsonValue] = []
+    for key in ("loglikelihoods", "pseudo_loglikelihoods"):
+        found = details.get(key) or []
+        if isinstance(found, (int, float)):
+            raise RecordError(f"{where}: details.{key}: expected an array, got {json_type_name(found)}")
+        values.extend(found)
     prediction = row.get("prediction")
     if isinstance(prediction, dict) and isinstance(prediction.get("logprob"), (int, float)):
         values.append(prediction["logprob"])
     return [float(value) for value in values if isinstance(value, (int, float))]
 
 
-def _discrete(value: Any) -> bool:
+def _discrete(value: object) -> bool:
     """A prediction without floats (labels, indices, texts) can flip; numbers only drift."""
     if isinstance(value, float):
         return False
@@ -83,14 +100,14 @@ def _discrete(value: Any) -> bool:
 
 
 def _task_parity(task: str, dirs: tuple[Path, Path]) -> TaskParity:
-    rows_a = {row["id"]: row for row in read_samples(dirs[0], task)}
-    rows_b = {row["id"]: row for row in read_samples(dirs[1], task)}
+    rows_a, rows_b = rows_by_id(dirs[0], task), rows_by_id(dirs[1], task)
     ids = [example for example in rows_a if example in rows_b]
     differences: list[float] = []
     discrete, flipped, notes = 0, [], []
     for example in ids:
         a, b = rows_a[example], rows_b[example]
-        values_a, values_b = _logprobs(a), _logprobs(b)
+        values_a = _logprobs(a, f"{dirs[0]}: task '{task}', example '{example}'")
+        values_b = _logprobs(b, f"{dirs[1]}: task '{task}', example '{example}'")
         if len(values_a) != len(values_b):
             notes.append(f"example {example}: {len(values_a)} vs {len(values_b)} log-probabilities; not compared")
         else:
@@ -115,7 +132,7 @@ def _task_parity(task: str, dirs: tuple[Path, Path]) -> TaskParity:
 
 def backend_parity(
     run_a: str | os.PathLike[str], run_b: str | os.PathLike[str], *, settings: CompareSettings | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     """The parity report of run B against run A (``parity.json``'s content).
 
     Refuses (:class:`IncomparableRunsError`) runs that did not evaluate the same examples or
@@ -124,7 +141,7 @@ def backend_parity(
     runs = (loaded_run(run_a), loaded_run(run_b))
     dirs, records = (runs[0].directory, runs[1].directory), (runs[0].record, runs[1].record)
     comparison = compare_runs(runs[0], runs[1], settings=settings)
-    tasks = []
+    tasks: list[TaskParity] = []
     for summary in comparison.tasks:
         formulations = (records[0].tasks[summary.task].formulation, records[1].tasks[summary.task].formulation)
         if formulations[0] != formulations[1]:
@@ -135,17 +152,17 @@ def backend_parity(
         parity = _task_parity(summary.task, dirs)
         metrics = [
             {key: value for key, value in row.items() if key in _METRIC_FIELDS}
-            for row in comparison.to_dict()["comparisons"]
+            for row in comparison.metric_rows()
             if row["task"] == summary.task
         ]
-        tasks.append(TaskParity(**{**asdict(parity), "metrics": metrics}))
+        tasks.append(replace(parity, metrics=metrics))
     return {
         "schema": PARITY_SCHEMA,
-        "reference": {"run": str(dirs[0]), "backend": _backend(records[0])},
-        "checked": {"run": str(dirs[1]), "backend": _backend(records[1])},
+        "reference": {"run": str(dirs[0]), "backend": _backend(dirs[0], records[0])},
+        "checked": {"run": str(dirs[1]), "backend": _backend(dirs[1], records[1])},
         "summary": _summary(tasks),
         "tasks": [asdict(task) for task in tasks],
-        "not_compared": comparison.not_compared,
+        "not_compared": [{**reason} for reason in comparison.not_compared],
         "settings": asdict(comparison.settings),
     }
 
@@ -153,11 +170,12 @@ def backend_parity(
 _METRIC_FIELDS = ("metric", "value_a", "value_b", "difference", "ci", "p_value", "p_adjusted", "test", "verdict", "n")
 
 
-def _backend(record: Any) -> str:
-    return str((record.settings.get("backend") or {}).get("name", "hf"))
+def _backend(run_dir: Path, record: RunRecord) -> str:
+    backend = expect_object(record.settings.get("backend") or {}, f"{run_dir / RESULTS_FILE}: settings.backend", error=RecordError)
+    return str(backend.get("name", "hf"))
 
 
-def _summary(tasks: list[TaskParity]) -> dict[str, Any]:
+def _summary(tasks: list[TaskParity]) -> JSONObject:
     differences = [task.max_abs_logprob_diff for task in tasks if task.max_abs_logprob_diff is not None]
     discrete = sum(task.discrete_predictions for task in tasks)
     flips = sum(task.flips for task in tasks)
@@ -174,18 +192,22 @@ def _summary(tasks: list[TaskParity]) -> dict[str, Any]:
     }
 
 
-def record_parity(report: Mapping[str, Any], output: Path) -> Path:
+def record_parity(report: Mapping[str, JsonValue], output: Path) -> Path:
     """Write ``parity.json`` into ``output`` and each task's parity into the checked run's
     record (``tasks.<task>.execution.parity``), so the evidence travels with the run."""
     path = output / PARITY_FILE
     atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    run_dir = Path(report["checked"]["run"])
+    checked = expect_object(report["checked"], "parity report: checked", error=RecordError)
+    run_dir = Path(expect_str(checked["run"], "parity report: checked.run", error=RecordError))
     record = load_record(run_dir)
-    by_task = {task["task"]: task for task in report["tasks"]}
+    by_task: dict[str, JSONObject] = {}
+    for item in expect_array(report["tasks"], "parity report: tasks", error=RecordError):
+        task = expect_object(item, "parity report: tasks", error=RecordError)
+        by_task[str(task["task"])] = task
     tasks = {}
     for name, entry in record.tasks.items():
         if name in by_task:
-            parity = {key: value for key, value in by_task[name].items() if key != "task"}
+            parity: JSONObject = {key: value for key, value in by_task[name].items() if key != "task"}
             parity["reference"] = report["reference"]
             entry = entry.model_copy(update={"execution": {**entry.execution, "parity": parity}})
         tasks[name] = entry

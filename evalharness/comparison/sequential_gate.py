@@ -27,21 +27,30 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evalharness.comparison.gate_policy import LoadedPolicy
-from evalharness.comparison.gate_results import FAILED, PASSED, CheckResult, RuleResult
+from evalharness.comparison.gate_results import (
+    FAILED,
+    PASSED,
+    CheckResult,
+    RuleResult,
+    SequentialRecord,
+)
 from evalharness.errors import RecordError, UsageError
 from evalharness.inference import Margin, SequentialDecision, SequentialRule, decide
-from evalharness.records.record import RunRecord
+from evalharness.jsonvalues import JsonValue
+from evalharness.records.record import RunRecord, samples_stats
 from evalharness.types import finite_or_none
 
 if TYPE_CHECKING:
-    from evalharness.comparison.gate_policy import GateRule
+    from evalharness.comparison.gate_policy import GateRule, MarginSpec
     from evalharness.metrics.base import Metric
+    from evalharness.spec.catalog import TaskCatalog
     from evalharness.spec.loader import Task
+    from evalharness.stats import FloatArray
 
 __all__ = ["SequentialCheck", "SequentialState", "plan_checks"]
 
@@ -95,9 +104,14 @@ def _direction(metric: Metric) -> float:
     return 1.0 if metric.higher_is_better else -1.0
 
 
-def _rules_for(check: str, limit: Any, metric: Metric, baseline_value: float | None, alpha: float, final_share: float, label: str) -> tuple[tuple[SequentialRule, ...], float | None]:
+def _rules_for(
+    check: str, limit: float | MarginSpec, metric: Metric, baseline_value: float | None, alpha: float, final_share: float, label: str
+) -> tuple[tuple[SequentialRule, ...], float | None]:
+    """``limit`` is the rule's value for ``check``: a number, or the margin of noninferior/within."""
     low, high = (float(b) for b in metric.bounds)
     span = high - low
+    if not isinstance(limit, (int, float)):
+        return _margin_rules(check, limit, (low, high), baseline_value, alpha, final_share, label)
     if check == "min":
         return (SequentialRule(float(limit), (low, high), alpha, above=True, target="test-set", inclusive=True, label=label),), None
     if check == "max":
@@ -109,6 +123,14 @@ def _rules_for(check: str, limit: Any, metric: Metric, baseline_value: float | N
             scale = abs(baseline_value)
         drop = float(limit) * scale
         return (SequentialRule(-drop, (-span, span), alpha, above=True, target="test-set", inclusive=True, label=label),), drop
+    raise AssertionError(f"'{check}' has no numeric limit")  # plan_checks passes only _SUPPORTED checks
+
+
+def _margin_rules(
+    check: str, limit: MarginSpec, bounds: tuple[float, float], baseline_value: float | None, alpha: float, final_share: float, label: str
+) -> tuple[tuple[SequentialRule, ...], float | None]:
+    low, high = bounds
+    span = high - low
     margin = Margin(float(limit.margin), bool(limit.relative)).absolute(baseline_value)  # a zero baseline is refused
     if check == "noninferior":
         return (SequentialRule.noninferiority(margin=margin, bounds=(low, high), alpha=alpha, label=label, final_share=final_share),), margin
@@ -120,7 +142,7 @@ def _rules_for(check: str, limit: Any, metric: Metric, baseline_value: float | N
 
 def plan_checks(
     loaded: LoadedPolicy,
-    catalog: Any,
+    catalog: TaskCatalog,
     baseline: RunRecord | None,
     baseline_scores: Mapping[tuple[str, str], Mapping[str, float]],
     *,
@@ -170,7 +192,7 @@ class SequentialState:
     def settled(self, task: str) -> bool:
         return all(position in self.decisions for position, check in enumerate(self.checks) if check.task == task)
 
-    def update(self, task: str, used: int, candidate_rows: Mapping[str, Mapping[str, Any]]) -> None:
+    def update(self, task: str, used: int, candidate_rows: Mapping[str, Mapping[str, JsonValue]]) -> None:
         """Decide the task's unsettled checks on the first ``used`` examples of its order,
         from the candidate's samples rows (by id)."""
         ids = self.orders[task][:used]
@@ -184,9 +206,9 @@ class SequentialState:
             if failed or all(d.settled for d in decisions) or used == total:
                 self.decisions[position] = decisions
 
-    def _values(self, check: SequentialCheck, ids: Sequence[str], rows: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
+    def _values(self, check: SequentialCheck, ids: Sequence[str], rows: Mapping[str, Mapping[str, JsonValue]]) -> FloatArray:
         try:
-            stats = np.array([rows[i]["stats"][check.key] for i in ids], dtype=float).reshape(len(ids), -1)
+            stats = samples_stats([rows[i] for i in ids], check.key).reshape(len(ids), -1)
         except (KeyError, TypeError, ValueError):
             raise RecordError(f"{check.task}: the candidate's samples lack per-example statistics for '{check.key}'") from None
         entered = check.metric.entered(stats)
@@ -202,7 +224,7 @@ class SequentialState:
         used = [d.examples_used for position, check in enumerate(self.checks) if check.task == task for d in self.decisions.get(position, ())]
         return max(used, default=0)
 
-    def results(self, loaded: LoadedPolicy, candidate_rows: Mapping[str, Mapping[str, Mapping[str, Any]]], *, order_seed: int, batch_size: int) -> list[RuleResult]:
+    def results(self, loaded: LoadedPolicy, candidate_rows: Mapping[str, Mapping[str, Mapping[str, JsonValue]]], *, order_seed: int, batch_size: int) -> list[RuleResult]:
         """One rule result per policy rule, each check with its sequential record."""
         checks_by_rule: dict[int, list[CheckResult]] = {}
         for position, check in enumerate(self.checks):
@@ -241,7 +263,7 @@ def decision_threshold(decision: SequentialDecision, check: SequentialCheck) -> 
 def _check_result(
     check: SequentialCheck,
     decisions: Sequence[SequentialDecision],
-    rows: Mapping[str, Mapping[str, Any]],
+    rows: Mapping[str, Mapping[str, JsonValue]],
     order: Sequence[str],
     baseline_scores: Mapping[tuple[str, str], Mapping[str, float]],
     *,
@@ -251,10 +273,10 @@ def _check_result(
     passed = all(decision.passed for decision in decisions)
     used = max(decision.examples_used for decision in decisions)
     ids = order[:used]
-    stats = np.array([rows[i]["stats"][check.key] for i in ids], dtype=float).reshape(used, -1)
+    stats = samples_stats([rows[i] for i in ids], check.key).reshape(used, -1)
     candidate = float(check.metric.aggregate(stats))
     baseline = float(np.mean([baseline_scores[(check.task, check.key)][i] for i in ids])) if check.paired else None
-    sequential = {
+    sequential: SequentialRecord = {
         "examples_used": used,
         "examples_total": len(order),
         "saving": 1 - used / len(order),

@@ -17,6 +17,7 @@ from evalharness.config.models import (
     cli_flag,
     option,
     option_metadata,
+    required_option,
 )
 from evalharness.config.validation import (
     MAX_PROBLEMS,
@@ -30,6 +31,7 @@ from evalharness.config.yamlfile import (
     MAX_YAML_BYTES,
     MAX_YAML_DEPTH,
     MAX_YAML_NODES,
+    YamlValue,
     load_yaml,
     parse_yaml,
 )
@@ -49,7 +51,9 @@ __all__ = [
     "option",
     "cli_flag",
     "option_metadata",
+    "required_option",
     "parse_yaml",
     "validate_model",
     "where",
+    "YamlValue",
 ]

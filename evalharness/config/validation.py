@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic
+from typing import Generic
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from evalharness.config.models import Location, ModelT
 from evalharness.config.yamlfile import parse_yaml, read_config_text
@@ -34,7 +35,7 @@ def field_path(loc: Sequence[str | int]) -> str:
     return rendered or "(top level)"
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def _models_in(annotation: object) -> list[type[BaseModel]]:
     """The pydantic models an annotation can hold (through Optional, list, dict, unions)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -57,7 +58,7 @@ def _model_at(model: type[BaseModel], loc: Location) -> type[BaseModel] | None:
     return current
 
 
-def _describe(error: Any, model: type[BaseModel], loc: Location) -> str:
+def _describe(error: ErrorDetails, model: type[BaseModel], loc: Location) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         holder = _model_at(model, loc)
@@ -86,7 +87,7 @@ def where(source: str, lines: dict[Location, int] | None, loc: Sequence[str | in
 
 def validate_model(
     model: type[ModelT],
-    data: Any,
+    data: object,
     source: str,
     *,
     prefix: Sequence[str | int] = (),
@@ -128,7 +129,7 @@ class LoadedConfig(Generic[ModelT]):
 
 
 def load_config(
-    path: str | os.PathLike[str], model: type[ModelT], *, what: str = "", overrides: dict[str, Any] | None = None
+    path: str | os.PathLike[str], model: type[ModelT], *, what: str = "", overrides: Mapping[str, object] | None = None
 ) -> LoadedConfig[ModelT]:
     """Read, bound, parse and validate one configuration file.
 
@@ -141,8 +142,9 @@ def load_config(
         kind = what or f"a {model.__name__}"
         shown = "an empty file" if data is None else type(data).__name__
         raise SpecError(f"{path}: top level: expected a mapping ({kind}), got {shown}")
+    given: dict[object, object] = {key: value for key, value in data.items()}
     if overrides:
-        data = {**data, **{key: value for key, value in overrides.items() if value is not None}}
-    return LoadedConfig(path, validate_model(model, data, str(path), lines=lines), lines)
+        given.update((key, value) for key, value in overrides.items() if value is not None)
+    return LoadedConfig(path, validate_model(model, given, str(path), lines=lines), lines)
 
 

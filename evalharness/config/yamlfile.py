@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, Protocol, TypeAlias
 
 import yaml
 
 from evalharness.config.models import Location
 from evalharness.errors import SpecError
 
-__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "load_yaml", "parse_yaml", "read_config_text"]
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "YamlValue", "load_yaml", "parse_yaml", "read_config_text"]
 
 MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest built-in task file is a few KiB
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 50_000  # scalars, lists and mappings, before and after alias expansion
+
+# What a configuration file holds: JSON-like plain data, except that a mapping key may be any
+# plain scalar (``0: negative`` has an integer key); narrow it with ``evalharness.jsonvalues``.
+YamlScalar: TypeAlias = str | int | float | bool | None
+YamlValue: TypeAlias = YamlScalar | list["YamlValue"] | dict[YamlScalar, "YamlValue"]
 
 
 # -- YAML -------------------------------------------------------------------------------------
@@ -41,7 +47,7 @@ _CORE_SCALARS = {  # tag -> pattern, first characters
 class _Resolver(yaml.resolver.BaseResolver):
     """YAML 1.2 core schema: null, bool, int and float; everything else is text."""
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
 
 
 for _name, (_pattern, _first) in _CORE_SCALARS.items():
@@ -57,7 +63,7 @@ def _scalar_error(node: yaml.Node, problem: str) -> yaml.constructor.Constructor
 class _Constructor(yaml.constructor.SafeConstructor):
     """Plain data only (text, numbers, booleans, null, lists, mappings), unique plain keys."""
 
-    yaml_constructors: ClassVar[dict[Any, Any]] = {}
+    yaml_constructors: ClassVar[dict[str | None, Callable[[_Constructor, yaml.Node], object]]] = {}  # tag -> constructor
 
     def construct_core_bool(self, node: yaml.ScalarNode) -> bool:
         value = str(self.construct_scalar(node)).lower()
@@ -80,8 +86,8 @@ class _Constructor(yaml.constructor.SafeConstructor):
         except ValueError:
             raise _scalar_error(node, f"'{node.value}' is not a number") from None
 
-    def construct_unique_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
+    def construct_unique_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, object]:
+        seen: set[object] = set()
         for key_node, _ in node.value:
             plain_merge = key_node.tag == _TAG + "str" and key_node.value == "<<" and not key_node.style
             if key_node.tag == _TAG + "merge" or plain_merge:
@@ -121,6 +127,18 @@ for _name, _method in {
 _Constructor.add_constructor(None, _Constructor.refuse_tag)  # type: ignore[type-var]  # types-PyYAML: as above
 
 
+class _YamlLoader(Protocol):
+    """What is used of a loader (pure Python or libyaml's): events, then one node tree."""
+
+    def get_event(self) -> yaml.Event | None: ...
+
+    def get_single_node(self) -> yaml.Node | None: ...
+
+    def construct_document(self, node: yaml.Node) -> YamlValue: ...
+
+    def dispose(self) -> None: ...
+
+
 class _Loader(
     yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Constructor, _Resolver
 ):
@@ -146,7 +164,7 @@ if yaml.__with_libyaml__:
             _Constructor.__init__(self)
             _Resolver.__init__(self)
 
-    _LOADERS: tuple[type, ...] = (_FastLoader, _Loader)
+    _LOADERS: tuple[Callable[[str], _YamlLoader], ...] = (_FastLoader, _Loader)
 else:  # pragma: no cover - PyYAML without libyaml
     _LOADERS = (_Loader,)
 
@@ -155,16 +173,16 @@ def _too_large(source: str, line: int, what: str) -> SpecError:
     return SpecError(f"{source}:{line}: {what}; refusing to load it (is this really a configuration file?)")
 
 
-def _check_events(loader: Any, source: str) -> None:
+def _check_events(loader: _YamlLoader, source: str) -> None:
     """Walk the event stream (no recursion, nothing built) and stop at the first event past a
     bound: deeper than ``MAX_YAML_DEPTH``, more than ``MAX_YAML_NODES`` values, or a second
     document. Composing a node tree recurses once per level, so this runs first."""
     depth = nodes = documents = 0
     while True:
         event = loader.get_event()
-        if isinstance(event, yaml.StreamEndEvent):
+        if event is None or isinstance(event, yaml.StreamEndEvent):
             return
-        line = event.start_mark.line + 1
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
@@ -245,7 +263,7 @@ def _node_lines(root: yaml.Node | None) -> dict[Location, int]:
     return lines
 
 
-def _load(loader_class: type, text: str, source: str) -> tuple[Any, dict[Location, int]]:
+def _load(loader_class: Callable[[str], _YamlLoader], text: str, source: str) -> tuple[YamlValue, dict[Location, int]]:
     events = loader_class(text)
     try:
         _check_events(events, source)
@@ -274,7 +292,7 @@ def _yaml_problem(exc: yaml.YAMLError, source: str) -> SpecError:
     return SpecError(f"{source}{where}: {kind}: {exc.problem or exc.context or 'invalid YAML'}")
 
 
-def parse_yaml(text: str, source: str) -> tuple[Any, dict[Location, int]]:
+def parse_yaml(text: str, source: str) -> tuple[YamlValue, dict[Location, int]]:
     """``(data, lines)`` of a YAML document; every problem is a :class:`SpecError`.
 
     libyaml parses when it is installed; when it refuses a document, the pure-Python parser
@@ -315,7 +333,7 @@ def read_config_text(path: Path) -> str:
         raise SpecError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
 
 
-def load_yaml(path: str | os.PathLike[str]) -> Any:
+def load_yaml(path: str | os.PathLike[str]) -> YamlValue:
     """Parse a YAML file safely; syntax errors name the file, line and column."""
     path = Path(path)
     return parse_yaml(read_config_text(path), str(path))[0]

@@ -27,17 +27,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
 from evalharness.config import StrictModel
-from evalharness.data.textio import Encoding, json_lines, read_text, split_lines
+from evalharness.data.textio import Encoding, Row, json_lines, read_text, split_lines
 from evalharness.errors import DataError
+from evalharness.jsonvalues import (
+    JSONArray,
+    JSONObject,
+    JsonValue,
+    expect_array,
+    expect_object,
+)
 
 __all__ = ["BBQOptions", "WinoBiasOptions", "bbq_reference", "read_bbq", "read_winobias"]
-
-Row = dict[str, Any]
 
 
 class BBQOptions(StrictModel):
@@ -48,21 +52,30 @@ _GROUP_SPELLINGS = (("M-", "M_"), ("F-", "F_"), ("lowSES-", "lowSES_"), ("highSE
                     ("lowSES", "low SES"), ("highSES", "high SES"))
 
 
-def _answer_groups(info: list[str]) -> set[str]:
+def _answer_groups(info: JSONArray) -> set[str]:
     text = "_".join(str(part) for part in info)
     for old, new in _GROUP_SPELLINGS:
         text = text.replace(old, new)
     return {part.strip().lower() for part in text.split("_") if part.strip()}
 
 
-def bbq_reference(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _label(value: JsonValue) -> int:
+    """``int(value)`` for what ``int`` takes (a number or its text); TypeError for the rest."""
+    if not isinstance(value, (int, float, str)):
+        raise TypeError(f"'label' is {value!r}, not an answer index")
+    return int(value)
+
+
+def bbq_reference(row: Mapping[str, JsonValue], where: str) -> JSONObject:
     """The ``reference`` of one BBQ example (gold, unknown and biased answers, conditions)."""
     try:
-        info = row["answer_info"]
-        stereotyped = {str(group).lower() for group in row["additional_metadata"]["stereotyped_groups"]}
-        groups = [_answer_groups(info[f"ans{i}"]) for i in range(3)]
+        info = expect_object(row["answer_info"], "'answer_info'", error=TypeError)
+        metadata = expect_object(row["additional_metadata"], "'additional_metadata'", error=TypeError)
+        listed = expect_array(metadata["stereotyped_groups"], "'additional_metadata.stereotyped_groups'", error=TypeError)
+        stereotyped = {str(group).lower() for group in listed}
+        groups = [_answer_groups(expect_array(info[f"ans{i}"], f"'answer_info.ans{i}'", error=TypeError)) for i in range(3)]
         polarity = row["question_polarity"]
-        label = int(row["label"])
+        label = _label(row["label"])
         condition = row["context_condition"]
         category = row["category"]
     except (KeyError, TypeError, ValueError) as exc:
@@ -70,6 +83,7 @@ def bbq_reference(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     unknown = [i for i, g in enumerate(groups) if "unknown" in g]
     if len(unknown) != 1:
         raise DataError(f"{where}: expected exactly one 'unknown' answer in answer_info, found {len(unknown)}")
+    biased: JSONArray
     if polarity == "neg":
         biased = [i for i, g in enumerate(groups) if i != unknown[0] and g & stereotyped]
     elif polarity == "nonneg":
@@ -86,7 +100,7 @@ def bbq_reference(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     }
 
 
-def bbq_id(row: Mapping[str, Any]) -> str:
+def bbq_id(row: Mapping[str, JsonValue]) -> str:
     return f"{row['category']}-{row['example_id']}"
 
 

@@ -16,11 +16,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import SupportsFloat, SupportsIndex
 
 from evalharness.config import StrictModel, validate_model
-from evalharness.data.readers import READERS, Reader, read_files
+from evalharness.data.readers import READERS, Reader, Row, read_files
 from evalharness.errors import DataError, SpecError, did_you_mean
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
 from evalharness.spec.kinds import TASK_KINDS, FieldType
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import DataSource, HubSource, LocalSource, is_task_relative
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 DATA_DIR_ENV = "EVALHARNESS_DATA_DIR"
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -162,15 +162,15 @@ class _Field:
         return DataError(f"{self.task.name}: example {self.example_id}: field '{self.name}' {problem}")
 
 
-def _text(value: Any, field: _Field) -> str:
+def _text(value: object, field: _Field) -> str:
     if isinstance(value, (list, dict)):
         raise field.fail(f"should be text, got {type(value).__name__}")
     return str(value)
 
 
-def _number(value: Any, field: _Field) -> float:
+def _number(value: object, field: _Field) -> float:
     """A finite number; a boolean is not one."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
         raise field.fail(f"should be a number, got {value!r}")
     try:
         number = float(value)
@@ -181,23 +181,34 @@ def _number(value: Any, field: _Field) -> float:
     return number
 
 
-def _integer(value: Any, field: _Field) -> int:
+def _integer(value: object, field: _Field) -> int:
     number = _number(value, field)
     if number != int(number):  # 3.7 is not silently 3
         raise field.fail(f"should be an integer, got {value!r}")
     return int(number)
 
 
-def _text_list(value: Any, field: _Field) -> list[str]:
+def _text_list(value: object, field: _Field) -> JSONArray:
     if not isinstance(value, str | list | tuple):  # list() of a mapping would be its keys
         raise field.fail(f"should be a list of texts, got {type(value).__name__}")
-    items = [value] if isinstance(value, str) else list(value)
+    items: list[object] = [value] if isinstance(value, str) else list(value)
     if any(item is None or isinstance(item, list | dict | tuple) for item in items):
         raise field.fail("should be a list of texts; an entry is missing (None) or not text")
     return [str(item) for item in items]
 
 
-def _label(value: Any, field: _Field) -> str:
+def _json(value: object, field: _Field) -> JsonValue:
+    """A field kept as it is (``any``): a JSON value (an array read as a tuple is a list)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json(item, field) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _json(item, field) for key, item in value.items()}
+    raise field.fail(f"should hold JSON values (text, numbers, lists, objects), found {type(value).__name__} {value!r}")
+
+
+def _label(value: object, field: _Field) -> str:
     raw, mapping, labels = str(value), field.label_values, field.task.spec.labels or []
     label = mapping.get(raw, raw) if mapping else raw
     if mapping and raw not in mapping and raw not in labels:
@@ -208,28 +219,28 @@ def _label(value: Any, field: _Field) -> str:
 
 
 # Canonical field type -> how a raw value becomes it (spec/kinds.py).
-_COERCE: dict[FieldType, Callable[[Any, _Field], Any]] = {
+_COERCE: dict[FieldType, Callable[[object, _Field], JsonValue]] = {
     "text": _text,
     "float": _number,
     "int": _integer,
     "text_list": _text_list,
     "label": _label,
-    "any": lambda value, field: value,
+    "any": _json,
 }
 
 
-def _coerce(value: Any, kind: FieldType, field: _Field) -> Any:
+def _coerce(value: object, kind: FieldType, field: _Field) -> JsonValue:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise field.fail("is missing (None/NaN)")
     return _COERCE[kind](value, field)
 
 
-def _lookup(row: Row, column: str) -> tuple[bool, Any]:
+def _lookup(row: Row, column: str) -> tuple[bool, object]:
     """``(found, value)``; a dotted column ``a.b`` reads key ``b`` of the mapping in column
     ``a`` (hub SQuAD's nested ``answers.text``) unless a column is literally named ``a.b``."""
     if column in row:
         return True, row[column]
-    value: Any = row
+    value: object = row
     for part in column.split("."):
         if not isinstance(value, dict) or part not in value:
             return False, None
@@ -237,7 +248,7 @@ def _lookup(row: Row, column: str) -> tuple[bool, Any]:
     return True, value
 
 
-def _columns(task: Task, rows: list[Row], columns: dict[str, str], origin: str) -> dict[str, str]:
+def _columns(task: Task, rows: Sequence[Row], columns: dict[str, str], origin: str) -> dict[str, str]:
     """Canonical field -> column, decided from the spec and every row (never the first row
     alone: a column that only later rows have is still mapped, for every row)."""
     schema = TASK_KINDS[task.spec.kind]
@@ -263,7 +274,7 @@ def _columns(task: Task, rows: list[Row], columns: dict[str, str], origin: str) 
 
 
 def _to_examples(
-    task: Task, rows: list[Row], columns: dict[str, str], origin: str, label_values: dict[str, str] | None
+    task: Task, rows: Sequence[Row], columns: dict[str, str], origin: str, label_values: dict[str, str] | None
 ) -> list[Example]:
     """Every row through the same mapping: a row without a column that other rows have is an
     error naming it (an optional field may be explicitly empty or null; it is then absent)."""
@@ -288,7 +299,7 @@ def _to_examples(
         if example_id in seen:
             raise DataError(f"{task.name}: duplicate example id '{example_id}' in {origin}")
         seen.add(example_id)
-        fields = {}
+        fields: JSONObject = {}
         for field, (_, value) in values.items():
             if field in schema.optional and (value in (None, "") or (isinstance(value, float) and math.isnan(value))):
                 continue

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,16 +26,16 @@ from evalharness.data.bias_readers import (
 )
 from evalharness.data.textio import (
     Encoding,
+    Row,
     json_lines,
     loads_json,
     read_text,
     split_lines,
 )
 from evalharness.errors import DataError
+from evalharness.jsonvalues import JSONObject, JsonValue, json_type_name
 
-__all__ = ["READERS", "Reader", "read_file", "read_files"]
-
-Row = dict[str, Any]
+__all__ = ["READERS", "Reader", "Row", "read_file", "read_files"]
 
 csv.field_size_limit(2**31 - 1)  # WMT23 paragraphs and CNN/DM articles exceed the default
 
@@ -136,7 +136,7 @@ def _read_jsonl(path: Path, options: JsonOptions) -> Iterator[Row]:
         yield row
 
 
-def _load_json(path: Path, encoding: str) -> Any:
+def _load_json(path: Path, encoding: str) -> JsonValue:
     try:
         return loads_json(read_text(path, encoding))
     except json.JSONDecodeError as exc:
@@ -149,10 +149,10 @@ def _read_json(path: Path, options: JsonOptions) -> Iterator[Row]:
     document = _load_json(path, options.encoding)
     if options.records_key is not None and not (isinstance(document, dict) and options.records_key in document):
         raise DataError(f"{path}: no top-level key '{options.records_key}' (reader option 'records_key')")
-    records = document[options.records_key] if options.records_key else document
+    records = document[options.records_key] if options.records_key and isinstance(document, dict) else document
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise DataError(f"{path}: expected a list of objects (set 'records_key' if nested)")
-    yield from records
+    yield from (record for record in records if isinstance(record, dict))  # every one is
 
 
 def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
@@ -166,12 +166,24 @@ def _read_text_file(path: Path, options: TextOptions) -> Iterator[Row]:
         yield {options.field: line.strip() if options.strip else line}
 
 
-def _objects(parent: Any, key: str, where: str) -> list[dict[str, Any]]:
+def _objects(parent: JsonValue, key: str, where: str) -> list[JSONObject]:
     """``parent[key]``, a list of objects, or an error naming where the SQuAD layout breaks."""
     items = parent.get(key, []) if isinstance(parent, dict) else None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise DataError(f"{where}: not SQuAD JSON (expected an object whose '{key}' is a list of objects)")
-    return items
+    return [item for item in items if isinstance(item, dict)]  # every one is
+
+
+def _answer_texts(answers: JsonValue) -> list[JsonValue]:
+    """The ``text`` of each SQuAD answer; KeyError or TypeError (a missing or bad field)."""
+    if not isinstance(answers, list):
+        raise TypeError(f"'answers' is {json_type_name(answers)}, not a list of answers")
+    texts: list[JsonValue] = []
+    for answer in answers:
+        if not isinstance(answer, dict):
+            raise TypeError(f"an answer is {json_type_name(answer)}, not an object")
+        texts.append(answer["text"])
+    return texts
 
 
 def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
@@ -186,20 +198,24 @@ def _read_squad(path: Path, options: SquadOptions) -> Iterator[Row]:
     if not isinstance(articles, list):
         raise DataError(f"{path}: not SQuAD JSON (expected an object with a 'data' list of articles)")
     for a, article in enumerate(articles):
-        for p, paragraph in enumerate(_objects(article, "paragraphs", f"{path}: data[{a}]")):
+        paragraphs = _objects(article, "paragraphs", f"{path}: data[{a}]")
+        assert isinstance(article, dict)  # _objects refused anything else
+        for p, paragraph in enumerate(paragraphs):
             for q, qa in enumerate(_objects(paragraph, "qas", f"{path}: data[{a}].paragraphs[{p}]")):
                 where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
                 try:
-                    answers = [answer["text"] for answer in qa["answers"]]  # absent is not unanswerable
-                    row = {
+                    answers = _answer_texts(qa["answers"])  # absent is not unanswerable
+                    row: JSONObject = {
                         "id": qa["id"],
                         "title": article.get("title", ""),
                         "context": paragraph["context"],
                         "question": qa["question"],
                         "answers": answers,
                     }
-                except (KeyError, TypeError) as exc:
+                except KeyError as exc:
                     raise DataError(f"{where}: missing field {exc}") from None
+                except TypeError as exc:  # answers that are not a list of objects
+                    raise DataError(f"{where}: {exc}") from None
                 if "is_impossible" in qa:
                     if bool(qa["is_impossible"]) == bool(answers):
                         raise DataError(f"{where}: is_impossible={qa['is_impossible']} but {len(answers)} answers")
@@ -283,27 +299,47 @@ def _read_indexed_text(paths: list[Path], options: IndexedTextOptions) -> Iterat
 @dataclass(frozen=True)
 class Reader:
     """``read(path, options)`` per file; a ``multi_file`` reader gets all files at once
-    (``read(paths, options)``) because it joins them column-wise, not row-wise."""
+    (``read(paths, options)``) because it joins them column-wise, not row-wise. ``options``
+    are the reader's own options model, validated (``loader.check_local_source``)."""
 
     options: type[StrictModel]
-    read: Callable[[Any, Any], Iterator[Row]]
+    read: Callable[[Path | list[Path], StrictModel], Iterator[Row]]
     multi_file: bool = False
     min_files: int = 1
 
 
+OptionsT = TypeVar("OptionsT", bound=StrictModel)
+
+
+def _per_file(options: type[OptionsT], read: Callable[[Path, OptionsT], Iterator[Row]]) -> Reader:
+    def read_one(source: Path | list[Path], given: StrictModel) -> Iterator[Row]:
+        assert isinstance(source, Path) and isinstance(given, options)  # read_file passes these
+        return read(source, given)
+
+    return Reader(options, read_one)
+
+
+def _multi_file(options: type[OptionsT], read: Callable[[list[Path], OptionsT], Iterator[Row]], *, min_files: int = 1) -> Reader:
+    def read_all(source: Path | list[Path], given: StrictModel) -> Iterator[Row]:
+        assert isinstance(source, list) and isinstance(given, options)  # read_files passes these
+        return read(source, given)
+
+    return Reader(options, read_all, multi_file=True, min_files=min_files)
+
+
 READERS: dict[str, Reader] = {
-    "tsv": Reader(DelimitedOptions, _read_tsv),
-    "csv": Reader(DelimitedOptions, _read_csv),
-    "jsonl": Reader(JsonOptions, _read_jsonl),
-    "json": Reader(JsonOptions, _read_json),
-    "txt": Reader(TextOptions, _read_text_file),
-    "parquet": Reader(ParquetOptions, _read_parquet),
-    "squad_json": Reader(SquadOptions, _read_squad),
-    "wikitext": Reader(WikitextOptions, _read_wikitext),
-    "parallel_text": Reader(ParallelTextOptions, _read_parallel_text, multi_file=True, min_files=2),
-    "indexed_text": Reader(IndexedTextOptions, _read_indexed_text, multi_file=True),
-    "bbq_jsonl": Reader(BBQOptions, read_bbq),
-    "winobias": Reader(WinoBiasOptions, read_winobias),
+    "tsv": _per_file(DelimitedOptions, _read_tsv),
+    "csv": _per_file(DelimitedOptions, _read_csv),
+    "jsonl": _per_file(JsonOptions, _read_jsonl),
+    "json": _per_file(JsonOptions, _read_json),
+    "txt": _per_file(TextOptions, _read_text_file),
+    "parquet": _per_file(ParquetOptions, _read_parquet),
+    "squad_json": _per_file(SquadOptions, _read_squad),
+    "wikitext": _per_file(WikitextOptions, _read_wikitext),
+    "parallel_text": _multi_file(ParallelTextOptions, _read_parallel_text, min_files=2),
+    "indexed_text": _multi_file(IndexedTextOptions, _read_indexed_text),
+    "bbq_jsonl": _per_file(BBQOptions, read_bbq),
+    "winobias": _per_file(WinoBiasOptions, read_winobias),
 }
 
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypeAlias
 
 from pydantic import AfterValidator
 
 from evalharness.errors import DataError
+from evalharness.jsonvalues import JSONObject, JsonValue
 
-__all__ = ["Encoding", "json_lines", "loads_json", "read_text", "split_lines"]
+__all__ = ["Encoding", "Row", "json_lines", "loads_json", "read_text", "split_lines"]
+
+# One row a reader yields: column name -> raw value, as the source holds it (text from a
+# delimited file, JSON values from a JSON file, whatever a parquet file or a hub dataset holds).
+# The loader checks and coerces each value to its field's type.
+Row: TypeAlias = Mapping[str, object]
 
 
 def _known_encoding(name: str) -> str:
@@ -32,8 +38,8 @@ def _known_encoding(name: str) -> str:
 Encoding = Annotated[str, AfterValidator(_known_encoding)]
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
+def _unique_keys(pairs: list[tuple[str, JsonValue]]) -> JSONObject:
+    row: JSONObject = {}
     for key, value in pairs:
         if key in row:
             raise ValueError(f"key '{key}' appears twice in one object")
@@ -41,7 +47,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def loads_json(text: str) -> Any:
+def loads_json(text: str) -> JsonValue:
     """``json.loads`` that refuses an object with a key twice (json keeps the last silently)."""
     return json.loads(text, object_pairs_hook=_unique_keys)
 
@@ -70,7 +76,7 @@ def split_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-def json_lines(path: Path, encoding: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def json_lines(path: Path, encoding: str) -> Iterator[tuple[str, JSONObject]]:
     """``(file:line, object)`` for each non-blank line of a JSON Lines file; a line that is
     not a JSON object is an error naming the file and line."""
     for line_number, line in enumerate(split_lines(read_text(path, encoding)), start=1):

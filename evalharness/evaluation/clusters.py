@@ -15,15 +15,23 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from evalharness.errors import DataError
 from evalharness.inference.clustered import FEW_CLUSTERS, cluster_bootstrap
 from evalharness.spec.loader import Task
 from evalharness.stats import Scorer
-from evalharness.types import Example, GroupResult, MetricResult, Signature, containing, finite_or_none
+from evalharness.types import (
+    Example,
+    GroupResult,
+    MetricResult,
+    Signature,
+    containing,
+    finite_or_none,
+)
 
 if TYPE_CHECKING:
     from evalharness.metrics.base import Metric
@@ -33,7 +41,7 @@ __all__ = ["cluster_id", "clustered_result", "example_clusters"]
 _LONGEST_ID = 64  # longer source values (a SQuAD paragraph) are stored as a hash
 
 
-def cluster_id(value: Any) -> str:
+def cluster_id(value: object) -> str:
     """A short, stable id for a source value: the text itself, or a hash of a long one."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     if len(text) <= _LONGEST_ID:
@@ -41,7 +49,7 @@ def cluster_id(value: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and math.isnan(value))
 
 
@@ -55,7 +63,7 @@ def example_clusters(task: Task, examples: Sequence[Example]) -> list[str] | Non
     head, *path = field.split(".")
     clusters = []
     for example in examples:
-        value: Any = example.fields.get(head)
+        value: object = example.fields.get(head)
         for key in path:
             value = value.get(key) if isinstance(value, Mapping) else None
         if _missing(value):
@@ -67,7 +75,7 @@ def example_clusters(task: Task, examples: Sequence[Example]) -> list[str] | Non
     return clusters
 
 
-def _interval(metric: Metric, rows: np.ndarray, clusters: np.ndarray, *, seed: int, n_resamples: int, confidence: float) -> tuple[float, float, float, int]:
+def _interval(metric: Metric, rows: npt.NDArray[np.float64], clusters: npt.NDArray[np.object_], *, seed: int, n_resamples: int, confidence: float) -> tuple[float, float, float, int]:
     """Percentile cluster-bootstrap interval of the metric on ``rows``: (low, high, stderr, G)."""
     if rows.shape[0] == 0:
         nan = float("nan")
@@ -86,7 +94,7 @@ def _interval(metric: Metric, rows: np.ndarray, clusters: np.ndarray, *, seed: i
 def clustered_result(
     metric: Metric,
     result: MetricResult,
-    stats: np.ndarray,
+    stats: npt.NDArray[np.float64],
     clusters: Sequence[str],
     *,
     field: str,

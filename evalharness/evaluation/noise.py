@@ -19,17 +19,20 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from evalharness.errors import DataError, UsageError
+from evalharness.errors import DataError, RecordError, UsageError
 from evalharness.evaluation.runner import RunConfig, run_evaluation
+from evalharness.evaluation.scoring import sample_stats
 from evalharness.evaluation.settings import recorded_settings
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_int
 from evalharness.records.record import (
     RunRecord,
     atomic_write_text,
@@ -97,21 +100,24 @@ def _perturbations(record: RunRecord, base: RunConfig, options: NoiseOptions) ->
     return runs
 
 
-def _sample(rows: list[dict[str, Any]], size: int, seed: int, task: str) -> list[str]:
+Rows = Mapping[str, Mapping[str, JsonValue]]  # a task's samples rows by example id
+
+
+def _sample(rows: Sequence[Mapping[str, JsonValue]], size: int, seed: int, task: str) -> list[str]:
     ids = [str(row["id"]) for row in rows]
     salt = sum(task.encode("utf-8"))
     chosen = np.random.default_rng([seed, salt]).choice(len(ids), size=min(size, len(ids)), replace=False)
     return [ids[i] for i in sorted(chosen)]
 
 
-def _values(metric: Metric, rows: dict[str, dict[str, Any]], ids: Sequence[str], key: str) -> tuple[float, np.ndarray]:
-    stats = np.array([rows[i]["stats"][key] for i in ids], dtype=float).reshape(len(ids), -1)
+def _values(metric: Metric, rows: Rows, ids: Sequence[str], key: str) -> tuple[float, npt.NDArray[np.float64]]:
+    stats = np.array([sample_stats(rows[i], key) for i in ids], dtype=np.float64).reshape(len(ids), -1)
     entered = metric.entered(stats)
     value = float(metric.aggregate(stats[entered])) if entered.any() else float("nan")
     return value, metric.example_scores(stats)
 
 
-def _bootstrap_spread(metric: Metric, stats: np.ndarray, seed: int, count: int, n_resamples: int) -> dict[str, Any] | None:
+def _bootstrap_spread(metric: Metric, stats: npt.NDArray[np.float64], seed: int, count: int, n_resamples: int) -> JSONObject | None:
     if count == 0:
         return None
     bounds = [metric.interval(stats, rng=np.random.default_rng(seed + k), n_resamples=n_resamples, confidence=0.95) for k in range(count + 1)]
@@ -126,7 +132,7 @@ def _spread(values: Sequence[float]) -> float | None:
     return max(finite) - min(finite) if len(finite) == len(values) and finite else None
 
 
-def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progress | None = None) -> dict[str, Any]:
+def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progress | None = None) -> JSONObject:
     """Rerun a sample of the run under every perturbation and write ``noise.json``."""
     from evalharness.metrics.registry import build_metric
 
@@ -136,7 +142,7 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
     reference = {task: {str(row["id"]): row for row in read_samples(run_dir, task)} for task in record.tasks}
     samples = {task: _sample(list(rows.values()), options.sample, options.seed, task) for task, rows in reference.items()}
     base = _base_config(record, options)
-    reruns: dict[str, dict[str, dict[str, Any]]] = {}
+    reruns: dict[str, dict[str, dict[str, JSONObject]]] = {}
     skipped = []
     if record.model.source != "checkpoint":
         skipped.append(f"the run's predictions came from {record.model.source}, not a checkpoint: no model to rerun")
@@ -152,14 +158,17 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
             config = config.updated(output=output, cache=Path(workdir) / f"cache{number}.sqlite")
             result = run_evaluation(config)
             reruns[label] = {task: {str(row["id"]): row for row in read_samples(output, task)} for task in result.record.tasks}
-    tasks = {}
+    tasks: JSONObject = {}
+    seed = expect_int(record.settings.get("seed", 1234), f"{run_dir}: settings.seed", error=RecordError)
     for task, entry in record.tasks.items():
         ids = samples[task]
-        metrics = {}
+        metrics: JSONObject = {}
         for key, metric_entry in entry.metrics.items():
             metric = build_metric(metric_entry.metric, metric_entry.settings)
             value, scores = _values(metric, reference[task], ids, key)
-            values, changed_examples, largest = {"recorded": finite_or_none(value)}, {}, {}
+            values: dict[str, float | None] = {"recorded": finite_or_none(value)}
+            changed_examples: dict[str, int] = {}
+            largest: dict[str, float | None] = {}
             for label, rows in reruns.items():
                 _check_same_examples(task, label, reference[task], rows.get(task, {}), ids)
                 other, other_scores = _values(metric, rows[task], ids, key)
@@ -167,32 +176,32 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
                 both = np.isfinite(scores) & np.isfinite(other_scores)
                 largest[label] = float(np.max(np.abs(scores[both] - other_scores[both]))) if both.any() else None
                 changed_examples[label] = sum(reference[task][i].get("prediction") != rows[task][i].get("prediction") for i in ids)
-            stats = np.array([row["stats"][key] for row in reference[task].values()], dtype=float).reshape(len(reference[task]), -1)
+            stats = np.array([sample_stats(row, key) for row in reference[task].values()], dtype=np.float64).reshape(len(reference[task]), -1)
             spread = _spread([v if v is not None else math.nan for v in values.values()])
-            bootstrap = _bootstrap_spread(metric, stats, int(record.settings.get("seed", 1234)), options.bootstrap_seeds, base.statistics.n_resamples)
+            bootstrap = _bootstrap_spread(metric, stats, seed, options.bootstrap_seeds, base.statistics.n_resamples)
             metrics[key] = {
-                "values": values,
+                "values": dict[str, JsonValue](values),
                 "spread": spread,
-                "max_example_change": largest,
-                "predictions_changed": changed_examples,
+                "max_example_change": dict[str, JsonValue](largest),
+                "predictions_changed": dict[str, JsonValue](changed_examples),
                 "bootstrap": bootstrap,
                 "floor": spread,
             }
         tasks[task] = {"sample": len(ids), "of": len(reference[task]), "metrics": metrics}
-    summary: dict[str, Any] = {
+    summary: JSONObject = {
         "schema": NOISE_SCHEMA,
         "run_id": record.run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "sample": {"size": options.sample, "seed": options.seed},
-        "perturbations": [label for label, _ in perturbations] + ([f"bootstrap seeds x{options.bootstrap_seeds + 1}"] if options.bootstrap_seeds else []),
-        "not_measured": skipped,
+        "perturbations": list[JsonValue]([label for label, _ in perturbations] + ([f"bootstrap seeds x{options.bootstrap_seeds + 1}"] if options.bootstrap_seeds else [])),
+        "not_measured": list[JsonValue](skipped),
         "tasks": tasks,
     }
     atomic_write_text(run_dir / NOISE_FILE, json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return summary
 
 
-def _check_same_examples(task: str, label: str, reference: dict[str, dict[str, Any]], rows: dict[str, dict[str, Any]], ids: Sequence[str]) -> None:
+def _check_same_examples(task: str, label: str, reference: Rows, rows: Rows, ids: Sequence[str]) -> None:
     """A rerun must have scored the same examples against the same golds."""
     missing = [i for i in ids if i not in rows]
     if missing:

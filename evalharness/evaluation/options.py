@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from evalharness.errors import UsageError
 from evalharness.evaluation.settings import flag_of
-from evalharness.prompting import FORMULATIONS, Formulation, RunOption
+from evalharness.prompting import FORMULATIONS, RunOption
 from evalharness.spec.loader import Task
 from evalharness.types import Decoding
 
@@ -39,7 +39,7 @@ class GivenOption:
 
     name: str
     flag: str
-    value: Any
+    value: object
     needs: RunOption
 
     @property
@@ -66,7 +66,7 @@ def given_options(
     label_map: Mapping[str, str] | None,
     num_fewshot: int | None,
     generation: Decoding,
-    prompt: Mapping[str, Any] | None = None,
+    prompt: Mapping[str, object] | None = None,
 ) -> list[GivenOption]:
     """The formulation-specific options of a run, one entry per flag (``generation``: the
     decoding fields the run set). ``prompt``: the prompt-format options
@@ -77,8 +77,8 @@ def given_options(
         given.append(GivenOption("label_map", flag_of(("prompt", "label_map")), dict(label_map), RunOption.LABEL_MAP))
     if num_fewshot is not None:
         given.append(GivenOption("num_fewshot", flag_of(("prompt", "num_fewshot")), num_fewshot, RunOption.NUM_FEWSHOT))
-    for key, value in generation.given().items():
-        given.append(GivenOption(key, flag_of(("prompt", "generation", key)), value, RunOption.GENERATION))
+    for key, decoding in generation.given().items():
+        given.append(GivenOption(key, flag_of(("prompt", "generation", key)), decoding, RunOption.GENERATION))
     for key, value in (prompt or {}).items():
         if key not in _PROMPT_OPTIONS:
             raise UsageError(f"unknown prompt option '{key}' (known: {', '.join(_PROMPT_OPTIONS)})")
@@ -87,7 +87,21 @@ def given_options(
     return given
 
 
-def _why_not(formulation: Formulation) -> str:
+class Declares(Protocol):
+    """What this module reads of a formulation (``prompting.Formulation``): the run options it
+    uses and how it answers."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def uses(self) -> frozenset[RunOption]: ...
+
+
+def _why_not(formulation: Declares) -> str:
     return f"{formulation.name} does not use it ({formulation.method})"
 
 
@@ -95,10 +109,10 @@ def _why_not(formulation: Formulation) -> str:
 class OptionUse:
     """The given options one task used (name -> value) and did not (name -> reason)."""
 
-    applied: dict[str, Any] = field(default_factory=dict)
+    applied: dict[str, object] = field(default_factory=dict)
     not_applied: dict[str, str] = field(default_factory=dict)
 
-    def record(self, given: Sequence[GivenOption]) -> dict[str, Any]:
+    def record(self, given: Sequence[GivenOption]) -> dict[str, object]:
         """The task's ``settings.run_options`` entry."""
         values = {option.name: option.value for option in given}
         return {
@@ -110,7 +124,7 @@ class OptionUse:
         return [f"{option.shown} not applied: {self.not_applied[option.name]}" for option in given if option.name in self.not_applied]
 
 
-def use_of(formulation: Formulation, given: Sequence[GivenOption]) -> OptionUse:
+def use_of(formulation: Declares, given: Sequence[GivenOption]) -> OptionUse:
     use = OptionUse()
     for option in given:
         if option.needs in formulation.uses:
@@ -149,20 +163,22 @@ def refuse_unused(given: Sequence[GivenOption], uses: Mapping[str, OptionUse]) -
             raise _refusal(option, reasons, "with this checkpoint")
 
 
-def run_settings(settings: Mapping[str, Any], given: Sequence[GivenOption], uses: Mapping[str, OptionUse]) -> dict[str, Any]:
+def run_settings(settings: Mapping[str, object], given: Sequence[GivenOption], uses: Mapping[str, OptionUse]) -> dict[str, object]:
     """The run-level settings with an option that no task applied taken out of its place
     (``num_fewshot: null``, no ``generation`` key) and listed under ``not_applied``. Which
     tasks an option reached is in each task's ``settings.run_options``; the run level holds
     nothing task-specific, so runs of other tasks with the same options merge into one record."""
     out = dict(settings)
-    out["generation"] = dict(out.get("generation") or {})
-    unused = {}
+    given_generation = out.get("generation")
+    generation: dict[str, object] = dict(given_generation) if isinstance(given_generation, Mapping) else {}
+    out["generation"] = generation
+    unused: dict[str, object] = {}
     for option in given:
         if any(option.name in use.applied for use in uses.values()):
             continue
         unused[option.name] = {"flag": option.flag, "value": option.value, "reason": "no task of the run uses it"}
         if option.needs is RunOption.GENERATION:
-            out["generation"].pop(option.name, None)
+            generation.pop(option.name, None)
         else:
             out[option.name] = None
     if unused:

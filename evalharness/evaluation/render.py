@@ -9,11 +9,12 @@ ids the adapter would encode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from evalharness.errors import UsageError
 from evalharness.evaluation.settings import RunSettings
+from evalharness.jsonvalues import JsonValue
 
 __all__ = ["RenderedExample", "render_example"]
 
@@ -29,18 +30,18 @@ class RenderedExample:
     model_kind: str
     formulation: str
     request_kind: str
-    requests: list[dict[str, Any]]
-    options: dict[str, Any] = field(default_factory=dict)
-    prompt_format: dict[str, Any] | None = None
+    requests: list[dict[str, object]]
+    options: dict[str, object] = field(default_factory=dict)
+    prompt_format: Mapping[str, JsonValue] | None = None
     token_ids: dict[str, list[int]] = field(default_factory=dict)  # prompt text -> its ids, as the adapter encodes it
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         from dataclasses import asdict
 
         return asdict(self)
 
 
-def _fields(request: Any) -> dict[str, Any]:
+def _fields(request: object) -> dict[str, object]:
     if hasattr(request, "_asdict"):
         return dict(request._asdict())
     return {"prompt": request} if isinstance(request, str) else {"request": request}
@@ -70,11 +71,11 @@ def render_example(config: RunSettings, task_name: str, example_id: str | None =
     encode = getattr(adapter, "encode_prompts", None)
     unique = list(dict.fromkeys(prompts))
     ids = dict(zip(unique, encode(unique))) if encode is not None and unique else {}
-    settings = formulation.settings(task, state)
+    prompt_format = formulation.settings(task, state).get("prompt_format")
     return RenderedExample(
         task=task.name, version=task.version, spec_hash=task.spec_hash, example_id=example.id, n_examples=len(data.examples),
         model=adapter.info.name, model_kind=adapter.info.kind, formulation=formulation.name,
         request_kind=formulation.request_kind.value, requests=[_fields(request) for request in requests],
         options=options.model_dump() if options is not None else {},
-        prompt_format=settings.get("prompt_format"), token_ids=ids,
+        prompt_format=prompt_format if isinstance(prompt_format, dict) else None, token_ids=ids,
     )

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.backends import BackendRequest, load_backend
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
@@ -39,7 +39,11 @@ from evalharness.execution.lock import run_dir_lock
 from evalharness.execution.progress import progress_enabled, summary_line, task_progress
 from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.models.protocols import LoadedModel
-from evalharness.prompting import Formulation, FormulationOptions, choose_formulation
+from evalharness.prompting import (
+    FormulationOptions,
+    SomeFormulation,
+    choose_formulation,
+)
 from evalharness.prompting.lint import lint_notes, lint_prompts
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
@@ -53,6 +57,9 @@ from evalharness.records.store import (
 from evalharness.seeds import check_seed
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.loader import Task
+
+if TYPE_CHECKING:
+    from evalharness.models.base import ModelInfo
 
 __all__ = ["RunConfig", "RunResult", "formulation_options", "load_adapter", "run_evaluation"]
 
@@ -85,9 +92,9 @@ class _PlannedTask:
     task: Task
     data: LoadedData
     explicit: bool  # named on the command line, not reached through a group
-    formulation: Formulation[Any, Any] | None = None
-    state: Any = None  # the formulation's per-(task, model) state (its StateT), e.g. a label mapping
-    settings: dict[str, Any] = field(default_factory=dict)  # recorded next to the formulation's
+    formulation: SomeFormulation | None = None
+    state: object = None  # what the formulation's prepare returned (its StateT), e.g. a label mapping
+    settings: dict[str, object] = field(default_factory=dict)  # recorded next to the formulation's
     notes: list[str] = field(default_factory=list)
 
 
@@ -167,11 +174,11 @@ def _evaluate_task(plan: _PlannedTask, engine: Engine, config: RunConfig, run_di
     notes = [*plan.notes, *observed_notes]
     if truncated:
         notes.append(f"{truncated} of {len(responses)} requests were truncated to fit the model")
-    settings = {**formulation.settings(task, state), **observed_settings, **plan.settings}
+    settings: dict[str, object] = {**formulation.settings(task, state), **observed_settings, **plan.settings}
     policy = formulation.prompt_policy(task, state)
     if policy is not None:  # a prompted task: what the model saw, token by token
-        settings["prompt_lint"] = lint_prompts(engine.adapter, formulation.request_kind, flat, options, responses, policy)
-        notes += [note for note in lint_notes(settings["prompt_lint"]) if "truncated" not in note]
+        lint = settings["prompt_lint"] = lint_prompts(engine.adapter, formulation.request_kind, flat, options, responses, policy)
+        notes += [note for note in lint_notes(lint) if "truncated" not in note]
     entry = score_task(
         task,
         data,
@@ -237,7 +244,7 @@ def _claim_run_dir(config: RunConfig, run_dir: Path, stack: ExitStack) -> Predic
     return cache
 
 
-def _model_entry(info: Any) -> ModelEntry:
+def _model_entry(info: ModelInfo) -> ModelEntry:
     return ModelEntry(
         name=info.name,
         path=info.path,

@@ -9,36 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from evalharness.data.loader import LoadedData
+from evalharness.errors import RecordError
 from evalharness.evaluation.clusters import clustered_result, example_clusters
+from evalharness.jsonvalues import JsonValue, expect_array, expect_object
+from evalharness.metrics.base import MetricInput
 from evalharness.metrics.registry import build_metric
 from evalharness.records.record import DataEntry, TaskEntry, write_samples
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.types import PREDICTION_TYPES, Decoded, MetricResult, finite_or_none
 
-__all__ = ["gold_values", "score_predictions", "score_task"]
+__all__ = ["gold_values", "sample_stats", "score_predictions", "score_task"]
 
 
-def gold_values(task: Task, data: LoadedData) -> list[Any]:
+def gold_values(task: Task, data: LoadedData) -> list[JsonValue]:
     """The field each example is scored against, per the task kind."""
     gold_field = TASK_KINDS[task.spec.kind].gold
     return [example.fields.get(gold_field) if gold_field else None for example in data.examples]
 
 
+def sample_stats(row: Mapping[str, JsonValue], key: str) -> list[JsonValue]:
+    """A samples row's per-example statistics of metric ``key`` (as :func:`score_task` wrote them)."""
+    where = f"samples row '{row.get('id')}': stats"
+    return expect_array(expect_object(row.get("stats"), where, error=RecordError).get(key), f"{where}.{key}", error=RecordError)
+
+
 def score_predictions(
     task: Task,
-    predictions: Sequence[Any],
-    golds: Sequence[Any],
+    predictions: Sequence[MetricInput],
+    golds: Sequence[JsonValue],
     *,
     seed: int,
     n_resamples: int,
     clusters: Sequence[str] | None = None,
-) -> tuple[dict[str, MetricResult], dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[dict[str, MetricResult], dict[str, npt.NDArray[np.float64]], dict[str, npt.NDArray[np.float64]]]:
     """Every metric of the task: results, per-example statistics and per-example scores.
 
     Each metric gets a fresh generator from ``seed`` so its interval does not depend on
@@ -46,13 +55,13 @@ def score_predictions(
     :mod:`evalharness.evaluation.clusters`) intervals resample whole clusters.
     """
     entries: dict[str, MetricResult] = {}
-    stats: dict[str, np.ndarray] = {}
-    scores: dict[str, np.ndarray] = {}
+    stats: dict[str, npt.NDArray[np.float64]] = {}
+    scores: dict[str, npt.NDArray[np.float64]] = {}
     for metric_spec in task.spec.metrics:
         metric = build_metric(metric_spec.name, metric_spec.settings)
         metric.check_inputs(predictions, golds)
         values = metric.values(predictions)
-        metric_stats = np.asarray(metric.example_stats(values, golds), dtype=float)
+        metric_stats = np.asarray(metric.example_stats(values, golds), dtype=np.float64)
         groups = metric.example_groups(values, golds)
         result = metric.result(metric_stats, rng=np.random.default_rng(seed), n_resamples=n_resamples, groups=groups, seed=seed)
         if clusters is not None:
@@ -75,7 +84,7 @@ def score_task(
     seed: int,
     n_resamples: int,
     seconds: float,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, object] | None = None,
     notes: Sequence[str] = (),
 ) -> TaskEntry:
     """Score one task's predictions, write its samples file and return its record entry."""

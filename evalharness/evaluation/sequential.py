@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +34,8 @@ from evalharness.data.loader import (
 )
 from evalharness.errors import RecordError, UsageError
 from evalharness.evaluation.runner import RunConfig, load_adapter, run_evaluation
+from evalharness.evaluation.scoring import sample_stats
+from evalharness.jsonvalues import JSONObject
 from evalharness.records.record import (
     RESULTS_FILE,
     RunRecord,
@@ -108,7 +110,7 @@ def _baseline_scores(loaded: LoadedPolicy, catalog: TaskCatalog, baseline: Path 
         if (entry.metric, entry.settings) != (metric.name, metric.settings.model_dump(mode="json")):
             raise IncomparableRunsError(f"{rule.task} {rule.metric}: the baseline used {entry.metric} {entry.settings}, the task spec {metric.name}")
         rows = rows_by_id(baseline, rule.task)
-        stats = np.array([row["stats"][rule.metric] for row in rows.values()], dtype=float).reshape(len(rows), -1)
+        stats = np.array([sample_stats(row, rule.metric) for row in rows.values()], dtype=np.float64).reshape(len(rows), -1)
         scores[key] = dict(zip(rows, metric.example_scores(stats).tolist()))
     return scores
 
@@ -148,7 +150,7 @@ def _mark_partial(output: Path, used: Mapping[str, int], totals: Mapping[str, in
     return update_record(output, change).record
 
 
-def _refuse_other_prompt_formats(output: Path, baseline: Path | None, record: RunRecord, mark_partial: Callable[[], Any]) -> None:
+def _refuse_other_prompt_formats(output: Path, baseline: Path | None, record: RunRecord, mark_partial: Callable[[], object]) -> None:
     """The candidate's first batch was prompted as the baseline was (format, system prompt,
     few-shot turns, reasoning stripping), else no rule can compare them. The partial run is
     marked as the gate's before refusing, so a rerun with the right flags may replace it."""
@@ -221,6 +223,6 @@ def sequential_gate(
         for task in tasks
     ]
     notes.append(f"sequential: {total_used} of {total} examples in all ({1 - total_used / total:.0%} saved); order seed {options.order_seed}")
-    info = {"path": str(output), "run_id": candidate.run_id, "model": candidate.model.name, "fingerprint": candidate.model.fingerprint}
-    base_info = None if record is None else {"path": str(baseline), "run_id": record.run_id, "model": record.model.name, "fingerprint": record.model.fingerprint}
+    info: JSONObject = {"path": str(output), "run_id": candidate.run_id, "model": candidate.model.name, "fingerprint": candidate.model.fingerprint}
+    base_info: JSONObject | None = None if record is None else {"path": str(baseline), "run_id": record.run_id, "model": record.model.name, "fingerprint": record.model.fingerprint}
     return GateReport(str(loaded.path), loaded.policy, info, base_info, results, settings or CompareSettings(), notes)

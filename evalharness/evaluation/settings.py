@@ -14,14 +14,20 @@ it is loaded), ``backend`` (where the model runs, ``backends.config``), ``batchi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ValidationError, field_validator, model_validator
 
 from evalharness.backends.config import BackendConfig
-from evalharness.config import StrictModel, cli_flag, option, option_metadata
+from evalharness.config import (
+    StrictModel,
+    cli_flag,
+    option,
+    option_metadata,
+    required_option,
+)
 from evalharness.errors import UsageError, did_you_mean
 from evalharness.seeds import Seed
 from evalharness.types import Decoding
@@ -44,7 +50,7 @@ __all__ = [
 ]
 
 
-def parse_label_map(value: Any) -> dict[str, str] | None:
+def parse_label_map(value: object) -> dict[str, str] | None:
     """``A=b,C=d``, a YAML/JSON file of model label -> task label, or a mapping."""
     from evalharness.config import load_yaml
 
@@ -57,7 +63,7 @@ def parse_label_map(value: Any) -> dict[str, str] | None:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of model label -> task label")
         return {str(key): str(item) for key, item in data.items()}
-    mapping = {}
+    mapping: dict[str, str] = {}
     for pair in text.split(","):
         key, sep, target = pair.partition("=")
         if not sep or not key.strip() or not target.strip():
@@ -66,7 +72,7 @@ def parse_label_map(value: Any) -> dict[str, str] | None:
     return mapping
 
 
-def read_text_or_file(value: Any, *, what: str) -> Any:
+def read_text_or_file(value: object, *, what: str) -> object:
     """A text given inline, or the contents of the file it names (UTF-8); never empty."""
     if value is None or not isinstance(value, str):
         return value
@@ -85,7 +91,7 @@ def read_text_or_file(value: Any, *, what: str) -> Any:
 class LoadingSettings(StrictModel):
     """Which checkpoint and how it is loaded (in process; see ``backend`` for served models)."""
 
-    model: str = option(help="checkpoint directory or Hugging Face Hub id (--backend openai: the served model's name)", record="never")
+    model: Annotated[str, required_option(help="checkpoint directory or Hugging Face Hub id (--backend openai: the served model's name)", record="never")]
     model_kind: str | None = option(None, help="override the kind detected from config.architectures")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N")
     dtype: str = option("auto", help="auto, float32, bfloat16 or float16")
@@ -115,7 +121,7 @@ class LoadingSettings(StrictModel):
         help="PEFT adapters: keep the adapter as separate layers instead of merging it into the base weights (merging is "
         "faster; unmerged numbers can differ in the last bits)",
     )
-    model_args: dict[str, Any] | None = option(
+    model_args: dict[str, object] | None = option(
         None, metavar="KEY=VALUE,...", record="if_set",
         help="arguments for from_pretrained, as KEY=VALUE,... or a YAML file: revision, attn_implementation, torch_dtype, "
         "low_cpu_mem_usage, max_memory, load_in_4bit/load_in_8bit (bitsandbytes, CUDA), variant, or config attributes to "
@@ -124,7 +130,7 @@ class LoadingSettings(StrictModel):
 
     @field_validator("model_args", mode="before")
     @classmethod
-    def _model_args(cls, value: Any) -> Any:
+    def _model_args(cls, value: object) -> object:
         from evalharness.models.model_args import parse_model_args
 
         return parse_model_args(value)
@@ -145,7 +151,7 @@ class BatchingSettings(StrictModel):
 
     @field_validator("batch_size", mode="before")
     @classmethod
-    def _batch_size(cls, value: Any) -> Any:
+    def _batch_size(cls, value: object) -> object:
         if isinstance(value, str) and value != "auto":
             try:
                 return int(value)
@@ -202,19 +208,19 @@ class PromptSettings(StrictModel):
 
     @field_validator("label_map", mode="before")
     @classmethod
-    def _label_map(cls, value: Any) -> Any:
+    def _label_map(cls, value: object) -> object:
         return parse_label_map(value)
 
     @field_validator("prompt_format", mode="before")
     @classmethod
-    def _auto(cls, value: Any) -> Any:
+    def _auto(cls, value: object) -> object:
         if value is not None and value not in ("auto", "raw", "chat"):
             raise ValueError(f"expected auto, raw or chat, got {value!r}")
         return None if value == "auto" else value
 
     @field_validator("system_prompt", mode="before")
     @classmethod
-    def _system_prompt(cls, value: Any) -> Any:
+    def _system_prompt(cls, value: object) -> object:
         return read_text_or_file(value, what="system prompt")
 
     @field_validator("strip_thinking")
@@ -265,7 +271,7 @@ FLAT_NAMES["backend"] = ("backend",)  # a whole BackendConfig may be given as is
 class RunSettings(StrictModel):
     """Everything one evaluation run is asked (``evalharness run``)."""
 
-    tasks: list[str] = option(help="task names or groups, comma-separated (repeatable)")
+    tasks: Annotated[list[str], required_option(help="task names or groups, comma-separated (repeatable)")]
     tasks_dirs: list[Path] = option([], flag="--tasks-dir", metavar="DIR", record="never", help="extra folder of task YAML files (repeatable)")
     data_dir: Path | None = option(None, help="folder with local evaluation data (default: $EVALHARNESS_DATA_DIR)")
     limit: int | None = option(None, ge=1, help="evaluate only the first N examples of each task (recorded per task, with the groups the subset covers)")
@@ -289,7 +295,7 @@ class RunSettings(StrictModel):
     prompt: PromptSettings = PromptSettings()
     statistics: StatisticsSettings = StatisticsSettings()
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, **data: object) -> None:
         """Validation problems are project errors naming the command-line flag of each field."""
         try:
             super().__init__(**data)
@@ -298,11 +304,11 @@ class RunSettings(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _route_flat_names(cls, data: Any) -> Any:
+    def _route_flat_names(cls, data: object) -> object:
         """``RunSettings(model=..., batch_size=8)``: flat names go to their groups."""
         if not isinstance(data, Mapping):
             return data
-        routed: dict[str, Any] = {}
+        routed: dict[str, object] = {}
         for key, value in data.items():
             path = FLAT_NAMES.get(key) if key not in cls.model_fields or key == "backend" else None
             if key == "generation" and isinstance(value, Mapping):  # a generation override mapping
@@ -312,12 +318,11 @@ class RunSettings(StrictModel):
                 continue
             holder = routed
             for part in path[:-1]:
-                existing = holder.get(part)
-                holder[part] = dict(existing.model_dump(exclude_unset=True)) if isinstance(existing, StrictModel) else dict(existing or {})
-                holder = holder[part]
+                nested = holder[part] = _group_values(holder.get(part), part)
+                holder = nested
             last = path[-1]
             if isinstance(value, StrictModel) and last in holder:
-                holder[last] = {**holder[last], **value.model_dump(exclude_unset=True)}
+                holder[last] = {**_group_values(holder[last], last), **value.model_dump(exclude_unset=True)}
             else:
                 holder[last] = value.model_dump(exclude_unset=True) if isinstance(value, StrictModel) else value
         return routed
@@ -333,7 +338,7 @@ class RunSettings(StrictModel):
 
     @field_validator("tasks", mode="before")
     @classmethod
-    def _split_tasks(cls, value: Any) -> Any:
+    def _split_tasks(cls, value: object) -> object:
         if isinstance(value, str):
             value = [value]
         if isinstance(value, Sequence) and not isinstance(value, str):
@@ -349,17 +354,17 @@ class RunSettings(StrictModel):
     def seed(self) -> int:
         return self.statistics.seed
 
-    def updated(self, **changes: Any) -> RunSettings:
+    def updated(self, **changes: object) -> RunSettings:
         """A copy with some settings changed (flat names, validated like the original)."""
         return type(self)(**{**self._flat_dump(), **changes})
 
-    def _flat_dump(self) -> dict[str, Any]:
-        values: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields if name not in GROUPS}
+    def _flat_dump(self) -> dict[str, object]:
+        values: dict[str, object] = {name: getattr(self, name) for name in type(self).model_fields if name not in GROUPS}
         for group in GROUPS:
             values[group] = getattr(self, group)
         return values
 
-    def recorded(self) -> dict[str, Any]:
+    def recorded(self) -> dict[str, object]:
         """The run record's ``settings``: every field whose metadata says so, flat, by name."""
         return _recorded(self)
 
@@ -398,8 +403,20 @@ def settings_problems(exc: ValidationError) -> str:
     return "invalid run settings:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0]
 
 
-def _recorded(model: StrictModel) -> dict[str, Any]:
-    entries: dict[str, Any] = {}
+def _group_values(given: object, name: str) -> dict[str, object]:
+    """The values given for a settings group (a model, a mapping, or nothing yet) as a mapping
+    that flat names can be added to."""
+    if isinstance(given, StrictModel):
+        return dict(given.model_dump(exclude_unset=True))
+    if isinstance(given, Mapping):
+        return dict(given)
+    if not given:
+        return {}
+    raise ValueError(f"{name}: expected a mapping of settings, got {given!r}")
+
+
+def _recorded(model: StrictModel) -> dict[str, object]:
+    entries: dict[str, object] = {}
     for name in type(model).model_fields:
         value = getattr(model, name)
         if name in RECORDED_AS:
@@ -422,7 +439,7 @@ IN_PROCESS_ONLY = ("base_model", "keep_adapter_unmerged", "model_args")
 JOB_FIELDS = frozenset({"model", "tasks", "output"})
 
 
-def shared_settings(values: Mapping[str, Any]) -> RunSettings:
+def shared_settings(values: Mapping[str, object]) -> RunSettings:
     """Settings shared by the jobs of a sweep (``run:`` of a sweep file, flags of ``sweep``),
     validated as a job will validate them; raises ``ValueError`` naming the offending keys."""
     given = sorted(JOB_FIELDS & set(values))
@@ -434,28 +451,43 @@ def shared_settings(values: Mapping[str, Any]) -> RunSettings:
         raise ValueError(str(exc)) from None
 
 
-def recorded_settings(recorded: Mapping[str, Any]) -> dict[str, Any]:
+def recorded_settings(recorded: Mapping[str, object]) -> dict[str, object]:
     """The settings of a run record (``RunSettings.recorded``) that a rerun takes back: the
     flat names of settings fields, nothing derived (``not_applied``, example counts)."""
     fields = set(FLAT_NAMES) | set(RunSettings.model_fields)
     return {key: value for key, value in recorded.items() if key in fields and key not in {"examples", *GROUPS} or key == "backend"}
 
 
-def flat_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+def flat_settings(values: Mapping[str, object]) -> dict[str, object]:
     """Nested settings (as the command line gives them) as flat names (as sweep files write them)."""
-    flat: dict[str, Any] = {}
+    flat: dict[str, object] = {}
     for key, value in values.items():
-        if key in GROUPS or key == "generation":
+        if (key in GROUPS or key == "generation") and isinstance(value, Mapping):
             flat.update(flat_settings(value))
         else:
             flat[key] = value
     return flat
 
 
+def _backend_entries(backend: object) -> dict[str, object]:
+    assert isinstance(backend, BackendConfig)  # the field's type
+    return {"backend": backend.recorded()} if backend.name != "hf" else {}
+
+
+def _examples_entries(examples: object) -> dict[str, object]:
+    assert examples is None or isinstance(examples, dict)  # the field's type
+    return {"examples": {task: len(ids) for task, ids in examples.items()}} if examples else {}
+
+
+def _generation_entries(generation: object) -> dict[str, object]:
+    assert isinstance(generation, Decoding)  # the field's type
+    return {"generation": generation.given()}
+
+
 # Fields recorded in a shape of their own (name -> record entries).
-RECORDED_AS: dict[str, Any] = {
-    "backend": lambda backend: {"backend": backend.recorded()} if backend.name != "hf" else {},
-    "examples": lambda examples: {"examples": {task: len(ids) for task, ids in examples.items()}} if examples else {},
-    "generation": lambda generation: {"generation": generation.given()},
+RECORDED_AS: dict[str, Callable[[object], dict[str, object]]] = {
+    "backend": _backend_entries,
+    "examples": _examples_entries,
+    "generation": _generation_entries,
     "tasks_dirs": lambda dirs: {},
 }

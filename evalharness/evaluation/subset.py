@@ -13,7 +13,6 @@ such tasks, and only when the limit cut something.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples
 from evalharness.evaluation.scoring import gold_values
@@ -71,11 +70,11 @@ def _shown(names: list[str], most: int = 8) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def subset_record(task: Task, subset: LoadedData, limit: int, data_dir: Path | None) -> tuple[dict[str, Any], list[str]]:
+def subset_record(task: Task, subset: LoadedData, limit: int, data_dir: Path | None) -> tuple[dict[str, object], list[str]]:
     """The task's ``settings.subset`` entry and its notes (partial run, uncovered groups)."""
     coverage = group_coverage(task, subset, data_dir)
     n, available = len(subset.examples), subset.n_available
-    record = {"limit": limit, "partial": n < available, "n_examples": n, "n_available": available, "groups": coverage}
+    record: dict[str, object] = {"limit": limit, "partial": n < available, "n_examples": n, "n_available": available, "groups": coverage}
     notes = [f"partial run: --limit {limit} took the first {n} of {available} examples"] if n < available else []
     for key, groups in coverage.items():
         missing = [name for name in groups["available"] if name not in groups["covered"]]

@@ -26,7 +26,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TypedDict
 
 from pydantic import Field, field_validator, model_validator
 
@@ -52,6 +53,15 @@ Progress = Callable[[str], None]
 AfterEvaluation = Callable[[], None]
 
 
+class _Attempt(TypedDict):
+    """One attempt of a job, as a plain value (it comes back from a Ray worker)."""
+
+    ok: bool
+    location: str
+    error: str | None
+    seconds: float
+
+
 class SweepSpec(StrictModel):
     """A sweep: ``models`` × ``tasks`` (each entry one job's task group, e.g. ``glue`` or
     ``glue/sst2``), where to write, and how to schedule."""
@@ -66,13 +76,13 @@ class SweepSpec(StrictModel):
     max_retries: int = Field(default=2, ge=0)
     resume: bool = False  # skip jobs whose run directory already holds a results.json
     leaderboard: bool = True
-    run: dict[str, Any] = Field(
+    run: dict[str, object] = Field(
         default_factory=dict, description="run settings every job shares (any setting of `evalharness run` but model, tasks, output)"
     )
 
     @field_validator("run")
     @classmethod
-    def _shared_run_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+    def _shared_run_settings(cls, values: dict[str, object]) -> dict[str, object]:
         shared_settings(values)
         return values
 
@@ -104,7 +114,7 @@ class SweepSpec(StrictModel):
         return "ray" if self.ray_address or self.local_ray else "local"
 
 
-def load_sweep_spec(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
+def load_sweep_spec(path: str | os.PathLike[str], **overrides: object) -> SweepSpec:
     """A sweep YAML (safe loading; unknown keys rejected), with command-line overrides."""
     return load_config(path, SweepSpec, what="a sweep file (models, tasks, output, ...)", overrides=overrides).value
 
@@ -250,7 +260,7 @@ def run_job(job: Job, spec: SweepSpec, *, progress: Progress | None = None, afte
     return location
 
 
-def _attempt(job: Job, spec: SweepSpec, after_evaluation: AfterEvaluation | None = None) -> dict[str, Any]:
+def _attempt(job: Job, spec: SweepSpec, after_evaluation: AfterEvaluation | None = None) -> _Attempt:
     """A job as a result value: project errors are a failed outcome (never retried, retrying
     cannot fix a bad checkpoint); anything else propagates so the executor retries it."""
     started = time.perf_counter()
@@ -292,14 +302,14 @@ def _run_local(jobs: Sequence[Job], spec: SweepSpec, progress: Progress, after_e
                 break
             except Exception as exc:  # a crash worth retrying (OOM, a flaky filesystem...)
                 if attempts > spec.max_retries:
-                    result = {"ok": False, "location": "", "error": _short_error(exc), "seconds": 0.0}
+                    result = _Attempt(ok=False, location="", error=_short_error(exc), seconds=0.0)
                     break
                 progress(f"  {job.key} failed ({type(exc).__name__}: {exc}); retrying")
         outcomes.append(_finish(job, result, tracker, attempts))
     return outcomes
 
 
-def _finish(job: Job, result: dict[str, Any], tracker: _Tracker, attempts: int | None) -> JobOutcome:
+def _finish(job: Job, result: _Attempt, tracker: _Tracker, attempts: int | None) -> JobOutcome:
     outcome = JobOutcome(job, result["ok"], result["location"], result["error"], attempts, round(result["seconds"], 3))
     tracker.running = max(0, tracker.running - 1)
     if outcome.ok:
@@ -316,7 +326,7 @@ def _short_error(exc: BaseException) -> str:
     return "".join(lines).strip().splitlines()[-1][:2000]
 
 
-def _ray_module() -> Any:
+def _ray_module() -> ModuleType:
     try:
         import ray
     except ImportError:
@@ -348,7 +358,7 @@ def _run_ray(jobs: Sequence[Job], spec: SweepSpec, progress: Progress, after_eva
             try:
                 result = ray.get(ready[0])
             except Exception as exc:  # retries exhausted: the worker died or the job raised
-                result = {"ok": False, "location": "", "error": _short_error(exc), "seconds": 0.0}
+                result = _Attempt(ok=False, location="", error=_short_error(exc), seconds=0.0)
             outcomes[job] = _finish(job, result, tracker, None)
         return [outcomes[job] for job in jobs]
     finally:

@@ -30,12 +30,15 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from evalharness import types as _types
 from evalharness.errors import RecordError
+
+if TYPE_CHECKING:
+    from evalharness.models.base import ModelInfo
 
 __all__ = [
     "APPLICATION_ID",
@@ -50,7 +53,7 @@ __all__ = [
 
 CACHE_FORMAT = 2  # bump when the key or value layout changes: old rows are then never hit
 
-_RESPONSE_TYPES: dict[str, type] = {
+_RESPONSE_TYPES: dict[str, type[_types.Response]] = {
     cls.__name__: cls
     for cls in (
         _types.ClassifyResponse,
@@ -72,11 +75,11 @@ _CREATE = (
 )
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def model_key(info: Any) -> str:
+def model_key(info: ModelInfo) -> str:
     """What about the loaded model changes its answers: weights, kind, dtype, device type
     (CPU and GPU kernels differ in the last bits) and its typed conventions (backend,
     tokenization); never the prose notes, which may be reworded."""
@@ -87,7 +90,7 @@ def model_key(info: Any) -> str:
     ).hexdigest()
 
 
-def request_key(model: str, kind: str, request: Any, options: _types.RequestOptions | Mapping[str, Any] | None) -> str:
+def request_key(model: str, kind: str, request: _types.Request, options: _types.RequestOptions | Mapping[str, object] | None) -> str:
     """The content address of one request's response (NamedTuple requests as their fields;
     typed options as their fields, so a key does not depend on how options are spelt)."""
     shape = type(request).__name__
@@ -96,7 +99,7 @@ def request_key(model: str, kind: str, request: Any, options: _types.RequestOpti
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 
-def encode_response(response: Any) -> str:
+def encode_response(response: _types.Response) -> str:
     name = type(response).__name__
     if name not in _RESPONSE_TYPES:
         raise TypeError(f"cannot cache a {name}")
@@ -108,10 +111,13 @@ def row_checksum(key: str, kind: str, value: str) -> str:
     return hashlib.sha256(f"{key}\0{kind}\0{value}".encode()).hexdigest()[:32]
 
 
-def decode_response(text: str) -> Any:
+def decode_response(text: str) -> _types.Response:
     data = json.loads(text)
     cls = _RESPONSE_TYPES[data["type"]]
-    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in data["fields"].items()}
+    fields = data["fields"]  # the dataclass's fields as JSON: its tuples became arrays
+    for key, value in fields.items():
+        if isinstance(value, list):
+            fields[key] = tuple(value)  # an existing key: the dict does not change size
     return cls(**fields)
 
 
@@ -225,8 +231,8 @@ class PredictionCache:
                 "pass another --cache or fix the location"
             ) from None
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
+    def get_many(self, keys: Sequence[str]) -> dict[str, _types.Response]:
+        found: dict[str, _types.Response] = {}
         unique = list(dict.fromkeys(keys))
         with self._guard("read"):
             for start in range(0, len(unique), _BATCH_QUERY):
@@ -242,7 +248,7 @@ class PredictionCache:
                         continue  # a row of another cache format is a miss: recomputed and replaced
         return found
 
-    def put_many(self, items: Iterable[tuple[str, str, Any]]) -> int:
+    def put_many(self, items: Iterable[tuple[str, str, _types.Response]]) -> int:
         rows = []
         for key, kind, response in items:
             value = encode_response(response)
@@ -272,5 +278,5 @@ class PredictionCache:
     def __enter__(self) -> PredictionCache:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -24,9 +24,10 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from evalharness.errors import UsageError
+from evalharness.jsonvalues import JSONObject
 from evalharness.types import Request, RequestOptions
 
 __all__ = [
@@ -66,7 +67,7 @@ class DistributedContext:
     def primary(self) -> bool:
         return self.rank == 0
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         """What the run record notes about the launch."""
         return {"world_size": self.world_size, "backend": self.backend}
 
@@ -197,20 +198,22 @@ def compute_sharded(
         return responses
     import torch.distributed as dist
 
-    plans: list[Any] = [None] * context.world_size
+    plans: list[tuple[int, int] | None] = [None] * context.world_size
     dist.all_gather_object(plans, (len(requests), hash(tuple(costs))))
     if len(set(plans)) != 1:
         raise RuntimeError(f"ranks disagree on the requests to shard (count, cost hash per rank: {plans})")
     mine = shard_by_cost(costs, context.world_size)[context.rank]
     answers = compute([requests[i] for i in mine]) if mine else []
     _check_count(answers, len(mine))
-    gathered: list[Any] = [None] * context.world_size
+    gathered: list[tuple[list[int], list[R]] | None] = [None] * context.world_size
     dist.all_gather_object(gathered, (mine, answers))
-    ordered: list[Any] = [None] * len(requests)
-    for indices, part in gathered:
+    ordered: dict[int, R] = {}
+    for entry in gathered:
+        assert entry is not None, "all_gather_object fills every rank's entry"
+        indices, part = entry
         for index, response in zip(indices, part, strict=True):
             ordered[index] = response
-    return ordered
+    return [ordered[index] for index in range(len(requests))]  # the shards cover every index
 
 
 def broadcast_from_primary(value: T, *, context: DistributedContext = SINGLE_PROCESS) -> T:
@@ -219,11 +222,11 @@ def broadcast_from_primary(value: T, *, context: DistributedContext = SINGLE_PRO
         return value
     import torch.distributed as dist
 
-    box: list[Any] = [value if context.primary else None]  # rank 0's value after the broadcast
+    box: list[T] = [value]  # rank 0's value after the broadcast (other ranks' entries are only overwritten)
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
-def _check_count(responses: Sequence[Any], expected: int) -> None:
+def _check_count(responses: Sequence[object], expected: int) -> None:
     if len(responses) != expected:
         raise RuntimeError(f"the model returned {len(responses)} responses for {expected} requests")

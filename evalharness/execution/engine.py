@@ -27,11 +27,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
 
 from evalharness.errors import ModelError
 from evalharness.execution import distributed
 from evalharness.execution.cache import PredictionCache, model_key, request_key
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.batching import (
     BatchStats,
     batching_scope,
@@ -121,11 +121,11 @@ class EngineStats:
     oom_backoffs: int = 0
     seconds: float = 0.0
     tokens: BatchStats = field(default_factory=BatchStats)
-    determinism: dict[str, Any] | None = None
+    determinism: JSONObject | None = None
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> JSONObject:
         efficiency = self.tokens.efficiency
-        entry: dict[str, Any] = {
+        entry: JSONObject = {
             "requests": self.requests,
             "unique_requests": self.unique,
             "cache": {"hits": self.hits, "misses": self.misses},
@@ -276,7 +276,7 @@ class Engine:
     # -- --check-determinism ---------------------------------------------------------------
     def check_determinism(
         self, kind: RequestKind, requests: Sequence[Request], responses: Sequence[Response], options: RequestOptions | None, stats: EngineStats
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """Recompute a sample (no cache) at another batch size through the adapters'
         reference layout (every sequence in a padded row of its own, no shared prefixes) and
         compare numbers: the packed layouts that answered the run are checked against it."""
@@ -290,7 +290,7 @@ class Engine:
             difference, same = compare_responses(responses[index], response)
             largest = max(largest, difference)
             mismatched += not same
-        result = {
+        result: JSONObject = {
             "sample": len(sample),
             "batch_size": other,
             "layout": "reference (padded rows, no shared prefixes)",
@@ -301,11 +301,11 @@ class Engine:
         return result
 
 
-def _numbers_and_rest(value: Any) -> tuple[list[float], list[Any]]:
+def _numbers_and_rest(value: object) -> tuple[list[float], list[object]]:
     numbers: list[float] = []
-    rest: list[Any] = []
+    rest: list[object] = []
 
-    def walk(item: Any) -> None:
+    def walk(item: object) -> None:
         if is_dataclass(item) and not isinstance(item, type):  # an instance, not a dataclass itself
             item = asdict(item)
         if isinstance(item, dict):
@@ -323,7 +323,7 @@ def _numbers_and_rest(value: Any) -> tuple[list[float], list[Any]]:
     return numbers, rest
 
 
-def compare_responses(a: Any, b: Any) -> tuple[float, bool]:
+def compare_responses(a: object, b: object) -> tuple[float, bool]:
     """(largest absolute difference of the float fields, whether everything else is equal)."""
     numbers_a, rest_a = _numbers_and_rest(a)
     numbers_b, rest_b = _numbers_and_rest(b)

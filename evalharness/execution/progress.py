@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Callable
+
+from evalharness.errors import RecordError
+from evalharness.jsonvalues import JsonValue, expect_float, expect_int, expect_object
 
 __all__ = ["progress_enabled", "summary_line", "task_progress"]
 
@@ -57,13 +60,24 @@ def task_progress(name: str, total: int, *, enabled: bool) -> Iterator[Callable[
         yield advance
 
 
-def summary_line(executions: Mapping[str, Mapping[str, Any]], n_examples: int, seconds: float) -> str:
+def _count(executions: Mapping[str, Mapping[str, JsonValue]], field: str, inner: str | None = None) -> int:
+    """The sum of one count over the tasks' ``execution`` entries (``field.inner`` if nested)."""
+    total = 0
+    for task, entry in executions.items():
+        value = entry[field]
+        if inner is not None:
+            value = expect_object(value, f"{task}: execution.{field}", error=RecordError)[inner]
+        total += expect_int(value, f"{task}: execution.{field}" + (f".{inner}" if inner else ""), error=RecordError)
+    return total
+
+
+def summary_line(executions: Mapping[str, Mapping[str, JsonValue]], n_examples: int, seconds: float) -> str:
     """``N examples in S s (E ex/s, T tokens/s), padding efficiency P%, cache hits H/U``."""
-    hits = sum(e["cache"]["hits"] for e in executions.values())
-    unique = sum(e["unique_requests"] for e in executions.values())
-    tokens = sum(e["tokens"] for e in executions.values())
-    padded = sum(e["padded_tokens"] for e in executions.values())
-    compute = sum(e["seconds"] for e in executions.values()) or 1e-9
+    hits = _count(executions, "cache", "hits")
+    unique = _count(executions, "unique_requests")
+    tokens = _count(executions, "tokens")
+    padded = _count(executions, "padded_tokens")
+    compute = sum(expect_float(e["seconds"], f"{task}: execution.seconds", error=RecordError) for task, e in executions.items()) or 1e-9
     padding = f"{100 * tokens / padded:.1f}%" if padded else "n/a"
     return (
         f"{n_examples} examples in {seconds:.1f} s ({n_examples / max(seconds, 1e-9):.1f} examples/s, "

@@ -14,11 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.data.bias_readers import bbq_id
 from evalharness.data.textio import json_lines
 from evalharness.errors import DataError
+from evalharness.jsonvalues import JSONObject, expect_str
+
+if TYPE_CHECKING:
+    from evalharness.external.predictions import ReadOptions
 
 __all__ = ["BBQ_COLUMNS", "answer_index", "bbq_reader", "looks_like_bbq"]
 
@@ -35,7 +39,7 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
 
 
-def answer_index(answer: Any, choices: list[str]) -> int | None:
+def answer_index(answer: object, choices: list[str]) -> int | None:
     """The choice an answer (index or text) names, or None."""
     if isinstance(answer, bool):
         return None
@@ -72,15 +76,15 @@ def looks_like_bbq(path: Path) -> bool:
         return False
 
 
-def bbq_reader(column: str) -> Callable[[Path, Any], dict[str, Any]]:
+def bbq_reader(column: str) -> Callable[[Path, ReadOptions], JSONObject]:
     """A prediction-file reader taking the answer from ``column``."""
 
-    def read(path: Path, options: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def read(path: Path, options: ReadOptions) -> JSONObject:
+        values: JSONObject = {}
         for file in _files(path):
             for where, row in json_lines(file, "utf-8"):
                 try:
-                    choices = [row["ans0"], row["ans1"], row["ans2"]]
+                    choices = [expect_str(row[name], f"{where}: {name}", error=DataError) for name in ("ans0", "ans1", "ans2")]
                     key = bbq_id(row)
                 except (KeyError, TypeError) as exc:
                     raise DataError(f"{where}: not a BBQ row with category, example_id and ans0-ans2 ({exc})") from None

@@ -18,13 +18,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 from evalharness.data.indexed import is_indexed_archive, read_indexed
 from evalharness.data.loader import LoadedData
 from evalharness.data.textio import json_lines, read_text, split_lines
 from evalharness.errors import DataError, UsageError, did_you_mean
 from evalharness.external.bbq_predictions import BBQ_COLUMNS, bbq_reader, looks_like_bbq
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
 from evalharness.spec.loader import Task
 from evalharness.spec.predictions import parse_prediction, probability
 from evalharness.types import Decoded, Example
@@ -40,7 +41,7 @@ __all__ = [
     "read_predictions",
 ]
 
-Values = dict[str, Any] | list[Any]  # by example id, or in example order
+Values: TypeAlias = JSONObject | JSONArray  # by example id, or in example order
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ class PredictionFormat:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _unique_object(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+def _unique_object(path: Path) -> Callable[[list[tuple[str, JsonValue]]], JSONObject]:
+    def hook(pairs: list[tuple[str, JsonValue]]) -> JSONObject:
+        result: JSONObject = {}
         for key, value in pairs:
             if key in result:
                 raise DataError(f"{path}: key '{key}' appears twice")
@@ -84,7 +85,7 @@ def _unique_object(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, An
     return hook
 
 
-def _load_json_object(path: Path) -> dict[str, Any]:
+def _load_json_object(path: Path) -> JSONObject:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -96,7 +97,7 @@ def _load_json_object(path: Path) -> dict[str, Any]:
     return document
 
 
-def _example_id(value: Any, where: str) -> str:
+def _example_id(value: object, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise DataError(f"{where}: 'id' should be a string or an integer, got {value!r}")
     return str(value)
@@ -118,7 +119,8 @@ def _read_squad(path: Path, options: ReadOptions) -> Values:
         if not isinstance(answer, str):
             raise DataError(f"{path}: the answer for '{qid}' should be a string, got {type(answer).__name__}")
     if options.no_answer_probs is None:
-        return {qid: {"text": text, "no_answer_probability": None} for qid, text in answers.items()}
+        plain: JSONObject = {qid: {"text": text, "no_answer_probability": None} for qid, text in answers.items()}
+        return plain
     probs_path = options.no_answer_probs
     probs = _load_json_object(probs_path)
     missing = [qid for qid in answers if qid not in probs]
@@ -128,22 +130,23 @@ def _read_squad(path: Path, options: ReadOptions) -> Values:
             f"{probs_path}: the no-answer probabilities do not match the predictions in {path}: "
             f"{len(missing)} missing (e.g. {_examples(missing)}), {len(extra)} extra (e.g. {_examples(extra)})"
         )
-    return {
+    with_probs: JSONObject = {
         qid: {"text": text, "no_answer_probability": probability(probs[qid], f"{probs_path}: '{qid}'")}
         for qid, text in answers.items()
     }
+    return with_probs
 
 
 def _read_lines(path: Path, options: ReadOptions) -> Values:
     """One prediction per line, in the task's example order, read as sacrebleu reads files:
     UTF-8, lines split on "\\n" only, a leading byte-order mark kept as text (WMT23's official
     chrF for AIRC en-de includes the BOM its output file starts with)."""
-    return split_lines(read_text(path, "utf-8"))
+    return [*split_lines(read_text(path, "utf-8"))]
 
 
 def _read_jsonl(path: Path, options: ReadOptions) -> Values:
     """``{"id": ..., "prediction": ...}`` per line; other keys are ignored."""
-    values: dict[str, Any] = {}
+    values: JSONObject = {}
     for where, row in json_lines(path, "utf-8-sig"):
         if "id" not in row or "prediction" not in row:
             raise DataError(f'{where}: expected an object with "id" and "prediction"')
@@ -161,7 +164,8 @@ def _read_decoded_files(path: Path, options: ReadOptions) -> Values:
     if len(fields) != 1:
         raise DataError(f"{path}: expected one kind of file (NNNNNN_decoded.txt), found {', '.join(fields)}")
     (field,) = fields
-    return {index: item[field] for index, item in by_index.items()}
+    texts: JSONObject = {index: item[field] for index, item in by_index.items()}
+    return texts
 
 
 def _bbq_matcher(name: str) -> Callable[[Path], bool]:
@@ -265,14 +269,14 @@ def read_predictions(
 _SHOWN_CHARS = 500
 
 
-def _clip(text: Any) -> Any:
+def _clip(text: JsonValue) -> JsonValue:
     if isinstance(text, str) and len(text) > _SHOWN_CHARS:
         return text[:_SHOWN_CHARS] + " [...]"
     return text
 
 
 # Task kind -> what samples files show as the example's input (long texts clipped).
-SHOWN_INPUTS: dict[str, Callable[[Example], Any]] = {
+SHOWN_INPUTS: dict[str, Callable[[Example], JsonValue]] = {
     "generation": lambda example: _clip(example.fields.get("source")),
     "extractive_qa": lambda example: example.fields.get("question"),
     "classification": lambda example: example.fields.get("text"),
@@ -283,7 +287,7 @@ SHOWN_INPUTS: dict[str, Callable[[Example], Any]] = {
 }
 
 
-def _mismatch(predictions: Predictions, task: Task, ids: Sequence[str], values: Mapping[str, Any]) -> DataError:
+def _mismatch(predictions: Predictions, task: Task, ids: Sequence[str], values: Mapping[str, object]) -> DataError:
     known = set(ids)
     missing = [i for i in ids if i not in values]
     extra = [k for k in values if k not in known]

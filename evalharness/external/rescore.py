@@ -17,8 +17,15 @@ from pathlib import Path
 from evalharness.data.loader import load_examples, resolve_data_dir
 from evalharness.errors import DataError, RecordError
 from evalharness.evaluation.scoring import score_task
+from evalharness.jsonvalues import JsonValue, expect_int, expect_object, expect_str
 from evalharness.metrics.registry import refuse_untrusted_code
-from evalharness.records.record import RunRecord, TaskEntry, load_record, read_samples
+from evalharness.records.record import (
+    RESULTS_FILE,
+    RunRecord,
+    TaskEntry,
+    load_record,
+    read_samples,
+)
 from evalharness.records.store import update_record
 from evalharness.spec.catalog import TaskCatalog
 from evalharness.spec.predictions import parse_prediction
@@ -27,10 +34,16 @@ from evalharness.types import Decoded
 __all__ = ["rescore_run"]
 
 
+def _integer(run_dir: Path, name: str, value: JsonValue) -> int:
+    """A run setting read as an integer (``seed``, ``n_resamples``, ``limit``)."""
+    return expect_int(value, f"{run_dir / RESULTS_FILE}: settings.{name}", error=RecordError)
+
+
 def _rescore_task(run_dir: Path, record: RunRecord, name: str, catalog: TaskCatalog, data_dir: Path | None) -> TaskEntry:
     entry = record.tasks[name]
     task = catalog.load(name)
-    data = load_examples(task, data_dir, limit=record.settings.get("limit"))
+    limit = record.settings.get("limit")
+    data = load_examples(task, data_dir, limit=None if limit is None else _integer(run_dir, "limit", limit))
     if data.fingerprint != entry.data.fingerprint:
         raise DataError(
             f"{name}: the task's data ({data.location}) has fingerprint {data.fingerprint}, but the run "
@@ -46,7 +59,7 @@ def _rescore_task(run_dir: Path, record: RunRecord, name: str, catalog: TaskCata
         Decoded(
             parse_prediction(kind, row["prediction"], f"{path}:{number}", labels=labels, fields=example.fields, counterfactual=counterfactual),
             row.get("input"),
-            row.get("details") or {},
+            expect_object(row.get("details") or {}, f"{path}:{number}: details", error=RecordError),
         )
         for number, (row, example) in enumerate(zip(rows, data.examples, strict=True), start=1)
     ]
@@ -58,8 +71,8 @@ def _rescore_task(run_dir: Path, record: RunRecord, name: str, catalog: TaskCata
         formulation=entry.formulation,
         settings=entry.settings,
         notes=entry.notes,
-        seed=int(record.settings.get("seed", 1234)),
-        n_resamples=int(record.settings.get("n_resamples", 1000)),
+        seed=_integer(run_dir, "seed", record.settings.get("seed", 1234)),
+        n_resamples=_integer(run_dir, "n_resamples", record.settings.get("n_resamples", 1000)),
         seconds=entry.seconds,
     )
     return rescored.model_copy(update={"execution": {**entry.execution, "rescored_from": "samples"}})
@@ -87,7 +100,10 @@ def rescore_run(
         raise RecordError(f"{run_dir}: the run has no task {', '.join(unknown)} (it has: {', '.join(record.tasks)})")
     catalog = TaskCatalog(tasks_dirs)
     refuse_untrusted_code([catalog.load(name) for name in names], trusted=trust_task_code)
-    data_root = resolve_data_dir(data_dir if data_dir is not None else record.settings.get("data_dir"))
+    recorded_data_dir = record.settings.get("data_dir")
+    if data_dir is None and recorded_data_dir is not None:
+        data_dir = expect_str(recorded_data_dir, f"{run_dir / RESULTS_FILE}: settings.data_dir", error=RecordError)
+    data_root = resolve_data_dir(data_dir)
     updated = {name: _rescore_task(run_dir, record, name, catalog, data_root) for name in names}
 
     def change(current: RunRecord | None) -> RunRecord:

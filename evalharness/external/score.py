@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from evalharness.data.loader import LoadedData, load_examples, resolve_data_dir
+from evalharness.errors import RecordError
 from evalharness.evaluation.clusters import example_clusters
 from evalharness.evaluation.scoring import gold_values, score_predictions, score_task
 from evalharness.external.predictions import (
@@ -30,9 +30,10 @@ from evalharness.external.predictions import (
     check_scorable,
     read_predictions,
 )
+from evalharness.jsonvalues import JSONObject, expect_object, expect_str
 from evalharness.metrics.registry import refuse_untrusted_code
 from evalharness.records.environment import capture_environment
-from evalharness.records.record import ModelEntry, RunRecord, TaskEntry
+from evalharness.records.record import RESULTS_FILE, ModelEntry, RunRecord, TaskEntry
 from evalharness.records.store import (
     Commit,
     check_mergeable,
@@ -85,7 +86,7 @@ class ScoreResult:
     run_dir: Path | None
     commit: Commit | None = None  # with run_dir: which tasks the record gained, replaced or kept
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """What ``evalharness score`` prints: every metric with value, CI, signature and n."""
         return {
             "task": self.task.name,
@@ -100,7 +101,7 @@ class ScoreResult:
         }
 
 
-def _prediction_note(predictions: Predictions) -> dict[str, Any]:
+def _prediction_note(predictions: Predictions) -> JSONObject:
     return {
         "path": str(predictions.paths[0]),
         **({"no_answer_probs": str(predictions.paths[1])} if len(predictions.paths) > 1 else {}),
@@ -109,16 +110,31 @@ def _prediction_note(predictions: Predictions) -> dict[str, Any]:
     }
 
 
-def _combined_fingerprint(notes: dict[str, dict[str, Any]]) -> str:
+def _existing_notes(run_dir: Path | None, existing: RunRecord | None) -> dict[str, JSONObject]:
+    """The prediction notes (task -> path, format, fingerprint) of the tasks already in the
+    directory's record of this kind of system; a damaged one is refused naming its field."""
+    if existing is None or existing.model.source != "predictions":
+        return {}
+    where = f"{run_dir / RESULTS_FILE if run_dir else RESULTS_FILE}: model.notes.predictions"
+    notes = {}
+    for task, value in expect_object(existing.model.notes.get("predictions", {}), where, error=RecordError).items():
+        note = expect_object(value, f"{where}.{task}", error=RecordError)
+        for key in ("path", "fingerprint"):
+            expect_str(note.get(key), f"{where}.{task}.{key}", error=RecordError)
+        notes[task] = note
+    return notes
+
+
+def _combined_fingerprint(notes: Mapping[str, JSONObject]) -> str:
     if len(notes) == 1:
-        return next(iter(notes.values()))["fingerprint"]
+        return str(next(iter(notes.values()))["fingerprint"])
     digest = hashlib.sha256()
     for task_name in sorted(notes):
         digest.update(f"{task_name}\0{notes[task_name]['fingerprint']}\n".encode())
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _settings(config: ScoreConfig) -> dict[str, Any]:
+def _settings(config: ScoreConfig) -> JSONObject:
     return {
         "seed": config.seed,
         "n_resamples": config.n_resamples,
@@ -127,21 +143,21 @@ def _settings(config: ScoreConfig) -> dict[str, Any]:
     }
 
 
-def _system(name: str, notes: dict[str, dict[str, Any]]) -> ModelEntry:
-    paths = sorted({note["path"] for note in notes.values()})
+def _system(name: str, notes: Mapping[str, JSONObject]) -> ModelEntry:
+    paths = sorted({str(note["path"]) for note in notes.values()})  # text: _existing_notes checks
     return ModelEntry(
         name=name,
         path=paths[0] if len(paths) == 1 else ", ".join(paths),
         kind="external",
         fingerprint=_combined_fingerprint(notes),
         source="predictions",
-        notes={"predictions": notes},
+        notes={"predictions": {**notes}},
     )
 
 
 def _record(config: ScoreConfig, result: ScoreResult, entry: TaskEntry, seconds: float, existing: RunRecord | None) -> RunRecord:
     """This task's record, with the prediction notes of the tasks already in the directory."""
-    notes = dict(existing.model.notes.get("predictions", {})) if existing and existing.model.source == "predictions" else {}
+    notes = _existing_notes(config.run_dir, existing)
     notes[result.task.name] = _prediction_note(result.predictions)
     return RunRecord(
         run_id=uuid.uuid4().hex[:12],

@@ -34,6 +34,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
+
+from evalharness.stats import FloatArray
 
 __all__ = ["confidence_bounds", "log_capital"]
 
@@ -41,7 +44,7 @@ _C = 0.5  # truncation of the bets (their c); 1/2 is their default
 _EPS = 1e-12
 
 
-def _bets(x: np.ndarray, alpha: float) -> np.ndarray:
+def _bets(x: FloatArray, alpha: float) -> FloatArray:
     """Predictable plug-in bets lambda_i (i = 1..t), from X_1..X_{i-1} only."""
     t = x.shape[-1]
     steps = np.arange(1, t + 1, dtype=float)
@@ -51,7 +54,7 @@ def _bets(x: np.ndarray, alpha: float) -> np.ndarray:
     return np.sqrt(2 * math.log(1 / alpha) / (previous_spread * steps * np.log1p(steps)))
 
 
-def _centres(x: np.ndarray, m: np.ndarray, population: int | None) -> np.ndarray:
+def _centres(x: FloatArray, m: FloatArray, population: int | None) -> FloatArray:
     if population is None:
         return np.broadcast_to(m, x.shape)
     t = x.shape[-1]
@@ -61,8 +64,8 @@ def _centres(x: np.ndarray, m: np.ndarray, population: int | None) -> np.ndarray
 
 
 def log_capital(
-    x: np.ndarray, m: float | np.ndarray, *, alpha: float, side: int, population: int | None = None
-) -> np.ndarray:
+    x: npt.ArrayLike, m: float | FloatArray, *, alpha: float, side: int, population: int | None = None
+) -> FloatArray:
     """log K_t^{side}(m) for every t (last axis), for rows of [0, 1] observations.
 
     ``side=+1`` grows when the mean is above ``m`` (rejects "mean <= m"), ``side=-1`` when it
@@ -90,7 +93,7 @@ def log_capital(
     return capital
 
 
-def confidence_bounds(x: np.ndarray, *, alpha: float, population: int | None = None, tolerance: float = 1e-9) -> tuple[float, float]:
+def confidence_bounds(x: npt.ArrayLike, *, alpha: float, population: int | None = None, tolerance: float = 1e-9) -> tuple[float, float]:
     """The confidence sequence at the last observation of ``x`` (1-d): the means ``m`` that
     neither side rejects at level ``alpha``, found by bisection (each side is monotone in m).
     Confidence 1 - 2 alpha; valid at any stopping time."""

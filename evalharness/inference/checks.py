@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from typing import Any
 
 import numpy as np
 
 from evalharness.errors import MetricInputError, UsageError
+from evalharness.stats import FloatArray, IntArray
 
 __all__ = [
     "check_alpha",
@@ -27,18 +27,18 @@ __all__ = [
 ]
 
 
-def example_name(index: int, ids: Sequence[Any] | None) -> str:
+def example_name(index: int, ids: Sequence[object] | None) -> str:
     return f"example '{ids[index]}'" if ids is not None and index < len(ids) else f"example #{index}"
 
 
 def scores(
-    values: Any,
+    values: object,
     *,
     name: str,
-    ids: Sequence[Any] | None = None,
+    ids: Sequence[object] | None = None,
     bounds: tuple[float, float] | None = None,
     minimum: int = 1,
-) -> np.ndarray:
+) -> FloatArray:
     """Per-example scores as a finite 1-d float array (within ``bounds`` when given)."""
     raw = np.asarray(values)
     if raw.dtype.kind in "USV" or (raw.dtype.kind == "O" and not all(_number_or_none(v) for v in raw.ravel())):
@@ -73,13 +73,13 @@ def scores(
 
 
 def paired_scores(
-    candidate: Any,
-    baseline: Any,
+    candidate: object,
+    baseline: object,
     *,
-    ids: Sequence[Any] | None = None,
+    ids: Sequence[object] | None = None,
     bounds: tuple[float, float] | None = None,
     minimum: int = 2,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[FloatArray, FloatArray]:
     """Two score arrays of one length, aligned example by example."""
     cand = scores(candidate, name="candidate", ids=ids, bounds=bounds, minimum=minimum)
     base = scores(baseline, name="baseline", ids=ids, bounds=bounds, minimum=minimum)
@@ -91,11 +91,11 @@ def paired_scores(
     return cand, base
 
 
-def _number_or_none(value: Any) -> bool:
+def _number_or_none(value: object) -> bool:
     return value is None or (isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)))
 
 
-def check_flag(value: Any, name: str) -> bool:
+def check_flag(value: object, name: str) -> bool:
     """A yes/no setting: only a real bool, since ``"false"`` is truthy."""
     if not isinstance(value, (bool, np.bool_)):
         raise UsageError(f"{name} must be true or false, got {value!r}")
@@ -122,11 +122,11 @@ def check_margin(margin: float, *, name: str = "margin") -> float:
     return float(margin)
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
 
 
-def cluster_codes(clusters: Any, n: int, *, ids: Sequence[Any] | None = None) -> tuple[np.ndarray, int]:
+def cluster_codes(clusters: object, n: int, *, ids: Sequence[object] | None = None) -> tuple[IntArray, int]:
     """Integer codes (0 .. G-1, in order of first appearance) for per-example cluster ids.
 
     A missing cluster id is refused rather than treated as its own cluster: silently making
@@ -145,7 +145,9 @@ def cluster_codes(clusters: Any, n: int, *, ids: Sequence[Any] | None = None) ->
                 "(paragraph, template, document) for cluster-robust intervals"
             )
         try:
+            if not isinstance(value, Hashable):
+                raise TypeError(value)
             codes[index] = seen.setdefault(value, len(seen))
-        except TypeError:
+        except TypeError:  # unhashable, or holding something unhashable
             raise MetricInputError(f"clusters: {example_name(index, ids)} has an unusable cluster id {value!r}") from None
     return codes, len(seen)

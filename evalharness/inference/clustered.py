@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as scipy_stats
 
 from evalharness.inference.checks import check_confidence, cluster_codes, scores
 from evalharness.inference.estimate import Estimate
-from evalharness.stats import Scorer, resample_counts
+from evalharness.stats import FloatArray, IntArray, Scorer, resample_counts
 
 __all__ = ["FEW_CLUSTERS", "cluster_bootstrap", "cluster_robust_mean", "cluster_sums"]
 
@@ -37,11 +37,11 @@ __all__ = ["FEW_CLUSTERS", "cluster_bootstrap", "cluster_robust_mean", "cluster_
 FEW_CLUSTERS = 30
 
 
-def cluster_sums(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+def cluster_sums(values: npt.ArrayLike, codes: IntArray, n_clusters: int) -> FloatArray:
     """Per-cluster sums of rows of ``values`` (1-d or ``(n, k)``)."""
-    values = np.asarray(values, dtype=float)
-    out = np.zeros((n_clusters,) + values.shape[1:])
-    np.add.at(out, codes, values)
+    array = np.asarray(values, dtype=float)
+    out = np.zeros((n_clusters,) + array.shape[1:])
+    np.add.at(out, codes, array)
     return out
 
 
@@ -52,11 +52,11 @@ def _cluster_notes(n_clusters: int) -> tuple[str, ...]:
 
 
 def cluster_robust_mean(
-    values: Any,
-    clusters: Any,
+    values: object,
+    clusters: object,
     *,
     confidence: float = 0.95,
-    ids: Sequence[Any] | None = None,
+    ids: Sequence[object] | None = None,
     name: str = "scores",
 ) -> Estimate:
     """Mean of per-example values with a CR1 cluster-robust t interval (G - 1 df).
@@ -64,21 +64,21 @@ def cluster_robust_mean(
     With every example its own cluster this is exactly the ordinary t interval.
     """
     confidence = check_confidence(confidence)
-    values = scores(values, name=name, ids=ids, minimum=2)
-    codes, n_clusters = cluster_codes(clusters, values.size, ids=ids)
-    n = values.size
-    mean = float(values.mean())
+    array = scores(values, name=name, ids=ids, minimum=2)
+    codes, n_clusters = cluster_codes(clusters, array.size, ids=ids)
+    n = array.size
+    mean = float(array.mean())
     method = "cluster-robust-CR1-t"
     if n_clusters < 2:
         nan = float("nan")
         note = f"all {n} examples are in one cluster: there is no independent replication to estimate the spread from"
         return Estimate(mean, nan, nan, confidence, nan, n, method, None, n_clusters, (note,))
-    residual_sums = cluster_sums(values - mean, codes, n_clusters)
+    residual_sums = cluster_sums(array - mean, codes, n_clusters)
     variance = n_clusters / (n_clusters - 1) * float(np.sum(residual_sums**2)) / n**2
     stderr = math.sqrt(variance)
     df = n_clusters - 1
     notes = _cluster_notes(n_clusters)
-    if stderr <= 1e-12 * max(1.0, float(np.max(np.abs(values)))):
+    if stderr <= 1e-12 * max(1.0, float(np.max(np.abs(array)))):
         nan = float("nan")
         note = "the cluster totals do not vary: a zero-width interval would claim certainty the data cannot give"
         return Estimate(mean, nan, nan, confidence, 0.0, n, method, float(df), n_clusters, notes + (note,))
@@ -86,7 +86,7 @@ def cluster_robust_mean(
     return Estimate(mean, mean - half, mean + half, confidence, stderr, n, method, float(df), n_clusters, notes)
 
 
-def _replicates(stats: np.ndarray, scorer: Scorer, counts: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+def _replicates(stats: FloatArray, scorer: Scorer, counts: IntArray, codes: IntArray, n_clusters: int) -> FloatArray:
     """Scores of the resamples given by per-cluster draw counts ``(B, G)``."""
     if scorer.aggregate_sums is not None:
         sums = counts.astype(float) @ cluster_sums(stats, codes, n_clusters)
@@ -96,15 +96,15 @@ def _replicates(stats: np.ndarray, scorer: Scorer, counts: np.ndarray, codes: np
 
 
 def cluster_bootstrap(
-    stats_candidate: np.ndarray,
-    stats_baseline: np.ndarray | None,
+    stats_candidate: FloatArray,
+    stats_baseline: FloatArray | None,
     scorer: Scorer,
-    clusters: Any,
+    clusters: object,
     *,
     rng: np.random.Generator,
     n_resamples: int = 1000,
-    ids: Sequence[Any] | None = None,
-) -> tuple[np.ndarray, int]:
+    ids: Sequence[object] | None = None,
+) -> tuple[FloatArray, int]:
     """Replicates of the compared statistic (``scorer.statistic``) under resampling whole
     clusters with replacement: of the candidate alone, or of candidate minus baseline when a
     baseline is given (both scored on the *same* resampled clusters). Returns the replicates

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -40,7 +39,7 @@ from evalharness.inference.clustered import (
     cluster_robust_mean,
 )
 from evalharness.inference.estimate import Estimate
-from evalharness.stats import Scorer, paired_bootstrap
+from evalharness.stats import FloatArray, Scorer, paired_bootstrap
 
 __all__ = ["paired_bootstrap_difference", "paired_difference"]
 
@@ -53,7 +52,7 @@ _MIN_TAIL = 5
 _MAX_UNDEFINED = 0.01
 
 
-def _orient(candidate: np.ndarray, baseline: np.ndarray, higher_is_better: bool) -> np.ndarray:
+def _orient(candidate: FloatArray, baseline: FloatArray, higher_is_better: bool) -> FloatArray:
     return candidate - baseline if higher_is_better else baseline - candidate
 
 
@@ -66,7 +65,7 @@ def _span(bounds: tuple[float, float] | None) -> float | None:
     return float(high - low)
 
 
-def _no_variance(differences: np.ndarray, confidence: float, bounds: tuple[float, float] | None) -> Estimate:
+def _no_variance(differences: FloatArray, confidence: float, bounds: tuple[float, float] | None) -> Estimate:
     """Every example differs by the same amount. A t interval would have zero width; with
     bounded scores the betting interval (valid for any n) is used instead."""
     n, mean = differences.size, float(differences.mean())
@@ -85,14 +84,14 @@ def _no_variance(differences: np.ndarray, confidence: float, bounds: tuple[float
 
 
 def paired_difference(
-    candidate: Any,
-    baseline: Any,
+    candidate: object,
+    baseline: object,
     *,
     higher_is_better: bool = True,
     confidence: float = 0.95,
     bounds: tuple[float, float] | None = None,
-    clusters: Any = None,
-    ids: Sequence[Any] | None = None,
+    clusters: object = None,
+    ids: Sequence[object] | None = None,
 ) -> Estimate:
     """Interval of the mean per-example difference, candidate minus baseline, oriented so
     that positive is better. ``bounds`` are the per-example scores' possible range (checked,
@@ -115,7 +114,7 @@ def paired_difference(
     return Estimate(mean, mean - half, mean + half, confidence, stderr, n, "paired-t", float(n - 1))
 
 
-def _check_stats(stats_candidate: Any, stats_baseline: Any, ids: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray]:
+def _check_stats(stats_candidate: object, stats_baseline: object, ids: Sequence[object] | None) -> tuple[FloatArray, FloatArray]:
     try:
         cand, base = np.asarray(stats_candidate, dtype=float), np.asarray(stats_baseline, dtype=float)
     except (TypeError, ValueError):
@@ -165,7 +164,7 @@ def _usable(observed: float, undefined: int, total: int, spread: float) -> str |
 
 
 def _from_replicates(
-    observed: float, deltas: np.ndarray, *, confidence: float, n: int, method: str, clusters: int | None, notes: tuple[str, ...]
+    observed: float, deltas: FloatArray, *, confidence: float, n: int, method: str, clusters: int | None, notes: tuple[str, ...]
 ) -> Estimate:
     finite = deltas[np.isfinite(deltas)]
     undefined = deltas.size - finite.size
@@ -180,16 +179,16 @@ def _from_replicates(
 
 
 def paired_bootstrap_difference(
-    stats_candidate: Any,
-    stats_baseline: Any,
+    stats_candidate: object,
+    stats_baseline: object,
     scorer: Scorer,
     *,
     rng: np.random.Generator,
     higher_is_better: bool = True,
     confidence: float = 0.95,
     n_resamples: int = 1000,
-    clusters: Any = None,
-    ids: Sequence[Any] | None = None,
+    clusters: object = None,
+    ids: Sequence[object] | None = None,
 ) -> Estimate:
     """Percentile interval of candidate minus baseline of ``scorer``'s compared statistic,
     oriented so that positive is better; resampling examples (exactly

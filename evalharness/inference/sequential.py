@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -35,6 +35,7 @@ from scipy import stats as scipy_stats
 from evalharness.errors import MetricInputError, UsageError
 from evalharness.inference.betting import confidence_bounds, log_capital
 from evalharness.inference.checks import check_alpha, check_flag, check_margin, scores
+from evalharness.stats import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "SequentialDecision",
@@ -104,7 +105,7 @@ class SequentialRule:
         """The level of the fixed-n test when the examples run out (0: none)."""
         return self.alpha * self.final_share if self.population else 0.0
 
-    def scaled(self, values: np.ndarray) -> np.ndarray:
+    def scaled(self, values: FloatArray) -> FloatArray:
         """Scores mapped to [0, 1] so that passing means a high mean."""
         low, high = self.bounds
         return (values - low) / (high - low) if self.above else (high - values) / (high - low)
@@ -148,7 +149,7 @@ class SequentialDecision:
         return 1 - self.examples_used / self.examples_total
 
 
-def checkpoints(total: int, batch_size: int) -> np.ndarray:
+def checkpoints(total: int, batch_size: int) -> IntArray:
     """Numbers of examples seen after each batch: batch_size, 2 batch_size, ..., total."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch size must be a positive integer, got {batch_size!r}")
@@ -156,8 +157,8 @@ def checkpoints(total: int, batch_size: int) -> np.ndarray:
 
 
 def settlement(
-    x: np.ndarray, threshold: float, *, alpha: float, at: np.ndarray, population: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    x: FloatArray, threshold: float, *, alpha: float, at: IntArray, population: int | None = None
+) -> tuple[IntArray, IntArray]:
     """For rows of [0, 1] observations (in processing order), the first checkpoint in ``at``
     where the sequence settles "mean > threshold" (+1) or "mean < threshold" (-1).
 
@@ -177,7 +178,7 @@ def settlement(
     return first, outcome
 
 
-def _decision(rule: SequentialRule, values: np.ndarray, used: int, total: int, outcome: int) -> SequentialDecision:
+def _decision(rule: SequentialRule, values: FloatArray, used: int, total: int, outcome: int) -> SequentialDecision:
     seen = values[:used]
     x = rule.scaled(seen)
     population = None if rule.population else total
@@ -194,7 +195,7 @@ def _decision(rule: SequentialRule, values: np.ndarray, used: int, total: int, o
     return SequentialDecision(rule.label, verdict, outcome == 1, outcome != 0, used, total, float(seen.mean()), bounds[0], bounds[1], rule.method())
 
 
-def final_test_passes(values: np.ndarray, threshold: float, *, alpha: float, above: bool = True) -> np.ndarray:
+def final_test_passes(values: FloatArray, threshold: float, *, alpha: float, above: bool = True) -> BoolArray:
     """The fixed-n decision on rows of values: the one-sided bound of the (1 - 2 alpha) t
     interval beyond ``threshold``. Rows without variance pass only on a t interval, so never."""
     n = values.shape[-1]
@@ -204,7 +205,7 @@ def final_test_passes(values: np.ndarray, threshold: float, *, alpha: float, abo
         return (mean - half > threshold) & (half > 0) if above else (mean + half < threshold) & (half > 0)
 
 
-def _final_test(rule: SequentialRule, values: np.ndarray) -> SequentialDecision:
+def _final_test(rule: SequentialRule, values: FloatArray) -> SequentialDecision:
     n, mean = values.size, float(values.mean())
     half = float(scipy_stats.t.ppf(1 - rule.final_alpha, n - 1) * values.std(ddof=1) / math.sqrt(n))
     passed = bool(final_test_passes(values, rule.threshold, alpha=rule.final_alpha, above=rule.above))
@@ -213,7 +214,7 @@ def _final_test(rule: SequentialRule, values: np.ndarray) -> SequentialDecision:
     return SequentialDecision(rule.label, verdict, passed, True, n, n, mean, mean - half, mean + half, method)
 
 
-def decide(rule: SequentialRule, seen: Any, *, total: int, ids: Sequence[Any] | None = None) -> SequentialDecision:
+def decide(rule: SequentialRule, seen: object, *, total: int, ids: Sequence[object] | None = None) -> SequentialDecision:
     """The rule's state after the examples ``seen`` so far (in the order they were scored,
     which must be a random order; see :func:`run_sequential`). Call once per batch and
     stop checking a rule once it is settled."""
@@ -235,7 +236,7 @@ class SequentialRun:
     examples_used: int
     examples_total: int
     batch_size: int
-    order: np.ndarray = field(repr=False)
+    order: IntArray = field(repr=False)
 
     @property
     def saving(self) -> float:
@@ -247,11 +248,11 @@ class SequentialRun:
 
 
 def run_sequential(
-    rules: Sequence[tuple[SequentialRule, Any]],
+    rules: Sequence[tuple[SequentialRule, object]],
     *,
     batch_size: int,
     rng: np.random.Generator,
-    ids: Sequence[Any] | None = None,
+    ids: Sequence[object] | None = None,
 ) -> SequentialRun:
     """Process the examples in a random order (``rng.permutation``) in batches; each rule is
     decided at its first settled checkpoint, and the run uses the examples up to the last

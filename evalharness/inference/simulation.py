@@ -26,6 +26,7 @@ from evalharness.inference.sequential import (
     final_test_passes,
     settlement,
 )
+from evalharness.stats import BoolArray, FloatArray, IntArray
 
 __all__ = ["SimulationResult", "simulate_noninferiority", "simulate_test_set_minimum"]
 
@@ -51,7 +52,7 @@ class SimulationResult:
         return self.examples_total / self.mean_examples_used
 
 
-def _paired_outcomes(rng: np.random.Generator, shape: tuple[int, int], true_difference: float, discordance: float) -> np.ndarray:
+def _paired_outcomes(rng: np.random.Generator, shape: tuple[int, int], true_difference: float, discordance: float) -> FloatArray:
     gain, loss = (discordance + true_difference) / 2, (discordance - true_difference) / 2
     if gain < 0 or loss < 0 or discordance > 1:
         raise UsageError(
@@ -62,7 +63,7 @@ def _paired_outcomes(rng: np.random.Generator, shape: tuple[int, int], true_diff
     return (draws < gain).astype(float) - ((draws >= gain) & (draws < gain + loss)).astype(float)
 
 
-def _summary(scenario: str, rule: SequentialRule, n: int, passed: np.ndarray, full: np.ndarray, used: np.ndarray) -> SimulationResult:
+def _summary(scenario: str, rule: SequentialRule, n: int, passed: BoolArray, full: BoolArray, used: IntArray) -> SimulationResult:
     runs = passed.size
     rate = float(passed.mean())
     return SimulationResult(

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from numpy.typing import ArrayLike
 
+    from evalharness.stats import FloatArray
+
 __all__ = [
     "AGGREGATES",
     "AggregateResult",
@@ -114,7 +116,7 @@ def glue_task_of(task: str) -> GlueTask | None:
     return GLUE_TASKS.get(re.sub(r"[^a-z0-9]", "", parts[-1]))
 
 
-def goodness(values: ArrayLike, direction: str, ideal: float = math.nan) -> np.ndarray:
+def goodness(values: ArrayLike, direction: str, ideal: float = math.nan) -> FloatArray:
     """Values mapped so that larger is always better (the ranking scale)."""
     array = np.asarray(values, dtype=float)
     if direction == "ideal":
@@ -122,15 +124,15 @@ def goodness(values: ArrayLike, direction: str, ideal: float = math.nan) -> np.n
     return array if direction == "higher" else -array
 
 
-def goodness_interval(low: np.ndarray, high: np.ndarray, direction: str, ideal: float = math.nan) -> tuple[np.ndarray, np.ndarray]:
+def goodness_interval(low: ArrayLike, high: ArrayLike, direction: str, ideal: float = math.nan) -> tuple[FloatArray, FloatArray]:
     """An interval of values mapped to the ranking scale (endpoints may swap or fold)."""
-    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    lows, highs = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     if direction == "higher":
-        return low, high
+        return lows, highs
     if direction == "lower":
-        return -high, -low
-    best = np.where((low <= ideal) & (ideal <= high), 0.0, np.maximum(-np.abs(low - ideal), -np.abs(high - ideal)))
-    worst = np.minimum(-np.abs(low - ideal), -np.abs(high - ideal))
+        return -highs, -lows
+    best = np.where((lows <= ideal) & (ideal <= highs), 0.0, np.maximum(-np.abs(lows - ideal), -np.abs(highs - ideal)))
+    worst = np.minimum(-np.abs(lows - ideal), -np.abs(highs - ideal))
     return worst, best
 
 

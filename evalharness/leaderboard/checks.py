@@ -43,8 +43,9 @@ MARKER = "†"
 DUPLICATE_POLICIES = ("latest", "error")
 
 
-def _run_label(row: pd.Series) -> str:
-    return f"{row['model_id']} (run {row['run_id']}, {row['run_dir']})"
+def _run_labels(rows: pd.DataFrame) -> list[str]:
+    """``model (run ID, folder)`` per row."""
+    return [f"{model} (run {run}, {folder})" for model, run, folder in zip(rows["model_id"], rows["run_id"], rows["run_dir"])]
 
 
 def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.DataFrame, list[str]]:
@@ -66,7 +67,7 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str = "latest") -> tuple[pd.
         if policy == "error":
             raise RecordError(
                 f"model '{model_id}' has task '{task}' in {len(group)} runs: "
-                + ", ".join(_run_label(row) for _, row in group.iterrows())
+                + ", ".join(_run_labels(group))
                 + "; give one run per model, or use the 'latest' policy"
             )
         won = f"run {winner['run_id']} ({winner['created']:%Y-%m-%d %H:%M:%S})"
@@ -90,12 +91,12 @@ def _describe_differences(column: str, groups: list[pd.DataFrame]) -> str:
         if len(distinct) > 1:
             lines.append(f"  {label} differs:")
             for group in groups:
-                runs = "; ".join(_run_label(row) for _, row in group.iterrows())
+                runs = "; ".join(_run_labels(group))
                 lines.append(f"    {group.iloc[0][field]}: {runs}")
     return "\n".join(lines)
 
 
-def _prompt_formats(frame: pd.DataFrame) -> pd.Series:
+def _prompt_formats(frame: pd.DataFrame) -> pd.Series[str]:
     """Each row's prompt format, with rows that have none (heads) taking their column's only
     format: they fit any; only two formats in one column split it."""
     formats = frame["prompt_format"].astype(object)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from evalharness.errors import RecordError
 from evalharness.records.prompt_format import prompt_format_key
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["FRAME_COLUMNS", "column_key", "direction_of", "discover_runs", "load_runs", "record_rows"]
 
 PathLike = str | os.PathLike[str]
+# A cell of the tidy frame, as :func:`record_rows` gives it.
+Cell: TypeAlias = str | float | bool | None
 
 # The tidy frame's columns, in order. ``model_id`` is the leaderboard row key: the model's
 # name, suffixed with its fingerprint when two different checkpoints share a name.
@@ -108,9 +110,9 @@ def _display_name(record: RunRecord) -> str | None:
     return name.strip() if isinstance(name, str) and name.strip() else None
 
 
-def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Any]]:
+def record_rows(record: RunRecord, run_dir: PathLike) -> list[dict[str, Cell]]:
     """The tidy rows of one record (``model_id`` is filled in by :func:`load_runs`)."""
-    rows = []
+    rows: list[dict[str, Cell]] = []
     for task_name, task in record.tasks.items():
         for key, entry in task.metrics.items():
             low, high = entry.ci
@@ -153,7 +155,7 @@ def _fingerprint_tag(fingerprint: str) -> str:
     return fingerprint.split(":", 1)[-1][:8]
 
 
-def _model_ids(frame: pd.DataFrame) -> pd.Series:
+def _model_ids(frame: pd.DataFrame) -> pd.Series[str]:
     """Names shared by different checkpoints get ``@<fingerprint>`` so rows never merge them."""
     fingerprints = frame.groupby("model")["model_fingerprint"].nunique()
     shared = set(fingerprints[fingerprints > 1].index)
@@ -174,7 +176,7 @@ def load_runs(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     """
     import pandas as pd
 
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Cell]] = []
     for run_dir in discover_runs(paths):
         rows.extend(record_rows(load_record(run_dir), run_dir))
     frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)

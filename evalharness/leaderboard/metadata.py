@@ -23,9 +23,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from evalharness.jsonvalues import JsonValue
     from evalharness.leaderboard.table import Leaderboard
     from evalharness.records.record import RunRecord
 
@@ -60,12 +61,12 @@ class ModelInfo:
         return next((value for key, value in self.facts if key == label), MISSING)
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def _mapping(value: JsonValue) -> Mapping[str, JsonValue]:
     """A record's free-form settings section, or empty when it is absent or not a mapping."""
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None or value == "" or value == {}:
         return MISSING
     if isinstance(value, str):
@@ -73,7 +74,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _documented(record: RunRecord, key: str) -> Any:
+def _documented(record: RunRecord, key: str) -> JsonValue:
     """A field a later record version will hold, read where runs put it today."""
     notes, settings = record.model.notes, record.settings
     return notes.get(key) if notes.get(key) not in (None, "") else settings.get(key)
@@ -110,7 +111,7 @@ def _version(record: RunRecord) -> str:
 
 def score_settings(record: RunRecord) -> dict[str, str]:
     """The record's values of :data:`SCORE_SETTINGS`, as text."""
-    values = {
+    values: dict[str, JsonValue] = {
         "dtype": record.model.dtype or record.settings.get("dtype"),
         "backend": _backend(record),
         "model_kind": record.model.kind,
@@ -129,7 +130,7 @@ def score_settings(record: RunRecord) -> dict[str, str]:
 def _run_command(record: RunRecord, tasks: list[str]) -> list[str]:
     settings = record.settings
     parts = ["evalharness", "run", "--model", record.model.path, "--tasks", ",".join(tasks)]
-    flags = {
+    flags: dict[str, JsonValue] = {
         "--data-dir": settings.get("data_dir"),
         "--limit": settings.get("limit"),
         "--dtype": settings.get("dtype") if settings.get("dtype") not in (None, "auto") else None,

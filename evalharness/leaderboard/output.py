@@ -11,11 +11,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex
 
+from evalharness.jsonvalues import JSONArray, JSONObject
 from evalharness.leaderboard.checks import MARKER
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.records.record import atomic_write_text
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "OUTPUT_FILES",
@@ -24,6 +28,7 @@ __all__ = [
     "print_leaderboard",
     "to_json",
     "to_markdown",
+    "whole_number",
     "write_leaderboard",
     "write_public_text",
 ]
@@ -40,7 +45,9 @@ def write_public_text(path: Path, text: str) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
-def _finite(value: Any) -> float | None:
+def _finite(value: object) -> float | None:
+    if not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -52,15 +59,15 @@ def digits_for(key: str) -> int:
     return 3 if key == "mean_win_rate" else 2
 
 
-def format_cell(value: Any, low: Any = None, high: Any = None, digits: int = 2) -> str:
+def format_cell(value: object, low: object = None, high: object = None, digits: int = 2) -> str:
     """``97.00 [95.50, 98.50]``; ``–`` for a missing value; the interval only when defined."""
     number = _finite(value)
     if number is None:
         return "–"
     text = f"{number:.{digits}f}"
-    low, high = _finite(low), _finite(high)
-    if low is not None and high is not None:
-        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    low_number, high_number = _finite(low), _finite(high)
+    if low_number is not None and high_number is not None:
+        text += f" [{low_number:.{digits}f}, {high_number:.{digits}f}]"
     return text
 
 
@@ -82,9 +89,9 @@ RANK_LEGEND = {
 }
 
 
-def markdown_escape(text: Any) -> str:
+def markdown_escape(value: object) -> str:
     """Text safe inside a Markdown table cell: no HTML, no table breaks, no formatting."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = " ".join(text.split())
     for char in "\\`*_[]|#":
         text = text.replace(char, "\\" + char)
@@ -118,16 +125,18 @@ def to_markdown(board: Leaderboard) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(board: Leaderboard) -> dict[str, Any]:
-    """The whole leaderboard as plain JSON types (undefined numbers are null)."""
-    import pandas as pd
+def whole_number(cell: object) -> int | None:
+    """An integer cell of a frame (rank, cluster); None when it has no value (NA, NaN, None)."""
+    number = _finite(cell)
+    return None if number is None else int(number)
 
-    rows = []
+
+def to_json(board: Leaderboard) -> JSONObject:
+    """The whole leaderboard as plain JSON types (undefined numbers are null)."""
+    rows: JSONArray = []
     for model in board.model_ids:
         info = board.models.loc[model]
-        rank: Any = board.ranking.at[model, "rank"]  # pandas cells are untyped scalars
-        cluster: Any = board.ranking.at[model, "cluster"] if "cluster" in board.ranking else None
-        cells = {
+        cells: JSONObject = {
             key: {
                 "value": _finite(board.values.at[model, key]),
                 "ci": [_finite(board.ci_low.at[model, key]), _finite(board.ci_high.at[model, key])],
@@ -136,15 +145,15 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
         }
         rows.append(
             {
-                "rank": None if pd.isna(rank) else int(rank),
+                "rank": whole_number(board.ranking.at[model, "rank"]),
                 "tied": bool(board.ranking.at[model, "tied"]),
-                "cluster": int(cluster) if cluster is not None else None,
+                "cluster": whole_number(board.ranking.at[model, "cluster"]) if "cluster" in board.ranking else None,
                 "model_id": model,
                 "name": board.display(model),
-                "model": info["model"],
-                "model_fingerprint": info["model_fingerprint"],
-                "model_kind": info["model_kind"],
-                "source": info["source"],
+                "model": str(info["model"]),
+                "model_fingerprint": str(info["model_fingerprint"]),
+                "model_kind": str(info["model_kind"]),
+                "source": str(info["source"]),
                 "runs": info["runs"].split(","),
                 "created": info["created"].isoformat(),
                 "values": cells,
@@ -195,7 +204,7 @@ def write_leaderboard(board: Leaderboard, directory: str | Path) -> dict[str, Pa
     return paths
 
 
-def print_leaderboard(board: Leaderboard, *, console: Any = None) -> None:
+def print_leaderboard(board: Leaderboard, *, console: Console | None = None) -> None:
     """The leaderboard as a terminal table (names shown as plain text; one block per model
     when too wide, see ``evalharness.terminal``), then its notes."""
     from evalharness.terminal import Column, print_note, print_table

@@ -23,11 +23,11 @@ recorded value, different examples) is reported with the reason; it is never gue
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -44,12 +44,50 @@ from evalharness.stats import BOOTSTRAP_PVALUES, Scorer, adjust_pvalues, mcnemar
 if TYPE_CHECKING:
     import pandas as pd
 
+    from evalharness.jsonvalues import JSONObject, JsonValue
     from evalharness.metrics.base import Metric
+    from evalharness.records.record import RunRecord, TaskEntry
+    from evalharness.stats import FloatArray
     from evalharness.types import MetricResult
 
     from evalharness.comparison.compare import CompareSettings, MetricComparison
 
-__all__ = ["ColumnTests", "PairedTests", "verdict_of"]
+__all__ = ["ColumnRow", "ColumnTests", "PairedTests", "verdict_of"]
+
+
+@dataclass(frozen=True)
+class ColumnRow:
+    """A board row's cell of one column, as the tidy frame holds it."""
+
+    run_dir: Path
+    task: str
+    metric: str
+    value: float
+
+
+def _column_rows(frame: pd.DataFrame, order: Sequence[str]) -> dict[str, ColumnRow]:
+    """The cells of ``frame`` (one column's rows) of the models in ``order``, in that order."""
+    by_model = {
+        str(model): ColumnRow(Path(str(run_dir)), str(task), str(metric), float(value))
+        for model, run_dir, task, metric, value in zip(frame["model_id"], frame["run_dir"], frame["task"], frame["metric"], frame["value"])
+    }
+    return {model: by_model[model] for model in order if model in by_model}
+
+
+def _example_stats(samples: Sequence[Mapping[str, JsonValue]], metric: str) -> FloatArray | None:
+    """Every sample's statistics of ``metric`` as rows of one array; None when a sample lacks
+    them or they are not numbers of one shape."""
+    picked: list[JsonValue] = []
+    for sample in samples:
+        stats = sample.get("stats")
+        if not isinstance(stats, dict) or metric not in stats:
+            return None
+        picked.append(stats[metric])
+    try:
+        array: FloatArray = np.array(picked, dtype=float).reshape(len(samples), -1)
+    except (TypeError, ValueError):
+        return None
+    return array
 
 @dataclass
 class _System:
@@ -59,26 +97,26 @@ class _System:
     run_dir: Path
     task: str
     metric_key: str
-    entry: Any
+    entry: MetricResult
     ids: list[str]
-    stats: np.ndarray
+    stats: FloatArray
 
 
 class _Loader:
     """Records and samples read once per site build, however many pairs use them."""
 
     def __init__(self) -> None:
-        self.records: dict[Path, Any] = {}
-        self.samples: dict[tuple[Path, str], list[dict[str, Any]] | str] = {}
+        self.records: dict[Path, RunRecord] = {}
+        self.samples: dict[tuple[Path, str], list[JSONObject] | str] = {}
 
-    def record(self, run_dir: Path) -> Any:
+    def record(self, run_dir: Path) -> RunRecord:
         from evalharness.records.record import load_record
 
         if run_dir not in self.records:
             self.records[run_dir] = load_record(run_dir)
         return self.records[run_dir]
 
-    def rows(self, run_dir: Path, task: str) -> list[dict[str, Any]] | str:
+    def rows(self, run_dir: Path, task: str) -> list[JSONObject] | str:
         """The samples rows, or why they cannot be used (a string)."""
         from evalharness.records.record import read_samples
 
@@ -108,17 +146,25 @@ class PairedTests:
             self._columns[key] = self._test_column(key, order)
         return self._columns[key]
 
-    def aggregate(self, key: str, structure: dict[str, dict[str, list[str]]], values: pd.Series, order: list[str]) -> ColumnTests:
+    def aggregate(self, key: str, structure: dict[str, dict[str, list[str]]], values: pd.Series[float], order: list[str]) -> ColumnTests:
         """Tests of every pair on an aggregate (see ``paired_aggregate``)."""
         if key not in self._columns:
             self._columns[key] = aggregate_tests(self, key, structure, values, order)
         return self._columns[key]
 
     # -- one column --------------------------------------------------------------------------
-    def usable_systems(self, rows: dict[str, Any], problems: dict[str, str]) -> tuple[list[_System], Any]:
+    def _column_frame(self, key: str) -> pd.DataFrame:
+        """The tidy rows of column ``key`` that have a value."""
+        return self.data[(self.data["column"] == key) & np.isfinite(self.data["value"].to_numpy(dtype=float))]
+
+    def column_rows(self, key: str, order: Sequence[str]) -> dict[str, ColumnRow]:
+        """The cells of column ``key`` of the models in ``order`` that have a value, in that order."""
+        return _column_rows(self._column_frame(key), order)
+
+    def usable_systems(self, rows: Mapping[str, ColumnRow], problems: dict[str, str]) -> tuple[list[_System], Metric | None]:
         """The rows that can take part in paired tests; why the others cannot, in ``problems``."""
         systems: list[_System] = []
-        metric = None
+        metric: Metric | None = None
         for model, row in rows.items():
             problem, system = self._system(model, row)
             if system is not None and metric is None:
@@ -131,8 +177,8 @@ class PairedTests:
                 systems.append(system)
         return systems, metric
 
-    def _system(self, model: str, row: Any) -> tuple[str, _System | None]:
-        run_dir = Path(row.run_dir)
+    def _system(self, model: str, row: ColumnRow) -> tuple[str, _System | None]:
+        run_dir = row.run_dir
         try:
             record = self.loader.record(run_dir)
         except EvalHarnessError as exc:
@@ -141,10 +187,9 @@ class PairedTests:
         samples = self.loader.rows(run_dir, row.task)
         if isinstance(samples, str):
             return samples, None
-        try:
-            ids = [str(sample.get("id")) for sample in samples]
-            stats = np.array([sample["stats"][row.metric] for sample in samples], dtype=float).reshape(len(samples), -1)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        ids = [str(sample.get("id")) for sample in samples]
+        stats = _example_stats(samples, row.metric)
+        if stats is None:
             return f"samples of {row.task} in {run_dir} lack per-example statistics for '{row.metric}'", None
         if len(set(ids)) != len(ids):
             return f"samples of {row.task} in {run_dir} repeat an example id", None
@@ -158,7 +203,7 @@ class PairedTests:
         except (EvalHarnessError, ValueError) as exc:  # ValueError: settings this version does not know
             return None, f"cannot rebuild metric '{entry.metric}' ({str(exc).splitlines()[0]})"
 
-    def _reproduced(self, system: _System, metric: Metric, row: Any) -> str:
+    def _reproduced(self, system: _System, metric: Metric, row: ColumnRow) -> str:
         """Why the samples do not give the recorded value ('' when they do): a test on them
         would be a test of other numbers than the board shows."""
         try:
@@ -166,16 +211,15 @@ class PairedTests:
             value = float(metric.aggregate(system.stats[entered])) if entered.any() else math.nan
         except (ValueError, IndexError, TypeError):
             return f"samples of {row.task} in {system.run_dir} hold statistics of the wrong shape for '{row.metric}'"
-        recorded = float(row.value)
+        recorded = row.value
         if math.isfinite(value) and math.isclose(value, recorded, rel_tol=1e-6, abs_tol=1e-9):
             return ""
         return f"its samples of {row.task} give {row.metric} = {value:.6g}, not the recorded {recorded:.6g} ({system.run_dir})"
 
     def _test_column(self, key: str, order: list[str]) -> ColumnTests:
         result = ColumnTests(key)
-        frame = self.data[(self.data["column"] == key) & np.isfinite(self.data["value"].to_numpy(dtype=float))]
-        by_model = {row.model_id: row for row in frame.itertuples(index=False)}
-        rows = {model: by_model[model] for model in order if model in by_model}
+        frame = self._column_frame(key)
+        rows = _column_rows(frame, order)
         problems: dict[str, str] = {}
         systems, metric = self.usable_systems(rows, problems)
         result.notes += [f"{model}: no paired test: {problem}" for model, problem in problems.items()]
@@ -184,7 +228,7 @@ class PairedTests:
             for b in members[i + 1 :]:
                 if a in problems or b in problems:
                     result.untested[(a, b)] = "; ".join(f"{m}: {problems[m]}" for m in (a, b) if m in problems)
-        if len(systems) >= 2:
+        if len(systems) >= 2 and metric is not None:  # a usable system has its metric rebuilt
             settings = result.settings = family_settings(self.settings, len(systems) * (len(systems) - 1) // 2)
             fast = _FastColumn.build(systems, metric, settings, self._task_of(frame))
             run_pair: Callable[[_System, _System], MetricComparison | str] = fast.pair if fast else partial(self._compare_pair, settings=settings)
@@ -198,9 +242,8 @@ class PairedTests:
         self._adjust(result)
         return result
 
-    def _task_of(self, frame: pd.DataFrame) -> Any:
-        first = frame.iloc[0]
-        return self.loader.record(Path(first["run_dir"])).tasks[first["task"]]
+    def _task_of(self, frame: pd.DataFrame) -> TaskEntry:
+        return self.loader.record(Path(str(frame["run_dir"].iloc[0]))).tasks[str(frame["task"].iloc[0])]
 
     def _adjust(self, result: ColumnTests) -> None:
         pairs = list(result.tests)
@@ -231,6 +274,22 @@ def with_adjusted(test: MetricComparison, p_adjusted: float | None, alpha: float
     return replace(test, p_adjusted=p_adjusted, verdict=verdict)
 
 
+class _Shared(TypedDict):
+    """What a test of two systems says whatever its outcome (``MetricComparison`` fields)."""
+
+    task: str
+    metric: str
+    metric_name: str
+    value_a: float
+    value_b: float
+    compared_on: str
+    p_adjusted: float | None
+    higher_is_better: bool
+    ideal: float | None
+    verdict: str
+    notes: list[str]
+
+
 @dataclass
 class _FastColumn:
     """Every system scored once on the resamples that ``compare`` would draw for any pair."""
@@ -239,13 +298,13 @@ class _FastColumn:
     scorer: Scorer
     settings: CompareSettings
     test: str
-    replicates: dict[str, np.ndarray]
-    stats: dict[str, np.ndarray]
+    replicates: dict[str, FloatArray]
+    stats: dict[str, FloatArray]
     method: str
     notes: list[str]
 
     @classmethod
-    def build(cls, systems: list[_System], metric: Metric, settings: CompareSettings, task: Any) -> _FastColumn | None:
+    def build(cls, systems: list[_System], metric: Metric, settings: CompareSettings, task: TaskEntry) -> _FastColumn | None:
         ideal = systems[0].entry.ideal
         test = settings.test or getattr(metric, "paired_test", "bootstrap")
         notes = []
@@ -271,7 +330,7 @@ class _FastColumn:
         stats_a, stats_b = self.stats[a.model], self.stats[b.model]
         value_a, value_b = self.scorer.value(stats_a), self.scorer.value(stats_b)
         ideal = a.entry.ideal
-        common = {
+        common: _Shared = {
             "task": a.task, "metric": a.metric_key, "metric_name": a.entry.metric, "value_a": value_a, "value_b": value_b,
             "compared_on": "value" if ideal is None else f"distance from ideal {ideal:g}", "p_adjusted": None,
             "higher_is_better": a.entry.higher_is_better, "ideal": ideal, "verdict": "undefined", "notes": list(self.notes),
@@ -292,7 +351,7 @@ class _FastColumn:
             p_value=_or_none(p_value), test=test, method=method, n=n, details=details,
         )
 
-    def _bootstrap(self, a: str, b: str) -> tuple[float, float, float, float, dict[str, Any]]:
+    def _bootstrap(self, a: str, b: str) -> tuple[float, float, float, float, dict[str, int]]:
         """``stats.paired_bootstrap`` on replicates computed once per system."""
         stats_a, stats_b = self.stats[a], self.stats[b]
         observed = self.scorer.observed(stats_a, stats_b)
@@ -307,7 +366,7 @@ class _FastColumn:
         low, high = np.quantile(finite, [tail, 1 - tail])
         return observed, float(low), float(high), float(p_value), details
 
-    def _mcnemar(self, stats_a: np.ndarray, stats_b: np.ndarray) -> tuple[float, int, dict[str, Any]] | str:
+    def _mcnemar(self, stats_a: FloatArray, stats_b: FloatArray) -> tuple[float, int, dict[str, int]] | str:
         """``compare``'s McNemar: the 0/1 outcomes of the rows that entered the metric."""
         scores_a, scores_b = self.metric.example_scores(stats_a), self.metric.example_scores(stats_b)
         values = np.unique(np.concatenate([scores_a, scores_b]))
@@ -318,7 +377,7 @@ class _FastColumn:
         return result.p_value, int(scores_a.size), {"only_a_correct": result.only_a, "only_b_correct": result.only_b}
 
 
-def _replicates(stats: dict[str, np.ndarray], scorer: Scorer, n: int, settings: CompareSettings) -> dict[str, np.ndarray]:
+def _replicates(stats: dict[str, FloatArray], scorer: Scorer, n: int, settings: CompareSettings) -> dict[str, FloatArray]:
     """Each system's compared statistic on the resamples ``compare`` draws (its generator,
     seeded afresh, drawing ``(B, n)`` indices). Drawn block by block from one generator they
     are the same numbers, so memory stays at one block; for additive metrics one product of
@@ -327,7 +386,7 @@ def _replicates(stats: dict[str, np.ndarray], scorer: Scorer, n: int, settings: 
     models = list(stats)
     widths = np.cumsum([0] + [stats[m].shape[1] for m in models])
     stacked = np.hstack([stats[m] for m in models])
-    parts: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    parts: dict[str, list[FloatArray]] = {m: [] for m in models}
     for start in range(0, settings.n_resamples, BLOCK):
         indices = rng.integers(0, n, size=(min(BLOCK, settings.n_resamples - start), n))
         if scorer.aggregate_sums is None:
@@ -380,9 +439,9 @@ def _describe(key: str, tests: ColumnTests, settings: CompareSettings) -> list[s
 
 
 def rank_column(
-    values: pd.Series,
-    ci_low: pd.Series,
-    ci_high: pd.Series,
+    values: pd.Series[float],
+    ci_low: pd.Series[float],
+    ci_high: pd.Series[float],
     *,
     key: str,
     rule: str,

@@ -17,41 +17,45 @@ resampled this way is not tested, and its pairs fall back to the marginal rule, 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
-from evalharness.leaderboard.paired_base import ColumnTests, family_settings, scorer_of
-from evalharness.stats import BOOTSTRAP_PVALUES
+from evalharness.leaderboard.paired_base import ColumnTests, family_settings
+from evalharness.stats import BOOTSTRAP_PVALUES, FloatArray
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from evalharness.leaderboard.paired import PairedTests
 
 __all__ = ["aggregate_tests"]
 
 Structure = dict[str, dict[str, list[str]]]
+# A row's column: how its statistics' column sums score (the additive metric's
+# ``aggregate_sums``, what ``scorer_of`` resamples with) and its full statistics.
+_Part: TypeAlias = tuple[Callable[[FloatArray], FloatArray], FloatArray]
 
 
-def _task_systems(tests: PairedTests, columns: list[str], order: list[str], problems: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Per column of one task: model -> (scorer, full statistics), for the rows that can be
-    resampled together; why the others cannot, in ``problems``."""
-    found: dict[str, dict[str, Any]] = {}
+def _task_systems(tests: PairedTests, columns: list[str], order: list[str], problems: dict[str, str]) -> dict[str, dict[str, _Part]]:
+    """Per column of one task: model -> (column-sum scorer, full statistics), for the rows
+    that can be resampled together; why the others cannot, in ``problems``."""
+    found: dict[str, dict[str, _Part]] = {}
     ids: dict[str, list[str]] = {}
     for key in columns:
-        frame = tests.data[(tests.data["column"] == key) & np.isfinite(tests.data["value"].to_numpy(dtype=float))]
-        by_model = {row.model_id: row for row in frame.itertuples(index=False)}
-        rows = {model: by_model[model] for model in order if model in by_model}
-        systems, metric = tests.usable_systems(rows, problems)
+        systems, metric = tests.usable_systems(tests.column_rows(key, order), problems)
         if metric is not None and not metric.additive:
             for system in systems:
                 problems.setdefault(system.model, f"{key} is not additive: its aggregate cannot be resampled with the others")
             continue
-        scorer = scorer_of(metric, systems[0].entry.ideal) if systems else None
         found[key] = {}
+        if metric is None:  # then no row is usable (each needs the rebuilt metric)
+            continue
         for system in systems:
             if ids.setdefault(system.model, system.ids) != system.ids:
                 problems.setdefault(system.model, f"{key}: examples in another order than the task's other columns")
-            found[key][system.model] = (scorer, system.stats)
+            found[key][system.model] = (metric.aggregate_sums, system.stats)
     reference = next(iter(ids.values()), None)
     for model, example_ids in ids.items():
         if example_ids != reference:
@@ -59,32 +63,32 @@ def _task_systems(tests: PairedTests, columns: list[str], order: list[str], prob
     return {key: {m: parts for m, parts in systems.items() if m not in problems} for key, systems in found.items()}
 
 
-def _task_replicates(found: dict[str, dict[str, Any]], rng: np.random.Generator, resamples: int) -> dict[str, np.ndarray]:
+def _task_replicates(found: dict[str, dict[str, _Part]], rng: np.random.Generator, resamples: int) -> dict[str, FloatArray]:
     """Per model, the mean over the task's columns of each column's statistic on every
     resample of the task's examples: one draw of indices, one count matrix per block, one
     product with every (column, model) side by side."""
-    parts = [(column, model, scorer, stats) for column, systems in found.items() for model, (scorer, stats) in systems.items()]
+    parts = [(column, model, sums, stats) for column, systems in found.items() for model, (sums, stats) in systems.items()]
     if not parts:
         return {}
     n = parts[0][3].shape[0]
     widths = np.cumsum([0] + [stats.shape[1] for *_, stats in parts])
     stacked = np.hstack([stats for *_, stats in parts])
-    blocks: list[list[np.ndarray]] = [[] for _ in parts]
+    blocks: list[list[FloatArray]] = [[] for _ in parts]
     for start in range(0, resamples, 512):
         indices = rng.integers(0, n, size=(min(512, resamples - start), n))
         offsets = (indices + (np.arange(indices.shape[0]) * n)[:, None]).ravel()
         counts = np.bincount(offsets, minlength=indices.shape[0] * n).reshape(indices.shape[0], n).astype(float)
         sums = counts @ stacked
-        for i, (_, _, scorer, _) in enumerate(parts):
-            blocks[i].append(np.asarray(scorer.aggregate_sums(sums[:, widths[i] : widths[i + 1]]), dtype=float))
+        for i, (_, _, score_sums, _) in enumerate(parts):
+            blocks[i].append(np.asarray(score_sums(sums[:, widths[i] : widths[i + 1]]), dtype=float))
     columns = len(found)
-    means: dict[str, np.ndarray] = {}
+    means: dict[str, FloatArray] = {}
     for (_, model, _, _), pieces in zip(parts, blocks, strict=True):
         means[model] = means.get(model, 0.0) + np.concatenate(pieces) / columns
     return means
 
 
-def aggregate_tests(tests: PairedTests, key: str, structure: Structure, values: Any, order: list[str]) -> ColumnTests:
+def aggregate_tests(tests: PairedTests, key: str, structure: Structure, values: pd.Series[float], order: list[str]) -> ColumnTests:
     """Every pair of ``order`` on aggregate ``key`` (``values``: its value per model)."""
     from evalharness.comparison.compare import MetricComparison
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,13 +32,15 @@ from evalharness.leaderboard.aggregates import goodness, goodness_interval
 if TYPE_CHECKING:
     import pandas as pd
 
+    from evalharness.stats import FloatArray
+
 __all__ = ["format_rank", "marginal_separation", "rank_clusters", "rank_with_ties"]
 
 
 def rank_with_ties(
-    values: pd.Series,
-    ci_low: pd.Series | None = None,
-    ci_high: pd.Series | None = None,
+    values: pd.Series[float],
+    ci_low: pd.Series[float] | None = None,
+    ci_high: pd.Series[float] | None = None,
     *,
     direction: str = "higher",
     ideal: float = math.nan,
@@ -85,7 +87,7 @@ def rank_with_ties(
     return pd.DataFrame({"rank": rank, "tied": tied, "order": order})
 
 
-def _goodness_table(values: pd.Series, ci_low: pd.Series | None, ci_high: pd.Series | None, direction: str, ideal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _goodness_table(values: pd.Series[float], ci_low: pd.Series[float] | None, ci_high: pd.Series[float] | None, direction: str, ideal: float) -> tuple[FloatArray, FloatArray, FloatArray]:
     models = list(values.index)
     score = goodness(values.to_numpy(dtype=float), direction, ideal)
     if ci_low is None or ci_high is None:
@@ -97,7 +99,7 @@ def _goodness_table(values: pd.Series, ci_low: pd.Series | None, ci_high: pd.Ser
 
 
 def marginal_separation(
-    values: pd.Series, ci_low: pd.Series | None = None, ci_high: pd.Series | None = None, *, direction: str = "higher", ideal: float = math.nan
+    values: pd.Series[float], ci_low: pd.Series[float] | None = None, ci_high: pd.Series[float] | None = None, *, direction: str = "higher", ideal: float = math.nan
 ) -> Callable[[str, str], bool]:
     """``separated(a, b)``: is ``a`` clearly better than ``b`` by the marginal rule (its whole
     interval above ``b``'s; the point values when either has no interval)?"""
@@ -114,7 +116,7 @@ def marginal_separation(
 
 
 def rank_clusters(
-    values: pd.Series, separated: Callable[[str, str], bool], *, direction: str = "higher", ideal: float = math.nan
+    values: pd.Series[float], separated: Callable[[str, str], bool], *, direction: str = "higher", ideal: float = math.nan
 ) -> pd.DataFrame:
     """WMT-style clusters: sorted best first, a cut falls between two neighbours only when
     every model above it is ``separated`` from (significantly better than) every model below.
@@ -152,10 +154,10 @@ def rank_clusters(
     )
 
 
-def format_rank(rank: Any, tied: bool) -> str:  # a pandas cell: an int, NaN/NA, or None
+def format_rank(rank: object, tied: bool) -> str:  # a pandas cell: an int, NaN/NA, or None
     """``1``, ``=2`` for a shared rank, ``–`` for an unranked model."""
     import pandas as pd
 
-    if rank is None or pd.isna(rank):
+    if rank is None or rank is pd.NA or (isinstance(rank, (float, np.floating)) and math.isnan(rank)):
         return "–"
     return f"={rank}" if tied else str(rank)

@@ -13,12 +13,12 @@ import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import UsageError, did_you_mean
 from evalharness.leaderboard.aggregates import AGGREGATES, AggregateResult, glue_task_of
 from evalharness.leaderboard.checks import resolve_duplicates, split_incomparable
-from evalharness.leaderboard.frame import load_runs
+from evalharness.leaderboard.frame import PathLike, load_runs
 from evalharness.leaderboard.paired import PairedTests, rank_column
 from evalharness.leaderboard.ranking import format_rank
 
@@ -158,7 +158,7 @@ class Leaderboard:
 
         # Built in one go: adding hundreds of columns one by one fragments the frame
         # (pandas' PerformanceWarning flood on large leaderboards).
-        columns: dict[str, pd.Series] = {
+        columns = {  # Series of several dtypes
             "rank": self.ranking["rank"],
             "tied": self.ranking["tied"],
             "model": self.models["model"],
@@ -316,7 +316,7 @@ def _default_rank_by(columns: list[Column], aggregates: list[AggregateResult]) -
 
 
 def build_leaderboard(
-    runs: Any,
+    runs: pd.DataFrame | PathLike | Iterable[PathLike],
     *,
     tasks: Sequence[str] | None = None,
     metrics: Mapping[str, Sequence[str]] | None = None,

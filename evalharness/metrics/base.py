@@ -9,17 +9,45 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.stats import Interval, bootstrap_interval, wilson_interval
-from evalharness.types import PREDICTION_TYPES, GroupResult, MetricResult, Signature, containing, finite_or_none
+from evalharness.jsonvalues import JsonValue
+from evalharness.stats import BoolArray, FloatArray, Interval, bootstrap_interval, wilson_interval
+from evalharness.types import (
+    PREDICTION_TYPES,
+    GroupResult,
+    MetricResult,
+    Prediction,
+    Signature,
+    containing,
+    finite_or_none,
+)
 
-__all__ = ["INTERVALS", "AdditiveMetric", "Metric", "NoSettings", "is_missing", "package_version"]
+if TYPE_CHECKING:
+    from evalharness.spec.schema import TaskSpec
+
+__all__ = [
+    "INTERVALS",
+    "AdditiveMetric",
+    "Metric",
+    "MetricInput",
+    "NoSettings",
+    "SettingsInput",
+    "is_missing",
+    "package_version",
+]
+
+# What ``compute`` scores: typed predictions (formulations, prediction files) or, from Python
+# API callers, the plain JSON values of their contract; references are the examples' gold
+# values (JSON values from the data). Each metric narrows the values it reads.
+MetricInput = Prediction | JsonValue
+# A metric's settings: a mapping (a task file's ``settings:``, a record's) or the validated model.
+SettingsInput = Mapping[str, object] | StrictModel | None
 
 
 class NoSettings(StrictModel):
@@ -76,7 +104,7 @@ class Metric(ABC):
     paired_test: ClassVar[str] = "bootstrap"
     Settings: ClassVar[type[StrictModel]] = NoSettings
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         if isinstance(settings, StrictModel):
             self.settings = settings
         else:
@@ -84,26 +112,26 @@ class Metric(ABC):
 
     # -- to implement -------------------------------------------------------------------
     @abstractmethod
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         """Per-example sufficient statistics, shape ``(n, k)``."""
 
     @abstractmethod
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         """Corpus score from rows of statistics (any subset or resample)."""
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         """Scores from ``(B, k)`` column sums; only for ``additive`` metrics."""
         raise NotImplementedError(f"{self.name} is not additive")
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         """A per-example score on the metric's scale, for samples files and reports."""
         return np.array([self.aggregate(row[None, :]) for row in stats], dtype=float)
 
-    def entered(self, stats: np.ndarray) -> np.ndarray:
+    def entered(self, stats: FloatArray) -> BoolArray:
         """Which rows entered the metric (a boolean mask); rows outside it hold zeros."""
         return np.ones(np.asarray(stats).shape[0], dtype=bool)
 
-    def outcomes(self, rows: np.ndarray) -> np.ndarray | None:
+    def outcomes(self, rows: FloatArray) -> FloatArray | None:
         """Each row's 0/1 outcome when the metric is a proportion of them (every per-example
         score is one of the two ``bounds``); None when it is not."""
         low, high = self.bounds
@@ -111,31 +139,32 @@ class Metric(ABC):
             outcomes = (self.example_scores(rows) - low) / (high - low)
         return outcomes if np.isin(outcomes, (0.0, 1.0)).all() else None
 
-    def example_groups(self, predictions: Sequence[Any], references: Sequence[Any]) -> Sequence[str] | None:
+    def example_groups(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> Sequence[str] | None:
         """The group of each example, for a per-group breakdown (a bias type, a swap group);
         None: no breakdown. The runner and ``score`` pass it to :meth:`result`."""
         grouped = self.reference_groups(references)
         return None if grouped is None else grouped[1]
 
-    def reference_groups(self, references: Sequence[Any]) -> tuple[str, list[str]] | None:
+    def reference_groups(self, references: Sequence[JsonValue]) -> tuple[str, list[str]] | None:
         """What the breakdown groups by and each example's group, when the references alone
         say it (BBQ categories, WinoBias sets); ``--limit`` reports its coverage from it."""
         return None
 
-    def undefined_reason(self, stats: np.ndarray) -> str | None:
+    def undefined_reason(self, stats: FloatArray) -> str | None:
         """Why :meth:`aggregate` is NaN on these rows (e.g. no example of the subset the
         metric is restricted to); None: no specific reason known."""
         return None
 
     @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
+    def spec_problem(cls, settings: StrictModel, spec: TaskSpec) -> str | None:
         """Why these settings cannot score this task spec (e.g. a positive label that is not
         one of the task's labels, accuracy on a regression task); None when they can."""
         return None
 
     @classmethod
     def code_files(cls, settings: StrictModel) -> list[str]:
-        """Python files these settings make the metric load and run (an ``evaluate`` module).
+        """Python files these settings make the metric load and run (an ``evaluate`` module);
+        ``settings`` are validated with ``cls.Settings`` by the caller.
 
         Task files must not run code unless the user opts in (``--trust-task-code``), so the
         runner, ``score`` and ``rescore`` ask before anything runs; evalharness's own metrics
@@ -167,21 +196,22 @@ class Metric(ABC):
         """Facts of the reference implementation shown last (e.g. sacrebleu's own signature)."""
         return {}
 
-    def values(self, predictions: Sequence[Any]) -> list[Any]:
+    def values(self, predictions: Sequence[MetricInput]) -> list[JsonValue]:
         """The values the statistics are computed from: typed predictions (what formulations
         and prediction files give) as their JSON contract, after checking the metric accepts
         their type; plain values (Python API callers) as they are."""
-        values = []
+        values: list[JsonValue] = []
         for index, prediction in enumerate(predictions):
             if isinstance(prediction, PREDICTION_TYPES):
                 if not isinstance(prediction, self.accepts):
                     accepted = ", ".join(kind.__name__ for kind in self.accepts)
                     raise MetricInputError(f"{self.name}: prediction {index} is a {type(prediction).__name__}; it scores {accepted}")
-                prediction = prediction.to_json()
-            values.append(prediction)
+                values.append(prediction.to_json())
+            else:
+                values.append(prediction)
         return values
 
-    def check_inputs(self, predictions: Sequence[Any], references: Sequence[Any]) -> None:
+    def check_inputs(self, predictions: Sequence[object], references: Sequence[object]) -> None:
         if len(predictions) != len(references):
             raise MetricInputError(
                 f"{self.name}: {len(predictions)} predictions but {len(references)} references"
@@ -190,7 +220,7 @@ class Metric(ABC):
             raise MetricInputError(f"{self.name}: no examples to score")
 
     def interval(
-        self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float
+        self, stats: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float
     ) -> Interval:
         """The interval of :attr:`interval_method` over the rows that entered the metric."""
         stats = np.asarray(stats, dtype=float)
@@ -199,7 +229,7 @@ class Metric(ABC):
 
     def result(
         self,
-        stats: np.ndarray,
+        stats: FloatArray,
         *,
         rng: np.random.Generator,
         n_resamples: int = 1000,
@@ -242,11 +272,11 @@ class Metric(ABC):
         )
 
     def undefined_note(
-        self, value: float, stats: np.ndarray, breakdown: Mapping[str, GroupResult], groups: Sequence[str] | None
+        self, value: float, stats: FloatArray, breakdown: Mapping[str, GroupResult], groups: Sequence[str] | None
     ) -> str | None:
         """Why the value, or a group's value, came out undefined (None: every value is defined)."""
 
-        def reason(rows: np.ndarray) -> str:
+        def reason(rows: FloatArray) -> str:
             return self.undefined_reason(rows) or f"{self.name} is undefined on these {rows.shape[0]} examples"
 
         parts = [] if math.isfinite(value) else [reason(stats)]
@@ -259,8 +289,8 @@ class Metric(ABC):
 
     def compute(
         self,
-        predictions: Sequence[Any],
-        references: Sequence[Any],
+        predictions: Sequence[MetricInput],
+        references: Sequence[JsonValue],
         *,
         rng: np.random.Generator,
         n_resamples: int = 1000,
@@ -269,8 +299,7 @@ class Metric(ABC):
     ) -> MetricResult:
         """Score predictions against references with a confidence interval."""
         self.check_inputs(predictions, references)
-        predictions = self.values(predictions)
-        stats = np.asarray(self.example_stats(predictions, references), dtype=float)
+        stats = np.asarray(self.example_stats(self.values(predictions), references), dtype=float)
         if stats.ndim != 2 or stats.shape[0] != len(references):
             raise AssertionError(f"{self.name}.example_stats returned shape {stats.shape}")
         return self.result(
@@ -278,7 +307,7 @@ class Metric(ABC):
         )
 
 
-def _wilson(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+def _wilson(metric: Metric, rows: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
     """A proportion of 0/1 outcomes, mapped onto the metric's bounds (x100: [0, 100])."""
     low, high = metric.bounds
     outcomes = metric.outcomes(rows)
@@ -292,7 +321,7 @@ def _wilson(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_res
     return Interval(low + span * interval.low, low + span * interval.high, span * interval.stderr, interval.method)
 
 
-def _bootstrap(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+def _bootstrap(metric: Metric, rows: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
     return bootstrap_interval(
         rows,
         aggregate=metric.aggregate,
@@ -303,22 +332,30 @@ def _bootstrap(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_
     )
 
 
-def _wilson_or_bootstrap(metric: Metric, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+def _wilson_or_bootstrap(metric: Metric, rows: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
     """Wilson when every example is one 0/1 outcome; else (an example pools several
     outcomes, which are not independent) the percentile bootstrap over examples."""
     chosen = _bootstrap if metric.outcomes(rows) is None else _wilson
     return chosen(metric, rows, rng=rng, n_resamples=n_resamples, confidence=confidence)
 
 
+class IntervalMethod(Protocol):
+    """How a confidence interval is computed from the rows that entered a metric."""
+
+    def __call__(
+        self, metric: Metric, rows: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float
+    ) -> Interval: ...
+
+
 # Confidence intervals by name (``Metric.interval_method``); each stays inside the metric's bounds.
-INTERVALS: dict[str, Callable[..., Interval]] = {
+INTERVALS: dict[str, IntervalMethod] = {
     "wilson": _wilson,
     "bootstrap-percentile": _bootstrap,
     "wilson-or-bootstrap-percentile": _wilson_or_bootstrap,
 }
 
 
-def is_missing(value: Any) -> bool:
+def is_missing(value: object) -> bool:
     """None or a float NaN: a reference or prediction that must not be scored silently."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -332,7 +369,7 @@ class AdditiveMetric(Metric):
     additive = True
 
     @abstractmethod
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray: ...
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray: ...
 
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         return float(self.aggregate_sums(np.asarray(stats).sum(axis=0, keepdims=True))[0])

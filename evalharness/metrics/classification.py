@@ -9,21 +9,26 @@ so it counts as wrong. Missing gold labels are refused.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
+from evalharness.jsonvalues import JsonValue
 from evalharness.metrics.base import AdditiveMetric, is_missing
+from evalharness.stats import FloatArray
 from evalharness.types import LabelPrediction
+
+if TYPE_CHECKING:
+    from evalharness.spec.schema import TaskSpec
 
 __all__ = ["F1", "MCC", "Accuracy", "check_references", "zero_division_value"]
 
 ZeroDivision = Literal["nan", 0, 1]
 
 
-def check_references(name: str, references: Sequence[Any]) -> None:
+def check_references(name: str, references: Sequence[object]) -> None:
     """Refuse missing gold values: scoring against None would silently count as wrong."""
     for index, reference in enumerate(references):
         if is_missing(reference):
@@ -42,7 +47,7 @@ class _LabelMetric(AdditiveMetric):
     accepts = (LabelPrediction,)
     kind_hints = {"regression": "the task's labels are real values; use pearson/spearman (STS-B is a regression task)"}
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         """F1 and MCC exist only over a set of examples: no per-example value (null)."""
         return np.full(stats.shape[0], np.nan)
 
@@ -60,17 +65,17 @@ class Accuracy(_LabelMetric):
     paired_test = "mcnemar"  # per-example outcomes are 0/1
     mean_of_examples = True
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         check_references(self.name, references)
         correct = [
             float(not is_missing(p) and p == r) for p, r in zip(predictions, references, strict=True)
         ]
         return np.column_stack([correct, np.ones(len(correct))])
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         return 100.0 * sums[:, 0] / sums[:, 1]
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         return 100.0 * stats[:, 0]
 
 
@@ -96,7 +101,7 @@ class F1(_LabelMetric):
     Settings = F1Settings
 
     @classmethod
-    def spec_problem(cls, settings: StrictModel, spec: Any) -> str | None:
+    def spec_problem(cls, settings: StrictModel, spec: TaskSpec) -> str | None:
         assert isinstance(settings, F1Settings)  # the caller validated them with cls.Settings
         problem = None
         labels = spec.labels or []
@@ -104,14 +109,14 @@ class F1(_LabelMetric):
             problem = f"positive_label '{settings.positive_label}' is not one of the task's labels {labels}"
         return problem
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         check_references(self.name, references)
         positive = self.settings.positive_label
         gold = np.array([r == positive for r in references], dtype=float)
         pred = np.array([not is_missing(p) and p == positive for p in predictions], dtype=float)
         return np.column_stack([gold * pred, (1 - gold) * pred, gold * (1 - pred)])
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         tp, fp, fn = sums[:, 0], sums[:, 1], sums[:, 2]
         denominator = 2 * tp + fp + fn
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,7 +124,7 @@ class F1(_LabelMetric):
         undefined = 100.0 * zero_division_value(self.settings.zero_division)
         return np.where(denominator > 0, scores, undefined)
 
-    def undefined_reason(self, stats: np.ndarray) -> str | None:
+    def undefined_reason(self, stats: FloatArray) -> str | None:
         return (
             f"no gold label and no prediction among the {stats.shape[0]} examples is the positive label "
             f"'{self.settings.positive_label}': F1 is 0/0 (zero_division: nan)"
@@ -147,7 +152,7 @@ class MCC(_LabelMetric):
     settings: MCCSettings
     Settings = MCCSettings
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         check_references(self.name, references)
         labels = sorted({*references, *(p for p in predictions if not is_missing(p))}, key=repr)
         index = {label: position for position, label in enumerate(labels)}
@@ -163,7 +168,7 @@ class MCC(_LabelMetric):
             stats[row, 0] = float(prediction == reference)
         return stats
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         k = (sums.shape[1] - 3) // 2
         correct, n = sums[:, 0], sums[:, 1]
         true_counts = sums[:, 2 : 2 + k]
@@ -177,7 +182,7 @@ class MCC(_LabelMetric):
         undefined = 100.0 * zero_division_value(self.settings.zero_division)
         return np.where(denominator > 0, scores, undefined)
 
-    def undefined_reason(self, stats: np.ndarray) -> str | None:
+    def undefined_reason(self, stats: FloatArray) -> str | None:
         return (
             f"all {stats.shape[0]} predictions (or all gold labels) are one class: the Matthews correlation "
             "is 0/0 (zero_division: nan)"

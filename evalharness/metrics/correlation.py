@@ -12,18 +12,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import SupportsFloat, SupportsIndex
 
 import numpy as np
 
 from evalharness.errors import MetricInputError
+from evalharness.jsonvalues import JsonValue
 from evalharness.metrics.base import AdditiveMetric, Metric, is_missing
+from evalharness.stats import FloatArray
 from evalharness.types import ScorePrediction
 
 __all__ = ["Pearson", "Spearman"]
 
 
-def _numbers(name: str, values: Sequence[Any], what: str) -> np.ndarray:
+def _numbers(name: str, values: Sequence[object], what: str) -> FloatArray:
     out = np.empty(len(values), dtype=float)
     for index, value in enumerate(values):
         if is_missing(value) or isinstance(value, (str, bytes, bool)):
@@ -32,6 +34,8 @@ def _numbers(name: str, values: Sequence[Any], what: str) -> np.ndarray:
                 f"{name}: {what} {index} {problem}; a correlation needs a real value for every example"
             )
         try:
+            if not isinstance(value, (SupportsFloat, SupportsIndex)):  # what float() takes, text aside
+                raise TypeError
             number = float(value)
         except (TypeError, ValueError):
             raise MetricInputError(f"{name}: {what} {index} is {value!r}, not a number") from None
@@ -46,18 +50,18 @@ class _Correlation(Metric):
 
     accepts = (ScorePrediction,)
 
-    def _pairs(self, predictions: Sequence[Any], references: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _pairs(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> tuple[FloatArray, FloatArray]:
         return _numbers(self.name, predictions, "prediction"), _numbers(self.name, references, "reference")
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         """A correlation has no per-example value."""
         return np.full(stats.shape[0], np.nan)
 
-    def _columns(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _columns(self, stats: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The (prediction, reference) columns of the statistics."""
         return stats[:, 0], stats[:, 1]
 
-    def undefined_reason(self, stats: np.ndarray) -> str | None:
+    def undefined_reason(self, stats: FloatArray) -> str | None:
         if stats.shape[0] < 2:
             return f"a correlation needs at least 2 examples, there are {stats.shape[0]}"
         constant = [side for side, column in zip(("predictions", "references"), self._columns(stats)) if np.ptp(column) == 0]
@@ -66,7 +70,7 @@ class _Correlation(Metric):
         return None
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+def _pearson(x: FloatArray, y: FloatArray) -> float:
     from scipy import stats
 
     if x.size < 2:
@@ -88,19 +92,19 @@ class Pearson(_Correlation, AdditiveMetric):
     bounds = (-100.0, 100.0)
     reference = "scipy.stats.pearsonr"
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         x, y = self._pairs(predictions, references)
         x, y = x - x.mean(), y - y.mean()
         return np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
 
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         stats = np.asarray(stats, dtype=float)
         return _pearson(stats[:, 1], stats[:, 2])
 
-    def _columns(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _columns(self, stats: FloatArray) -> tuple[FloatArray, FloatArray]:
         return stats[:, 1], stats[:, 2]
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         n, sx, sy, sxx, syy, sxy = (sums[:, i] for i in range(6))
         covariance = n * sxy - sx * sy
         variance = (n * sxx - sx * sx) * (n * syy - sy * sy)
@@ -120,11 +124,11 @@ class Spearman(_Correlation):
     bounds = (-100.0, 100.0)
     reference = "scipy.stats.spearmanr"
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         x, y = self._pairs(predictions, references)
         return np.column_stack([x, y])
 
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         from scipy import stats as scipy_stats
 
         stats = np.asarray(stats, dtype=float)

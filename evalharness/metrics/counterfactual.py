@@ -17,29 +17,51 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.metrics.base import Metric
-from evalharness.stats import Interval, bootstrap_interval, wilson_interval
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
+from evalharness.metrics.base import Metric, SettingsInput
+from evalharness.stats import (
+    BoolArray,
+    FloatArray,
+    Interval,
+    bootstrap_interval,
+    wilson_interval,
+)
 from evalharness.types import CounterfactualPrediction, GroupResult, MetricResult
 
 __all__ = ["CounterfactualScoreChange", "FlipRate"]
 
 
-def _checked(name: str, prediction: Any, index: int) -> Mapping[str, Any]:
+@dataclass(frozen=True)
+class _Probe:
+    """A counterfactual prediction's JSON contract (``CounterfactualPrediction.to_json``):
+    the original answer and, per swap group, the perturbed answer, the flip and the gold."""
+
+    original: JsonValue
+    perturbed: JSONObject
+    flipped: JSONObject
+    gold: JSONObject
+
+
+def _checked(name: str, prediction: JsonValue, index: int) -> _Probe:
     keys = {"original", "perturbed", "flipped", "gold"}
     if not isinstance(prediction, Mapping) or not keys <= set(prediction):
         raise MetricInputError(
             f"{name}: prediction {index} is not a counterfactual prediction (a task with a 'counterfactual:' section)"
         )
-    return prediction
+    per_group = {
+        key: expect_object(prediction[key], f"{name}: prediction {index}: '{key}' (one entry per swap group)", error=MetricInputError)
+        for key in ("perturbed", "flipped", "gold")
+    }
+    return _Probe(prediction["original"], per_group["perturbed"], per_group["flipped"], per_group["gold"])
 
 
-def _ratio(stats: np.ndarray) -> float:
+def _ratio(stats: FloatArray) -> float:
     values, applicable = stats[:, 0::2].sum(), stats[:, 1::2].sum()
     return float(100.0 * values / applicable) if applicable > 0 else float("nan")
 
@@ -55,40 +77,43 @@ class _GroupedCounterfactual(Metric):
     settings: WorstGroupSettings
     Settings = WorstGroupSettings
 
-    def _names(self, predictions: Sequence[Any]) -> list[str]:
+    def _probes(self, predictions: Sequence[JsonValue]) -> list[_Probe]:
+        return [_checked(self.name, prediction, index) for index, prediction in enumerate(predictions)]
+
+    def _names(self, probes: Sequence[_Probe]) -> list[str]:
         names: set[str] = set()
-        for index, prediction in enumerate(predictions):
-            names |= set(_checked(self.name, prediction, index)["perturbed"])
+        for probe in probes:
+            names |= set(probe.perturbed)
         self.group_names = sorted(names)
         return self.group_names
 
-    def entered(self, stats: np.ndarray) -> np.ndarray:
+    def entered(self, stats: FloatArray) -> BoolArray:
         return stats[:, 1::2].sum(axis=1) > 0
 
-    def group_interval(self, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+    def group_interval(self, rows: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
         """Interval of one swap group's value from its ``(value, applicable)`` rows."""
         return bootstrap_interval(rows, aggregate=_ratio, aggregate_sums=None, rng=rng, n_resamples=n_resamples, confidence=confidence)
 
-    def _per_group(self, stats: np.ndarray) -> list[float]:
+    def _per_group(self, stats: FloatArray) -> list[float]:
         return [_ratio(stats[:, 2 * g : 2 * g + 2]) for g in range(stats.shape[1] // 2)]
 
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         if not self.settings.worst_group:
             return _ratio(stats)
         values = [v for v in self._per_group(stats) if math.isfinite(v)]
         return max(values, key=abs) if values else float("nan")
 
-    def undefined_reason(self, stats: np.ndarray) -> str | None:
+    def undefined_reason(self, stats: FloatArray) -> str | None:
         if stats[:, 1::2].sum() == 0:
             return f"none of the {stats.shape[0]} examples contains a term of any swap group: nothing was perturbed"
         return None
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         applicable = stats[:, 1::2].sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(applicable > 0, 100.0 * stats[:, 0::2].sum(axis=1) / applicable, np.nan)
 
-    def result(self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int = 1000,
+    def result(self, stats: FloatArray, *, rng: np.random.Generator, n_resamples: int = 1000,
                confidence: float = 0.95, groups: Sequence[str] | None = None, seed: int | None = None) -> MetricResult:
         overall = super().result(stats, rng=rng, n_resamples=n_resamples, confidence=confidence, seed=seed)
         names = getattr(self, "group_names", [f"group{g}" for g in range(stats.shape[1] // 2)])
@@ -111,32 +136,33 @@ class FlipRate(_GroupedCounterfactual):
     reference = "counterfactual prediction flip rate (HELM fairness perturbations)"
     interval_method = "wilson-or-bootstrap-percentile"
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         super().__init__(settings)
         if self.settings.worst_group:
             self.interval_method = "bootstrap-percentile"  # the largest of several rates
 
-    def outcomes(self, rows: np.ndarray) -> np.ndarray | None:
+    def outcomes(self, rows: FloatArray) -> FloatArray | None:
         """0/1 per example only when each swappable example has exactly one swap group."""
         return super().outcomes(rows) if (rows[:, 1::2].sum(axis=1) == 1).all() else None
 
-    def group_interval(self, rows: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+    def group_interval(self, rows: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
         interval = wilson_interval(int(rows[:, 0].sum()), rows.shape[0], confidence=confidence)
         return Interval(100.0 * interval.low, 100.0 * interval.high, 100.0 * interval.stderr, interval.method)
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
-        names = self._names(predictions)
-        stats = np.zeros((len(predictions), 2 * len(names)))
-        for row, prediction in enumerate(predictions):
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
+        probes = self._probes(predictions)
+        names = self._names(probes)
+        stats = np.zeros((len(probes), 2 * len(names)))
+        for row, probe in enumerate(probes):
             for g, name in enumerate(names):
-                if name in prediction["flipped"]:
-                    stats[row, 2 * g : 2 * g + 2] = (float(bool(prediction["flipped"][name])), 1.0)
+                if name in probe.flipped:
+                    stats[row, 2 * g : 2 * g + 2] = (float(bool(probe.flipped[name])), 1.0)
         return stats
 
 
 class ScoreChangeSettings(WorstGroupSettings):
     metric: str = "accuracy"  # the per-example score compared (a registered metric)
-    settings: dict[str, Any] = {}
+    settings: dict[str, object] = {}  # the inner metric's, validated when it is built
 
 
 class CounterfactualScoreChange(_GroupedCounterfactual):
@@ -148,7 +174,7 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
     settings: ScoreChangeSettings
     Settings = ScoreChangeSettings
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         from evalharness.metrics.registry import build_metric
 
         super().__init__(settings)
@@ -156,26 +182,28 @@ class CounterfactualScoreChange(_GroupedCounterfactual):
         self.bounds = (low - high, high - low)  # a change of the inner per-example score
 
     @classmethod
-    def code_files(cls, settings: Any) -> list[str]:
+    def code_files(cls, settings: StrictModel) -> list[str]:
         """The inner metric's (an ``hf_evaluate`` inner metric runs its module)."""
         from evalharness.metrics.registry import metric_code_files
 
+        assert isinstance(settings, ScoreChangeSettings)  # the caller validated them with cls.Settings
         return metric_code_files(settings.metric, settings.settings)
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         from evalharness.metrics.registry import build_metric
 
         inner = build_metric(self.settings.metric, self.settings.settings)
-        names = self._names(predictions)
-        originals = [p["original"] for p in predictions]
+        probes = self._probes(predictions)
+        names = self._names(probes)
+        originals = [probe.original for probe in probes]
         base = inner.example_scores(np.asarray(inner.example_stats(originals, references), dtype=float))
-        stats = np.zeros((len(predictions), 2 * len(names)))
+        stats = np.zeros((len(probes), 2 * len(names)))
         for g, name in enumerate(names):
-            rows = [i for i, p in enumerate(predictions) if name in p["perturbed"]]
+            rows = [i for i, probe in enumerate(probes) if name in probe.perturbed]
             if not rows:
                 continue
-            perturbed = [predictions[i]["perturbed"][name] for i in rows]
-            golds = [predictions[i]["gold"].get(name, references[i]) for i in rows]
+            perturbed = [probes[i].perturbed[name] for i in rows]
+            golds = [probes[i].gold.get(name, references[i]) for i in rows]
             golds = [gold if gold is not None else references[i] for gold, i in zip(golds, rows)]
             scores = inner.example_scores(np.asarray(inner.example_stats(perturbed, golds), dtype=float))
             for i, score in zip(rows, scores):

@@ -9,14 +9,15 @@ same documents. It never scores predictions itself: the values come with the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.metrics.base import AdditiveMetric
+from evalharness.jsonvalues import JsonValue
+from evalharness.metrics.base import AdditiveMetric, SettingsInput
+from evalharness.stats import FloatArray
 
 __all__ = ["ExternalMean"]
 
@@ -38,20 +39,20 @@ class ExternalMean(AdditiveMetric):
     settings: ExternalMeanSettings
     Settings = ExternalMeanSettings
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         super().__init__(settings)
         self.higher_is_better = self.settings.higher_is_better  # the source metric's, not a class constant
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         """``predictions`` are the imported per-example values; references are unused."""
         values = np.asarray(predictions, dtype=float)
         if not np.isfinite(values).all():
             raise MetricInputError(f"{self.name}: per-example values must be finite numbers")
         return np.column_stack([values, np.ones(values.size)])
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return sums[:, 0] / sums[:, 1]
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         return np.asarray(stats, dtype=float)[:, 0]

@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.metrics.base import Metric
-from evalharness.stats import Interval
+from evalharness.jsonvalues import JsonValue
+from evalharness.metrics.base import Metric, SettingsInput
+from evalharness.stats import FloatArray, Interval
 
 __all__ = ["HFEvaluate", "resolve_module_script"]
 
@@ -52,6 +53,12 @@ def resolve_module_script(path: str) -> Path:
     )
 
 
+class _EvaluateModule(Protocol):
+    """What evalharness calls of a loaded ``evaluate`` module."""
+
+    def compute(self, *, predictions: list[JsonValue], references: list[JsonValue], **kwargs: object) -> object: ...
+
+
 class HFEvaluateSettings(StrictModel):
     path: str = Field(description="local evaluate module: a .py script or its folder")
     result_key: str | None = Field(default=None, description="key of compute()'s result; None if it has one key")
@@ -59,7 +66,7 @@ class HFEvaluateSettings(StrictModel):
     higher_is_better: bool = True
     per_example: bool = False
     max_resamples: int = Field(default=200, ge=0, description="bootstrap re-runs of a corpus-level module")
-    compute_kwargs: dict[str, Any] = Field(default_factory=dict)
+    compute_kwargs: dict[str, object] = Field(default_factory=dict)  # passed to compute() as they are
 
     @field_validator("path")
     @classmethod
@@ -77,21 +84,22 @@ class HFEvaluate(Metric):
     settings: HFEvaluateSettings
     Settings = HFEvaluateSettings
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         super().__init__(settings)
         self.higher_is_better = self.settings.higher_is_better
         self._script = resolve_module_script(self.settings.path)
         digest = hashlib.sha256(self._script.read_bytes()).hexdigest()[:16]
         # The signature names the exact script: impl:evaluate.load[name@sha256:...]==<evaluate version>
         self.reference = f"evaluate.load[{self._script.stem}@sha256:{digest}]"
-        self._module: Any = None
-        self._inputs: tuple[list[Any], list[Any]] | None = None
+        self._module: _EvaluateModule | None = None
+        self._inputs: tuple[list[JsonValue], list[JsonValue]] | None = None
 
     @classmethod
-    def code_files(cls, settings: Any) -> list[str]:
+    def code_files(cls, settings: StrictModel) -> list[str]:
+        assert isinstance(settings, HFEvaluateSettings)  # the caller validated them with cls.Settings
         return [str(resolve_module_script(settings.path))]
 
-    def _compute(self, predictions: list[Any], references: list[Any]) -> float:
+    def _compute(self, predictions: list[JsonValue], references: list[JsonValue]) -> float:
         if self._module is None:
             import evaluate
 
@@ -117,14 +125,14 @@ class HFEvaluate(Metric):
             raise MetricInputError(f"{self.name}: {self._script.stem} returned {key}={value!r}, not a number")
         return self.settings.scale * float(value)
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         if self.settings.per_example:
             scores = [self._compute([p], [r]) for p, r in zip(predictions, references, strict=True)]
             return np.asarray(scores, dtype=float)[:, None]
         self._inputs = (list(predictions), list(references))
         return np.arange(len(references), dtype=float)[:, None]
 
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         stats = np.asarray(stats, dtype=float)
         if self.settings.per_example:
             return float(stats[:, 0].mean()) if stats.shape[0] else float("nan")
@@ -137,12 +145,12 @@ class HFEvaluate(Metric):
         rows = [int(i) for i in stats[:, 0]]
         return self._compute([predictions[i] for i in rows], [references[i] for i in rows])
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         if self.settings.per_example:
             return np.asarray(stats, dtype=float)[:, 0]
         return np.full(stats.shape[0], np.nan)
 
-    def interval(self, stats: np.ndarray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
+    def interval(self, stats: FloatArray, *, rng: np.random.Generator, n_resamples: int, confidence: float) -> Interval:
         if not self.settings.per_example:
             n_resamples = min(n_resamples, self.settings.max_resamples)
             if n_resamples == 0:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
+from evalharness.jsonvalues import JsonValue
 from evalharness.metrics.base import AdditiveMetric
+from evalharness.stats import FloatArray
 from evalharness.types import LogprobPrediction
 
 __all__ = [
@@ -67,7 +69,8 @@ COUNTING_RULES: dict[str, tuple[Callable[[str], int], str]] = {
 }
 
 
-def _logprob(prediction: Any, index: int, name: str) -> tuple[float, Any]:
+def _logprob(prediction: JsonValue, index: int, name: str) -> tuple[float, Mapping[str, JsonValue]]:
+    """The prediction's summed log-probability and the prediction, checked to be a mapping."""
     if not isinstance(prediction, Mapping) or "logprob" not in prediction:
         raise MetricInputError(
             f"{name}: prediction {index} is {prediction!r}; expected "
@@ -80,10 +83,10 @@ def _logprob(prediction: Any, index: int, name: str) -> tuple[float, Any]:
         raise MetricInputError(
             f"{name}: prediction {index}: 'logprob' is {value} > 0; expected a summed natural-log probability"
         )
-    return float(value), prediction.get("n_tokens")
+    return float(value), prediction
 
 
-def _text(reference: Any, index: int, name: str) -> str:
+def _text(reference: JsonValue, index: int, name: str) -> str:
     if not isinstance(reference, str):
         raise MetricInputError(f"{name}: reference {index} is {reference!r}; expected the document text")
     return reference
@@ -102,30 +105,30 @@ class _CorpusLM(AdditiveMetric):
         """How the normaliser is counted, for the signature."""
         raise NotImplementedError
 
-    def count(self, prediction: Mapping[str, Any], text: str, index: int) -> int:
+    def count(self, prediction: Mapping[str, JsonValue], text: str, index: int) -> int:
         raise NotImplementedError
 
     def signature_context(self) -> dict[str, str]:
         return {"unit": self.unit, "count": self.counting(), "average": "corpus"}
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         stats = np.zeros((len(references), 2))
         for index, (prediction, reference) in enumerate(zip(predictions, references, strict=True)):
-            logprob, _ = _logprob(prediction, index, self.name)
-            stats[index] = (logprob, self.count(prediction, _text(reference, index, self.name), index))
+            logprob, checked = _logprob(prediction, index, self.name)
+            stats[index] = (logprob, self.count(checked, _text(reference, index, self.name), index))
         if stats[:, 1].sum() <= 0:
             raise MetricInputError(f"{self.name}: the documents contain no {self.unit}s to normalise by")
         return stats
 
-    def per_unit_nll(self, sums: np.ndarray) -> np.ndarray:
+    def per_unit_nll(self, sums: FloatArray) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sums[:, 1] > 0, -sums[:, 0] / sums[:, 1], np.nan)
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         with np.errstate(over="ignore"):
             return np.exp(self.per_unit_nll(sums))
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         return self.aggregate_sums(stats)
 
 
@@ -139,7 +142,7 @@ class TokenPerplexity(_CorpusLM):
     def counting(self) -> str:
         return "n_tokens reported by the model"
 
-    def count(self, prediction: Mapping[str, Any], text: str, index: int) -> int:
+    def count(self, prediction: Mapping[str, JsonValue], text: str, index: int) -> int:
         n_tokens = prediction.get("n_tokens")
         if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
             raise MetricInputError(f"{self.name}: prediction {index}: 'n_tokens' is {n_tokens!r}, not a count")
@@ -162,7 +165,7 @@ class WordPerplexity(_CorpusLM):
     def counting(self) -> str:
         return COUNTING_RULES[self.settings.counting][1]
 
-    def count(self, prediction: Mapping[str, Any], text: str, index: int) -> int:
+    def count(self, prediction: Mapping[str, JsonValue], text: str, index: int) -> int:
         return COUNTING_RULES[self.settings.counting][0](text)
 
 
@@ -176,7 +179,7 @@ class BytePerplexity(_CorpusLM):
     def counting(self) -> str:
         return "len(text.encode('utf-8'))"
 
-    def count(self, prediction: Mapping[str, Any], text: str, index: int) -> int:
+    def count(self, prediction: Mapping[str, JsonValue], text: str, index: int) -> int:
         return count_bytes(text)
 
 
@@ -187,5 +190,5 @@ class BitsPerByte(BytePerplexity):
     bounds = (0.0, math.inf)
     reference = "lm-evaluation-harness.bits_per_byte"
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         return self.per_unit_nll(sums) / math.log(2)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import SpecError, UsageError, did_you_mean
 from evalharness.metrics.base import Metric
+
+if TYPE_CHECKING:
+    from evalharness.spec.loader import Task
 
 __all__ = [
     "METRICS",
@@ -75,11 +78,11 @@ def metric_class(name: str) -> type[Metric]:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def build_metric(name: str, settings: Mapping[str, Any] | None = None) -> Metric:
+def build_metric(name: str, settings: Mapping[str, object] | None = None) -> Metric:
     return metric_class(name)(settings)
 
 
-def metric_code_files(name: str, settings: Any = None, *, source: str = "", prefix: tuple[str | int, ...] = ()) -> list[str]:
+def metric_code_files(name: str, settings: Mapping[str, object] | None = None, *, source: str = "", prefix: tuple[str | int, ...] = ()) -> list[str]:
     """Python files the metric ``name`` would load and run with ``settings`` (validated; a
     problem is a ``SpecError`` naming ``source`` and the field)."""
     from evalharness.config import validate_model
@@ -88,7 +91,7 @@ def metric_code_files(name: str, settings: Any = None, *, source: str = "", pref
     return cls.code_files(validate_model(cls.Settings, settings or {}, source or f"metric '{name}'", prefix=prefix))
 
 
-def task_code(task: Any) -> list[str]:
+def task_code(task: Task) -> list[str]:
     """One line per metric of ``task`` that would run code: which metric, which file."""
     lines = []
     for index, metric in enumerate(task.spec.metrics):
@@ -97,7 +100,7 @@ def task_code(task: Any) -> list[str]:
     return lines
 
 
-def refuse_untrusted_code(tasks: Iterable[Any], *, trusted: bool) -> None:
+def refuse_untrusted_code(tasks: Iterable[Task], *, trusted: bool) -> None:
     """"No Python in YAML": a task whose metrics would run code stops the command before
     anything runs unless the user opted in with ``--trust-task-code``."""
     lines = [line for task in tasks for line in task_code(task)]

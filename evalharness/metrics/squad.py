@@ -20,15 +20,17 @@ import functools
 import math
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.metrics.base import AdditiveMetric, Metric
+from evalharness.jsonvalues import JsonValue
+from evalharness.metrics.base import AdditiveMetric, Metric, SettingsInput
+from evalharness.stats import BoolArray, FloatArray
 from evalharness.types import SpanPrediction
 
 __all__ = [
@@ -71,7 +73,12 @@ def _exact(gold: str, prediction: str, *, empty_matches_empty: bool) -> float:
     return float(normalize_answer(gold) == normalize_answer(prediction))
 
 
-Scorer = Callable[..., float]
+class Scorer(Protocol):
+    """One gold answer against a prediction, in [0, 1]."""
+
+    def __call__(self, gold: str, prediction: str, *, empty_matches_empty: bool) -> float: ...
+
+
 SCORERS: dict[str, Scorer] = {"exact": _exact, "f1": _f1}
 
 
@@ -95,7 +102,7 @@ def score_example(prediction: str, answers: Sequence[str], score: str, rules: Ru
     return max(scorer(gold, prediction, empty_matches_empty=empty) for gold in GOLDS[rules](answers))
 
 
-def parse_prediction(prediction: Any, index: int, name: str) -> tuple[str | None, float | None]:
+def parse_prediction(prediction: JsonValue, index: int, name: str) -> tuple[str | None, float | None]:
     """``(text, no_answer_probability)`` from the prediction contract; (None, None) if missing."""
     if prediction is None:
         return None, None
@@ -118,13 +125,15 @@ def parse_prediction(prediction: Any, index: int, name: str) -> tuple[str | None
     return text, probability
 
 
-def _answers(reference: Any, index: int, name: str) -> list[str]:
-    if not isinstance(reference, (list, tuple)) or not all(isinstance(a, str) for a in reference):
-        raise MetricInputError(
-            f"{name}: reference {index} is {reference!r}; expected a list of gold answer strings "
-            "([] for an unanswerable question)"
-        )
-    return list(reference)
+def _answers(reference: JsonValue, index: int, name: str) -> list[str]:
+    if isinstance(reference, (list, tuple)):
+        answers = [answer for answer in reference if isinstance(answer, str)]
+        if len(answers) == len(reference):
+            return answers
+    raise MetricInputError(
+        f"{name}: reference {index} is {reference!r}; expected a list of gold answer strings "
+        "([] for an unanswerable question)"
+    )
 
 
 class _SquadBase(Metric):
@@ -135,7 +144,7 @@ class _SquadBase(Metric):
 
     accepts = (SpanPrediction,)
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         super().__init__(settings)
         self.reference = f"official-squad-{SCRIPT[self.settings.rules]}"  # named in the signature
 
@@ -169,7 +178,7 @@ class _SquadScore(_SquadBase, AdditiveMetric):
     Settings = SquadSettings
     mean_of_examples = True
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         subset = self.settings.subset
         stats = np.zeros((len(references), 2))
         for index, (prediction, reference) in enumerate(zip(predictions, references, strict=True)):
@@ -187,17 +196,17 @@ class _SquadScore(_SquadBase, AdditiveMetric):
             stats[index] = (value, 1.0)
         return stats
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sums[:, 1] > 0, 100.0 * sums[:, 0] / sums[:, 1], np.nan)
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         return np.where(stats[:, 1] > 0, 100.0 * stats[:, 0], np.nan)
 
-    def entered(self, stats: np.ndarray) -> np.ndarray:
+    def entered(self, stats: FloatArray) -> BoolArray:
         return stats[:, 1] > 0
 
-    def undefined_reason(self, stats: np.ndarray) -> str | None:
+    def undefined_reason(self, stats: FloatArray) -> str | None:
         if stats[:, 1].sum() > 0:
             return None
         which = {"has_ans": "answerable", "no_ans": "unanswerable"}.get(self.settings.subset, "")
@@ -240,7 +249,7 @@ class _SquadBest(_SquadBase):
     settings: SquadBestSettings
     Settings = SquadBestSettings
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         stats = np.zeros((len(references), 3))
         for index, (prediction, reference) in enumerate(zip(predictions, references, strict=True)):
             answers = _answers(reference, index, self.name)
@@ -254,7 +263,7 @@ class _SquadBest(_SquadBase):
             stats[index] = (probability or 0.0, float(not answers), gain)
         return stats
 
-    def aggregate(self, stats: np.ndarray) -> float:
+    def aggregate(self, stats: FloatArray) -> float:
         stats = np.asarray(stats, dtype=float)
         if stats.shape[0] == 0:
             return float("nan")
@@ -265,7 +274,7 @@ class _SquadBest(_SquadBase):
         best_gain = max(0.0, float(gains[last_of_group].max()))
         return 100.0 * (float(stats[:, 1].sum()) + best_gain) / stats.shape[0]
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         """Per example: the score at the example's own answer (probability ignored)."""
         return 100.0 * (stats[:, 1] + stats[:, 2])
 

@@ -29,14 +29,16 @@ import functools
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
+from evalharness.jsonvalues import JsonValue
 from evalharness.metrics.base import AdditiveMetric, package_version
 from evalharness.metrics.lcs import lcs_length, summary_level_hits
 from evalharness.metrics.text import ReferenceSelection, check_texts, select_references
+from evalharness.stats import FloatArray
 from evalharness.types import TextPrediction
 
 __all__ = ["Rouge1", "Rouge2", "RougeL", "RougeLsum", "SPLITTER", "split_sentences"]
@@ -92,8 +94,25 @@ SENTENCE_SPLITS: dict[str, Callable[[str], str]] = {
 }
 
 
+class _Stemmer(Protocol):
+    """What rouge-score's tokenizer uses of a stemmer (nltk's ``PorterStemmer``)."""
+
+    def stem(self, word: str) -> str: ...
+
+
+class _Score(Protocol):
+    """rouge-score's ``scoring.Score`` (a named tuple)."""
+
+    @property
+    def precision(self) -> float: ...
+    @property
+    def recall(self) -> float: ...
+    @property
+    def fmeasure(self) -> float: ...
+
+
 @functools.lru_cache(maxsize=1)
-def _porter() -> Any:
+def _porter() -> _Stemmer:
     from nltk.stem import porter
 
     return porter.PorterStemmer()  # rouge-score's DefaultTokenizer uses the default mode
@@ -162,14 +181,14 @@ class Rouge(AdditiveMetric):
     settings: RougeSettings
     Settings = RougeSettings
 
-    def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], Any]:
+    def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], _Score]:
         """(target, prediction) -> rouge_score ``Score``; default: rouge-score's own scorer."""
         from rouge_score import rouge_scorer
 
         scorer = rouge_scorer.RougeScorer([self.rouge_type], tokenizer=tokenizer)
         return lambda target, prediction: scorer.score(target, prediction)[self.rouge_type]
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         hypotheses = check_texts(self.name, predictions)
         refs = select_references(self.name, references, self.settings.references)
         score = self._scorer(_RougeTokenizer(self.settings.use_stemmer))
@@ -180,10 +199,10 @@ class Rouge(AdditiveMetric):
             rows[index] = (100 * best.precision, 100 * best.recall, 100 * best.fmeasure, 1.0)
         return rows
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         return sums[:, 2] / sums[:, 3]
 
-    def example_scores(self, stats: np.ndarray) -> np.ndarray:
+    def example_scores(self, stats: FloatArray) -> FloatArray:
         return stats[:, 2].copy()
 
     def signature_extras(self) -> dict[str, str]:
@@ -193,7 +212,7 @@ class Rouge(AdditiveMetric):
         return extras
 
 
-def _score(precision_hits: int, n_prediction: int, n_target: int) -> Any:
+def _score(precision_hits: int, n_prediction: int, n_target: int) -> _Score:
     """rouge-score's Score from a hit count, with its own f-measure function."""
     from rouge_score import scoring
 
@@ -226,10 +245,10 @@ class RougeL(Rouge):
     name = "rougeL"
     rouge_type = "rougeL"
 
-    def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], Any]:
+    def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], _Score]:
         from rouge_score import scoring
 
-        def score(target: str, prediction: str) -> Any:
+        def score(target: str, prediction: str) -> _Score:
             target_tokens, prediction_tokens = tokenizer.tokenize(target), tokenizer.tokenize(prediction)
             if not target_tokens or not prediction_tokens:
                 return scoring.Score(*_ZERO)
@@ -249,7 +268,7 @@ class RougeLsum(Rouge):
     settings: RougeLsumSettings
     Settings = RougeLsumSettings
 
-    def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], Any]:
+    def _scorer(self, tokenizer: _RougeTokenizer) -> Callable[[str, str], _Score]:
         from rouge_score import scoring
 
         prepare = SENTENCE_SPLITS[self.settings.sentence_split]
@@ -258,7 +277,7 @@ class RougeLsum(Rouge):
             # rouge-score: split on newlines, drop empty strings, tokenize each sentence.
             return [tokenizer.tokenize(line) for line in prepare(text).split("\n") if len(line)]
 
-        def score(target: str, prediction: str) -> Any:
+        def score(target: str, prediction: str) -> _Score:
             target_sents, prediction_sents = sentences(target), sentences(prediction)
             n_target = sum(map(len, target_sents))
             n_prediction = sum(map(len, prediction_sents))

@@ -8,7 +8,6 @@ single-reference variant such as WMT's "refA"); ``None`` means all of them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import Field, NonNegativeInt
 
@@ -28,19 +27,21 @@ class ReferenceSelection(StrictModel):
     )
 
 
-def check_texts(name: str, predictions: Sequence[Any]) -> list[str]:
+def check_texts(name: str, predictions: Sequence[object]) -> list[str]:
     """Predictions must be strings: a missing generation is an error, never an empty string."""
+    texts: list[str] = []
     for index, prediction in enumerate(predictions):
         if not isinstance(prediction, str):
             raise MetricInputError(
                 f"{name}: prediction {index} should be the generated text (str), "
                 f"got {type(prediction).__name__}"
             )
-    return list(predictions)
+        texts.append(prediction)
+    return texts
 
 
 def select_references(
-    name: str, references: Sequence[Any], indices: Sequence[int] | None
+    name: str, references: Sequence[object], indices: Sequence[int] | None
 ) -> list[list[str]]:
     """Each example's references, restricted to ``indices``; checked to be non-empty text."""
     selected: list[list[str]] = []
@@ -50,6 +51,7 @@ def select_references(
                 f"{name}: references of example {index} should be a list of strings, "
                 f"got {type(refs).__name__}"
             )
+        chosen: list[object]
         if indices is None:
             chosen = list(refs)
         else:
@@ -62,10 +64,12 @@ def select_references(
             chosen = [refs[i] for i in indices]
         if not chosen:
             raise MetricInputError(f"{name}: example {index} has no references")
+        texts: list[str] = []
         for ref in chosen:
             if not isinstance(ref, str):
                 raise MetricInputError(
                     f"{name}: a reference of example {index} is {type(ref).__name__}, not text"
                 )
-        selected.append(chosen)
+            texts.append(ref)
+        selected.append(texts)
     return selected

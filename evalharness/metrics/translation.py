@@ -17,16 +17,17 @@ the best-matching reference per segment). Heavy imports are lazy.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field, PositiveInt, field_validator
 
-from evalharness.config import StrictModel
 from evalharness.errors import SpecError
-from evalharness.metrics.base import AdditiveMetric
+from evalharness.jsonvalues import JsonValue
+from evalharness.metrics.base import AdditiveMetric, SettingsInput
 from evalharness.metrics.text import ReferenceSelection, check_texts, select_references
+from evalharness.stats import FloatArray
 from evalharness.types import TextPrediction
 
 __all__ = ["Bleu", "ChrF", "ChrFPlusPlus", "Ter"]
@@ -91,6 +92,31 @@ def _streams(references: list[list[str]]) -> list[list[str | None]]:
     return [[refs[j] if j < len(refs) else None for refs in references] for j in range(width)]
 
 
+class _SacreBleuScore(Protocol):
+    @property
+    def score(self) -> float: ...
+
+
+class _SacreBleuSignature(Protocol):
+    def format(self) -> str: ...
+
+
+class _SacreBleuScorer(Protocol):
+    """What evalharness uses of a ``sacrebleu.metrics`` object (BLEU, CHRF, TER): the
+    statistics its significance tests resample, the score of summed statistics, its signature.
+    ``num_refs`` is read into the signature as is (an int, or a word such as "all")."""
+
+    num_refs: int | str
+
+    def _extract_corpus_statistics(
+        self, hypotheses: Sequence[str], references: Sequence[Sequence[str | None]] | None
+    ) -> list[list[float]]: ...
+
+    def _compute_score_from_stats(self, stats: list[float]) -> _SacreBleuScore: ...
+
+    def get_signature(self) -> _SacreBleuSignature: ...
+
+
 class SacreBleuMetric(AdditiveMetric):
     """Common machinery: build the sacrebleu object once, extract statistics, score sums."""
 
@@ -100,16 +126,16 @@ class SacreBleuMetric(AdditiveMetric):
     sacrebleu_class: ClassVar[str]
     settings: ReferenceSelection
 
-    def __init__(self, settings: Mapping[str, Any] | StrictModel | None = None) -> None:
+    def __init__(self, settings: SettingsInput = None) -> None:
         super().__init__(settings)
-        self._scorer: Any = None
-        self._num_refs: int | None = None
+        self._scorer: _SacreBleuScorer | None = None
+        self._num_refs: int | str | None = None
 
-    def _arguments(self) -> dict[str, Any]:
+    def _arguments(self) -> dict[str, object]:
         return self.settings.model_dump(exclude={"references"})
 
     @property
-    def scorer(self) -> Any:
+    def scorer(self) -> _SacreBleuScorer:
         """The configured sacrebleu metric object."""
         if self._scorer is None:
             import sacrebleu.metrics
@@ -123,7 +149,7 @@ class SacreBleuMetric(AdditiveMetric):
                 ) from None
         return self._scorer
 
-    def example_stats(self, predictions: Sequence[Any], references: Sequence[Any]) -> np.ndarray:
+    def example_stats(self, predictions: Sequence[JsonValue], references: Sequence[JsonValue]) -> FloatArray:
         hypotheses = check_texts(self.name, predictions)
         refs = select_references(self.name, references, self.settings.references)
         scorer = self.scorer
@@ -131,7 +157,7 @@ class SacreBleuMetric(AdditiveMetric):
         self._num_refs = scorer.num_refs
         return np.asarray(stats, dtype=float).reshape(len(hypotheses), -1)
 
-    def aggregate_sums(self, sums: np.ndarray) -> np.ndarray:
+    def aggregate_sums(self, sums: FloatArray) -> FloatArray:
         compute = self.scorer._compute_score_from_stats
         return np.array([compute(row.tolist()).score for row in np.atleast_2d(sums)], dtype=float)
 

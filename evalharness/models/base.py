@@ -15,13 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from pydantic import ValidationError
 
 from evalharness.config import StrictModel
+from evalharness.config.yamlfile import YamlValue
 from evalharness.errors import ModelError, UsageError, did_you_mean
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.types import Request, RequestKind
+
+if TYPE_CHECKING:
+    from transformers import GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
     "ARCHITECTURE_KINDS",
@@ -29,6 +34,7 @@ __all__ = [
     "AUTO_MAPPINGS",
     "ModelAdapter",
     "ModelInfo",
+    "architectures_of",
     "checkpoint_kinds",
     "detect_kind",
     "fingerprint_checkpoint",
@@ -88,10 +94,12 @@ class Conventions:
     max_length: int | None = None  # longest input in tokens
     context_length: int | None = None  # a served model's context
     adapter: str | None = None  # a PEFT adapter "merged" into the base weights or kept "unmerged" (the last bits differ)
-    model_args: Mapping[str, Any] | None = None  # --model-args that can change the answers (config overrides, attention...)
+    model_args: Mapping[str, YamlValue] | None = None  # --model-args that can change the answers (config overrides, attention...)
 
 
-def tokenizer_conventions(tokenizer: Any, **fields: Any) -> Conventions:
+def tokenizer_conventions(
+    tokenizer: PreTrainedTokenizerBase, *, adapter: str | None = None, model_args: Mapping[str, YamlValue] | None = None
+) -> Conventions:
     """The conventions a loaded tokenizer fixes (after the adapter has prepared it)."""
     return Conventions(
         tokenizer=type(tokenizer).__name__,
@@ -99,7 +107,8 @@ def tokenizer_conventions(tokenizer: Any, **fields: Any) -> Conventions:
         pad_token=getattr(tokenizer, "pad_token", None),
         bos_token=getattr(tokenizer, "bos_token", None),
         eos_token=getattr(tokenizer, "eos_token", None),
-        **fields,
+        adapter=adapter,
+        model_args=model_args,
     )
 
 
@@ -116,7 +125,7 @@ class ModelInfo:
     dtype: str
     num_parameters: int | None  # None: a served model that does not say
     revision: str | None = None
-    notes: Mapping[str, Any] = field(default_factory=dict)
+    notes: Mapping[str, JsonValue] = field(default_factory=dict)
     conventions: Conventions = field(default_factory=Conventions)
 
 
@@ -166,7 +175,7 @@ def _snapshot(hub_id: str, revision: str | None, patterns: list[str], what: str)
         ) from None
 
 
-def read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> JSONObject:
     """``config.json``, with the field the kind is read from checked (a hand-edited
     ``architectures`` must still be a list of class names)."""
     file = path / "config.json"
@@ -182,7 +191,7 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _architecture_kinds(architecture: str, config: Mapping[str, Any]) -> tuple[str, ...]:
+def _architecture_kinds(architecture: str, config: Mapping[str, JsonValue]) -> tuple[str, ...]:
     """Every kind a head class can be (``XLMWithLMHeadModel`` is a masked and a causal LM),
     most specific first; ``()`` for a class no auto mapping or suffix names."""
     known = _transformers_head_kinds()
@@ -194,15 +203,21 @@ def _architecture_kinds(architecture: str, config: Mapping[str, Any]) -> tuple[s
     return ()
 
 
-def checkpoint_kinds(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def architectures_of(config: Mapping[str, JsonValue]) -> list[JsonValue]:
+    """``config.architectures`` (``[]`` when absent or not a list; ``read_config`` refuses the latter)."""
+    architectures = config.get("architectures")
+    return architectures if isinstance(architectures, list) else []
+
+
+def checkpoint_kinds(config: Mapping[str, JsonValue]) -> dict[str, tuple[str, ...]]:
     """Architecture -> the kinds it can be, for the config's architectures whose kind is known."""
-    found = {architecture: _architecture_kinds(str(architecture), config) for architecture in config.get("architectures") or []}
+    found = {str(architecture): _architecture_kinds(str(architecture), config) for architecture in architectures_of(config)}
     return {architecture: kinds for architecture, kinds in found.items() if kinds}
 
 
-def detect_kind(config: Mapping[str, Any], *, source: str) -> tuple[str, str]:
+def detect_kind(config: Mapping[str, JsonValue], *, source: str) -> tuple[str, str]:
     """``(kind, architecture)`` from ``config.architectures``; ``--model-kind`` overrides."""
-    architectures = config.get("architectures") or []
+    architectures = architectures_of(config)
     found = checkpoint_kinds(config)
     if found:
         architecture, kinds = next(iter(found.items()))
@@ -230,7 +245,7 @@ def _transformers_head_kinds() -> dict[str, tuple[str, ...]]:
     return kinds
 
 
-def _lm_kind(config: Mapping[str, Any]) -> str:
+def _lm_kind(config: Mapping[str, JsonValue]) -> str:
     """``seq2seq`` for encoder-decoder configs (``T5WithLMHeadModel``), else ``causal_lm``."""
     if config.get("is_encoder_decoder"):
         return "seq2seq"
@@ -283,10 +298,24 @@ def select_dtype(requested: str, device: str) -> str:
     return _DTYPES[requested]
 
 
+def generator(model: PreTrainedModel) -> GenerationMixin:
+    """``model`` as transformers' generation API: the kinds that generate (causal and seq2seq
+    LMs) load through Auto classes whose models mix in ``GenerationMixin``, and an unmerged PEFT
+    adapter has its own ``generate`` (``peft_adapters``)."""
+    return cast("GenerationMixin", model)
+
+
+def decoded(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    """The text of one sequence of token ids, special tokens skipped."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert isinstance(text, str)  # one sequence decodes to one text
+    return text
+
+
 OptionsT = TypeVar("OptionsT", bound=StrictModel)  # the typed options of evalharness.types
 
 
-def options_with(cls: type[OptionsT], options: OptionsT | None, settings: Mapping[str, Any]) -> OptionsT:
+def options_with(cls: type[OptionsT], options: OptionsT | None, settings: Mapping[str, object]) -> OptionsT:
     """The typed options of a request kind from an options object (what the engine passes)
     and keyword settings (the public API's convenience: ``lm.generate(p, max_new_tokens=8)``),
     validated together."""
@@ -315,15 +344,15 @@ class ModelAdapter:
     answers: frozenset[RequestKind]  # a class constant; a remote backend sets it per instance
     auto_class_name: ClassVar[str]  # the transformers Auto class that loads the weights
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
 
     @classmethod
-    def prepare_tokenizer(cls, tokenizer: Any, model: Any) -> dict[str, Any]:
+    def prepare_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> JSONObject:
         """Fix tokenizer settings the kind needs; return notes for the run record."""
-        notes: dict[str, Any] = {}
+        notes: JSONObject = {}
         if tokenizer.pad_token is None:
             fallback = tokenizer.eos_token or tokenizer.unk_token
             if fallback is None:

@@ -78,7 +78,7 @@ class _Scope:
 
 
 _SCOPE: ContextVar[_Scope] = ContextVar("evalharness_batching", default=_Scope(None, None))
-_MEMO: ContextVar[dict[tuple[Hashable, str], array] | None] = ContextVar("evalharness_token_memo", default=None)
+_MEMO: ContextVar[dict[tuple[Hashable, str], array[int]] | None] = ContextVar("evalharness_token_memo", default=None)
 
 
 @contextmanager

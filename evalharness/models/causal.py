@@ -26,11 +26,13 @@ import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import Conventions, ModelAdapter, ModelInfo, options_with
+from evalharness.jsonvalues import JSONObject
+from evalharness.models.base import Conventions, ModelAdapter, ModelInfo, decoded, generator, options_with
 from evalharness.models.batching import encode_once, filled, sorted_batches
+from evalharness.models.protocols import RollingWindows
 from evalharness.models.rows import Row, RowScorer
 from evalharness.models.windows import WINDOW_POLICIES, plan_windows
 from evalharness.types import (
@@ -43,6 +45,9 @@ from evalharness.types import (
     RollingLoglikelihoodResponse,
     RollingOptions,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["CausalLMAdapter"]
 
@@ -65,7 +70,7 @@ class CausalLMAdapter(ModelAdapter):
     )
     auto_class_name = "AutoModelForCausalLM"
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, *, max_length: int | None = None) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, *, max_length: int | None = None) -> None:
         super().__init__(model, tokenizer, info)
         if max_length is not None and max_length < 2:
             raise UsageError(f"max_length must be at least 2, got {max_length}")
@@ -100,9 +105,9 @@ class CausalLMAdapter(ModelAdapter):
             max_length=self.max_length,
         )
 
-    def _notes(self) -> dict[str, Any]:
+    def _notes(self) -> JSONObject:
         tokenizer = self.tokenizer
-        notes: dict[str, Any] = {
+        notes: JSONObject = {
             "padding": "right for log-likelihoods, left for generation (decoder-only)",
             "max_length": self.max_length,
         }
@@ -234,7 +239,7 @@ class CausalLMAdapter(ModelAdapter):
 
     def rolling_settings(
         self, window: str = "disjoint", max_length: int | None = None, stride: int | None = None
-    ) -> dict[str, Any]:
+    ) -> RollingWindows:
         """The resolved windowing (defaults filled in), validated against this model."""
         if window not in WINDOW_POLICIES:
             raise UsageError(f"window must be one of {list(WINDOW_POLICIES)}, got {window!r}")
@@ -260,7 +265,7 @@ class CausalLMAdapter(ModelAdapter):
         *,
         batch_size: int = 32,
         options: RollingOptions | None = None,
-        **settings: Any,
+        **settings: object,
     ) -> list[RollingLoglikelihoodResponse]:
         """Summed log-probability of every token of each text, conditioned on BOS/EOS.
 
@@ -316,7 +321,7 @@ class CausalLMAdapter(ModelAdapter):
         texts, ids = [], []
         for stop in stops:
             tokens = self.tokenizer(stop, add_special_tokens=False)["input_ids"]
-            if len(tokens) == 1 and self.tokenizer.decode(tokens, skip_special_tokens=True) == "":
+            if len(tokens) == 1 and decoded(self.tokenizer, tokens) == "":
                 ids.append(int(tokens[0]))
             else:
                 texts.append(stop)
@@ -338,7 +343,7 @@ class CausalLMAdapter(ModelAdapter):
         *,
         batch_size: int = 32,
         options: GenerationOptions | None = None,
-        **settings: Any,
+        **settings: object,
     ) -> list[GenerateResponse]:
         """Deterministic continuations of ``prompts`` (greedy, or beam search), input order.
 
@@ -397,7 +402,7 @@ class CausalLMAdapter(ModelAdapter):
                     input_ids[row, width - len(rows[index]) :] = torch.tensor(rows[index], dtype=torch.long)
                     attention[row, width - len(rows[index]) :] = 1
                 criteria = StoppingCriteriaList([StopSequences(self.tokenizer, stops, width)]) if stops else None
-                output = self.model.generate(
+                output = generator(self.model).generate(
                     input_ids=input_ids.to(device),
                     attention_mask=attention.to(device),
                     generation_config=config,
@@ -406,8 +411,9 @@ class CausalLMAdapter(ModelAdapter):
                         [RefuseNonFiniteLogits(self.info.name, [str(prompts[i]) for i in batch], chosen.num_beams)]
                     ),
                 )
+                assert isinstance(output, torch.Tensor)  # the token ids: no return_dict_in_generate asked for
                 for row, index in enumerate(batch):
                     tokens = self._generated(output[row, width:].tolist(), eos_ids)
-                    text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), stops)
+                    text = cut_at_stop(decoded(self.tokenizer, tokens), stops)
                     results[index] = GenerateResponse(text, len(tokens), truncated[index])
         return filled(results)

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from evalharness.errors import ModelError
-from evalharness.models.base import checkpoint_kinds, detect_kind
+from evalharness.jsonvalues import JSONObject, JsonValue
+from evalharness.models.base import architectures_of, checkpoint_kinds, detect_kind
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel
 
 __all__ = [
     "KIND_MISMATCH_FLAG",
     "RANDOM_WEIGHTS_FLAG",
     "RANDOM_INIT_SEED",
+    "LoadingInfo",
     "check_weights",
     "resolve_kind",
 ]
@@ -31,22 +37,39 @@ _SHOWN = 6  # weight names quoted in a message
 _RECORDED = 50  # weight names kept in the record
 
 
+class LoadingInfo(TypedDict, total=False):
+    """What ``from_pretrained(..., output_loading_info=True)`` reports (sets in transformers 5, lists in 4)."""
+
+    missing_keys: Collection[str]
+    unexpected_keys: Collection[str]
+    mismatched_keys: Collection[tuple[str, tuple[int, ...], tuple[int, ...]]]
+    error_msgs: Collection[str]
+
+
+class _FromConfig(Protocol):
+    """A transformers Auto class, as far as building a model from a config goes."""
+
+    def from_config(self, config: PretrainedConfig, *, trust_remote_code: bool) -> torch.nn.Module: ...
+
+
 def _names(keys: Iterable[str], limit: int = _SHOWN) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def resolve_kind(config: Mapping[str, Any], requested: str | None, *, source: str, allow_mismatch: bool) -> tuple[str, str, dict[str, Any]]:
+def resolve_kind(
+    config: Mapping[str, JsonValue], requested: str | None, *, source: str, allow_mismatch: bool
+) -> tuple[str, str, JSONObject]:
     """``(kind, architecture, notes)``: the detected kind, or ``--model-kind`` when the
     architectures are unknown or agree with it; a contradiction is refused unless allowed."""
-    architectures = list(config.get("architectures") or [])
+    architectures = list(architectures_of(config))
     if requested is None:
         kind, architecture = detect_kind(config, source=source)
         return kind, architecture, {}
     known = checkpoint_kinds(config)
     claimed = sorted({kind for kinds in known.values() for kind in kinds})
-    architecture = architectures[0] if architectures else "?"
+    architecture = str(architectures[0]) if architectures else "?"
     if not known or requested in claimed:
         return requested, architecture, {}
     if not allow_mismatch:
@@ -57,11 +80,11 @@ def resolve_kind(config: Mapping[str, Any], requested: str | None, *, source: st
             f"--model-kind, or pass {KIND_MISMATCH_FLAG} to evaluate it as {requested} anyway (recorded in the run record)"
         )
     return requested, architecture, {
-        "kind_mismatch": {"allowed_by": KIND_MISMATCH_FLAG, "requested": requested, "architectures": architectures, "claimed": claimed}
+        "kind_mismatch": {"allowed_by": KIND_MISMATCH_FLAG, "requested": requested, "architectures": architectures, "claimed": [*claimed]}
     }
 
 
-def _state_names(auto_class: Any, config: Any, trust_remote_code: bool) -> set[str] | None:
+def _state_names(auto_class: _FromConfig, config: PretrainedConfig, trust_remote_code: bool) -> set[str] | None:
     """Parameter and buffer names of ``auto_class`` for ``config``, built on the meta device
     (no memory, no init); None where the model type has no such class."""
     import torch
@@ -74,7 +97,9 @@ def _state_names(auto_class: Any, config: Any, trust_remote_code: bool) -> set[s
     return set(model.state_dict())
 
 
-def _revealed_heads(model: Any, unexpected: Collection[str], auto_classes: Mapping[str, str], *, kind: str, trust_remote_code: bool) -> dict[str, list[str]]:
+def _revealed_heads(
+    model: PreTrainedModel, unexpected: Collection[str], auto_classes: Mapping[str, str], *, kind: str, trust_remote_code: bool
+) -> dict[str, list[str]]:
     """Unused checkpoint weights that are the head of another kind's class for the same
     config (``qa_outputs.*`` loaded as a classifier): kind (``a or b`` when two kinds' heads
     have the same weights) -> those weight names.
@@ -100,7 +125,7 @@ def _revealed_heads(model: Any, unexpected: Collection[str], auto_classes: Mappi
     return {" or ".join(kinds): keys for kinds, keys in revealed.items()}
 
 
-def _random_weights(loading_info: Mapping[str, Any]) -> list[str]:
+def _random_weights(loading_info: LoadingInfo) -> list[str]:
     """Weights the class initialised randomly: missing from the checkpoint, or present with
     another shape (reinitialised). transformers has already dropped the keys it ignores by
     design (``_keys_to_ignore_on_load_missing``, tied weights)."""
@@ -113,8 +138,8 @@ def _random_weights(loading_info: Mapping[str, Any]) -> list[str]:
 
 
 def check_weights(
-    model: Any,
-    loading_info: Mapping[str, Any],
+    model: PreTrainedModel,
+    loading_info: LoadingInfo,
     *,
     path: Path,
     kind: str,
@@ -122,7 +147,7 @@ def check_weights(
     allow_random_weights: bool,
     allow_kind_mismatch: bool,
     trust_remote_code: bool = False,
-) -> dict[str, Any]:
+) -> JSONObject:
     """Refuse randomly initialised weights and weights of another head; return the notes
     for what the overrides let through and for unused weights."""
     errors = [str(message) for message in loading_info.get("error_msgs") or ()]
@@ -151,14 +176,14 @@ def check_weights(
         )
     if problems:
         raise ModelError(f"{path}: " + "\n".join(problems))
-    notes: dict[str, Any] = {}
+    notes: JSONObject = {}
     if random:
         notes["random_weights"] = {
-            "allowed_by": RANDOM_WEIGHTS_FLAG, "count": len(random), "weights": random[:_RECORDED], "torch_seed": RANDOM_INIT_SEED,
+            "allowed_by": RANDOM_WEIGHTS_FLAG, "count": len(random), "weights": [*random[:_RECORDED]], "torch_seed": RANDOM_INIT_SEED,
         }
     if heads:
-        notes["foreign_head_weights"] = {"allowed_by": KIND_MISMATCH_FLAG, **{other: keys[:_RECORDED] for other, keys in heads.items()}}
+        notes["foreign_head_weights"] = {"allowed_by": KIND_MISMATCH_FLAG, **{other: [*keys[:_RECORDED]] for other, keys in heads.items()}}
     unused = sorted(set(unexpected) - {key for keys in heads.values() for key in keys})
     if unused:
-        notes["unused_weights"] = {"count": len(unused), "weights": unused[:_RECORDED]}
+        notes["unused_weights"] = {"count": len(unused), "weights": [*unused[:_RECORDED]]}
     return notes

@@ -8,10 +8,9 @@ A head with ``num_labels == 1`` is a regression head (STS-B) and returns its sin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from evalharness.models.batching import filled
-from evalharness.models.encoders import EncoderAdapter
+from evalharness.models.encoders import EncodedRow, EncoderAdapter
 from evalharness.types import ClassifyRequest, ClassifyResponse, RequestKind
 
 __all__ = ["SequenceClassifierAdapter"]
@@ -27,15 +26,15 @@ class SequenceClassifierAdapter(EncoderAdapter):
     @property
     def labels(self) -> tuple[str, ...]:
         """Label names in logit order, from ``config.id2label``."""
-        id2label = self.model.config.id2label
-        return tuple(str(id2label[i]) for i in range(len(id2label)))
+        names = {int(index): str(name) for index, name in (self.model.config.id2label or {}).items()}  # keys are ints once loaded
+        return tuple(names[i] for i in range(len(names)))
 
     @property
     def is_regression(self) -> bool:
         config = self.model.config
         return config.num_labels == 1 or getattr(config, "problem_type", None) == "regression"
 
-    def _encode(self, pairs: list[tuple[str, str | None]]) -> tuple[list[dict[str, Any]], list[bool]]:
+    def _encode(self, pairs: list[tuple[str, str | None]]) -> tuple[list[EncodedRow], list[bool]]:
         """Tokenize once without truncation; re-encode only the inputs that are too long."""
         texts = [text for text, _ in pairs]
         seconds = [second for _, second in pairs]
@@ -56,6 +55,6 @@ class SequenceClassifierAdapter(EncoderAdapter):
         rows, truncated = self._encode(pairs)
         results: list[ClassifyResponse | None] = [None] * len(rows)
         for batch, output in self.batches.run(rows, batch_size):
-            for index, row_logits in zip(batch, output.logits.float().cpu().tolist()):
+            for index, row_logits in zip(batch, output["logits"].float().cpu().tolist()):
                 results[index] = ClassifyResponse(tuple(row_logits), truncated[index])
         return filled(results)

@@ -16,14 +16,22 @@ refuses the inputs, the padded layout is kept. The note says which.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from evalharness.models.base import ModelAdapter, ModelInfo
 from evalharness.models.batching import packing_enabled, sorted_batches
 from evalharness.models.packing import layout, pack, pack_rows, saves_enough, sequence_tree
-from evalharness.models.rows import attention_scale, mask_format, probe_tolerance
+from evalharness.models.rows import MaskFormat, attention_scale, mask_format, probe_tolerance
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.utils import ModelOutput
+
+# One tokenized sequence: ``input_ids`` and per-token inputs such as ``token_type_ids``.
+EncodedRow: TypeAlias = dict[str, list[int]]
 
 __all__ = ["EncoderAdapter", "EncoderBatches"]
 
@@ -34,14 +42,14 @@ PER_TOKEN = ("token_type_ids",)  # per-token inputs packed alongside the ids
 class EncoderBatches:
     """Model outputs for tokenized rows (dicts of ``input_ids``, ``token_type_ids``, ...)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, capacity: int) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, capacity: int) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.capacity = capacity  # widest packed row: the model's maximum length
-        self._mask_format: Callable[[Any, Any], Any] | None = None
+        self._mask_format: MaskFormat | None = None
         self.note = self._probe()
 
-    def run(self, rows: Sequence[dict[str, Any]], batch_size: int) -> Iterator[tuple[list[int], Any]]:
+    def run(self, rows: Sequence[EncodedRow], batch_size: int) -> Iterator[tuple[list[int], ModelOutput]]:
         """``(row indices, output)`` per batch; the output's first dimension follows the
         indices and its sequence dimension is the batch's longest row. Packed where the probe
         passed and packing saves work (``packing.MIN_SAVING``)."""
@@ -54,7 +62,7 @@ class EncoderBatches:
             return self.padded(rows, batch_size)
         return self._run_packed(rows, bins, batch_size)
 
-    def padded(self, rows: Sequence[dict[str, Any]], batch_size: int) -> Iterator[tuple[list[int], Any]]:
+    def padded(self, rows: Sequence[EncodedRow], batch_size: int) -> Iterator[tuple[list[int], ModelOutput]]:
         import torch
 
         device = self.model.device
@@ -63,16 +71,18 @@ class EncoderBatches:
                 padded = self.tokenizer.pad([rows[i] for i in batch], padding_side="right", return_tensors="pt")
                 yield batch, self.model(**{key: value.to(device) for key, value in padded.items()})
 
-    def packed(self, rows: Sequence[dict[str, Any]], batch_size: int, *, width: int) -> Iterator[tuple[list[int], Any]]:
+    def packed(self, rows: Sequence[EncodedRow], batch_size: int, *, width: int) -> Iterator[tuple[list[int], ModelOutput]]:
         """Sequences packed into rows of ``width``."""
         return self._run_packed(rows, pack([len(row["input_ids"]) for row in rows], width), batch_size)
 
-    def _run_packed(self, rows: Sequence[dict[str, Any]], bins: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], Any]]:
+    def _run_packed(self, rows: Sequence[EncodedRow], bins: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], ModelOutput]]:
         import torch
 
         trees = [sequence_tree(row["input_ids"], **{key: row[key] for key in PER_TOKEN if key in row}) for row in rows]
         sizes = [len(tree) for tree in trees]
         device = self.model.device
+        mask_format = self._mask_format
+        assert mask_format is not None  # packed only once the probe chose a mask format
         with torch.inference_mode():
             for batch in sorted_batches([sum(sizes[t] for t in b) for b in bins], batch_size):
                 packed = layout(trees, [bins[b] for b in batch], causal=False, pad=self.tokenizer.pad_token_id or 0)
@@ -80,7 +90,7 @@ class EncoderBatches:
                 inputs = {
                     "input_ids": packed.input_ids.to(device),
                     "position_ids": packed.position_ids.to(device),
-                    "attention_mask": self._mask_format(packed.mask, self.model.dtype).to(device),  # type: ignore[misc]
+                    "attention_mask": mask_format(packed.mask, self.model.dtype).to(device),
                     **{key: value.to(device) for key, value in packed.extras.items()},
                 }
                 spans = [(*packed.where[t], sizes[t]) for t in order]
@@ -95,14 +105,15 @@ class EncoderBatches:
         encoder = self.model.base_model
         longest = max(length for _, _, length in spans)
 
-        def unpack(module: Any, args: Any, output: Any) -> Any:
-            hidden = output.last_hidden_state
+        def unpack(module: torch.nn.Module, args: tuple[object, ...], output: ModelOutput) -> ModelOutput:
+            hidden = output["last_hidden_state"]
             rows, width, size = hidden.shape
             flat = torch.cat([hidden.reshape(rows * width, size), hidden.new_zeros(1, size)])
             index = torch.full((len(spans), longest), rows * width, dtype=torch.long)
             for n, (row, offset, length) in enumerate(spans):
                 index[n, :length] = torch.arange(row * width + offset, row * width + offset + length)
             sequences = flat[index.to(flat.device)]
+            assert dataclasses.is_dataclass(output)  # transformers' model outputs are dataclasses
             fields = {field.name for field in dataclasses.fields(output)}
             values = {"last_hidden_state": sequences}
             pooler = getattr(module, "pooler", None)
@@ -135,9 +146,9 @@ class EncoderBatches:
         return "padded rows: packed rows did not reproduce padded rows on a probe at load"
 
 
-def _by_row(batches: Iterator[tuple[list[int], Any]], lengths: Sequence[int]) -> dict[int, list[Any]]:
+def _by_row(batches: Iterator[tuple[list[int], ModelOutput]], lengths: Sequence[int]) -> dict[int, list[torch.Tensor]]:
     """Each row's output tensors (per-token ones cut to the row's own length)."""
-    out: dict[int, list[Any]] = {}
+    out: dict[int, list[torch.Tensor]] = {}
     for indices, output in batches:
         width = max(lengths[i] for i in indices)
         tensors = [value for value in output.values() if hasattr(value, "shape") and value.dim() >= 2]
@@ -146,7 +157,7 @@ def _by_row(batches: Iterator[tuple[list[int], Any]], lengths: Sequence[int]) ->
     return out
 
 
-def _close(a: list[Any], b: list[Any], tolerance: float) -> bool:
+def _close(a: list[torch.Tensor], b: list[torch.Tensor], tolerance: float) -> bool:
     return len(a) == len(b) and all(
         x.shape == y.shape and bool(((x - y).abs() <= tolerance * (1 + y.abs())).all()) for x, y in zip(a, b)
     )
@@ -156,7 +167,7 @@ class EncoderAdapter(ModelAdapter):
     """An adapter whose model is an encoder with a head: its batches come from
     :class:`EncoderBatches`, and the layout it chose is in the model notes."""
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo) -> None:
         super().__init__(model, tokenizer, info)
         self.batches = EncoderBatches(model, tokenizer, capacity=self.max_length)
         self.info = dataclasses.replace(info, notes={**info.notes, "layout": self.batches.note})

@@ -12,7 +12,10 @@ agree to rounding, as those at another batch size do.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["FUSED", "fuse_activations"]
 
@@ -20,7 +23,7 @@ FUSED = {"NewGELUActivation": "GELUTanh", "FastGELUActivation": "GELUTanh"}  # t
 TOLERANCE = 1e-5  # absolute, on inputs in [-8, 8]: rounding only
 
 
-def fuse_activations(model: Any) -> dict[str, str]:
+def fuse_activations(model: torch.nn.Module) -> dict[str, str]:
     """Replace the activation modules of :data:`FUSED` in ``model`` by their fused
     equivalents where they agree on a check; the note for the run record, if any."""
     import torch

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import ModelError, UsageError, did_you_mean
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.models.base import (
     ModelAdapter,
     ModelInfo,
+    architectures_of,
     checkpoint_kinds,
     fingerprint_checkpoint,
     tokenizer_conventions,
@@ -20,12 +24,16 @@ from evalharness.models.base import (
     select_device,
     select_dtype,
 )
-from evalharness.models.checks import KIND_MISMATCH_FLAG, RANDOM_INIT_SEED, check_weights, resolve_kind
+from evalharness.models.checks import KIND_MISMATCH_FLAG, RANDOM_INIT_SEED, LoadingInfo, check_weights, resolve_kind
 from evalharness.models.fused import fuse_activations
 from evalharness.models.model_args import FLAG as MODEL_ARGS_FLAG
 from evalharness.models.model_args import resolve_model_args
 from evalharness.models.peft_adapters import AdapterSource, adapter_fingerprint, apply_adapter, read_adapter, refuse_adapter_flags
 from evalharness.models.tokenizer_files import TOKENIZER_FLAG, check_tokenizer_fits, load_tokenizer
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
 __all__ = ["ADAPTERS", "adapter_class", "load_model", "quiet_transformers"]
 
@@ -48,7 +56,9 @@ def adapter_class(kind: str) -> type[ModelAdapter]:
             f"(known: {', '.join(sorted(ADAPTERS))})"
         ) from None
     module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    cls = getattr(importlib.import_module(module_name), attribute)
+    assert isinstance(cls, type) and issubclass(cls, ModelAdapter), target  # ADAPTERS names adapter classes
+    return cls
 
 
 def _with_tokenizer(fingerprint: str, tokenizer_fingerprint: str) -> str:
@@ -71,9 +81,9 @@ def quiet_transformers() -> None:
 
 
 def _load_weights(
-    cls: type[ModelAdapter], path: Any, *, dtype: str, trust_remote_code: bool, device_map: str | None, seeded: bool,
-    extra: dict[str, Any] | None = None,
-) -> tuple[Any, dict[str, Any]]:
+    cls: type[ModelAdapter], path: Path, *, dtype: str, trust_remote_code: bool, device_map: str | None, seeded: bool,
+    extra: Mapping[str, object] | None = None,
+) -> tuple[PreTrainedModel, LoadingInfo]:
     """The model and transformers' loading info (missing, unexpected and mismatched keys).
 
     Shapes that do not match are reported rather than raised so that ``check_weights`` names
@@ -106,7 +116,7 @@ def _load_weights(
         ) from None
 
 
-def _refuse_checkpoint_code(path: Path, config: dict[str, Any]) -> None:
+def _refuse_checkpoint_code(path: Path, config: Mapping[str, JsonValue]) -> None:
     """A config whose ``model_type`` transformers does not know and that maps the auto classes
     to Python files shipped with the checkpoint can only load by running those files."""
     from transformers import CONFIG_MAPPING
@@ -122,7 +132,7 @@ def _refuse_checkpoint_code(path: Path, config: dict[str, Any]) -> None:
     )
 
 
-def _flat(value: Any) -> list[Any]:
+def _flat(value: JsonValue) -> list[JsonValue]:
     if isinstance(value, dict):
         return [item for inner in value.values() for item in _flat(inner)]
     if isinstance(value, (list, tuple)):
@@ -130,7 +140,9 @@ def _flat(value: Any) -> list[Any]:
     return [value]
 
 
-def _kind(config: dict[str, Any], kind: str | None, adapter: AdapterSource | None, *, source: str, allow_mismatch: bool) -> tuple[str, str, dict[str, Any]]:
+def _kind(
+    config: Mapping[str, JsonValue], kind: str | None, adapter: AdapterSource | None, *, source: str, allow_mismatch: bool
+) -> tuple[str, str, JSONObject]:
     """``(kind, architecture, notes)``; a PEFT adapter's ``task_type`` says what its base is loaded as."""
     requested = None if kind is None else adapter_class(kind).kind  # an unknown name is a usage error
     if adapter is None or adapter.kind is None:
@@ -140,7 +152,7 @@ def _kind(config: dict[str, Any], kind: str | None, adapter: AdapterSource | Non
             f"{adapter.path}: --model-kind {requested} contradicts the adapter's task_type {adapter.config.get('task_type')} "
             f"(a {adapter.kind} adapter); drop --model-kind, or pass {KIND_MISMATCH_FLAG}"
         )
-    architectures = config.get("architectures") or ["?"]
+    architectures = architectures_of(config) or ["?"]
     return requested or adapter.kind, str(architectures[0]), {}
 
 
@@ -158,8 +170,8 @@ def load_model(
     allow_kind_mismatch: bool = False,
     base_model: str | None = None,
     keep_adapter_unmerged: bool = False,
-    model_args: dict[str, Any] | None = None,
-    **options: Any,
+    model_args: Mapping[str, object] | None = None,
+    **options: object,
 ) -> ModelAdapter:
     """Load a checkpoint as the adapter for its kind (detected from ``config.architectures``).
 
@@ -203,8 +215,8 @@ def load_model(
         extra=extra,
     )
     notes.update(tokenizer_notes)
-    if args.answers:
-        notes["model_args"] = args.answers  # what changes the answers: in the record and the cache key
+    if args.answers:  # what changes the answers: in the record (as JSON writes it) and the cache key
+        notes["model_args"] = json.loads(json.dumps(args.answers))
     # A base saved with another head (a masked LM under a classifier adapter): its head goes unused, as in training.
     foreign_head_expected = adapter is not None and detected_kind not in {k for ks in checkpoint_kinds(config).values() for k in ks}
     notes.update(check_weights(
@@ -231,16 +243,21 @@ def load_model(
     check_tokenizer_fits(loaded_tokenizer, model, where=f"{TOKENIZER_FLAG} {tokenizer}" if tokenizer else str(tokenizer_dir))
     placed = device_map is not None or "device_map" in extra
     if not placed:
-        model.to(device)
+        module: torch.nn.Module = model  # the same call: mypy misreads PreTrainedModel.to (wrapped by functools.wraps)
+        module.to(device)
     model.eval()
     notes.update(cls.prepare_tokenizer(loaded_tokenizer, model))
     notes.update(fuse_activations(model))
     if placed:  # inputs go to the first layer's device; accelerate (or bitsandbytes) placed the rest
         device = str(model.device)
-        notes["device_map"] = {"requested": device_map or extra["device_map"], "devices": sorted({str(p.device) for p in model.parameters()})}
+        requested = device_map or extra["device_map"]
+        shown = requested if isinstance(requested, (str, dict)) else str(requested)  # a name, or bitsandbytes' {"": device}
+        notes["device_map"] = {"requested": shown, "devices": [*sorted({str(p.device) for p in model.parameters()})]}
     if "tokenizer_source" in notes:
-        notes["tokenizer_source"]["checkpoint_fingerprint"] = fingerprint
-        fingerprint = _with_tokenizer(fingerprint, notes["tokenizer_source"]["fingerprint"])
+        source = notes["tokenizer_source"]
+        assert isinstance(source, dict)  # load_tokenizer's note: an object
+        source["checkpoint_fingerprint"] = fingerprint
+        fingerprint = _with_tokenizer(fingerprint, str(source["fingerprint"]))
     info = ModelInfo(
         # resolve(): 'ckpt/sub/..' is named 'ckpt', never '..' (run directories derive from it)
         name=path.resolve().name if local else str(path_or_hub_id),
@@ -258,7 +275,7 @@ def load_model(
     return cls(model, loaded_tokenizer, info, **options)
 
 
-def _revision(model_args: dict[str, Any] | None) -> str | None:
+def _revision(model_args: Mapping[str, object] | None) -> str | None:
     """``--model-args revision=...`` (checked with the other arguments once the config is read)."""
     value = (model_args or {}).get("revision")
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip() else None

@@ -19,15 +19,19 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.encoders import EncoderAdapter
 from evalharness.types import (
     PseudoLoglikelihoodRequest,
     PseudoLoglikelihoodResponse,
     RequestKind,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["MaskedLMAdapter"]
 
@@ -40,7 +44,7 @@ class MaskedLMAdapter(EncoderAdapter):
     auto_class_name = "AutoModelForMaskedLM"
 
     @classmethod
-    def prepare_tokenizer(cls, tokenizer: Any, model: Any) -> dict[str, Any]:
+    def prepare_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> JSONObject:
         notes = super().prepare_tokenizer(tokenizer, model)
         if tokenizer.mask_token_id is None:
             raise ModelError(f"{model.name_or_path}: the tokenizer has no mask token; it cannot score a masked LM")
@@ -128,7 +132,7 @@ class MaskedLMAdapter(EncoderAdapter):
         scores: list[float] = [0.0] * len(copies)
         with torch.inference_mode():
             for batch, output in self.batches.run([{"input_ids": copy[0]} for copy in copies], batch_size):
-                logits = output.logits
+                logits = output["logits"]
                 rows = torch.arange(len(batch), device=logits.device)
                 masked = torch.tensor([copies[i][1] for i in batch], device=logits.device)
                 targets = torch.tensor([copies[i][2] for i in batch], device=logits.device)

@@ -20,54 +20,75 @@ a clear error rather than silently loading full-precision weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from evalharness.config.yamlfile import YamlScalar, YamlValue
 from evalharness.errors import ModelError, UsageError, did_you_mean
+from evalharness.jsonvalues import JsonValue
 
 __all__ = ["FLAG", "ModelArgs", "parse_model_args", "resolve_model_args"]
 
 FLAG = "--model-args"
 
 
-def _bool(value: Any) -> bool:
+def _bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
     return value
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
         raise ValueError(f"expected a non-empty text, got {value!r}")
     return str(value)
 
 
-def _number(value: Any) -> float:
+def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {value!r}")
     return float(value)
 
 
-def _memory(value: Any) -> dict[Any, str]:
+def _memory(value: object) -> dict[YamlScalar, YamlValue]:
     if not isinstance(value, Mapping) or not value:
         raise ValueError(f"expected a mapping of device -> memory such as {{0: 20GiB, cpu: 60GiB}}, got {value!r}")
     # GPU indices stay integers (also when a JSON record wrote them as text); "cpu", "disk" are names
     return {(int(key) if str(key).isdigit() else str(key)): str(size) for key, size in value.items()}
 
 
-def _names(value: Any) -> list[str]:
+def _names(value: object) -> list[YamlValue]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValueError(f"expected a list of module names, got {value!r}")
-    return list(value)
+    return [str(item) for item in value]
+
+
+def _plain(value: object, key: str) -> YamlValue:
+    """A config override as plain data (what a YAML file holds), else refused naming the argument:
+    it is recorded in the model notes and the prediction cache key."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, key) for item in value]
+    if isinstance(value, Mapping):
+        plain: dict[YamlScalar, YamlValue] = {}
+        for name, item in value.items():
+            if name is not None and not isinstance(name, (str, int, float, bool)):
+                break
+            plain[name] = _plain(item, key)
+        else:
+            return plain
+    raise UsageError(
+        f"{FLAG} {key}: expected text, a number, true/false, null, a list or a mapping of them, got {type(value).__name__} {value!r}"
+    )
 
 
 # Loading argument -> (what it does, its value check). "answers": changes the numbers.
 _ANSWERS, _PLACEMENT, _QUANTIZATION, _DTYPE = "answers", "placement", "quantization", "dtype"
-LOADING_ARGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+LOADING_ARGS: dict[str, tuple[str, Callable[[object], YamlValue]]] = {
     "revision": (_ANSWERS, _text),
     "variant": (_ANSWERS, _text),
     "attn_implementation": (_ANSWERS, _text),
@@ -104,11 +125,11 @@ def _split_pairs(text: str) -> list[str]:
     return [part for part in (p.strip() for p in parts) if part]
 
 
-def _parse_pairs(text: str) -> dict[str, Any]:
+def _parse_pairs(text: str) -> dict[str, YamlValue]:
     from evalharness.config import parse_yaml
     from evalharness.errors import SpecError
 
-    values: dict[str, Any] = {}
+    values: dict[str, YamlValue] = {}
     for pair in _split_pairs(text):
         key, sep, raw = pair.partition("=")
         key = key.strip()
@@ -123,12 +144,14 @@ def _parse_pairs(text: str) -> dict[str, Any]:
     return values
 
 
-def parse_model_args(value: Any) -> dict[str, Any] | None:
-    """``KEY=VALUE,...``, a YAML file of them, or a mapping; values read as YAML scalars."""
+def parse_model_args(value: object) -> dict[str, object] | None:
+    """``KEY=VALUE,...``, a YAML file of them, or a mapping; values read as YAML scalars
+    (checked by ``resolve_model_args`` once the checkpoint's config is read)."""
     if value is None:
         return None
+    data: Iterable[tuple[object, object]]
     if isinstance(value, Mapping):
-        data: Any = dict(value)
+        data = value.items()
     else:
         text = str(value)
         path = Path(text).expanduser()
@@ -137,47 +160,51 @@ def parse_model_args(value: Any) -> dict[str, Any] | None:
             from evalharness.errors import SpecError
 
             try:
-                data = load_yaml(path)
+                loaded = load_yaml(path)
             except SpecError as exc:
                 raise ValueError(str(exc)) from None
-            if not isinstance(data, dict):
+            if not isinstance(loaded, dict):
                 raise ValueError(f"{path}: expected a mapping of from_pretrained argument -> value")
+            data = loaded.items()
         elif "=" not in text:
             raise ValueError(f"'{text}' is neither KEY=VALUE,... nor an existing YAML file")
         else:
-            data = _parse_pairs(text)
-    for key in data:
+            data = _parse_pairs(text).items()
+    names: dict[str, object] = {}
+    for key, item in data:
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"'{key}' is not an argument name")
-    return data or None
+        names[key] = item
+    return names or None
 
 
 @dataclass(frozen=True)
 class ModelArgs:
     """The checked arguments: what goes to ``from_pretrained`` and what is recorded where."""
 
-    kwargs: dict[str, Any] = field(default_factory=dict)  # for from_pretrained (quantization built lazily)
+    kwargs: dict[str, object] = field(default_factory=dict)  # for from_pretrained (quantization built lazily)
     revision: str | None = None
     dtype: str | None = None
-    quantization: dict[str, Any] = field(default_factory=dict)
-    answers: dict[str, Any] = field(default_factory=dict)  # model notes, so the cache key
+    quantization: dict[str, YamlValue] = field(default_factory=dict)
+    answers: dict[str, YamlValue] = field(default_factory=dict)  # model notes, so the cache key
 
-    def from_pretrained(self, device: str) -> dict[str, Any]:
+    def from_pretrained(self, device: str) -> dict[str, object]:
         """Keyword arguments for ``from_pretrained``; a quantized model is placed while loading."""
         if not self.quantization:
             return dict(self.kwargs)
         from transformers import BitsAndBytesConfig
 
-        settings = dict(self.quantization)
+        settings: dict[str, object] = dict(self.quantization)
         if "bnb_4bit_compute_dtype" in settings:
             import torch
 
-            settings["bnb_4bit_compute_dtype"] = getattr(torch, settings["bnb_4bit_compute_dtype"])
+            settings["bnb_4bit_compute_dtype"] = getattr(torch, str(settings["bnb_4bit_compute_dtype"]))
         placement = {} if "device_map" in self.kwargs else {"device_map": {"": device}}
-        return {**self.kwargs, **placement, "quantization_config": BitsAndBytesConfig(**settings)}
+        # from_dict: BitsAndBytesConfig(**settings), for settings held as a mapping (checked by LOADING_ARGS)
+        return {**self.kwargs, **placement, "quantization_config": BitsAndBytesConfig.from_dict(settings)}
 
 
-def _check_quantization(quantization: dict[str, Any], device: str, *, source: str) -> None:
+def _check_quantization(quantization: Mapping[str, YamlValue], device: str, *, source: str) -> None:
     import importlib.util
 
     if quantization.get("load_in_4bit") and quantization.get("load_in_8bit"):
@@ -199,7 +226,7 @@ def _check_quantization(quantization: dict[str, Any], device: str, *, source: st
         )
 
 
-def _dtype(values: dict[str, Any], requested: str) -> str | None:
+def _dtype(values: Mapping[str, object], requested: str) -> str | None:
     given = {key: value for key, value in values.items() if key in ("torch_dtype", "dtype")}
     if len(set(given.values())) > 1:
         raise UsageError(f"{FLAG}: torch_dtype and dtype disagree ({given}); give one")
@@ -214,9 +241,9 @@ def _dtype(values: dict[str, Any], requested: str) -> str | None:
 
 
 def resolve_model_args(
-    values: Mapping[str, Any] | None,
+    values: Mapping[str, object] | None,
     *,
-    config: Mapping[str, Any],
+    config: Mapping[str, JsonValue],
     source: str,
     device: str,
     dtype: str,
@@ -226,10 +253,11 @@ def resolve_model_args(
     """Check ``values`` against the loading arguments and the checkpoint's config attributes."""
     if not values:
         return ModelArgs()
-    kwargs: dict[str, Any] = {}
-    answers: dict[str, Any] = {}
-    quantization: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
+    answers: dict[str, YamlValue] = {}
+    quantization: dict[str, YamlValue] = {}
     for key, value in values.items():
+        checked: YamlValue
         if key in LOADING_ARGS:
             role, check = LOADING_ARGS[key]
             try:
@@ -237,7 +265,7 @@ def resolve_model_args(
             except ValueError as exc:
                 raise UsageError(f"{FLAG} {key}: {exc}") from None
         elif key in config:
-            role, checked = _ANSWERS, value  # an override of config.json, applied by from_pretrained
+            role, checked = _ANSWERS, _plain(value, key)  # an override of config.json, applied by from_pretrained
         else:
             known = [*LOADING_ARGS, *config]
             raise UsageError(
@@ -250,7 +278,7 @@ def resolve_model_args(
         elif role == _ANSWERS:
             answers[key] = checked
             if key != "revision":
-                kwargs[key] = checked
+                kwargs[key] = checked if key in LOADING_ARGS else value  # a config override as given
         elif role == _PLACEMENT:
             kwargs[key] = checked
     if "revision" in answers and local:
@@ -259,9 +287,10 @@ def resolve_model_args(
     if spread and not device_map:
         raise UsageError(f"{FLAG} {', '.join(spread)}: these place weights over several devices; give --device-map auto too")
     _check_quantization(quantization, device, source=source)
+    revision = answers.get("revision")
     return ModelArgs(
         kwargs=kwargs,
-        revision=answers.get("revision"),
+        revision=revision if isinstance(revision, str) else None,
         dtype=_dtype(dict(values), dtype),
         quantization=quantization,
         answers=answers,

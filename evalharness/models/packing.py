@@ -19,7 +19,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MIN_SAVING",
@@ -134,7 +137,7 @@ def prefix_trees(rows: Sequence[tuple[Sequence[int], Sequence[int]]], *, capacit
     new tree with the prefix again). Returns the trees and, per row, its tree and the
     nodes of its scored positions.
     """
-    groups: dict[tuple[Any, ...], list[int]] = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
     for index, (tokens, targets) in enumerate(rows):
         split = len(tokens) - len(targets)
         key = (split, *tokens[:split]) if split > 0 else (0, *tokens)
@@ -203,10 +206,10 @@ def pack(sizes: Sequence[int], capacity: int) -> list[list[int]]:
 class Layout:
     """A batch of packed rows as tensors, and where each tree landed (row, first column)."""
 
-    input_ids: Any
-    position_ids: Any
-    mask: Any  # [rows, 1, width, width] bool, True: may attend
-    extras: dict[str, Any]
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    mask: torch.Tensor  # [rows, 1, width, width] bool, True: may attend
+    extras: dict[str, torch.Tensor]
     where: dict[int, tuple[int, int]]
 
 

@@ -25,9 +25,17 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_int
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import PreTrainedModel
+
+    from evalharness.models.checks import LoadingInfo
 
 __all__ = ["ADAPTER_CONFIG", "BASE_FLAG", "UNMERGED_FLAG", "AdapterSource", "apply_adapter", "read_adapter"]
 
@@ -57,7 +65,7 @@ class AdapterSource:
     """An adapter directory and its (parsed, not yet applied) configuration."""
 
     path: Path
-    config: dict[str, Any]
+    config: JSONObject
 
     @property
     def kind(self) -> str | None:
@@ -70,7 +78,7 @@ class AdapterSource:
         """Adapters trained with a changed tokenizer (a chat template, added tokens) save it alongside."""
         return (self.path / "tokenizer_config.json").is_file()
 
-    def resolve_base(self, base_model: str | None) -> tuple[Path, dict[str, Any]]:
+    def resolve_base(self, base_model: str | None) -> tuple[Path, JSONObject]:
         """The base checkpoint directory and what the record says about it."""
         from evalharness.models.base import resolve_checkpoint
 
@@ -80,8 +88,9 @@ class AdapterSource:
         if not named:
             raise ModelError(f"{self.path}: PEFT adapter whose {ADAPTER_CONFIG} names no base_model_name_or_path; pass {BASE_FLAG} PATH")
         by = BASE_FLAG if base_model else where
+        revision = None if base_model else self.config.get("revision")
         try:
-            base = resolve_checkpoint(str(named), revision=None if base_model else self.config.get("revision"))
+            base = resolve_checkpoint(str(named), revision=None if revision is None else str(revision))
         except ModelError as exc:
             raise ModelError(
                 f"{self.path}: PEFT adapter whose base model '{named}' ({by}) cannot be loaded: {exc}. "
@@ -89,12 +98,12 @@ class AdapterSource:
             ) from None
         if read_adapter(base) is not None:
             raise ModelError(f"{self.path}: the base model '{named}' ({by}) is itself a PEFT adapter; give the full base checkpoint")
-        notes: dict[str, Any] = {"path": str(named), "named_by": by}
+        notes: JSONObject = {"path": str(named), "named_by": by}
         if base_model and named_in_config and str(named_in_config) != str(base_model):
             notes["adapter_config_names"] = str(named_in_config)
         return base, notes
 
-    def saved_weights(self) -> dict[str, Any]:
+    def saved_weights(self) -> dict[str, torch.Tensor]:
         from peft.utils import load_peft_weights
 
         try:
@@ -102,29 +111,33 @@ class AdapterSource:
         except Exception as exc:  # a truncated or foreign weights file
             raise ModelError(f"{self.path}: cannot read the adapter weights ({type(exc).__name__}: {exc})") from None
 
-    def head_overrides(self, weights: Mapping[str, Any], config: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    def head_overrides(self, weights: Mapping[str, torch.Tensor], config: Mapping[str, JsonValue], kind: str) -> dict[str, int]:
         """``num_labels`` for a classifier adapter whose saved head has another number of rows
         than the base config says (a base encoder with the default 2 labels)."""
         if kind != "sequence_classifier":
             return {}
         rows = {int(value.shape[0]) for key, value in weights.items() if key.endswith(".weight") and _is_saved_module(key, self.config)}
-        labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
+        id2label = config.get("id2label")
+        labels = (len(id2label) if isinstance(id2label, (dict, list)) else 0) or expect_int(
+            config.get("num_labels", 2), f"{self.path}: the base model's config.json num_labels", error=ModelError
+        )
         if len(rows) == 1 and labels not in rows:
             return {"num_labels": rows.pop()}
         return {}
 
-    def covered(self, loading_info: Mapping[str, Any], weights: Mapping[str, Any]) -> dict[str, Any]:
+    def covered(self, loading_info: LoadingInfo, weights: Mapping[str, torch.Tensor]) -> LoadingInfo:
         """``loading_info`` without the base weights that the adapter's saved modules replace."""
         saved = {key.removeprefix(_SAVED_PREFIX) for key in weights if _is_saved_module(key, self.config)}
-        info = dict(loading_info)
+        info = loading_info.copy()
         info["missing_keys"] = [key for key in loading_info.get("missing_keys") or () if key not in saved]
         info["mismatched_keys"] = [item for item in loading_info.get("mismatched_keys") or () if item[0] not in saved]
         return info
 
 
-def _is_saved_module(key: str, config: Mapping[str, Any]) -> bool:
+def _is_saved_module(key: str, config: Mapping[str, JsonValue]) -> bool:
     """A whole module the adapter saves (``modules_to_save``), not an adapter layer's weight."""
-    modules = config.get("modules_to_save") or []
+    saved = config.get("modules_to_save")
+    modules = saved if isinstance(saved, list) else []
     name = key.removeprefix(_SAVED_PREFIX)
     return any(name.startswith(f"{module}.") or f".{module}." in f".{name}" for module in modules)
 
@@ -151,7 +164,7 @@ def read_adapter(path: Path) -> AdapterSource | None:
     return AdapterSource(path, config)
 
 
-def _peft_config(source: AdapterSource) -> Any:
+def _peft_config(source: AdapterSource) -> PeftConfig:
     try:
         from peft import PeftConfig
     except ImportError:
@@ -169,15 +182,15 @@ def _peft_config(source: AdapterSource) -> Any:
     return config
 
 
-def _resize_embeddings(model: Any, weights: Mapping[str, Any]) -> int | None:
+def _resize_embeddings(model: PreTrainedModel, weights: Mapping[str, torch.Tensor]) -> int | None:
     """Adapters trained after adding tokens save the resized embeddings; the base is resized
     to them first (as training did), else the saved rows could not load."""
-    embeddings = model.get_input_embeddings()
-    rows = embeddings.num_embeddings if embeddings is not None else None
+    embeddings = model.get_input_embeddings()  # declared a bare Module: its sizes are read by name
+    rows: int | None = int(getattr(embeddings, "num_embeddings")) if embeddings is not None else None
     saved = {
         int(value.shape[0])
         for key, value in weights.items()
-        if rows is not None and value.ndim == 2 and key.endswith(".weight") and value.shape[1] == embeddings.embedding_dim
+        if rows is not None and value.ndim == 2 and key.endswith(".weight") and value.shape[1] == getattr(embeddings, "embedding_dim")
         and any(part in key for part in ("embed_tokens", "wte", "word_embeddings", "lm_head", "embed_out"))
     }
     grown = max(saved, default=rows)
@@ -188,8 +201,8 @@ def _resize_embeddings(model: Any, weights: Mapping[str, Any]) -> int | None:
 
 
 def apply_adapter(
-    model: Any, source: AdapterSource, weights: Mapping[str, Any], *, base_path: Path, merge: bool, quantized: bool
-) -> tuple[Any, dict[str, Any]]:
+    model: PreTrainedModel, source: AdapterSource, weights: Mapping[str, torch.Tensor], *, base_path: Path, merge: bool, quantized: bool
+) -> tuple[PreTrainedModel, JSONObject]:
     """The base ``model`` with the adapter applied (merged when asked and possible) and the notes."""
     from peft import PeftModel
     from peft.utils import set_peft_model_state_dict
@@ -216,25 +229,33 @@ def apply_adapter(
         if unexpected:
             parts.append(f"{len(unexpected)} saved adapter weight(s) match no module of the base ({', '.join(unexpected[:4])})")
         raise ModelError(f"{both} do not fit: " + "; ".join(parts) + f". Give the base the adapter was trained on ({BASE_FLAG} PATH)")
-    notes: dict[str, Any] = {"peft_type": str(config.peft_type.value if hasattr(config.peft_type, "value") else config.peft_type)}
+    notes: JSONObject = {"peft_type": str(getattr(config.peft_type, "value", config.peft_type))}
     if config.task_type:
         notes["task_type"] = str(getattr(config.task_type, "value", config.task_type))
-    if getattr(config, "modules_to_save", None):
-        notes["modules_to_save"] = sorted(config.modules_to_save)
+    modules_to_save = getattr(config, "modules_to_save", None)  # LoRA-style configs have it, PeftConfig does not
+    if modules_to_save:
+        notes["modules_to_save"] = [str(module) for module in sorted(modules_to_save)]
     if resized:
         notes["resized_embeddings"] = resized
     if not merge or quantized:
         notes["merged"] = False
         notes["unmerged_because"] = f"{UNMERGED_FLAG}" if not merge else "the base is quantized (merging would dequantize it)"
-        return wrapped.eval(), notes
+        return _unmerged(wrapped), notes
     try:
         merged = wrapped.merge_and_unload()
     except Exception as exc:  # adapter types without a merge
         notes["merged"] = False
         notes["unmerged_because"] = f"{config.peft_type} cannot be merged ({type(exc).__name__})"
-        return wrapped.eval(), notes
+        return _unmerged(wrapped), notes
     notes["merged"] = True
     return merged.eval(), notes
+
+
+def _unmerged(wrapped: PeftModel) -> PreTrainedModel:
+    """The adapter kept apart from the base weights. A ``PeftModel`` is called as the model it
+    wraps and forwards every attribute it lacks to it (``PeftModel.__getattr__``), so the
+    adapters use it as that ``PreTrainedModel``."""
+    return cast("PreTrainedModel", wrapped.eval())
 
 
 def adapter_fingerprint(base_fingerprint: str, adapter_fingerprint: str) -> str:

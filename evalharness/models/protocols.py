@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeAlias, TypedDict, TypeVar, cast, runtime_checkable
 
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.base import ModelInfo
 from evalharness.types import (
     ClassifyRequest,
@@ -29,6 +30,8 @@ from evalharness.types import (
     PseudoLoglikelihoodResponse,
     Request,
     RequestKind,
+    RequestOptions,
+    Response,
     RollingLoglikelihoodResponse,
     RollingOptions,
     SpanOptions,
@@ -49,6 +52,7 @@ __all__ = [
     "Classifies",
     "Generates",
     "RequestCall",
+    "RollingWindows",
     "ScoresLoglikelihood",
     "ScoresPseudoLoglikelihood",
     "ScoresRolling",
@@ -133,11 +137,20 @@ class LabelHead(Protocol):
     def is_regression(self) -> bool: ...
 
 
+class RollingWindows(TypedDict):
+    """How ``loglikelihood_rolling`` windows a text on a model, every length resolved."""
+
+    window: str
+    max_length: int
+    stride: int
+    prefix_token_id: int
+
+
 @runtime_checkable
 class TextWindows(Protocol):
     """How ``loglikelihood_rolling`` windows a text on this model (lengths resolved)."""
 
-    def rolling_settings(self, window: str, max_length: int | None, stride: int | None) -> dict[str, Any]: ...
+    def rolling_settings(self, window: str, max_length: int | None, stride: int | None) -> RollingWindows: ...
 
 
 @runtime_checkable
@@ -166,7 +179,7 @@ class DecodesSequences(Protocol):
     @property
     def model_type(self) -> str: ...
 
-    def generation_settings(self, decoding: Decoding | None = ..., **settings: Any) -> dict[str, Any]: ...
+    def generation_settings(self, decoding: Decoding | None = ..., **settings: object) -> JSONObject: ...
 
 
 @runtime_checkable
@@ -176,53 +189,93 @@ class ChecksGeneration(Protocol):
     def check_generation(self, max_new_tokens: int) -> None: ...
 
 
+ProtocolT = TypeVar("ProtocolT")
 RequestT = TypeVar("RequestT")
-ResponseT = TypeVar("ResponseT")
+OptionsT = TypeVar("OptionsT", GenerationOptions, RollingOptions, SpanOptions)
+
+
+def _answering(adapter: LoadedModel, protocol: type[ProtocolT]) -> ProtocolT:
+    """``adapter`` as the protocol of the kind asked (the engine asks only kinds in ``answers``)."""
+    if not isinstance(adapter, protocol):
+        raise TypeError(f"{type(adapter).__name__} does not implement {protocol.__name__}")
+    return adapter
+
+
+def _of_kind(requests: list[Request], kind: type[RequestT]) -> list[RequestT]:
+    """The requests of one kind: the engine hands a kind only the requests its formulation built
+    for it, and moves them as the ``Request`` union without reading them (not checked per request)."""
+    return cast("list[RequestT]", requests)
+
+
+def _options(options: RequestOptions | None, kind: type[OptionsT]) -> OptionsT | None:
+    """The kind's own options (``None``: the defaults)."""
+    if options is not None and not isinstance(options, kind):
+        raise TypeError(f"{kind.__name__} expected, got {type(options).__name__}")
+    return options
+
+
+# How the engine calls a kind: the adapter, the requests, the batch size and the options.
+RequestFunction: TypeAlias = Callable[[LoadedModel, list[Request], int, RequestOptions | None], Sequence[Response]]
 
 
 @dataclass(frozen=True)
-class RequestCall(Generic[RequestT, ResponseT]):
+class RequestCall:
     """How the engine asks one request kind: the protocol the backend must implement, the
     options type the kind takes (``None``: no options) and the call itself."""
 
-    protocol: type[Any]
-    options: type[Any] | None
-    call: Callable[[Any, list[RequestT], int, Any], list[ResponseT]]
+    protocol: type[object]
+    options: type[RequestOptions] | None
+    call: RequestFunction
     method: str  # for messages ("classify on inputs of up to N characters")
 
 
-REQUEST_CALLS: dict[RequestKind, RequestCall[Any, Any]] = {
+REQUEST_CALLS: dict[RequestKind, RequestCall] = {
     RequestKind.CLASSIFY: RequestCall(
-        Classifies, None, lambda adapter, requests, size, options: adapter.classify(requests, batch_size=size), "classify"
+        Classifies,
+        None,
+        lambda adapter, requests, size, options: _answering(adapter, Classifies).classify(
+            _of_kind(requests, ClassifyRequest), batch_size=size
+        ),
+        "classify",
     ),
     RequestKind.EXTRACT_SPAN: RequestCall(
         AnswersSpans,
         SpanOptions,
-        lambda adapter, requests, size, options: adapter.answer(requests, batch_size=size, options=options),
+        lambda adapter, requests, size, options: _answering(adapter, AnswersSpans).answer(
+            _of_kind(requests, SpanRequest), batch_size=size, options=_options(options, SpanOptions)
+        ),
         "answer",
     ),
     RequestKind.LOGLIKELIHOOD: RequestCall(
         ScoresLoglikelihood,
         None,
-        lambda adapter, requests, size, options: adapter.loglikelihood(requests, batch_size=size),
+        lambda adapter, requests, size, options: _answering(adapter, ScoresLoglikelihood).loglikelihood(
+            _of_kind(requests, LoglikelihoodRequest), batch_size=size
+        ),
         "loglikelihood",
     ),
     RequestKind.LOGLIKELIHOOD_ROLLING: RequestCall(
         ScoresRolling,
         RollingOptions,
-        lambda adapter, requests, size, options: adapter.loglikelihood_rolling(requests, batch_size=size, options=options),
+        lambda adapter, requests, size, options: _answering(adapter, ScoresRolling).loglikelihood_rolling(
+            _of_kind(requests, str), batch_size=size, options=_options(options, RollingOptions)
+        ),
         "loglikelihood_rolling",
     ),
     RequestKind.GENERATE: RequestCall(
         Generates,
         GenerationOptions,
-        lambda adapter, requests, size, options: adapter.generate(requests, batch_size=size, options=options),
+        lambda adapter, requests, size, options: _answering(adapter, Generates).generate(
+            _of_kind(requests, str), batch_size=size, options=_options(options, GenerationOptions)
+        ),
         "generate",
     ),
     RequestKind.PSEUDO_LOGLIKELIHOOD: RequestCall(
         ScoresPseudoLoglikelihood,
         None,
-        lambda adapter, requests, size, options: adapter.pseudo_loglikelihood(requests, batch_size=size),
+        lambda adapter, requests, size, options: _answering(adapter, ScoresPseudoLoglikelihood).pseudo_loglikelihood(
+            _of_kind(requests, PseudoLoglikelihoodRequest), batch_size=size
+        ),
         "pseudo_loglikelihood",
     ),
 }

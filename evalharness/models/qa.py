@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.base import options_with
+from evalharness.models.batching import filled
 from evalharness.models.encoders import EncoderAdapter
 from evalharness.models.spans import SpanDecoding, Window, decode_answer
 from evalharness.types import RequestKind, SpanOptions, SpanRequest, SpanResponse
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["DEFAULT_DOC_STRIDE", "DEFAULT_MAX_LENGTH", "ExtractiveQAAdapter"]
 
@@ -31,12 +37,13 @@ DEFAULT_MAX_LENGTH = 384
 DEFAULT_DOC_STRIDE = 128
 
 PairInput = tuple[str, str] | SpanRequest
+StartEnd: TypeAlias = tuple[NDArray[np.float32], NDArray[np.float32]]  # a window's start and end logits
 
 
 @dataclasses.dataclass
 class _Encoded:
     windows: list[dict[str, list[int]]]  # model inputs per window
-    meta: list[tuple[int, np.ndarray, list[tuple[int, int]], list[int | None], int]]  # owner, answerable, offsets, word ids, null index
+    meta: list[tuple[int, NDArray[np.bool_], list[tuple[int, int]], list[int | None], int]]  # owner, answerable, offsets, word ids, null index
 
 
 class ExtractiveQAAdapter(EncoderAdapter):
@@ -45,7 +52,7 @@ class ExtractiveQAAdapter(EncoderAdapter):
     auto_class_name = "AutoModelForQuestionAnswering"
 
     @classmethod
-    def prepare_tokenizer(cls, tokenizer: Any, model: Any) -> dict[str, Any]:
+    def prepare_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> JSONObject:
         notes = super().prepare_tokenizer(tokenizer, model)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError(
@@ -119,18 +126,19 @@ class ExtractiveQAAdapter(EncoderAdapter):
             result.meta.append((owner, answerable, encoded["offset_mapping"][index], encoded.word_ids(index), null_index))
         return result
 
-    def _logits(self, windows: list[dict[str, list[int]]], batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        results: list[Any] = [None] * len(windows)
+    def _logits(self, windows: list[dict[str, list[int]]], batch_size: int) -> list[StartEnd]:
+        results: list[StartEnd | None] = [None] * len(windows)
         for batch, output in self.batches.run(windows, batch_size):
-            starts = output.start_logits.float().cpu().numpy()
-            ends = output.end_logits.float().cpu().numpy()
+            starts = output["start_logits"].float().cpu().numpy()
+            ends = output["end_logits"].float().cpu().numpy()
             for row, index in enumerate(batch):
                 size = len(windows[index]["input_ids"])
                 results[index] = (starts[row, :size], ends[row, :size])
-        for start, end in results:
+        logits = filled(results)
+        for start, end in logits:
             if not (np.isfinite(start).all() and np.isfinite(end).all()):
                 raise ModelError(f"{self.info.name}: the model returned non-finite start/end logits")
-        return results
+        return logits
 
     def answer(
         self,
@@ -139,7 +147,7 @@ class ExtractiveQAAdapter(EncoderAdapter):
         *,
         batch_size: int = 32,
         options: SpanOptions | None = None,
-        **settings: Any,
+        **settings: object,
     ) -> list[SpanResponse]:
         """One answer per ``(question, context)`` pair, or per question when ``contexts`` is given.
 

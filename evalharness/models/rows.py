@@ -22,29 +22,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from evalharness.models.batching import count_shared, packing_enabled, sorted_batches
-from evalharness.models.packing import Tree, layout, pack, pack_rows, prefix_trees, saves_enough
+from evalharness.models.packing import Layout, Tree, layout, pack, pack_rows, prefix_trees, saves_enough
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
 __all__ = ["Row", "RowScorer"]
 
 Row = tuple[list[int], list[int]]  # (model input, the targets its last positions predict)
+# A boolean 4-D mask ([rows, 1, width, width], True: may attend) as an attention implementation takes it.
+MaskFormat: TypeAlias = "Callable[[torch.Tensor, torch.dtype], torch.Tensor]"
 PROBE_SHAPE = (12, 2, 3, 7)  # shared prefix, two continuations, a separate row (tokens)
 PROBE_TOLERANCE = {"float32": 1e-4, "float64": 1e-6}  # relative; half precision: HALF_TOLERANCE
 HALF_TOLERANCE = 2e-2
 
 
-def probe_tolerance(dtype: Any) -> float:
+def probe_tolerance(dtype: torch.dtype) -> float:
     """How closely a packed layout must reproduce the padded one on a load-time probe."""
     return PROBE_TOLERANCE.get(str(dtype).removeprefix("torch."), HALF_TOLERANCE)
 
 
-def _bool_mask(mask: Any, dtype: Any) -> Any:
+def _bool_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask
 
 
-def _additive_mask(mask: Any, dtype: Any) -> Any:
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     import torch
 
     return torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
@@ -52,13 +58,13 @@ def _additive_mask(mask: Any, dtype: Any) -> Any:
 
 # How each attention implementation of transformers takes a custom 4-D mask. Others
 # (flash attention: packed sequences by position ids only, no trees) keep the padded layout.
-MASK_FORMATS: dict[str, Callable[[Any, Any], Any]] = {"sdpa": _bool_mask, "eager": _additive_mask}
+MASK_FORMATS: dict[str, MaskFormat] = {"sdpa": _bool_mask, "eager": _additive_mask}
 # Config fields of models that restrict attention themselves (sliding windows, local or
 # chunked attention): a custom mask replaces theirs, and a short probe cannot tell.
 OWN_ATTENTION_PATTERNS = ("sliding_window", "local_attention", "attention_window", "attention_chunk_size")
 
 
-def mask_format(model: Any) -> tuple[Callable[[Any, Any], Any] | None, str]:
+def mask_format(model: PreTrainedModel) -> tuple[MaskFormat | None, str]:
     """How to hand ``model`` a custom 4-D mask, or (None, why it cannot take one)."""
     config = model.config
     implementation = getattr(config, "_attn_implementation", None)
@@ -73,7 +79,7 @@ def mask_format(model: Any) -> tuple[Callable[[Any, Any], Any] | None, str]:
     return format_, ""
 
 
-def attention_scale(model: Any) -> float:
+def attention_scale(model: PreTrainedModel) -> float:
     """Row width at which attention costs about what the rest of a layer costs per token
     (≈ 6 × the hidden size), for choosing how wide to pack rows."""
     config = model.config
@@ -81,7 +87,7 @@ def attention_scale(model: Any) -> float:
     return 6.0 * float(hidden)
 
 
-def _read(selected: Any, inverse: Any, targets: Sequence[int]) -> tuple[list[float], list[bool]]:
+def _read(selected: torch.Tensor, inverse: torch.Tensor, targets: Sequence[int]) -> tuple[list[float], list[bool]]:
     """log p(target) and greedy per target from the logits of distinct positions
     (``selected``, ``[positions, vocab]``) and each target's position (``inverse``)."""
     import torch
@@ -98,13 +104,13 @@ def _read(selected: Any, inverse: Any, targets: Sequence[int]) -> tuple[list[flo
 class RowScorer:
     """Scores rows for one causal LM, packed where its probe passed, padded otherwise."""
 
-    def __init__(self, model: Any, *, pad: int, capacity: int, selected_logits: bool) -> None:
+    def __init__(self, model: PreTrainedModel, *, pad: int, capacity: int, selected_logits: bool) -> None:
         self.model = model
         self.pad = pad
         self.capacity = capacity
         self._selected_logits = selected_logits  # forward takes logits_to_keep
-        self._mask_format: Callable[[Any, Any], Any] | None = None
-        self._head: Any = None  # the output embeddings, when they alone turn hidden states into logits
+        self._mask_format: MaskFormat | None = None
+        self._head: torch.nn.Module | None = None  # the output embeddings, when they alone turn hidden states into logits
         self._attention = attention_scale(model)
         self.note = self._probe()
 
@@ -191,7 +197,7 @@ class RowScorer:
                 self._collect(results, self._logits_at(packed, unique), inverse, rows, order)
         return results  # type: ignore[return-value]
 
-    def _logits_at(self, packed: Any, flat_positions: Any) -> Any:
+    def _logits_at(self, packed: Layout, flat_positions: torch.Tensor) -> torch.Tensor:
         """Logits at the given positions of the flattened ``[rows * width]`` batch."""
         assert self._mask_format is not None
         device = self.model.device
@@ -208,7 +214,9 @@ class RowScorer:
         return logits.reshape(-1, logits.shape[-1])[flat_positions.to(logits.device)]
 
     @staticmethod
-    def _collect(results: list, selected: Any, inverse: Any, rows: Sequence[Row], order: Sequence[int]) -> None:
+    def _collect(
+        results: list[tuple[float, bool] | None], selected: torch.Tensor, inverse: torch.Tensor, rows: Sequence[Row], order: Sequence[int]
+    ) -> None:
         """Sum each row's target log-probabilities (rows in ``order``, targets consecutive)."""
         targets = [target for index in order for target in rows[index][1]]
         logprobs, greedy = _read(selected, inverse, targets)

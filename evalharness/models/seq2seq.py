@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import ModelError, UsageError
-from evalharness.models.base import ModelAdapter, options_with
+from evalharness.jsonvalues import JSONObject, JsonValue
+from evalharness.models.base import ModelAdapter, decoded, generator, options_with
 from evalharness.models.batching import filled, sorted_batches
 from evalharness.types import Decoding, GenerateResponse, GenerationOptions, RequestKind
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["Seq2SeqAdapter"]
 
@@ -31,7 +36,7 @@ class Seq2SeqAdapter(ModelAdapter):
     auto_class_name = "AutoModelForSeq2SeqLM"
 
     @classmethod
-    def prepare_tokenizer(cls, tokenizer: Any, model: Any) -> dict[str, Any]:
+    def prepare_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> JSONObject:
         notes = super().prepare_tokenizer(tokenizer, model)
         if tokenizer.padding_side != "right":
             # Left padding would shift absolute positions (BART, Marian) in the encoder.
@@ -53,7 +58,7 @@ class Seq2SeqAdapter(ModelAdapter):
         """``config.model_type`` (``t5``, ``bart``, ``marian``...), which task prefixes key on."""
         return str(self.model.config.model_type)
 
-    def generation_config(self, decoding: Decoding) -> Any:
+    def generation_config(self, decoding: Decoding) -> GenerationConfig:
         """The checkpoint's generation config with the run's settings and no sampling."""
         config = copy.deepcopy(self.model.generation_config)
         config.do_sample = False
@@ -68,12 +73,12 @@ class Seq2SeqAdapter(ModelAdapter):
         config.no_repeat_ngram_size = decoding.no_repeat_ngram_size or None
         return config
 
-    def generation_settings(self, decoding: Decoding | None = None, **settings: Any) -> dict[str, Any]:
+    def generation_settings(self, decoding: Decoding | None = None, **settings: object) -> JSONObject:
         """What decoding will use (for the run record): the config's non-default fields."""
-        config = self.generation_config(options_with(Decoding, decoding, settings)).to_diff_dict()
+        config: dict[str, JsonValue] = self.generation_config(options_with(Decoding, decoding, settings)).to_diff_dict()
         return {key: value for key, value in sorted(config.items()) if key not in _RECORD_SKIP}
 
-    def _encode(self, prompts: list[str]) -> tuple[list[dict[str, Any]], list[bool]]:
+    def _encode(self, prompts: list[str]) -> tuple[list[dict[str, list[int]]], list[bool]]:
         """Tokenize once without truncation; re-encode only the inputs that are too long."""
         encoded = self.tokenizer(prompts, truncation=False, verbose=False)
         names = [name for name in ("input_ids", "attention_mask") if name in encoded]
@@ -92,7 +97,7 @@ class Seq2SeqAdapter(ModelAdapter):
         end = next((i for i, token in enumerate(tokens) if token in eos_ids), len(tokens))
         kept = tokens[:end]
         special = set(self.tokenizer.all_special_ids)
-        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        text = decoded(self.tokenizer, kept)
         cuts = [text.find(marker) for marker in stop if marker and marker in text]
         if cuts:
             text = text[: min(cuts)]
@@ -104,7 +109,7 @@ class Seq2SeqAdapter(ModelAdapter):
         *,
         batch_size: int = 8,
         options: GenerationOptions | None = None,
-        **settings: Any,
+        **settings: object,
     ) -> list[GenerateResponse]:
         """Decode a continuation of each encoder input, in input order.
 
@@ -128,7 +133,7 @@ class Seq2SeqAdapter(ModelAdapter):
             for batch in sorted_batches([len(row["input_ids"]) for row in rows], batch_size):
                 padded = self.tokenizer.pad([rows[i] for i in batch], padding_side="right", return_tensors="pt")
                 try:
-                    output = self.model.generate(
+                    output = generator(self.model).generate(
                         **{key: value.to(device) for key, value in padded.items()},
                         generation_config=config,
                         logits_processor=LogitsProcessorList(
@@ -137,6 +142,7 @@ class Seq2SeqAdapter(ModelAdapter):
                     )
                 except (ValueError, TypeError) as exc:  # invalid settings for this checkpoint
                     raise ModelError(f"{self.info.name}: generation failed: {exc}") from None
+                assert isinstance(output, torch.Tensor)  # the token ids: no return_dict_in_generate asked for
                 for row, index in enumerate(batch):
                     text, count = self._finish(output[row, 1:].tolist(), chosen.stop)  # drop the decoder start
                     results[index] = GenerateResponse(text, count, truncated[index])

@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
 from evalharness.errors import UsageError
 from evalharness.types import SpanResponse
@@ -37,6 +38,8 @@ from evalharness.types import SpanResponse
 __all__ = ["SCORINGS", "SpanDecoding", "Window", "decode_answer"]
 
 Scoring = Literal["probability", "logit"]
+Logits: TypeAlias = "NDArray[np.float32] | NDArray[np.float64]"  # as the model returns them (float32), or given
+Scores: TypeAlias = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,9 @@ class Window:
     position whose logits score "no answer".
     """
 
-    start_logits: np.ndarray
-    end_logits: np.ndarray
-    answerable: np.ndarray
+    start_logits: Logits
+    end_logits: Logits
+    answerable: NDArray[np.bool_]
     offsets: Sequence[tuple[int, int]]
     word_ids: Sequence[int | None] | None = None
     null_index: int = 0
@@ -91,18 +94,18 @@ class _Candidate:
 class _Scorer:
     """One scoring: per-token scores, how a span combines them, how windows combine spans."""
 
-    token_scores: Callable[[Window], tuple[np.ndarray, np.ndarray, float]]
-    combine: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    token_scores: Callable[[Window], tuple[Scores, Scores, float]]
+    combine: Callable[[Scores, Scores], Scores]
     merge_same_text: bool
     log_ratio: Callable[[float, float], float]  # log(null / best) in this scoring's units
 
 
-def _softmax_scores(window: Window) -> tuple[np.ndarray, np.ndarray, float]:
+def _softmax_scores(window: Window) -> tuple[Scores, Scores, float]:
     """Probabilities over the context tokens and the null token (the pipeline's softmax)."""
     domain = np.asarray(window.answerable, dtype=bool).copy()
     domain[window.null_index] = True
 
-    def softmax(logits: np.ndarray) -> np.ndarray:
+    def softmax(logits: Logits) -> Scores:
         values = np.where(domain, np.asarray(logits, dtype=np.float64), -np.inf)
         values = np.exp(values - values.max())
         return values / values.sum()
@@ -111,7 +114,7 @@ def _softmax_scores(window: Window) -> tuple[np.ndarray, np.ndarray, float]:
     return start, end, float(start[window.null_index] * end[window.null_index])
 
 
-def _logit_scores(window: Window) -> tuple[np.ndarray, np.ndarray, float]:
+def _logit_scores(window: Window) -> tuple[Scores, Scores, float]:
     start = np.asarray(window.start_logits, dtype=np.float64)
     end = np.asarray(window.end_logits, dtype=np.float64)
     return start, end, float(start[window.null_index] + end[window.null_index])

@@ -12,10 +12,13 @@ Imports transformers at module level: only the causal adapter's ``generate`` imp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 from evalharness.errors import ModelError
 
@@ -35,7 +38,7 @@ class StopSequences(StoppingCriteria):
     so a stop string inside the prompt never ends generation.
     """
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_width: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stops: Sequence[str], prompt_width: int) -> None:
         self.tokenizer = tokenizer
         self.stops = list(stops)
         self.prompt_width = prompt_width
@@ -43,7 +46,7 @@ class StopSequences(StoppingCriteria):
         # decodes without its leading space at the start of the window.
         self.lookback = max(len(stop.encode("utf-8")) for stop in self.stops) + 2
 
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
         new = input_ids[:, self.prompt_width :]
         tails = new[:, -self.lookback :].tolist()
         texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)

@@ -17,9 +17,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import ModelError
+from evalharness.jsonvalues import JSONObject
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["TOKENIZER_FLAG", "check_tokenizer_fits", "load_tokenizer"]
 
@@ -34,7 +39,7 @@ _PROBE = "The Quick brown FOX, naïve café Über straße: 2 + 30 = 32 — 'quot
 _FIX = f"Add the tokenizer files saved with the checkpoint (tokenizer.save_pretrained), or pass {TOKENIZER_FLAG} DIR naming the tokenizer it was trained with"
 
 
-def _read_config(directory: Path, where: str) -> dict[str, Any]:
+def _read_config(directory: Path, where: str) -> JSONObject:
     """``tokenizer_config.json``. Without it every setting (lower-casing, special tokens,
     maximum length, decoding clean-up) is a class default: that is acceptable only when a
     ``tokenizer.json`` fixes the whole pipeline (the loaded tokenizer is then checked against
@@ -57,7 +62,7 @@ def _read_config(directory: Path, where: str) -> dict[str, Any]:
     return config
 
 
-def _refuse_redirected_files(directory: Path, config: dict[str, Any], where: str) -> None:
+def _refuse_redirected_files(directory: Path, config: JSONObject, where: str) -> None:
     """A ``*_file`` setting naming a file outside the directory: transformers 4.x reads it."""
     # Paths compared as written, symlinks not followed: a hub snapshot's files are links into
     # the cache's blob folder, which is outside the snapshot directory.
@@ -73,7 +78,7 @@ def _refuse_redirected_files(directory: Path, config: dict[str, Any], where: str
             )
 
 
-def _refuse_unknown_class(config: dict[str, Any], where: str, trust_remote_code: bool) -> None:
+def _refuse_unknown_class(config: JSONObject, where: str, trust_remote_code: bool) -> None:
     """transformers silently uses a generic tokenizer for a ``tokenizer_class`` it does not know."""
     from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
 
@@ -88,7 +93,7 @@ def _refuse_unknown_class(config: dict[str, Any], where: str, trust_remote_code:
         )
 
 
-def _vocabulary_files(tokenizer: Any, directory: Path, where: str) -> list[str]:
+def _vocabulary_files(tokenizer: PreTrainedTokenizerBase, directory: Path, where: str) -> list[str]:
     """The vocabulary files the loaded class reads that are in ``directory``; none is a refusal."""
     names = set(getattr(type(tokenizer), "vocab_files_names", {}).values())
     if getattr(tokenizer, "is_fast", False):
@@ -103,7 +108,7 @@ def _vocabulary_files(tokenizer: Any, directory: Path, where: str) -> list[str]:
     return present
 
 
-def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str) -> None:
+def _check_against_tokenizer_json(tokenizer: PreTrainedTokenizerBase, backend: Tokenizer, directory: Path, where: str) -> None:
     """The tokenizer transformers built must tokenize like ``tokenizer.json`` itself and must not
     have invented special tokens that the file's vocabulary lacks."""
     from tokenizers import Tokenizer
@@ -113,7 +118,7 @@ def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str) -
     except Exception as exc:  # a file transformers read but tokenizers cannot: do not guess
         raise ModelError(f"{where}: {directory / TOKENIZER_JSON} is unreadable ({exc})") from None
     name = type(tokenizer).__name__
-    built = _tokens(tokenizer.backend_tokenizer, f"{where}: the tokenizer transformers built ({name})")
+    built = _tokens(backend, f"{where}: the tokenizer transformers built ({name})")
     own = _tokens(raw, f"{where}: {directory / TOKENIZER_JSON}")
     if built != own:
         first = next((i for i, (a, b) in enumerate(zip(built, own)) if a != b), min(len(built), len(own)))
@@ -132,7 +137,7 @@ def _check_against_tokenizer_json(tokenizer: Any, directory: Path, where: str) -
         )
 
 
-def _tokens(backend: Any, what: str) -> list[str]:
+def _tokens(backend: Tokenizer, what: str) -> list[str]:
     """The probe's tokens without special tokens: inserting those is tokenizer_config.json's
     business (add_bos_token, ...), which transformers applies on top of the file."""
     try:
@@ -148,7 +153,7 @@ def _fingerprint(directory: Path, names: list[str]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | None = None) -> tuple[Any, dict[str, Any]]:
+def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | None = None) -> tuple[PreTrainedTokenizerBase, JSONObject]:
     """The tokenizer in ``directory`` (the checkpoint, or ``given`` = ``--tokenizer``), checked
     against its files; returns it with the notes for the run record."""
     from transformers import AutoTokenizer
@@ -163,9 +168,9 @@ def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | Non
         reason = " ".join(str(exc).split())[:400]
         raise ModelError(f"{where}: cannot load the tokenizer ({type(exc).__name__}: {reason}). {_FIX}") from None
     files = _vocabulary_files(tokenizer, directory, where)
-    if TOKENIZER_JSON in files and hasattr(tokenizer, "backend_tokenizer"):
-        _check_against_tokenizer_json(tokenizer, directory, where)
-    notes: dict[str, Any] = {}
+    if TOKENIZER_JSON in files and hasattr(tokenizer, "backend_tokenizer"):  # a tokenizers-backed class's own Tokenizer
+        _check_against_tokenizer_json(tokenizer, tokenizer.backend_tokenizer, directory, where)
+    notes: JSONObject = {}
     if not config:
         notes["tokenizer_config"] = (
             f"no {CONFIG_FILE}: settings from {TOKENIZER_JSON} and {type(tokenizer).__name__}'s defaults "
@@ -176,14 +181,14 @@ def load_tokenizer(directory: Path, *, trust_remote_code: bool, given: str | Non
     used = sorted(files + [name for name in _SETTINGS_FILES if (directory / name).is_file()])
     return tokenizer, {
         **notes,
-        "tokenizer_source": {"path": given, "class": type(tokenizer).__name__, "files": used, "fingerprint": _fingerprint(directory, used)},
+        "tokenizer_source": {"path": given, "class": type(tokenizer).__name__, "files": [*used], "fingerprint": _fingerprint(directory, used)},
     }
 
 
-def check_tokenizer_fits(tokenizer: Any, model: Any, *, where: str) -> None:
+def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, *, where: str) -> None:
     """Every token id must have a row in the model's input embedding."""
     try:
-        rows = int(model.get_input_embeddings().num_embeddings)
+        rows = int(getattr(model.get_input_embeddings(), "num_embeddings"))  # declared a bare Module
     except (AttributeError, NotImplementedError, TypeError):  # no single input embedding to check
         return
     if len(tokenizer) > rows:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from evalharness.errors import UnsupportedTaskError
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.base import (
@@ -11,6 +9,8 @@ from evalharness.prompting.base import (
     Formulation,
     FormulationOptions,
     RunOption,
+    SomeFormulation,
+    erased,
 )
 from evalharness.prompting.choice import ChoiceLoglikelihood
 from evalharness.prompting.counterfactual import wrap_counterfactual
@@ -31,26 +31,27 @@ __all__ = [
     "Formulation",
     "FormulationOptions",
     "RunOption",
+    "SomeFormulation",
     "choose_formulation",
 ]
 
-_PROMPT_GENERATE = PromptGenerate()
-_SEQ2SEQ = Seq2SeqGenerate()  # one instance, listed under each task kind it answers
+_PROMPT_GENERATE = erased(PromptGenerate())
+_SEQ2SEQ = erased(Seq2SeqGenerate())  # one instance, listed under each task kind it answers
 
 # Task kind -> formulations in order of preference. The first one the checkpoint supports wins:
 # fine-tuned heads and seq2seq generation (which refuses other kinds) before prompting.
-FORMULATIONS: dict[str, list[Formulation]] = {
-    "classification": [ClassifierHead(), ChoiceLoglikelihood()],
-    "regression": [RegressionHead()],
-    "extractive_qa": [SpanHead(), _SEQ2SEQ, _PROMPT_GENERATE],
+FORMULATIONS: dict[str, list[SomeFormulation]] = {
+    "classification": [erased(ClassifierHead()), erased(ChoiceLoglikelihood())],
+    "regression": [erased(RegressionHead())],
+    "extractive_qa": [erased(SpanHead()), _SEQ2SEQ, _PROMPT_GENERATE],
     "generation": [_SEQ2SEQ, _PROMPT_GENERATE],
-    "language_modeling": [RollingLoglikelihood(), PseudoLoglikelihood()],
-    "stereotype_pairs": [PairPseudoLoglikelihood(), PairLoglikelihood()],
-    "multiple_choice": [FieldChoiceLoglikelihood(), MaskedChoice()],
+    "language_modeling": [erased(RollingLoglikelihood()), erased(PseudoLoglikelihood())],
+    "stereotype_pairs": [erased(PairPseudoLoglikelihood()), erased(PairLoglikelihood())],
+    "multiple_choice": [erased(FieldChoiceLoglikelihood()), erased(MaskedChoice())],
 }
 
 
-def choose_formulation(task: Task, adapter: LoadedModel) -> Formulation[Any, Any]:
+def choose_formulation(task: Task, adapter: LoadedModel) -> SomeFormulation:
     """The preferred formulation that ``adapter`` can serve, or an error listing why none can."""
     reasons = []
     for formulation in FORMULATIONS.get(task.spec.kind, []):
@@ -64,6 +65,6 @@ def choose_formulation(task: Task, adapter: LoadedModel) -> Formulation[Any, Any
     )
 
 
-def formulation_by_name() -> dict[str, Formulation]:
+def formulation_by_name() -> dict[str, SomeFormulation]:
     """Every formulation by its name (for validating ``formulations:`` in task files)."""
     return {f.name: f for candidates in FORMULATIONS.values() for f in candidates}

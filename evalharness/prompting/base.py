@@ -13,16 +13,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Generic, TypeAlias, cast
+
+from typing_extensions import TypeVar
 
 from evalharness.config import StrictModel, validate_model
-from evalharness.errors import ModelError
+from evalharness.errors import DataError, ModelError
+from evalharness.jsonvalues import JSONObject, expect_str
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.chat import PromptFormat
 from evalharness.spec.loader import Task
-from evalharness.types import Decoded, Decoding, Example, Request, RequestKind, RequestOptions
+from evalharness.types import Decoded, Decoding, Example, Request, RequestKind, RequestOptions, Response
 
-__all__ = ["PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "capability", "task_decoding"]
+__all__ = [
+    "PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "SomeFormulation", "capability",
+    "erased", "task_decoding", "text_field",
+]
 
 
 class RunOption(str, Enum):
@@ -64,12 +70,20 @@ def task_decoding(task: Task, options: FormulationOptions) -> Decoding:
     return validate_model(Decoding, {**base.model_dump(), **options.generation.given()}, where)
 
 
+def text_field(task: Task, example: Example, name: str) -> str:
+    """The example's text field ``name`` (the data layer made it text, ``spec.kinds``; an
+    example built otherwise is refused here, naming the field)."""
+    return expect_str(example[name], f"{task.name}: example {example.id}: field '{name}'", error=DataError)
+
+
 class NoSettings(StrictModel):
     """For formulations without settings: any key given is an error."""
 
 
-SettingsT = TypeVar("SettingsT", bound=StrictModel)
+# Settings are only returned (``settings_for``), responses only received (``decode``).
+SettingsT = TypeVar("SettingsT", bound=StrictModel, covariant=True)
 StateT = TypeVar("StateT")
+ResponseT = TypeVar("ResponseT", bound=Response, contravariant=True, default=Response)
 CapabilityT = TypeVar("CapabilityT")
 
 
@@ -81,15 +95,16 @@ def capability(adapter: LoadedModel, protocol: type[CapabilityT], needed_for: st
     return adapter
 
 
-class Formulation(ABC, Generic[SettingsT, StateT]):
+class Formulation(ABC, Generic[SettingsT, StateT, ResponseT]):
     """One way of answering a task kind with one request kind.
 
     Tunable behaviour (window sizes, strides, thresholds, prefixes) is declared as a
     ``Settings`` model; a task sets it under ``formulations: {<name>: {...}}`` and the
     catalog validates it like metric settings; the first type parameter is that model, so
     :meth:`settings_for` is typed, the second the immutable state :meth:`prepare` resolves
-    once per (task, model) and every later step receives
-    (``class SpanHead(Formulation[SpanHeadSettings, SpanState])``).
+    once per (task, model) and every later step receives, the third the response type of its
+    request kind that :meth:`decode` reads
+    (``class SpanHead(Formulation[SpanHeadSettings, SpanState, SpanResponse])``).
 
     ``uses`` declares the run options the formulation reads; ``method`` says in a few words
     how it answers, which is the reason recorded when a run option does not apply to it
@@ -131,7 +146,7 @@ class Formulation(ABC, Generic[SettingsT, StateT]):
         takes none (see ``models.protocols.REQUEST_CALLS``)."""
         return None
 
-    def settings(self, task: Task, state: StateT) -> dict[str, Any]:
+    def settings(self, task: Task, state: StateT) -> JSONObject:
         """What to record about how requests were made (written to the run record)."""
         return {}
 
@@ -140,7 +155,7 @@ class Formulation(ABC, Generic[SettingsT, StateT]):
         None for formulations without a prompt. The runner lints prompted requests with it."""
         return None
 
-    def observed(self, task: Task, state: StateT, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+    def observed(self, task: Task, state: StateT, decoded: Sequence[Decoded]) -> tuple[JSONObject, list[str]]:
         """Settings and notes the record gets from what was decoded (e.g. which swap groups the
         evaluated examples covered); computed from the predictions, never from state kept
         between ``requests`` and ``decode``."""
@@ -151,5 +166,23 @@ class Formulation(ABC, Generic[SettingsT, StateT]):
         """Requests per example (several for multiple choice)."""
 
     @abstractmethod
-    def decode(self, task: Task, example: Example, responses: Sequence[Any], state: StateT) -> Decoded:
+    def decode(self, task: Task, example: Example, responses: Sequence[ResponseT], state: StateT) -> Decoded:
         """The example's prediction from its responses."""
+
+
+# A formulation whatever its settings, state and response types: what the registry
+# (``prompting.FORMULATIONS``), a wrapping formulation and the runner hold. Python has no
+# existential types to say "some state type", so the state is ``object`` there; it is sound
+# because a formulation only ever gets back the state its own ``prepare`` returned (the runner
+# keeps the two together) and the responses to its own requests (the engine answers each
+# request kind with that kind's response type, ``models.protocols.REQUEST_CALLS``).
+SomeFormulation: TypeAlias = "Formulation[StrictModel, object, Response]"
+
+_S = TypeVar("_S", bound=StrictModel)
+_T = TypeVar("_T")
+_R = TypeVar("_R", bound=Response)
+
+
+def erased(formulation: Formulation[_S, _T, _R]) -> SomeFormulation:
+    """``formulation`` as a :data:`SomeFormulation` (see there why that holds)."""
+    return cast(SomeFormulation, formulation)

@@ -30,12 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.models.protocols import LoadedModel
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["ChatTemplate", "PromptFormat", "PromptParts", "eos_ids", "probe_template", "raw_only", "resolve_prompt_format"]
 
@@ -74,8 +78,8 @@ class ChatTemplate:
     renders_bos: bool
     uses_current_date: bool
 
-    def recorded(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def recorded(self) -> JSONObject:
+        out: JSONObject = {
             "template_sha256": self.sha256,
             "end_of_turn": self.end_of_turn,
             "template_writes_bos": self.renders_bos,
@@ -88,25 +92,25 @@ class ChatTemplate:
         return out
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
+def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
     if not isinstance(text, str):
         raise ModelError(f"the chat template rendered {type(text).__name__}, not text")
     return text
 
 
-def _try_render(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: bool) -> str | None:
+def _try_render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], *, generation_prompt: bool) -> str | None:
     try:
         return _render(tokenizer, messages, generation_prompt=generation_prompt)
     except Exception:  # raise_exception('System role not supported'), alternation checks...
         return None
 
 
-def _dropped_by_decoding(tokenizer: Any, token_id: int) -> bool:
+def _dropped_by_decoding(tokenizer: PreTrainedTokenizerBase, token_id: int) -> bool:
     return tokenizer.decode([token_id], skip_special_tokens=True) == ""
 
 
-def _end_of_turn(tokenizer: Any, source: str) -> str | None:
+def _end_of_turn(tokenizer: PreTrainedTokenizerBase, source: str) -> str | None:
     """The first token the template writes after an assistant message that decoding drops
     (``<|im_end|>``, ``<end_of_turn>``, ``<|eot_id|>``, ``</s>``)."""
     user = {"role": "user", "content": _PROBE_USER}
@@ -115,7 +119,9 @@ def _end_of_turn(tokenizer: Any, source: str) -> str | None:
         suffix = text[text.rindex(_PROBE_ASSISTANT) + len(_PROBE_ASSISTANT) :]
         for token_id in tokenizer(suffix, add_special_tokens=False)["input_ids"]:
             if _dropped_by_decoding(tokenizer, token_id):
-                return tokenizer.convert_ids_to_tokens(token_id)
+                token = tokenizer.convert_ids_to_tokens(token_id)
+                assert isinstance(token, str)  # one id is one token
+                return token
     return tokenizer.eos_token if "eos_token" in source else None
 
 
@@ -130,7 +136,7 @@ def _injected_system(with_system: str | None, without: str) -> str | None:
     return before[len(head) : len(before) - len(tail)] if len(before) > len(head) + len(tail) else None
 
 
-def probe_template(tokenizer: Any, *, where: str) -> ChatTemplate:
+def probe_template(tokenizer: PreTrainedTokenizerBase, *, where: str) -> ChatTemplate:
     """What the template does, from renders of marker conversations."""
     source = tokenizer.get_chat_template() if hasattr(tokenizer, "get_chat_template") else tokenizer.chat_template
     user = {"role": "user", "content": _PROBE_USER}
@@ -162,7 +168,7 @@ class PromptFormat:
     system_prompt: str | None = None
     fewshot_as_multiturn: bool = False
     template: ChatTemplate | None = None
-    tokenizer: Any = field(default=None, compare=False, repr=False)
+    tokenizer: PreTrainedTokenizerBase | None = field(default=None, compare=False, repr=False)
 
     @property
     def chat(self) -> bool:
@@ -190,6 +196,8 @@ class PromptFormat:
             text = parts.raw()
             return text if self.system_prompt is None else self.system_prompt + parts.separator + text
         try:
+            if self.tokenizer is None:
+                raise ValueError("no tokenizer to render it with")
             return _render(self.tokenizer, self.messages(parts), generation_prompt=True)
         except Exception as exc:
             raise ModelError(f"the chat template (sha {self.template.sha256 if self.template else '?'}) cannot render a prompt: {exc}") from None
@@ -199,9 +207,9 @@ class PromptFormat:
         eot = self.template.end_of_turn if self.chat and self.template else None
         return tuple(task_stops) + ((eot,) if eot and eot not in task_stops else ())
 
-    def recorded(self, *, shots: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def recorded(self, *, shots: int, extra: Mapping[str, JsonValue] | None = None) -> JSONObject:
         """The task record's ``prompt_format`` entry, with ``key``: what must match for numbers to be compared."""
-        out: dict[str, Any] = {"format": self.format, "requested": self.requested, "reason": self.reason}
+        out: JSONObject = {"format": self.format, "requested": self.requested, "reason": self.reason}
         if self.system_prompt is not None:
             out["system_prompt"] = {"sha256": _sha(self.system_prompt), "text": self.system_prompt}
         if self.chat and self.template is not None:
@@ -226,12 +234,12 @@ class PromptFormat:
 KEYED_EXTRAS = frozenset({"strip_thinking"})
 
 
-def raw_only(reason: str) -> dict[str, Any]:
+def raw_only(reason: str) -> JSONObject:
     """The entry of formulations that have no prompt to format (perplexity, sentence pairs)."""
     return {"format": "raw", "reason": reason, "key": "raw"}
 
 
-def eos_ids(adapter: LoadedModel, tokenizer: Any) -> set[int]:
+def eos_ids(adapter: LoadedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
     """The ids that end a generation: generation_config's EOS ids and the tokenizer's EOS."""
     ids: set[int] = set()
     configured = getattr(getattr(getattr(adapter, "model", None), "generation_config", None), "eos_token_id", None)
@@ -243,12 +251,12 @@ def eos_ids(adapter: LoadedModel, tokenizer: Any) -> set[int]:
     return ids
 
 
-def _instruct_evidence(adapter: LoadedModel, tokenizer: Any, template: ChatTemplate, name: str) -> str | None:
+def _instruct_evidence(adapter: LoadedModel, tokenizer: PreTrainedTokenizerBase, template: ChatTemplate, name: str) -> str | None:
     eot = template.end_of_turn
     if eot is not None and tokenizer.convert_tokens_to_ids(eot) in eos_ids(adapter, tokenizer):
         return f"its chat template ends assistant turns with {eot!r}, one of the model's end-of-sequence tokens (it was trained to end them)"
-    peft = dict(adapter.info.notes).get("peft_adapter") or {}
-    if peft.get("tokenizer") == "the adapter directory":
+    peft = dict(adapter.info.notes).get("peft_adapter")
+    if isinstance(peft, dict) and peft.get("tokenizer") == "the adapter directory":
         return "it is a PEFT adapter that ships its own tokenizer with a chat template"
     if _INSTRUCT_NAME.search(name):
         return f"its name '{name}' marks an instruct/chat model"
@@ -262,7 +270,7 @@ def resolve_prompt_format(adapter: LoadedModel, *, requested: str | None, system
     has_template = tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
     if requested == "raw":
         fmt = PromptFormat("raw", f"{FORMAT_FLAG} raw", "raw", system_prompt)
-    elif not has_template:
+    elif tokenizer is None or not has_template:
         why = "the tokenizer has no chat template" if tokenizer is not None else "the backend exposes no tokenizer, so no chat template"
         if requested == "chat":
             where = "(tokenizer_config.json chat_template or chat_template.jinja)" if tokenizer is not None else "to render it with"

@@ -20,10 +20,11 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError, SpecError
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.base import PROMPT_OPTIONS, Decoded, Formulation, FormulationOptions
 from evalharness.prompting.chat import PromptFormat
@@ -93,7 +94,7 @@ class ChoiceState:
 ChoiceSettingsT = TypeVar("ChoiceSettingsT", bound=ChoiceSettings)
 
 
-class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState]):
+class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState, LoglikelihoodResponse]):
     """Shared machinery: one log-likelihood request per choice, arg-max decoding.
 
     In the chat format the context is the rendered chat (ending with the assistant turn's
@@ -129,14 +130,14 @@ class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState]):
     def prompt_policy(self, task: Task, state: ChoiceState) -> PromptFormat:
         return state.prompt
 
-    def settings(self, task: Task, state: ChoiceState) -> dict[str, Any]:
+    def settings(self, task: Task, state: ChoiceState) -> JSONObject:
         return {
             **state.settings.model_dump(mode="json"),
             "few_shot": few_shot_settings(task, state.few_shot),
             "prompt_format": prompt_format_settings(task, state.prompt, state.few_shot),
         }
 
-    def observed(self, task: Task, state: ChoiceState, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+    def observed(self, task: Task, state: ChoiceState, decoded: Sequence[Decoded]) -> tuple[JSONObject, list[str]]:
         return {}, list(state.notes)
 
     def _continuations(self, task: Task, example: Example, state: ChoiceState) -> list[str]:
@@ -166,15 +167,15 @@ class ChoiceFormulation(Formulation[ChoiceSettingsT, ChoiceState]):
         normaliser = NORMALISERS[state.settings.normalization]
         lengths = [normaliser(response, text) for response, text in zip(responses, continuations)]
         best, scores = pick_choice(loglikelihoods, lengths)
-        extra: dict[str, Any] = {
-            "choices": continuations,
-            "loglikelihoods": loglikelihoods,
+        extra: JSONObject = {
+            "choices": [*continuations],
+            "loglikelihoods": [*loglikelihoods],
             "n_tokens": [response.n_tokens for response in responses],
             "is_greedy": [response.is_greedy for response in responses],
             **prompt_details(task, example, state.few_shot, state.prompt),
         }
         if state.settings.normalization != "none":
-            extra["scores"] = scores
+            extra["scores"] = [*scores]
         return Decoded(self.answer(task, example, best), prompt_for(task, example, state.few_shot, state.prompt), extra)
 
 

@@ -19,16 +19,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic
 
-from evalharness.config import StrictModel
 from evalharness.errors import SpecError
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
+from evalharness.jsonvalues import JSONObject, JsonValue
+from evalharness.prompting.base import (
+    Decoded,
+    Formulation,
+    FormulationOptions,
+    ResponseT,
+    SettingsT,
+    SomeFormulation,
+    StateT,
+    erased,
+)
 from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.swaps import Swapper
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
-from evalharness.types import CounterfactualPrediction, Example, Request, RequestOptions
+from evalharness.types import (
+    CounterfactualPrediction,
+    Example,
+    Prediction,
+    Request,
+    RequestOptions,
+    SpanPrediction,
+    TextPrediction,
+)
 
 if TYPE_CHECKING:  # a type only: this module also reads metrics (SQuAD normalisation), and only the runner knows both
     from evalharness.models.protocols import LoadedModel
@@ -66,12 +83,14 @@ def load_swapper(task: Task) -> Swapper:
         raise SpecError(f"{task.path}: counterfactual: {exc}") from None
 
 
-def _swap_value(swapper: Swapper, group: str, value: Any) -> tuple[Any, int]:
+def _swap_value(swapper: Swapper, group: str, value: JsonValue) -> tuple[JsonValue, int]:
     if isinstance(value, str):
         return swapper.apply(group, value)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        swapped = [swapper.apply(group, item) for item in value]
-        return [text for text, _ in swapped], sum(count for _, count in swapped)
+    if isinstance(value, list):
+        texts = [item for item in value if isinstance(item, str)]
+        if len(texts) == len(value):  # a list of texts
+            swapped = [swapper.apply(group, item) for item in texts]
+            return [text for text, _ in swapped], sum(count for _, count in swapped)
     return value, 0
 
 
@@ -88,43 +107,46 @@ def perturb(task: Task, example: Example, swapper: Swapper, group: str) -> Examp
     return Example(example.id, fields) if total else None
 
 
-def _answer_text(prediction: Any) -> str:
-    return str(prediction.text)
+def _answer_text(prediction: Prediction) -> str:
+    if not isinstance(prediction, SpanPrediction | TextPrediction):  # the kinds FLIP_RULES reads text of
+        raise TypeError(f"expected a text prediction, got {type(prediction).__name__}")
+    return prediction.text
 
 
-def _text_flip(swapper: Swapper, group: str, original: Any, perturbed: Any) -> bool:
+def _text_flip(swapper: Swapper, group: str, original: Prediction, perturbed: Prediction) -> bool:
     from evalharness.metrics.squad import normalize_answer
 
     expected, _ = swapper.apply(group, _answer_text(original))
     return normalize_answer(expected) != normalize_answer(_answer_text(perturbed))
 
 
-def _same_flip(swapper: Swapper, group: str, original: Any, perturbed: Any) -> bool:
+def _same_flip(swapper: Swapper, group: str, original: Prediction, perturbed: Prediction) -> bool:
     return original != perturbed
 
 
 # Task kind -> whether a perturbed prediction differs from the original one.
-FLIP_RULES: dict[str, Callable[[Swapper, str, Any, Any], bool]] = {
+FLIP_RULES: dict[str, Callable[[Swapper, str, Prediction, Prediction], bool]] = {
     "extractive_qa": _text_flip,
     "generation": _text_flip,
 }
 
 
 @dataclass(frozen=True)
-class _State:
-    base_state: Any  # the wrapped formulation's state, whatever its type
+class _State(Generic[StateT]):
+    base_state: StateT  # the wrapped formulation's state
     swapper: Swapper
 
 
-class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped formulation's
-    """Wraps the base task's formulation: original and perturbed requests per example.
+class Counterfactual(Formulation[SettingsT, _State[StateT], ResponseT]):
+    """Wraps the base task's formulation: original and perturbed requests per example. Its
+    settings and response types are the wrapped formulation's, its state wraps that one's.
 
     An example's variants (the original, then one per swap group whose terms it contains)
     are a pure function of the example (:meth:`variants`), so ``decode`` rebuilds them
     instead of reading a layout that ``requests`` left behind.
     """
 
-    def __init__(self, base: Formulation[Any, Any]) -> None:
+    def __init__(self, base: Formulation[SettingsT, StateT, ResponseT]) -> None:
         self.base = base
         self.name = f"counterfactual:{base.name}"
         self.request_kind = base.request_kind
@@ -135,16 +157,16 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
     def unsupported_reason(self, task: Task, adapter: LoadedModel) -> str | None:
         return self.base.unsupported_reason(task, adapter)
 
-    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _State:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _State[StateT]:
         return _State(self.base.prepare(task, adapter, options), load_swapper(task))
 
-    def request_options(self, task: Task, state: _State) -> RequestOptions | None:
+    def request_options(self, task: Task, state: _State[StateT]) -> RequestOptions | None:
         return self.base.request_options(task, state.base_state)
 
-    def prompt_policy(self, task: Task, state: _State) -> PromptFormat | None:
+    def prompt_policy(self, task: Task, state: _State[StateT]) -> PromptFormat | None:
         return self.base.prompt_policy(task, state.base_state)
 
-    def settings(self, task: Task, state: _State) -> dict[str, Any]:
+    def settings(self, task: Task, state: _State[StateT]) -> JSONObject:
         spec = task.spec.counterfactual
         assert spec is not None
         base = self.base.settings(task, state.base_state)
@@ -156,7 +178,7 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
             "groups": {name: dict(group.mapping) for name, group in state.swapper.groups.items()},
         }
 
-    def observed(self, task: Task, state: _State, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+    def observed(self, task: Task, state: _State[StateT], decoded: Sequence[Decoded]) -> tuple[JSONObject, list[str]]:
         counts = dict.fromkeys(state.swapper.names(), 0)
         for item in decoded:
             for group in _counterfactual(item).perturbed:
@@ -171,9 +193,9 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
                 f"terms in {list(spec.fields)}, so these groups are not measured "
                 f"({len(counts) - len(absent)} of {len(counts)} groups covered)"
             )
-        return {**base_settings, "perturbed_examples": counts}, notes
+        return {**base_settings, "perturbed_examples": {name: count for name, count in counts.items()}}, notes
 
-    def variants(self, task: Task, example: Example, state: _State) -> list[tuple[str, Example]]:
+    def variants(self, task: Task, example: Example, state: _State[StateT]) -> list[tuple[str, Example]]:
         """``("original", example)``, then each swap group's perturbed example, in group order."""
         found = [("original", example)]
         for group in state.swapper.names():
@@ -182,20 +204,20 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
                 found.append((group, changed))
         return found
 
-    def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Request]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: _State[StateT]) -> list[list[Request]]:
         grouped = []
         for example in examples:
             variants = [variant for _, variant in self.variants(task, example, state)]
             grouped.append([request for requests in self.base.requests(task, variants, state.base_state) for request in requests])
         return grouped
 
-    def decode(self, task: Task, example: Example, responses: Sequence[Any], state: _State) -> Decoded:
+    def decode(self, task: Task, example: Example, responses: Sequence[ResponseT], state: _State[StateT]) -> Decoded:
         gold_field = TASK_KINDS[task.spec.kind].gold
         flip = FLIP_RULES.get(task.spec.kind, _same_flip)
         variants = self.variants(task, example, state)
         per_variant = self.base.requests(task, [variant for _, variant in variants], state.base_state)
         decoded: dict[str, Decoded] = {}
-        golds: dict[str, Any] = {}
+        golds: dict[str, JsonValue] = {}
         cursor = 0
         for (group, variant), requests in zip(variants, per_variant, strict=True):
             decoded[group] = self.base.decode(task, variant, responses[cursor : cursor + len(requests)], state.base_state)
@@ -210,7 +232,7 @@ class Counterfactual(Formulation[StrictModel, _State]):  # settings: the wrapped
             gold=golds,
         )
         shown = {"original": original.input, **{group: item.input for group, item in decoded.items()}}
-        details = {group: dict(item.extra) for group, item in [("original", original), *decoded.items()] if item.extra}
+        details: JSONObject = {group: dict(item.extra) for group, item in [("original", original), *decoded.items()] if item.extra}
         return Decoded(prediction, shown, {"variants": details} if details else {})
 
 
@@ -224,14 +246,17 @@ def _variant_decodes(decoded: Sequence[Decoded]) -> list[Decoded]:
     """Every evaluated variant as the base formulation decoded it (what its ``observed`` reads)."""
     variants = []
     for item in decoded:
-        prediction, extras = _counterfactual(item), item.extra.get("variants", {})
+        prediction, details, shown = _counterfactual(item), item.extra.get("variants", {}), item.input
+        assert isinstance(details, dict) and isinstance(shown, dict)  # decode() above built both
         for group, answer in [("original", prediction.original), *prediction.perturbed.items()]:
-            variants.append(Decoded(answer, item.input[group], extras.get(group, {})))
+            extra = details.get(group, {})
+            assert isinstance(extra, dict)
+            variants.append(Decoded(answer, shown[group], extra))
     return variants
 
 
-def wrap_counterfactual(task: Task, formulation: Formulation) -> Formulation:
+def wrap_counterfactual(task: Task, formulation: SomeFormulation) -> SomeFormulation:
     """The formulation to use: wrapped when the task declares a counterfactual probe."""
-    return formulation if task.spec.counterfactual is None else Counterfactual(formulation)
+    return formulation if task.spec.counterfactual is None else erased(Counterfactual(formulation))
 
 

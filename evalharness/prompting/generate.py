@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from evalharness.errors import UsageError
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.protocols import ChecksGeneration, LoadedModel
 from evalharness.prompting.base import (
     PROMPT_OPTIONS,
@@ -112,7 +112,7 @@ def _check_delimiter(adapter: LoadedModel, delimiter: str) -> None:
         )
 
 
-class PromptGenerate(Formulation[NoSettings, GenerateState]):
+class PromptGenerate(Formulation[NoSettings, GenerateState, GenerateResponse]):
     """Prompted generation for QA and text-to-text tasks (``generate`` requests)."""
 
     name = "prompt_generate"
@@ -146,7 +146,7 @@ class PromptGenerate(Formulation[NoSettings, GenerateState]):
     def request_options(self, task: Task, state: GenerateState) -> GenerationOptions:
         return GenerationOptions(stop=state.stop, **state.generation.model_dump())
 
-    def settings(self, task: Task, state: GenerateState) -> dict[str, Any]:
+    def settings(self, task: Task, state: GenerateState) -> JSONObject:
         thinking = {"strip_thinking": state.strip_thinking} if state.strip_thinking is not None else {}
         return {
             "generation": {"decoding": "greedy" if state.generation.num_beams == 1 else "beam search", **state.generation.model_dump()},
@@ -155,7 +155,7 @@ class PromptGenerate(Formulation[NoSettings, GenerateState]):
             "prompt_format": prompt_format_settings(task, state.prompt, state.few_shot, **thinking),
         }
 
-    def observed(self, task: Task, state: GenerateState, decoded: Sequence[Decoded]) -> tuple[dict[str, Any], list[str]]:
+    def observed(self, task: Task, state: GenerateState, decoded: Sequence[Decoded]) -> tuple[JSONObject, list[str]]:
         notes = list(state.notes)
         if state.strip_thinking is None:
             return {}, notes
@@ -173,7 +173,7 @@ class PromptGenerate(Formulation[NoSettings, GenerateState]):
     def decode(self, task: Task, example: Example, responses: Sequence[GenerateResponse], state: GenerateState) -> Decoded:
         (response,) = responses
         text = response.text
-        extra: dict[str, Any] = {"generated": text, "n_tokens": response.n_tokens}
+        extra: JSONObject = {"generated": text, "n_tokens": response.n_tokens}
         if state.strip_thinking is not None:
             text, _, outcome = strip_reasoning(text, state.strip_thinking)
             extra["thinking"] = outcome

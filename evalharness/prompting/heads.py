@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from evalharness.errors import ModelError, UsageError
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.models.protocols import LabelHead, LoadedModel
 from evalharness.prompting.base import (
     Decoded,
@@ -21,6 +21,7 @@ from evalharness.prompting.base import (
     NoSettings,
     RunOption,
     capability,
+    text_field,
 )
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import label_key
@@ -83,16 +84,17 @@ def resolve_label_map(
     return tuple(mapped)
 
 
-def _inputs(example: Example) -> ClassifyRequest:
-    return ClassifyRequest(example["text"], example.fields.get("text_pair"))
+def _inputs(task: Task, example: Example) -> ClassifyRequest:
+    pair = None if example.fields.get("text_pair") is None else text_field(task, example, "text_pair")
+    return ClassifyRequest(text_field(task, example, "text"), pair)
 
 
-def _shown_input(example: Example) -> Any:
+def _shown_input(example: Example) -> JsonValue:
     pair = example.fields.get("text_pair")
     return example["text"] if pair is None else {"text": example["text"], "text_pair": pair}
 
 
-class ClassifierHead(Formulation[NoSettings, tuple[str, ...]]):
+class ClassifierHead(Formulation[NoSettings, tuple[str, ...], ClassifyResponse]):
     """Argmax over the head's logits, mapped to the task's label names."""
 
     name = "classifier_head"
@@ -110,11 +112,11 @@ class ClassifierHead(Formulation[NoSettings, tuple[str, ...]]):
         head = capability(adapter, LabelHead, self.name)
         return resolve_label_map(head.labels, task.spec.labels or [], options.label_map)
 
-    def settings(self, task: Task, state: tuple[str, ...]) -> dict[str, Any]:
+    def settings(self, task: Task, state: tuple[str, ...]) -> JSONObject:
         return {"label_map": {str(index): label for index, label in enumerate(state)}}
 
     def requests(self, task: Task, examples: Sequence[Example], state: tuple[str, ...]) -> list[list[Request]]:
-        return [[_inputs(example)] for example in examples]
+        return [[_inputs(task, example)] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: tuple[str, ...]) -> Decoded:
         (response,) = responses
@@ -125,7 +127,7 @@ class ClassifierHead(Formulation[NoSettings, tuple[str, ...]]):
         return Decoded(LabelPrediction(state[best]), _shown_input(example), {"logits": list(scores)})
 
 
-class RegressionHead(Formulation[NoSettings, None]):
+class RegressionHead(Formulation[NoSettings, None, ClassifyResponse]):
     """The single output of a ``num_labels == 1`` head, as a real-valued prediction."""
 
     name = "regression_head"
@@ -146,7 +148,7 @@ class RegressionHead(Formulation[NoSettings, None]):
         return None
 
     def requests(self, task: Task, examples: Sequence[Example], state: None) -> list[list[Request]]:
-        return [[_inputs(example)] for example in examples]
+        return [[_inputs(task, example)] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[ClassifyResponse], state: None) -> Decoded:
         (response,) = responses

@@ -20,12 +20,16 @@ of them into the terminal summary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.chat import PromptFormat, eos_ids
 from evalharness.types import Request, RequestKind, RequestOptions, Response
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["LINT_LABELS", "lint_notes", "lint_prompts"]
 
@@ -38,11 +42,11 @@ LINT_LABELS: dict[str, str] = {
 }
 
 
-def _prompt_text(kind: RequestKind, request: Any) -> str:
+def _prompt_text(kind: RequestKind, request: Request) -> str:
     return str(request[0]) if kind is RequestKind.LOGLIKELIHOOD else str(request)
 
 
-def _stops_at(adapter: LoadedModel, tokenizer: Any, token: str | None, stops: Sequence[str]) -> bool:
+def _stops_at(adapter: LoadedModel, tokenizer: PreTrainedTokenizerBase, token: str | None, stops: Sequence[str]) -> bool:
     if token is None:
         return False
     return token in stops or tokenizer.convert_tokens_to_ids(token) in eos_ids(adapter, tokenizer)
@@ -50,10 +54,10 @@ def _stops_at(adapter: LoadedModel, tokenizer: Any, token: str | None, stops: Se
 
 def lint_prompts(
     adapter: LoadedModel, kind: RequestKind, requests: Sequence[Request], options: RequestOptions | None, responses: Sequence[Response], fmt: PromptFormat
-) -> dict[str, Any]:
+) -> JSONObject:
     """Counts of the lint's findings over one task's prompted requests."""
     prompts = list(dict.fromkeys(_prompt_text(kind, request) for request in requests))
-    result: dict[str, Any] = {"prompts": len(prompts), "requests": len(requests)}
+    result: JSONObject = {"prompts": len(prompts), "requests": len(requests)}
     result["truncated"] = sum(bool(getattr(response, "truncated", False)) for response in responses)
     encode = getattr(adapter, "encode_prompts", None)
     tokenizer = getattr(adapter, "tokenizer", None)
@@ -73,7 +77,7 @@ def lint_prompts(
     return result
 
 
-def lint_notes(lint: dict[str, Any]) -> list[str]:
+def lint_notes(lint: Mapping[str, JsonValue]) -> list[str]:
     """One note per non-zero count."""
     notes = []
     for name, label in LINT_LABELS.items():

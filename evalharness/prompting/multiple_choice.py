@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from evalharness.config import StrictModel
-from evalharness.errors import ModelError, SpecError
+from evalharness.errors import DataError, ModelError, SpecError
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_array, expect_str
 from evalharness.models.protocols import LoadedModel, MaskedPositions
 from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
 from evalharness.prompting.chat import PromptFormat
@@ -46,7 +47,9 @@ class FieldChoiceSettings(ChoiceSettings):
 
 
 def _choices(task: Task, example: Example) -> list[str]:
-    choices = list(example["choices"])
+    where = f"{task.name}: example {example.id}: field 'choices'"
+    items = expect_array(example["choices"], where, error=DataError)  # the data layer made it a text list
+    choices = [expect_str(item, f"{where}[{index}]", error=DataError) for index, item in enumerate(items)]
     if len(choices) < 2:
         raise SpecError(f"{task.name}: example {example.id}: 'choices' has {len(choices)} entries; need at least 2")
     return choices
@@ -107,7 +110,7 @@ class _MaskedState:
     settings: MaskedChoiceSettings
 
 
-class MaskedChoice(Formulation[MaskedChoiceSettings, _MaskedState]):
+class MaskedChoice(Formulation[MaskedChoiceSettings, _MaskedState, PseudoLoglikelihoodResponse]):
     """Pseudo-log-likelihood of each choice's tokens in context; the highest wins."""
 
     name = "masked_choice"
@@ -121,7 +124,7 @@ class MaskedChoice(Formulation[MaskedChoiceSettings, _MaskedState]):
     def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _MaskedState:
         return _MaskedState(capability(adapter, MaskedPositions, self.name), self.settings_for(task))
 
-    def settings(self, task: Task, state: _MaskedState) -> dict[str, Any]:
+    def settings(self, task: Task, state: _MaskedState) -> JSONObject:
         return {**state.settings.model_dump(mode="json"), "score": "pseudo-log-likelihood of the choice's tokens (Salazar et al. 2020)"}
 
     def _texts(self, task: Task, example: Example, state: _MaskedState) -> list[tuple[str, int]]:
@@ -146,7 +149,8 @@ class MaskedChoice(Formulation[MaskedChoiceSettings, _MaskedState]):
         lengths = [float(max(response.n_tokens, 1)) if token else 1.0 for response in responses]
         best, scores = pick_choice(values, lengths)
         shown = render(_template(task), example, task)
-        extra = {"choices": _choices(task, example), "pseudo_loglikelihoods": values, "n_tokens": [r.n_tokens for r in responses]}
+        choices: list[JsonValue] = [*_choices(task, example)]
+        extra: JSONObject = {"choices": choices, "pseudo_loglikelihoods": [*values], "n_tokens": [r.n_tokens for r in responses]}
         if token:
-            extra["scores"] = scores
-        return Decoded(ChoicePrediction(best), shown or extra["choices"], extra)
+            extra["scores"] = [*scores]
+        return Decoded(ChoicePrediction(best), shown or choices, extra)

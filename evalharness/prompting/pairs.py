@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.protocols import LoadedModel, MaskedPositions
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability, text_field
 from evalharness.prompting.chat import raw_only
 from evalharness.prompting.choice import NORMALISERS, Normalisation
 from evalharness.spec.loader import Task
@@ -40,7 +41,11 @@ from evalharness.types import (
 __all__ = ["PairLoglikelihood", "PairPseudoLoglikelihood"]
 
 
-def _shown(example: Example) -> dict[str, str]:
+def _sentences(task: Task, example: Example) -> tuple[str, str]:
+    return text_field(task, example, "sent_more"), text_field(task, example, "sent_less")
+
+
+def _shown(example: Example) -> JSONObject:
     return {"sent_more": example["sent_more"], "sent_less": example["sent_less"]}
 
 
@@ -53,7 +58,7 @@ class PairLoglikelihoodSettings(StrictModel):
     normalization: Normalisation = "none"
 
 
-class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihoodSettings]):
+class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihoodSettings, LoglikelihoodResponse]):
     """Summed (or length-normalised) log-likelihood of each sentence, given only BOS."""
 
     name = "pair_loglikelihood"
@@ -64,7 +69,7 @@ class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihood
     def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> PairLoglikelihoodSettings:
         return self.settings_for(task)
 
-    def settings(self, task: Task, state: PairLoglikelihoodSettings) -> dict[str, Any]:
+    def settings(self, task: Task, state: PairLoglikelihoodSettings) -> JSONObject:
         return {
             **state.model_dump(mode="json"),
             "score": "log P(sentence | BOS), natural log (lm-evaluation-harness crows_pairs)",
@@ -72,7 +77,7 @@ class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihood
         }
 
     def requests(self, task: Task, examples: Sequence[Example], state: PairLoglikelihoodSettings) -> list[list[Request]]:
-        return [[LoglikelihoodRequest("", e["sent_more"]), LoglikelihoodRequest("", e["sent_less"])] for e in examples]
+        return [[LoglikelihoodRequest("", text) for text in _sentences(task, e)] for e in examples]
 
     def decode(
         self, task: Task, example: Example, responses: Sequence[LoglikelihoodResponse], state: PairLoglikelihoodSettings
@@ -82,9 +87,9 @@ class PairLoglikelihood(Formulation[PairLoglikelihoodSettings, PairLoglikelihood
         normaliser = NORMALISERS[state.normalization]
         scores = [
             response.logprob / normaliser(response, text)
-            for response, text in ((more, example["sent_more"]), (less, example["sent_less"]))
+            for response, text in zip((more, less), _sentences(task, example), strict=True)
         ]
-        extra = {"loglikelihoods": [more.logprob, less.logprob], "n_tokens": [more.n_tokens, less.n_tokens]}
+        extra: JSONObject = {"loglikelihoods": [more.logprob, less.logprob], "n_tokens": [more.n_tokens, less.n_tokens]}
         return Decoded(PairPrediction(scores[0], scores[1]), _shown(example), extra)
 
 
@@ -93,7 +98,10 @@ class PairPseudoLoglikelihoodSettings(StrictModel):
     round_to: int | None = 3
 
 
-class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]]):
+_PseudoState = tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]
+
+
+class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, _PseudoState, PseudoLoglikelihoodResponse]):
     """Pseudo-log-likelihood of the shared (or all) tokens of each sentence."""
 
     name = "pair_pseudo_loglikelihood"
@@ -101,10 +109,10 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple
     Settings = PairPseudoLoglikelihoodSettings
     method = "masked-LM pseudo-log-likelihood of each sentence, no prompt, nothing generated"
 
-    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> _PseudoState:
         return capability(adapter, MaskedPositions, self.name), self.settings_for(task)
 
-    def settings(self, task: Task, state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]) -> dict[str, Any]:
+    def settings(self, task: Task, state: _PseudoState) -> JSONObject:
         _, settings = state
         what = "tokens shared by both sentences (difflib over token ids)" if settings.tokens == "shared" else "every token"
         return {
@@ -112,11 +120,11 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple
             "score": f"pseudo-log-likelihood of the {what}, each masked in turn (Nangia et al. 2020)",
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]) -> list[list[Request]]:
+    def requests(self, task: Task, examples: Sequence[Example], state: _PseudoState) -> list[list[Request]]:
         adapter, settings = state
         requests: list[list[Request]] = []
         for example in examples:
-            more, less = example["sent_more"], example["sent_less"]
+            more, less = _sentences(task, example)
             positions_more: tuple[int, ...] | None = None
             positions_less: tuple[int, ...] | None = None
             if settings.tokens == "shared":
@@ -125,7 +133,7 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple
         return requests
 
     def decode(
-        self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: tuple[MaskedPositions, PairPseudoLoglikelihoodSettings]
+        self, task: Task, example: Example, responses: Sequence[PseudoLoglikelihoodResponse], state: _PseudoState
     ) -> Decoded:
         _, settings = state
         more, less = responses
@@ -133,5 +141,5 @@ class PairPseudoLoglikelihood(Formulation[PairPseudoLoglikelihoodSettings, tuple
         scores = [more.logprob, less.logprob]
         if settings.round_to is not None:
             scores = [round(value, settings.round_to) for value in scores]
-        extra = {"pseudo_loglikelihoods": [more.logprob, less.logprob], "n_tokens": [more.n_tokens, less.n_tokens]}
+        extra: JSONObject = {"pseudo_loglikelihoods": [more.logprob, less.logprob], "n_tokens": [more.n_tokens, less.n_tokens]}
         return Decoded(PairPrediction(scores[0], scores[1]), _shown(example), extra)

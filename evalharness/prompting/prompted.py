@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from evalharness.errors import DataError, SpecError
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.base import FormulationOptions
 from evalharness.prompting.chat import PromptFormat, PromptParts, resolve_prompt_format
@@ -95,9 +95,9 @@ def build_prompts(task: Task, examples: Sequence[Example], few_shot: FewShot | N
     return [prompt_for(task, example, few_shot, fmt) for example in examples]
 
 
-def prompt_details(task: Task, example: Example, few_shot: FewShot | None, fmt: PromptFormat) -> dict[str, Any]:
+def prompt_details(task: Task, example: Example, few_shot: FewShot | None, fmt: PromptFormat) -> JSONObject:
     """What a samples row keeps besides the prompt: the chat turns it was rendered from."""
-    return {"messages": fmt.messages(prompt_parts(task, example, few_shot))} if fmt.chat else {}
+    return {"messages": [dict(turn) for turn in fmt.messages(prompt_parts(task, example, few_shot))]} if fmt.chat else {}
 
 
 def prepare_prompt_format(adapter: LoadedModel, options: FormulationOptions) -> tuple[PromptFormat, list[str]]:
@@ -112,12 +112,12 @@ def prepare_prompt_format(adapter: LoadedModel, options: FormulationOptions) -> 
     return fmt, notes
 
 
-def prompt_format_settings(task: Task, fmt: PromptFormat, few_shot: FewShot | None, **extra: Any) -> dict[str, Any]:
+def prompt_format_settings(task: Task, fmt: PromptFormat, few_shot: FewShot | None, **extra: JsonValue) -> JSONObject:
     """The task record's ``prompt_format`` entry (see ``PromptFormat.recorded``)."""
     return fmt.recorded(shots=few_shot.n if few_shot else 0, extra=extra or None)
 
 
-def few_shot_settings(task: Task, few_shot: FewShot | None) -> dict[str, Any] | None:
+def few_shot_settings(task: Task, few_shot: FewShot | None) -> JSONObject | None:
     """What the run record keeps about the demonstrations (None: zero-shot)."""
     if few_shot is None:
         return None

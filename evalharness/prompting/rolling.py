@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from evalharness.config import StrictModel
 from evalharness.errors import EvalHarnessError, ModelError, SpecError
-from evalharness.models.protocols import LoadedModel, TextWindows
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
+from evalharness.jsonvalues import JSONObject
+from evalharness.models.protocols import LoadedModel, RollingWindows, TextWindows
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability, text_field
 from evalharness.prompting.chat import raw_only
 from evalharness.spec.loader import Task
 from evalharness.types import (
@@ -57,7 +59,13 @@ class RollingSettings(StrictModel):
         return self
 
 
-class RollingLoglikelihood(Formulation[RollingSettings, dict[str, Any]]):
+@dataclass(frozen=True)
+class RollingState:
+    windows: RollingWindows  # resolved against the model
+    append_eos: bool
+
+
+class RollingLoglikelihood(Formulation[RollingSettings, RollingState, RollingLoglikelihoodResponse]):
     """Whole-text log-likelihoods with explicit windows (``loglikelihood_rolling`` requests)."""
 
     name = "rolling_loglikelihood"
@@ -65,34 +73,42 @@ class RollingLoglikelihood(Formulation[RollingSettings, dict[str, Any]]):
     Settings = RollingSettings
     method = "log-likelihood of whole texts, no prompt, nothing generated"
 
-    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> dict[str, Any]:
+    def prepare(self, task: Task, adapter: LoadedModel, options: FormulationOptions) -> RollingState:
         settings = self.settings_for(task)
         windows = capability(adapter, TextWindows, self.name)
         try:
             resolved = windows.rolling_settings(settings.window, settings.max_length, settings.stride)
         except EvalHarnessError as exc:
             raise SpecError(f"{task.path}: formulations.{self.name}: {exc}") from None
-        return {**resolved, "append_eos": settings.append_eos}
+        return RollingState(resolved, settings.append_eos)
 
-    def request_options(self, task: Task, state: dict[str, Any]) -> RollingOptions:
-        return RollingOptions(**{key: state[key] for key in ("window", "max_length", "stride", "append_eos")})
+    def request_options(self, task: Task, state: RollingState) -> RollingOptions:
+        windows = state.windows
+        return RollingOptions(
+            window=windows["window"], max_length=windows["max_length"], stride=windows["stride"], append_eos=state.append_eos
+        )
 
-    def settings(self, task: Task, state: dict[str, Any]) -> dict[str, Any]:
+    def settings(self, task: Task, state: RollingState) -> JSONObject:
+        windows = state.windows
         return {
-            **state,
+            "window": windows["window"],
+            "max_length": windows["max_length"],
+            "stride": windows["stride"],
+            "prefix_token_id": windows["prefix_token_id"],
+            "append_eos": state.append_eos,
             "scored": "every token of each text, conditioned on the prefix token",
             "prompt_format": raw_only("perplexity scores the text itself: no prompt, so no chat turns, whatever the model"),
         }
 
-    def requests(self, task: Task, examples: Sequence[Example], state: dict[str, Any]) -> list[list[Request]]:
-        return [[example["text"]] for example in examples]
+    def requests(self, task: Task, examples: Sequence[Example], state: RollingState) -> list[list[Request]]:
+        return [[text_field(task, example, "text")] for example in examples]
 
     def decode(
-        self, task: Task, example: Example, responses: Sequence[RollingLoglikelihoodResponse], state: dict[str, Any]
+        self, task: Task, example: Example, responses: Sequence[RollingLoglikelihoodResponse], state: RollingState
     ) -> Decoded:
         (response,) = responses
         if not math.isfinite(response.logprob):
             raise ModelError(f"{task.name}: example {example.id}: the model returned log-likelihood {response.logprob}")
-        text = example["text"]
+        text = text_field(task, example, "text")
         shown = text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…"
         return Decoded(LogprobPrediction(response.logprob, response.n_tokens), shown)

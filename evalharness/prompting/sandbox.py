@@ -29,10 +29,12 @@ import inspect
 import re
 import string
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol, TypeVar
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, Template, nodes
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
@@ -55,6 +57,15 @@ MAX_RENDER_CHARS = 10_000_000  # characters built and output in all during one r
 MAX_RENDER_STEPS = 100_000  # loop iterations, calls, filters, operators and outputs
 MAX_RENDER_SECONDS = 5.0  # wall-clock backstop for one render
 MAX_INT_BITS = 100_000  # integers built by * and ** (a 30,000-digit number is no prompt)
+
+ValueT = TypeVar("ValueT")
+ResultT_co = TypeVar("ResultT_co", covariant=True)
+
+
+class _Function(Protocol[ResultT_co]):
+    """A callable a template reaches (a filter, a method): called with whatever the template passes."""
+
+    def __call__(self, *args: object, **kwargs: object) -> ResultT_co: ...
 
 
 class RenderLimitError(SecurityError):
@@ -98,7 +109,7 @@ def _too_large(what: str, size: int) -> RenderLimitError:
     return RenderLimitError(f"{what} would be {size:,} long, more than the {MAX_PROMPT_CHARS:,} a prompt may have")
 
 
-def _checked(value: Any, what: str) -> Any:
+def _checked(value: ValueT, what: str) -> ValueT:
     """Refuse a value over the size limits; count what it cost."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
         raise RenderLimitError(f"{what} is an integer of more than {MAX_INT_BITS:,} bits")
@@ -114,7 +125,7 @@ def _bounded(size: int, what: str) -> None:
         raise _too_large(what, size)
 
 
-def _width(value: Any, what: str) -> int:
+def _width(value: object, what: str) -> int:
     """An integer argument used as a width or a count, refused above the size limit."""
     if isinstance(value, int) and not isinstance(value, bool):
         _bounded(abs(value), what)
@@ -125,7 +136,7 @@ def _width(value: Any, what: str) -> int:
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
-def _check_percent_format(text: Any, arguments: Any) -> None:
+def _check_percent_format(text: object, arguments: object) -> None:
     """``'%999999999s' % x`` and ``'%*s' % (10**9, x)``: widths and precisions are bounded."""
     if not isinstance(text, str):
         return
@@ -139,7 +150,7 @@ def _check_percent_format(text: Any, arguments: Any) -> None:
         _width(item, "a %-format width")
 
 
-def _check_brace_format(text: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_brace_format(text: str, args: tuple[object, ...], kwargs: object) -> None:
     """``'{:>999999999}'.format(x)`` and ``'{:{}}'.format(x, 10**9)``: widths are bounded."""
     try:
         specs = [spec or "" for _, _, spec, _ in string.Formatter().parse(text)]
@@ -149,19 +160,19 @@ def _check_brace_format(text: str, args: tuple[Any, ...], kwargs: Mapping[str, A
         for number in re.findall(r"\d+", spec):
             _width(int(number), "a format width")
     if any("{" in spec for spec in specs):  # nested fields: the arguments may be widths
-        for item in [*args, *kwargs.values()]:
+        named = kwargs.values() if isinstance(kwargs, Mapping) else ()  # format_map reports a non-mapping itself
+        for item in [*args, *named]:
             _width(item, "a format width")
 
 
-def _check_binop(symbol: str, left: Any, right: Any) -> None:
-    ints = isinstance(left, int) and isinstance(right, int)
+def _check_binop(symbol: str, left: object, right: object) -> None:
     if symbol == "*":
         for sequence, count in ((left, right), (right, left)):
             if isinstance(sequence, str | list | tuple) and isinstance(count, int):
                 _bounded(len(sequence) * max(count, 0), "a repetition")
-        if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise RenderLimitError(f"a product of more than {MAX_INT_BITS:,} bits")
-    elif symbol == "**" and ints and right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS:
+    elif symbol == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS:
         raise RenderLimitError(f"a power of more than {MAX_INT_BITS:,} bits")
     elif symbol == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
         _bounded(len(left) + len(right), "a concatenation")
@@ -169,17 +180,19 @@ def _check_binop(symbol: str, left: Any, right: Any) -> None:
         _check_percent_format(left, right)
 
 
-def _replace_size(text: str, old: Any, new: Any) -> int:
-    old, new = str(old), str(new)
-    count = text.count(old) if old else len(text) + 1
-    return len(text) + count * (len(new) - len(old))
+def _replace_size(text: str, old: object, new: object) -> int:
+    old_text, new_text = str(old), str(new)
+    count = text.count(old_text) if old_text else len(text) + 1
+    return len(text) + count * (len(new_text) - len(old_text))
 
 
-def _join_size(separator: Any, items: list[Any]) -> int:
+def _join_size(separator: object, items: object) -> int:
+    if not isinstance(items, list):  # not materialised: not iterable, which the join reports itself
+        return 0
     return sum(len(str(item)) for item in items) + len(str(separator)) * max(len(items) - 1, 0)
 
 
-def _arguments(function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+def _arguments(function: _Function[object], args: tuple[object, ...], kwargs: Mapping[str, object]) -> dict[str, object] | None:
     """Arguments by parameter name (None when they do not fit: the call reports that itself)."""
     try:
         bound = inspect.signature(function).bind(*args, **kwargs)
@@ -189,24 +202,24 @@ def _arguments(function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapp
     return bound.arguments
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _wrapped_size(text: str, width: Any, wrapstring: Any) -> int:
+def _wrapped_size(text: str, width: object, wrapstring: object) -> int:
     wraps = len(text) // max(_width(width, "a width"), 1) + text.count("\n") + 1
     return len(text) + wraps * len(_text(wrapstring or "\n"))
 
 
 # Operations whose result can be much larger than their inputs -> their predicted size, from
-# the arguments by name (str methods name the string 'self').
-_PREDICTIONS: dict[str, Callable[[dict[str, Any]], int]] = {
+# the arguments by name (str methods name the string 'self', which is a str: ``BoundedSandbox.call``).
+_PREDICTIONS: dict[str, Callable[[dict[str, object]], int]] = {
     "replace": lambda a: _replace_size(_text(a.get("self", a.get("s"))), a["old"], a["new"]),
-    "expandtabs": lambda a: len(a["self"]) + a["self"].count("\t") * _width(a["tabsize"], "a tab size"),
+    "expandtabs": lambda a: len(_text(a["self"])) + _text(a["self"]).count("\t") * _width(a["tabsize"], "a tab size"),
     "center": lambda a: max(len(_text(a.get("self", a.get("value")))), _width(a["width"], "a width")),
-    "ljust": lambda a: max(len(a["self"]), _width(a["width"], "a width")),
-    "rjust": lambda a: max(len(a["self"]), _width(a["width"], "a width")),
-    "zfill": lambda a: max(len(a["self"]), _width(a["width"], "a width")),
+    "ljust": lambda a: max(len(_text(a["self"])), _width(a["width"], "a width")),
+    "rjust": lambda a: max(len(_text(a["self"])), _width(a["width"], "a width")),
+    "zfill": lambda a: max(len(_text(a["self"])), _width(a["width"], "a width")),
     "join": lambda a: _join_size(a.get("self", a.get("d", "")), a["iterable"] if "iterable" in a else a["value"]),
     "indent": lambda a: len(_text(a["s"])) + (_text(a["s"]).count("\n") + 1) * _width(a["width"], "an indent"),
     "wordwrap": lambda a: _wrapped_size(_text(a["s"]), a["width"], a["wrapstring"]),
@@ -217,24 +230,27 @@ _STR_METHODS = {"replace", "expandtabs", "center", "ljust", "rjust", "zfill", "j
 _UNSAFE_STR_METHODS = {"translate", "maketrans"}  # a table can map each character to a long text
 
 
-def _predict(name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _predict(name: str, function: _Function[object], args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     arguments = _arguments(function, args, kwargs)
     if arguments is not None and not (name == "join" and arguments.get("attribute") is not None):
         _bounded(_PREDICTIONS[name](arguments), f"'{name}'")
 
 
-def _materialised(args: tuple[Any, ...], index: int) -> tuple[Any, ...]:
+def _materialised(args: tuple[object, ...], index: int) -> tuple[object, ...]:
     """``args`` with the iterable at ``index`` read into a list (a generator is read twice)."""
     if len(args) <= index:
         return args
-    return (*args[:index], list(args[index]), *args[index + 1 :])
+    iterable = args[index]
+    if not isinstance(iterable, Iterable):  # the call reports it
+        return args
+    return (*args[:index], list(iterable), *args[index + 1 :])
 
 
-def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _guarded_filter(name: str, function: _Function[object]) -> _Function[object]:
     first = 1 if _PassArg.from_obj(function) is not None else 0  # a context or environment comes first
 
     @functools.wraps(function)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def guarded(*args: object, **kwargs: object) -> object:
         _budget().step()
         if name == "join":
             args = _materialised(args, first)
@@ -286,17 +302,17 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.globals.pop("lipsum", None)
         self.filters = {name: _guarded_filter(name, function) for name, function in self.filters.items()}
 
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+    def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
         if isinstance(obj, str) and attr in _UNSAFE_STR_METHODS:
             return False
         return super().is_safe_attribute(obj, attr, value)
 
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+    def call_binop(self, context: Context, operator: str, left: object, right: object) -> object:
         _budget().step()
         _check_binop(operator, left, right)
         return _checked(self.binop_table[operator](left, right), f"the result of '{operator}'")
 
-    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+    def call(self, context: Context, obj: object, /, *args: object, **kwargs: object) -> object:
         _budget().step()
         name = getattr(obj, "__name__", "a call")
         owner = getattr(obj, "__self__", None)
@@ -306,36 +322,38 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _predict(name, getattr(str, name), (owner, *args), kwargs)
         return _checked(super().call(context, obj, *args, **kwargs), f"the result of '{name}'")
 
-    def getitem(self, obj: Any, argument: Any) -> Any:
+    def getitem(self, obj: object, argument: object) -> object:
         return _checked(super().getitem(obj, argument), "a slice")
 
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+    def wrap_str_format(self, value: object) -> _Function[str] | None:
         wrapped = super().wrap_str_format(value)
         if wrapped is None:
             return None
+        # jinja wraps only the format and format_map methods of a str
+        assert isinstance(value, types.MethodType | types.BuiltinMethodType) and isinstance(value.__self__, str)
         text, is_map = value.__self__, value.__name__ == "format_map"
 
-        def bounded(*args: Any, **kwargs: Any) -> str:
+        def bounded(*args: object, **kwargs: object) -> str:
             _check_brace_format(text, () if is_map else args, args[0] if is_map and args else kwargs)
             return _checked(wrapped(*args, **kwargs), "the result of 'format'")
 
         return functools.update_wrapper(bounded, value)
 
-    def guard_iter(self, iterable: Any) -> Iterator[Any]:
+    def guard_iter(self, iterable: Iterable[ValueT]) -> Iterator[ValueT]:
         budget = _budget()
         for item in iterable:
             budget.step()
             yield item
 
-    def guard_value(self, value: Any) -> Any:
+    def guard_value(self, value: ValueT) -> ValueT:
         _budget().step()
         return _checked(value, "a slice")
 
-    def guard_output(self, value: Any) -> str:
+    def guard_output(self, value: object) -> str:
         _budget().step()
         return _checked(str(value), "an output")
 
-    def guard_concat(self, parts: list[Any]) -> str:
+    def guard_concat(self, parts: list[object]) -> str:
         _budget().step()
         texts = [str(part) for part in parts]
         _bounded(sum(map(len, texts)), "a '~' concatenation")
@@ -375,13 +393,13 @@ def parse_template(template: str) -> nodes.Template:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_template(template: str) -> Any:
+def compile_template(template: str) -> Template:
     """The compiled, guarded template that ``render_bounded`` runs (``tasks validate`` compiles
     every template of a task with it, so a template that cannot compile never reaches a run)."""
     return _ENVIRONMENT.from_string(_Guard().visit(parse_template(template)))
 
 
-def render_bounded(template: str, context: Mapping[str, Any]) -> str:
+def render_bounded(template: str, context: Mapping[str, object]) -> str:
     """Render with a fresh budget; stop as soon as the output passes ``MAX_PROMPT_CHARS``."""
     token = _BUDGET.set(_Budget())
     try:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from evalharness.config import StrictModel
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.protocols import DecodesSequences, LoadedModel
 from evalharness.prompting.base import (
     Decoded,
@@ -25,6 +26,7 @@ from evalharness.prompting.base import (
     RunOption,
     capability,
     task_decoding,
+    text_field,
 )
 from evalharness.prompting.templates import render
 from evalharness.spec.kinds import TASK_KINDS
@@ -65,7 +67,7 @@ class _State:
     settings: Seq2SeqSettings
     prefix: str
     decoding: Decoding
-    recorded: dict[str, Any]
+    recorded: JSONObject
 
 
 def _generated_text(settings: Seq2SeqSettings, text: str) -> Prediction:
@@ -79,13 +81,13 @@ def _qa_answer(settings: Seq2SeqSettings, text: str) -> Prediction:
 
 
 # Task kind -> how the generated text becomes that kind's prediction (spec/kinds.py).
-PREDICTIONS: dict[str, Callable[[Seq2SeqSettings, str], Any]] = {
+PREDICTIONS: dict[str, Callable[[Seq2SeqSettings, str], Prediction]] = {
     "generation": _generated_text,
     "extractive_qa": _qa_answer,
 }
 
 
-class Seq2SeqGenerate(Formulation[Seq2SeqSettings, _State]):
+class Seq2SeqGenerate(Formulation[Seq2SeqSettings, _State, GenerateResponse]):
     """Generated text from an encoder-decoder model, as the task kind's prediction."""
 
     name = "seq2seq_generate"
@@ -112,7 +114,7 @@ class Seq2SeqGenerate(Formulation[Seq2SeqSettings, _State]):
         decoding = task_decoding(task, options)
         model = capability(adapter, DecodesSequences, self.name)
         prefix = settings.prefixes.get(model.model_type, "")
-        recorded = {
+        recorded: JSONObject = {
             "model_type": model.model_type,
             "prefix": prefix,
             "template": settings.template or "{{ source }}",
@@ -125,7 +127,7 @@ class Seq2SeqGenerate(Formulation[Seq2SeqSettings, _State]):
     def request_options(self, task: Task, state: _State) -> GenerationOptions:
         return GenerationOptions(**state.decoding.model_dump())
 
-    def settings(self, task: Task, state: _State) -> dict[str, Any]:
+    def settings(self, task: Task, state: _State) -> JSONObject:
         return dict(state.recorded)
 
     def requests(self, task: Task, examples: Sequence[Example], state: _State) -> list[list[Request]]:
@@ -141,5 +143,5 @@ def _encoder_input(task: Task, example: Example, state: _State) -> str:
     """Prefix + the ``source`` field or the rendered template (rendering is cheap and pure)."""
     template = state.settings.template
     if template is None:
-        return state.prefix + str(example["source"])
+        return state.prefix + text_field(task, example, "source")
     return state.prefix + render(template, example, task, where="formulations.seq2seq_generate.template")

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from evalharness.config import StrictModel
 from evalharness.errors import DataError, SpecError
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.protocols import LoadedModel, SpanWindows
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability, text_field
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,
@@ -66,11 +67,11 @@ class SpanHeadSettings(StrictModel):
 
 @dataclass(frozen=True)
 class SpanState:
-    options: dict[str, Any]
-    recorded: dict[str, Any]
+    options: JSONObject
+    recorded: JSONObject
 
 
-class SpanHead(Formulation[SpanHeadSettings, SpanState]):
+class SpanHead(Formulation[SpanHeadSettings, SpanState, SpanResponse]):
     """The head's best span (or the empty answer), with its no-answer probability."""
 
     name = "span_head"
@@ -87,9 +88,9 @@ class SpanHead(Formulation[SpanHeadSettings, SpanState]):
         return SpanState(values, recorded)
 
     def request_options(self, task: Task, state: SpanState) -> SpanOptions:
-        return SpanOptions(**state.options)
+        return SpanOptions.model_validate(state.options)
 
-    def settings(self, task: Task, state: SpanState) -> dict[str, Any]:
+    def settings(self, task: Task, state: SpanState) -> JSONObject:
         return dict(state.recorded)
 
     def requests(self, task: Task, examples: Sequence[Example], state: SpanState) -> list[list[Request]]:
@@ -101,9 +102,9 @@ class SpanHead(Formulation[SpanHeadSettings, SpanState]):
                 "to let the model abstain, or to false to always extract a span"
             )
         for example in examples:
-            if not str(example["context"]).strip():
+            if not text_field(task, example, "context").strip():
                 raise DataError(f"{task.name}: example {example.id}: field 'context' is empty")
-        return [[SpanRequest(example["question"], example["context"])] for example in examples]
+        return [[SpanRequest(text_field(task, example, "question"), text_field(task, example, "context"))] for example in examples]
 
     def decode(self, task: Task, example: Example, responses: Sequence[SpanResponse], state: SpanState) -> Decoded:
         (response,) = responses

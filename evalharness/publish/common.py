@@ -15,9 +15,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from evalharness.errors import EvalHarnessError, UsageError, did_you_mean
+from evalharness.errors import EvalHarnessError, RecordError, UsageError, did_you_mean
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
 from evalharness.records.record import RunRecord, TaskEntry
 
 __all__ = [
@@ -30,6 +29,7 @@ __all__ = [
     "json_text",
     "parse_assignments",
     "partial_reasons",
+    "row_scores",
     "sha256_file",
     "string_map",
 ]
@@ -115,17 +115,24 @@ def file_names(names: Iterable[str]) -> dict[str, str]:
     }
 
 
-def json_text(value: Any) -> str:
+def json_text(value: object) -> str:
     """Compact JSON for a value of any shape (text stays text, NaN is refused upstream)."""
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False, default=str)
 
 
-def finite(value: Any) -> float | None:
+def finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def row_scores(row: Mapping[str, JsonValue], where: str) -> Mapping[str, JsonValue]:
+    """A samples row's per-metric scores (none when it has none); ``scores`` that is not an
+    object is refused naming ``where``."""
+    scores = row.get("scores")
+    return expect_object(scores, f"{where}: scores", error=RecordError) if scores else {}
 
 
 def sha256_file(path: Path) -> str:
@@ -136,6 +143,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def string_map(values: Mapping[str, Any]) -> dict[str, str]:
-    """Key-value details as strings (formats that allow string values only)."""
+def string_map(values: Mapping[str, object]) -> JSONObject:
+    """Key-value details as strings (formats that allow string values only), as a JSON object
+    to place in a published document."""
     return {str(key): json_text(value) for key, value in values.items() if value is not None}

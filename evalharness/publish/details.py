@@ -22,13 +22,17 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic validates typing.TypedDict only from Python 3.12
 
 from evalharness.errors import UsageError
-from evalharness.publish.common import PublishError, file_names, finite
+from evalharness.jsonvalues import JsonValue
+from evalharness.publish.common import PublishError, file_names, finite, row_scores
 from evalharness.records.record import (
     RunRecord,
     atomic_write_text,
@@ -44,6 +48,59 @@ _PROVENANCE = ["run_id", "created", "model_name", "model_fingerprint", "model_so
                "data_fingerprint", "formulation"]
 
 
+class _Field(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Schema(Protocol):
+    """What is used of a ``pyarrow.Schema`` (pyarrow has no types)."""
+
+    @property
+    def metadata(self) -> dict[bytes, bytes] | None: ...
+
+    def with_metadata(self, metadata: Mapping[bytes, bytes]) -> _Schema: ...
+
+    def __iter__(self) -> Iterator[_Field]: ...
+
+
+class _Table(Protocol):
+    """What is used of a ``pyarrow.Table``."""
+
+    @property
+    def schema(self) -> _Schema: ...
+
+    def equals(self, other: _Table) -> bool: ...
+
+
+# A manifest keeps whatever else it holds (extra keys) when it is written back.
+@with_config(ConfigDict(extra="allow"))
+class _TaskFile(TypedDict):
+    config: str
+    path: str
+    rows: int
+
+
+@with_config(ConfigDict(extra="allow"))
+class _Run(TypedDict):
+    run_id: str
+    created: str
+    tasks: dict[str, _TaskFile]
+
+
+@with_config(ConfigDict(extra="allow"))
+class _Manifest(TypedDict):
+    """``details_manifest.json``: what each file of the folder holds."""
+
+    schema: str
+    model_name: str
+    model_fingerprint: str
+    runs: dict[str, _Run]
+
+
+_MANIFEST = TypeAdapter(_Manifest)
+
+
 @dataclass(frozen=True)
 class DetailsResult:
     output: Path
@@ -52,7 +109,7 @@ class DetailsResult:
     card: Path
 
 
-def details_schema(metric_keys: Sequence[str]) -> Any:
+def details_schema(metric_keys: Sequence[str]) -> _Schema:
     """The Parquet schema of one task's file (documented in the module docstring)."""
     import pyarrow as pa
 
@@ -70,7 +127,8 @@ def details_schema(metric_keys: Sequence[str]) -> Any:
         pa.field("stats", text),
         pa.field("details", text),
     ]
-    return pa.schema(fields, metadata={b"evalharness.schema": SCHEMA_VERSION.encode()})
+    schema: _Schema = pa.schema(fields, metadata={b"evalharness.schema": SCHEMA_VERSION.encode()})
+    return schema
 
 
 def split_name(record: RunRecord) -> str:
@@ -78,11 +136,11 @@ def split_name(record: RunRecord) -> str:
     return re.sub(r"[^\w]+", "_", f"{record.created}_{record.run_id}").strip("_")
 
 
-def _json(value: Any) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
 
 
-def _table(record: RunRecord, task_name: str, rows: list[dict[str, Any]]) -> Any:
+def _table(record: RunRecord, task_name: str, rows: Sequence[Mapping[str, JsonValue]]) -> _Table:
     import pyarrow as pa
 
     task = record.tasks[task_name]
@@ -91,20 +149,22 @@ def _table(record: RunRecord, task_name: str, rows: list[dict[str, Any]]) -> Any
                   "model_fingerprint": record.model.fingerprint, "model_source": record.model.source, "task": task_name,
                   "task_version": task.version, "spec_hash": task.spec_hash, "data_fingerprint": task.data.fingerprint,
                   "formulation": task.formulation}
-    columns: dict[str, list[Any]] = {name: [value] * len(rows) for name, value in provenance.items()}
+    columns: dict[str, list[object]] = {name: [value] * len(rows) for name, value in provenance.items()}
     columns["example_index"] = list(range(len(rows)))
     columns["id"] = [str(row.get("id")) for row in rows]
     for name in ("input", "prediction", "gold"):
         columns[name] = [_json(row.get(name)) for row in rows]
-    columns["scores"] = [{key: finite((row.get("scores") or {}).get(key)) for key in keys} for row in rows]
+    columns["scores"] = [{key: finite(scores.get(key)) for key in keys}
+                         for scores in (row_scores(row, f"{task_name} samples, row {index}") for index, row in enumerate(rows))]
     columns["stats"] = [_json(row.get("stats") or {}) for row in rows]
     columns["details"] = [_json(row["details"]) if row.get("details") is not None else None for row in rows]
     schema = details_schema(keys)
-    metadata = {**schema.metadata, b"evalharness.metrics": _json({k: m.model_dump(mode="json") for k, m in task.metrics.items()}).encode()}
-    return pa.table({field.name: columns[field.name] for field in schema}, schema=schema.with_metadata(metadata))
+    metadata = {**(schema.metadata or {}), b"evalharness.metrics": _json({k: m.model_dump(mode="json") for k, m in task.metrics.items()}).encode()}
+    table: _Table = pa.table({field.name: columns[field.name] for field in schema}, schema=schema.with_metadata(metadata))
+    return table
 
 
-def _write_parquet(path: Path, table: Any) -> None:
+def _write_parquet(path: Path, table: _Table) -> None:
     """Atomically, then read back: a file that does not round-trip is never left behind."""
     import pyarrow.parquet as pq
 
@@ -113,7 +173,7 @@ def _write_parquet(path: Path, table: Any) -> None:
     os.close(handle)
     try:
         pq.write_table(table, temp)
-        back = pq.read_table(temp)
+        back: _Table = pq.read_table(temp)
         if not back.equals(table) or back.schema.metadata != table.schema.metadata:
             raise PublishError(f"{path}: the Parquet file does not read back as written")
         os.replace(temp, path)
@@ -122,7 +182,7 @@ def _write_parquet(path: Path, table: Any) -> None:
         raise
 
 
-def _manifest(output: Path, record: RunRecord) -> dict[str, Any]:
+def _manifest(output: Path, record: RunRecord) -> _Manifest:
     """The folder's manifest; refuses a folder that holds something else."""
     path = output / MANIFEST
     if not path.is_file():
@@ -133,8 +193,9 @@ def _manifest(output: Path, record: RunRecord) -> dict[str, Any]:
                 f"dataset: {', '.join(sorted(foreign)[:5])}); give an empty folder or an earlier export's"
             )
         return {"schema": SCHEMA_VERSION, "model_name": record.model.name, "model_fingerprint": record.model.fingerprint, "runs": {}}
+    text = path.read_text(encoding="utf-8")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(text)
         fingerprint, runs = manifest["model_fingerprint"], manifest["runs"]
     except (ValueError, KeyError, TypeError):
         raise PublishError(f"{path}: not a readable details manifest; export into a new folder") from None
@@ -145,7 +206,13 @@ def _manifest(output: Path, record: RunRecord) -> dict[str, Any]:
         )
     if not isinstance(runs, dict):
         raise PublishError(f"{path}: 'runs' is not a mapping; export into a new folder")
-    return manifest
+    try:
+        return _MANIFEST.validate_json(text, strict=True)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise PublishError(f"{path}: {where}: {problem['msg']} (not as evalharness writes its manifest); "
+                           "export into a new folder") from None
 
 
 def _moment(created: str) -> str:
@@ -159,7 +226,7 @@ def _moment(created: str) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()
 
 
-def _card_text(manifest: dict[str, Any]) -> str:
+def _card_text(manifest: _Manifest) -> str:
     """The dataset card: one config per task, a split per run and ``latest`` for the newest."""
     from huggingface_hub import DatasetCardData
 
@@ -201,7 +268,8 @@ def export_details(run_dir: str | Path, output: str | Path) -> DetailsResult:
     stems = {**earlier, **{task: earlier.get(task, fresh[task]) for task in record.tasks}}
     if len(set(stems.values())) != len(stems):
         raise PublishError(f"{output}: two tasks would share one config name; export into a new folder")
-    files, tasks = {}, {}
+    files: dict[str, Path] = {}
+    tasks: dict[str, _TaskFile] = {}
     for task_name in record.tasks:
         rows = read_samples(run_dir, task_name)
         path = output / stems[task_name] / f"details_{split}.parquet"

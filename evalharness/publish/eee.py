@@ -22,9 +22,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from evalharness.errors import EvalHarnessError, UsageError
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
 from evalharness.metrics.base import package_version
 from evalharness.publish.common import (
     PublishError,
@@ -32,6 +31,7 @@ from evalharness.publish.common import (
     hub_dataset,
     json_text,
     partial_reasons,
+    row_scores,
     sha256_file,
     string_map,
 )
@@ -120,21 +120,21 @@ def _wire_bound(value: float) -> float | str:
     return value if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def _source_data(task_name: str, task: TaskEntry, options: EeeOptions) -> dict[str, Any]:
+def _source_data(task_name: str, task: TaskEntry, options: EeeOptions) -> JSONObject:
     details = {"location": task.data.location, "fingerprint": task.data.fingerprint, "source": task.data.source,
                "n_available": task.data.n_available}
     hub = hub_dataset(task_name, task, options.tasks_dirs)
     if hub is None:
         return {"dataset_name": task_name, "source_type": "other", "additional_details": string_map(details)}
-    data = {"dataset_name": task_name, "source_type": "hf_dataset", "hf_repo": hub.id, "samples_number": task.n_examples,
+    data: JSONObject = {"dataset_name": task_name, "source_type": "hf_dataset", "hf_repo": hub.id, "samples_number": task.n_examples,
             "additional_details": string_map({**details, "config": hub.config, "revision": hub.revision, "note": hub.note})}
     if hub.split:
         data["hf_split"] = hub.split
     return data
 
 
-def _uncertainty(entry: MetricResult, n_resamples: Any) -> dict[str, Any]:
-    uncertainty: dict[str, Any] = {"num_samples": entry.n}
+def _uncertainty(entry: MetricResult, n_resamples: object) -> JSONObject:
+    uncertainty: JSONObject = {"num_samples": entry.n}
     if finite(entry.stderr) is not None:
         uncertainty["standard_error"] = {"value": entry.stderr, "method": entry.ci_method}
     low, high = (finite(bound) for bound in entry.ci)
@@ -145,9 +145,9 @@ def _uncertainty(entry: MetricResult, n_resamples: Any) -> dict[str, Any]:
     return uncertainty
 
 
-def _metric_config(task: TaskEntry, key: str, entry: MetricResult) -> dict[str, Any]:
+def _metric_config(task: TaskEntry, key: str, entry: MetricResult) -> JSONObject:
     low, high = _bounds(entry)
-    parameters = {name: value if isinstance(value, (str, int, float, bool)) or value is None else json_text(value)
+    parameters: JSONObject = {name: value if isinstance(value, (str, int, float, bool)) or value is None else json_text(value)
                   for name, value in entry.settings.items()}
     return {
         "metric_id": entry.metric,
@@ -163,8 +163,8 @@ def _metric_config(task: TaskEntry, key: str, entry: MetricResult) -> dict[str, 
     }
 
 
-def _result(task_name: str, task: TaskEntry, key: str, entry: MetricResult, record: RunRecord, source: dict[str, Any],
-            value: float, uncertainty: dict[str, Any], suffix: str = "") -> dict[str, Any]:
+def _result(task_name: str, task: TaskEntry, key: str, entry: MetricResult, record: RunRecord, source: JSONObject,
+            value: float, uncertainty: JSONObject, suffix: str = "") -> JSONObject:
     details = {"n_examples": task.n_examples, "partial": "; ".join(partial_reasons(task)) or None,
                "notes": "; ".join(task.notes) or None}
     return {
@@ -178,8 +178,8 @@ def _result(task_name: str, task: TaskEntry, key: str, entry: MetricResult, reco
     }
 
 
-def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) -> list[dict[str, Any]]:
-    results = []
+def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) -> list[JSONObject]:
+    results: list[JSONObject] = []
     n_resamples = record.settings.get("n_resamples", 1000)
     for task_name, task in record.tasks.items():
         source = _source_data(task_name, task, options)  # reads the task spec once per task
@@ -195,7 +195,7 @@ def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) ->
                     omitted[f"{task_name}/{key}/group:{group}"] = "group value undefined in the run"
                     continue
                 low, high = (finite(bound) for bound in group_entry.ci)
-                uncertainty: dict[str, Any] = {"num_samples": group_entry.n}
+                uncertainty: JSONObject = {"num_samples": group_entry.n}
                 if low is not None and high is not None:
                     uncertainty["confidence_interval"] = {"lower": low, "upper": high, "method": entry.ci_method}
                 results.append(_result(task_name, task, key, entry, record, source, group_value, uncertainty, f"/group:{group}"))
@@ -214,13 +214,13 @@ def _correctness(entry: MetricResult, scores: Sequence[float]) -> float | None:
     return None
 
 
-def _references(gold: Any) -> list[str]:
+def _references(gold: JsonValue) -> JSONArray:
     if gold is None:
         return []
     return [json_text(item) for item in gold] if isinstance(gold, list) else [json_text(gold)]
 
 
-def _instances(run_dir: Path, record: RunRecord, evaluation_id: str, model_id: str, omitted: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _instances(run_dir: Path, record: RunRecord, evaluation_id: str, model_id: str, omitted: dict[str, str]) -> Iterator[JSONObject]:
     for task_name, task in record.tasks.items():
         try:
             rows = read_samples(run_dir, task_name)
@@ -228,7 +228,8 @@ def _instances(run_dir: Path, record: RunRecord, evaluation_id: str, model_id: s
             omitted[f"{task_name}/*"] = f"no instance lines: {exc}"
             continue
         for key, entry in task.metrics.items():
-            scores = [finite((row.get("scores") or {}).get(key)) for row in rows]
+            scores = [finite(row_scores(row, f"{task_name} samples, row {index}").get(key))
+                      for index, row in enumerate(rows)]
             known = [score for score in scores if score is not None]
             correct = _correctness(entry, known)
             if finite(entry.value) is None:
@@ -262,10 +263,10 @@ def _instances(run_dir: Path, record: RunRecord, evaluation_id: str, model_id: s
                 }
 
 
-def _model_info(record: RunRecord, model_id: str, developer: str, options: EeeOptions) -> dict[str, Any]:
+def _model_info(record: RunRecord, model_id: str, developer: str, options: EeeOptions) -> JSONObject:
     model = record.model
     deployment = "self_deployed" if model.source == "checkpoint" else "unknown"
-    info: dict[str, Any] = {
+    info: JSONObject = {
         "name": model.name,
         "id": model_id,
         "developer": developer,
@@ -276,11 +277,13 @@ def _model_info(record: RunRecord, model_id: str, developer: str, options: EeeOp
         }),
     }
     if model.source == "checkpoint":
-        info["inference_engine"] = {"name": "transformers", "version": str(record.environment.get("packages", {}).get("transformers", "unknown"))}
+        packages = record.environment.get("packages")
+        version = packages.get("transformers", "unknown") if isinstance(packages, dict) else "unknown"
+        info["inference_engine"] = {"name": "transformers", "version": str(version)}
     return info
 
 
-def _library(record: RunRecord) -> dict[str, Any]:
+def _library(record: RunRecord) -> JSONObject:
     notes = record.model.notes
     if record.model.source == "lm-eval":
         return {"name": "lm_eval", "version": str(notes.get("lm_eval_version") or "unknown"),
@@ -314,7 +317,7 @@ def export_eee(run_dir: str | Path, options: EeeOptions) -> EeeResult:
         raise PublishError(f"{run_dir}: no defined metric value to export ({'; '.join(omitted.values()) or 'no tasks'})")
     instances = list(_instances(run_dir, record, evaluation_id, model_id, omitted)) if options.instances else []
     samples_path = folder / f"{file_id}_samples.jsonl"
-    aggregate: dict[str, Any] = {
+    aggregate: JSONObject = {
         "schema_version": EEE_SCHEMA_VERSION,
         "evaluation_id": evaluation_id,
         "evaluation_timestamp": record.created,
@@ -329,7 +332,7 @@ def export_eee(run_dir: str | Path, options: EeeOptions) -> EeeResult:
         },
         "eval_library": _library(record),
         "model_info": _model_info(record, model_id, developer, options),
-        "evaluation_results": results,
+        "evaluation_results": [*results],
     }
     if instances:
         text = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in instances)
@@ -348,6 +351,6 @@ def export_eee(run_dir: str | Path, options: EeeOptions) -> EeeResult:
     return EeeResult(aggregate_path, samples_path if instances else None, len(results), len(instances), omitted)
 
 
-def summary(result: EeeResult) -> Mapping[str, Any]:
+def summary(result: EeeResult) -> Mapping[str, JsonValue]:
     return {"aggregate": str(result.aggregate), "samples": str(result.samples) if result.samples else None,
-            "results": result.n_results, "instances": result.n_instances, "omitted": result.omitted}
+            "results": result.n_results, "instances": result.n_instances, "omitted": {**result.omitted}}

@@ -18,10 +18,12 @@ import json
 import math
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import NoReturn
 
 from evalharness.errors import UsageError
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue, expect_object
 
 __all__ = ["check_export", "load_schemas", "schema_problems", "strict_json"]
 
@@ -34,12 +36,12 @@ class _Strict(ValueError):
     pass
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise _Strict(f"non-finite number {name} is not allowed")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def _no_duplicates(pairs: list[tuple[str, JsonValue]]) -> JSONObject:
+    result: JSONObject = {}
     for key, value in pairs:
         if key in result:
             raise _Strict(f"duplicate key {key!r}")
@@ -47,9 +49,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def strict_json(text: str) -> Any:
+def strict_json(text: str) -> JsonValue:
     """Standard JSON only: no NaN/Infinity, no duplicate keys (as the package requires)."""
-    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    value: JsonValue = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    return value
+
+
+def _object(value: JsonValue) -> JSONObject:
+    """A field read for checking: an object, or empty when it is not one (what it then lacks is
+    reported as missing; the JSON Schema check names its type)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: JsonValue) -> JSONArray:
+    return value if isinstance(value, list) else []
 
 
 def _path_problems(relative: str) -> list[str]:
@@ -62,8 +75,9 @@ def _path_problems(relative: str) -> list[str]:
     return [f"path component {bad[0]!r} is not a portable folder name"] if bad else []
 
 
-def _read_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    rows, problems = [], []
+def _read_lines(path: Path) -> tuple[list[JSONObject], list[str]]:
+    rows: list[JSONObject] = []
+    problems: list[str] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
@@ -79,11 +93,11 @@ def _read_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, problems
 
 
-def _companion_problems(root: Path, relative: str, data: dict[str, Any]) -> list[str]:
+def _companion_problems(root: Path, relative: str, data: JSONObject) -> list[str]:
     expected = (PurePosixPath(relative).parent / f"{PurePosixPath(relative).stem}_samples.jsonl").as_posix()
-    detail = data.get("detailed_evaluation_results")
-    if detail is None:
+    if data.get("detailed_evaluation_results") is None:
         return [f"sibling samples file {expected} exists but detailed_evaluation_results is missing"] if (root / expected).exists() else []
+    detail = _object(data.get("detailed_evaluation_results"))
     problems = []
     if detail.get("file_path") != expected:
         problems.append(f"detailed_evaluation_results.file_path is {detail.get('file_path')!r}, expected {expected!r}")
@@ -100,8 +114,8 @@ def _companion_problems(root: Path, relative: str, data: dict[str, Any]) -> list
         problems.append(f"total_rows says {detail['total_rows']}, the companion has {len(rows)}")
     if detail.get("checksum") and hashlib.sha256(path.read_bytes()).hexdigest() != detail["checksum"]:
         problems.append("checksum does not match the samples companion")
-    model_id = (data.get("model_info") or {}).get("id")
-    result_ids = {result.get("evaluation_result_id") for result in data.get("evaluation_results") or []}
+    model_id = _object(data.get("model_info")).get("id")
+    result_ids = {_object(result).get("evaluation_result_id") for result in _array(data.get("evaluation_results"))}
     for index, row in enumerate(rows, start=1):
         if row.get("evaluation_id") != data.get("evaluation_id"):
             problems.append(f"samples line {index}: evaluation_id differs from the aggregate's")
@@ -114,16 +128,16 @@ def _companion_problems(root: Path, relative: str, data: dict[str, Any]) -> list
     return problems
 
 
-def _bound(value: Any) -> float | None:
+def _bound(value: JsonValue) -> float | None:
     if value in ("Infinity", "-Infinity"):
         return math.inf if value == "Infinity" else -math.inf
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _score_problems(data: dict[str, Any]) -> list[str]:
+def _score_problems(data: JSONObject) -> list[str]:
     problems = []
-    for index, result in enumerate(data.get("evaluation_results") or []):
-        config, details = result.get("metric_config") or {}, result.get("score_details") or {}
+    for index, result in enumerate(_array(data.get("evaluation_results"))):
+        config, details = _object(_object(result).get("metric_config")), _object(_object(result).get("score_details"))
         low, high = _bound(config.get("min_score")), _bound(config.get("max_score"))
         if config.get("score_type") == "continuous" and (low is None or high is None):
             problems.append(f"evaluation_results[{index}]: a continuous score needs min_score and max_score")
@@ -135,9 +149,9 @@ def _score_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _model_problems(relative: str, data: dict[str, Any]) -> list[str]:
-    info = data.get("model_info") or {}
-    details = info.get("additional_details") or {}
+def _model_problems(relative: str, data: JSONObject) -> list[str]:
+    info = _object(data.get("model_info"))
+    details = _object(info.get("additional_details"))
     problems = []
     if details.get("deployment_type") not in {"self_deployed", "externally_managed", "unknown"}:
         problems.append("model_info.additional_details.deployment_type is missing or invalid")
@@ -164,7 +178,7 @@ def check_export(root: Path, aggregate_path: Path) -> list[str]:
     return _path_problems(relative) + _companion_problems(root, relative, data) + _score_problems(data) + _model_problems(relative, data)
 
 
-def load_schemas(source: Path) -> dict[str, dict[str, Any]]:
+def load_schemas(source: Path) -> dict[str, JSONObject]:
     """The aggregate and instance schemas from the package's wheel or a folder holding them."""
     texts: dict[str, str] = {}
     if source.is_dir():
@@ -181,10 +195,11 @@ def load_schemas(source: Path) -> dict[str, dict[str, Any]]:
     missing = [name for kind, name in _SCHEMA_FILES.items() if kind not in texts]
     if missing:
         raise UsageError(f"{source}: no {', '.join(missing)} here (give the every-eval-ever wheel or a folder with its schemas)")
-    return {kind: json.loads(text) for kind, text in texts.items()}
+    return {kind: expect_object(json.loads(text), f"{source}: {_SCHEMA_FILES[kind]}", error=UsageError)
+            for kind, text in texts.items()}
 
 
-def schema_problems(aggregate_path: Path, schemas: dict[str, dict[str, Any]], samples_path: Path | None = None) -> list[str]:
+def schema_problems(aggregate_path: Path, schemas: Mapping[str, Mapping[str, JsonValue]], samples_path: Path | None = None) -> list[str]:
     """JSON Schema (draft 7) errors of the aggregate and of each samples line."""
     try:
         from jsonschema import Draft7Validator

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalharness.publish.common import PublishError
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
 
 __all__ = ["HubUnreachableError", "hub_offline", "push_files", "remote_model_card", "unreachable"]
 
@@ -53,7 +57,7 @@ def push_files(folder: Path, files: Sequence[Path], *, repo_id: str, repo_type: 
     return str(info.pr_url or info.commit_url)
 
 
-def remote_model_card(repo_id: str, folder: Path) -> object | None:
+def remote_model_card(repo_id: str, folder: Path) -> ModelCard | None:
     """The model repo's current card (None when it has no README), so a push merges into it
     instead of replacing the owner's text."""
     from huggingface_hub import ModelCard

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -40,7 +40,10 @@ from evalharness.records.record import (
     atomic_write_text,
     load_record,
 )
-from evalharness.types import signature_text
+from evalharness.types import MetricResult, signature_text
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData
 
 __all__ = ["CardOptions", "CardResult", "CardRow", "publish_model_card"]
 
@@ -92,6 +95,23 @@ class CardResult:
     skipped: dict[str, str]
 
 
+@dataclass(frozen=True)
+class _Row:
+    """A value chosen for publishing, with what the card's two forms say about it."""
+
+    task: str
+    key: str
+    value: float
+    entry: MetricResult
+    task_entry: TaskEntry
+    dataset_id: str
+    task_id: str
+    config: str | None
+    split: str | None
+    revision: str | None
+    notes: str
+
+
 def _dataset(task_name: str, task: TaskEntry, options: CardOptions) -> tuple[str, str, str | None, str | None, str | None, str | None]:
     """(dataset id, task id, config, split, revision, note), or a UsageError-free skip (id '')."""
     given = options.datasets.get(task_name)
@@ -124,11 +144,13 @@ def _notes(task_name: str, key: str, task: TaskEntry, record: RunRecord, extra: 
     return "; ".join(parts + list(extra))
 
 
-def _select(record: RunRecord, options: CardOptions) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _select(record: RunRecord, options: CardOptions) -> tuple[list[_Row], dict[str, str]]:
     """The rows to publish and, per other task, why it is not published."""
     check_task_names(options.datasets, record, "--dataset")
     check_task_names(options.metrics, record, "--metric")
-    rows, skipped, partial = [], {}, []
+    rows: list[_Row] = []
+    skipped: dict[str, str] = {}
+    partial: list[str] = []
     for task_name, task in record.tasks.items():
         key = options.metrics.get(task_name) or next(iter(task.metrics), None)
         if key is None:
@@ -149,9 +171,8 @@ def _select(record: RunRecord, options: CardOptions) -> tuple[list[dict[str, Any
             skipped[task_name] = f"no Hub dataset id is known for it; pass --dataset {task_name}=ORG/NAME[:TASK_ID]"
             continue
         extra = ([f"partial: {'; '.join(reasons)}"] if reasons else []) + ([note] if note else [])
-        rows.append({"task": task_name, "key": key, "entry": entry, "task_entry": task, "dataset_id": dataset_id,
-                     "task_id": task_id, "config": config, "split": split, "revision": revision,
-                     "notes": _notes(task_name, key, task, record, extra)})
+        rows.append(_Row(task_name, key, entry.value, entry, task, dataset_id, task_id, config, split, revision,
+                         _notes(task_name, key, task, record, extra)))
     if partial:
         raise UsageError(
             "these tasks were evaluated on part of their data, and a model card would present the numbers "
@@ -163,38 +184,38 @@ def _select(record: RunRecord, options: CardOptions) -> tuple[list[dict[str, Any
     return rows, skipped
 
 
-def _entries(rows: list[dict[str, Any]], record: RunRecord, options: CardOptions) -> list[Any]:
+def _entries(rows: list[_Row], record: RunRecord, options: CardOptions) -> list[EvalResultEntry]:
     from huggingface_hub import EvalResultEntry
 
     return [
         EvalResultEntry(
-            dataset_id=row["dataset_id"],
-            task_id=row["task_id"],
-            value=row["entry"].value,
-            dataset_revision=row["revision"],
+            dataset_id=row.dataset_id,
+            task_id=row.task_id,
+            value=row.value,
+            dataset_revision=row.revision,
             date=record.created,
             source_url=options.source_url,
             source_name=options.source_name if options.source_url else None,
-            notes=row["notes"],
+            notes=row.notes,
         )
         for row in rows
     ]
 
 
-def _model_index(rows: list[dict[str, Any]], options: CardOptions) -> list[Any]:
+def _model_index(rows: list[_Row], options: CardOptions) -> list[EvalResult]:
     from huggingface_hub import EvalResult
 
     return [
         EvalResult(
-            task_type=HUB_TASK_TYPES.get(row["task_entry"].kind, "text-generation"),
-            dataset_type=row["dataset_id"],
-            dataset_name=row["task"],
-            dataset_config=row["config"],
-            dataset_split=row["split"],
-            dataset_revision=row["revision"],
-            metric_type=row["entry"].metric,
-            metric_name=row["key"],
-            metric_value=row["entry"].value,
+            task_type=HUB_TASK_TYPES.get(row.task_entry.kind, "text-generation"),
+            dataset_type=row.dataset_id,
+            dataset_name=row.task,
+            dataset_config=row.config,
+            dataset_split=row.split,
+            dataset_revision=row.revision,
+            metric_type=row.entry.metric,
+            metric_name=row.key,
+            metric_value=row.value,
             source_name=(options.source_name or "evalharness") if options.source_url else None,
             source_url=options.source_url,
         )
@@ -202,7 +223,7 @@ def _model_index(rows: list[dict[str, Any]], options: CardOptions) -> list[Any]:
     ]
 
 
-def _load_card(path: Path) -> Any:
+def _load_card(path: Path) -> ModelCard:
     from huggingface_hub import ModelCard
 
     try:
@@ -211,21 +232,30 @@ def _load_card(path: Path) -> Any:
         raise PublishError(f"{path}: existing model card cannot be read ({exc}); fix or move it, then publish again") from None
 
 
-def _merge(card: Any, ours: list[Any], model_name: str) -> None:
+def _card_data(card: ModelCard) -> ModelCardData:
+    from huggingface_hub import ModelCardData
+
+    data = card.data
+    assert isinstance(data, ModelCardData)  # a ModelCard parses its header as ModelCardData
+    return data
+
+
+def _merge(card: ModelCard, ours: list[EvalResult], model_name: str) -> None:
     """Replace the card's results for the same dataset and metric; keep every other one."""
-    existing = list(card.data.eval_results or [])
+    data = _card_data(card)
+    existing = list(data.eval_results or [])
     kept = [old for old in existing if not any(
         old.unique_identifier == new.unique_identifier and (old.metric_type, old.metric_name) == (new.metric_type, new.metric_name)
         for new in ours
     )]
-    card.data.eval_results = kept + ours
-    card.data.model_name = card.data.model_name or model_name
+    data.eval_results = kept + ours
+    data.model_name = data.model_name or model_name
 
 
 _START, _END = "<!-- evalharness:results:start -->", "<!-- evalharness:results:end -->"
 
 
-def _results_section(results: list[Any], record: RunRecord) -> str:
+def _results_section(results: Sequence[EvalResult], record: RunRecord) -> str:
     """A table of every result in the card's header, so the text never disagrees with it."""
     from evalharness.leaderboard.output import markdown_escape
 
@@ -245,7 +275,7 @@ def _with_section(text: str, section: str) -> str:
     return text.rstrip("\n") + "\n\n" + section + "\n"
 
 
-def _build_card(base: Any, record: RunRecord, model_name: str, results: list[Any]) -> Any:
+def _build_card(base: ModelCard | None, record: RunRecord, model_name: str, results: list[EvalResult]) -> ModelCard:
     from huggingface_hub import ModelCard, ModelCardData
 
     from evalharness.leaderboard.output import markdown_escape
@@ -254,11 +284,11 @@ def _build_card(base: Any, record: RunRecord, model_name: str, results: list[Any
         data = ModelCardData(model_name=model_name, eval_results=[])
         base = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {markdown_escape(model_name)}\n")
     _merge(base, results, model_name)
-    base.text = _with_section(base.text, _results_section(base.data.eval_results, record))
+    base.text = _with_section(base.text, _results_section(_card_data(base).eval_results or [], record))
     return base
 
 
-def _check_round_trip(readme: Path, yaml_files: Mapping[Path, Any], results: list[Any]) -> None:
+def _check_round_trip(readme: Path, yaml_files: Mapping[Path, EvalResultEntry], results: list[EvalResult]) -> None:
     """Read everything back with huggingface_hub's parsers; any difference is a refusal."""
     from huggingface_hub import ModelCard
     from huggingface_hub._eval_results import (
@@ -266,7 +296,7 @@ def _check_round_trip(readme: Path, yaml_files: Mapping[Path, Any], results: lis
         parse_eval_result_entries,
     )
 
-    parsed = ModelCard.load(readme).data.eval_results or []
+    parsed = _card_data(ModelCard.load(readme)).eval_results or []
     for result in results:
         if not any(p == result for p in parsed):
             raise PublishError(f"{readme}: the model-index does not read back {result.dataset_type} {result.metric_name} = {result.metric_value}")
@@ -276,7 +306,7 @@ def _check_round_trip(readme: Path, yaml_files: Mapping[Path, Any], results: lis
             raise PublishError(f"{path}: does not read back as written")
 
 
-def publish_model_card(run_dir: str | Path, options: CardOptions, *, base_card: Any = None) -> CardResult:
+def publish_model_card(run_dir: str | Path, options: CardOptions, *, base_card: ModelCard | None = None) -> CardResult:
     """Write ``README.md`` and ``.eval_results/*.yaml`` for the run into ``options.output``.
 
     ``base_card`` (a ``ModelCard``, e.g. the model repo's) receives our results; by default an
@@ -295,17 +325,17 @@ def publish_model_card(run_dir: str | Path, options: CardOptions, *, base_card: 
     if base_card is None and readme.is_file():
         base_card = _load_card(readme)
     card = _build_card(base_card, record, model_name, results)
-    stems = file_names(row["task"] for row in rows)
-    yaml_files = {}
+    stems = file_names(row.task for row in rows)
+    yaml_files: dict[Path, EvalResultEntry] = {}
     for row, entry in zip(rows, entries):
-        path = output / ".eval_results" / f"{stems[row['task']]}.yaml"
+        path = output / ".eval_results" / f"{stems[row.task]}.yaml"
         text = yaml.safe_dump(eval_result_entries_to_yaml([entry]), sort_keys=False, allow_unicode=True)
         atomic_write_text(path, text)
         yaml_files[path] = entry
     atomic_write_text(readme, str(card))
     _check_round_trip(readme, yaml_files, results)
     published = [
-        CardRow(row["task"], row["key"], row["entry"].value, row["dataset_id"], row["task_id"], row["notes"], str(path))
+        CardRow(row.task, row.key, row.value, row.dataset_id, row.task_id, row.notes, str(path))
         for row, path in zip(rows, yaml_files)
     ]
     return CardResult(record.run_id, output, [readme, *yaml_files], published, skipped)

@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from evalharness.publish.common import PublishError, finite, json_text, partial_reasons
 from evalharness.publish.targets import Tracker, check_tracker
@@ -35,6 +35,8 @@ from evalharness.records.record import RunRecord, load_record
 from evalharness.types import signature_text
 
 __all__ = ["TRACKERS", "log_run", "metric_values_for"]
+
+_T = TypeVar("_T")
 
 
 # -- what is logged, the same for every tracker --------------------------------------------------
@@ -54,7 +56,7 @@ def metric_values_for(record: RunRecord) -> tuple[dict[str, float], dict[str, st
     origin: dict[str, str] = {}
     undefined: list[str] = []
 
-    def add(name: str, value: Any, where: str) -> None:
+    def add(name: str, value: float | None, where: str) -> None:
         number = finite(value)
         if number is None:
             if value is not None or where.endswith(".value"):
@@ -82,9 +84,9 @@ def _params(record: RunRecord) -> dict[str, str]:
     for name, value in record.settings.items():
         params[_key("settings", name)] = json_text(value)
     for task_name, task in record.tasks.items():
-        for name, value in {"version": task.version, "spec_hash": task.spec_hash, "data_fingerprint": task.data.fingerprint,
+        for name, field in {"version": task.version, "spec_hash": task.spec_hash, "data_fingerprint": task.data.fingerprint,
                             "n_examples": task.n_examples, "formulation": task.formulation}.items():
-            params[_key("task", task_name, name)] = json_text(value)
+            params[_key("task", task_name, name)] = json_text(field)
     return {key: value for key, value in params.items() if len(value) <= 6000}
 
 
@@ -143,7 +145,7 @@ def _file_store_opt_in(uri: str | None) -> Iterator[None]:
             os.environ["MLFLOW_ALLOW_FILE_STORE"] = previous
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -173,8 +175,8 @@ def _log_mlflow(run_dir: Path, record: RunRecord, tracker: Tracker) -> str:
         try:
             for batch in _chunks([Metric(name, value, now, 0) for name, value in values.items()], 1000):
                 client.log_batch(run_id, metrics=batch)
-            for batch in _chunks([Param(name, value) for name, value in _params(record).items()], 100):
-                client.log_batch(run_id, params=batch)
+            for params in _chunks([Param(name, value) for name, value in _params(record).items()], 100):
+                client.log_batch(run_id, params=params)
             for name, text in _artifacts(run_dir, record, origin).items():
                 client.log_text(run_id, text, name)
             client.set_terminated(run_id, "FINISHED")

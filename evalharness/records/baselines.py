@@ -21,12 +21,16 @@ import json
 import os
 import platform
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypedDict
+
+from typing_extensions import NotRequired
 
 from evalharness.errors import RecordError, UsageError
+from evalharness.jsonvalues import JSONObject, expect_object
 from evalharness.records.record import RESULTS_FILE, load_record, read_samples
 
 __all__ = ["PROVENANCE", "BlessedRun", "ResolvedRun", "bless", "resolve_run", "run_files"]
@@ -54,7 +58,21 @@ def run_files(run_dir: Path) -> list[str]:
     return [*files, RESULTS_FILE]  # the record last: a reader that finds it finds the samples
 
 
-def _filesystem(url: str) -> tuple[Any, str]:
+class FileSystem(Protocol):
+    """What is used of an fsspec filesystem (fsspec has no type hints)."""
+
+    def cat_file(self, path: str) -> bytes: ...
+
+    def pipe_file(self, path: str, value: bytes) -> None: ...
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def rm_file(self, path: str) -> None: ...
+
+
+def _filesystem(url: str) -> tuple[FileSystem, str]:
     import fsspec
 
     try:
@@ -75,10 +93,28 @@ def _check_name(name: str) -> str:
     return name
 
 
+class Provenance(TypedDict):
+    """``provenance.json`` as ``bless`` writes it."""
+
+    schema: str
+    name: str
+    blessed_by: str
+    blessed_at: str
+    source: str
+    host: str
+    run_id: str
+    model: str
+    model_fingerprint: str
+    record_sha256: str
+    files: dict[str, str]  # relative path -> SHA-256
+    evalharness: str
+    superseded: NotRequired[str]
+
+
 @dataclass(frozen=True)
 class BlessedRun:
     url: str
-    provenance: dict[str, Any]
+    provenance: Provenance
     superseded: str | None  # where the previous run of this name was moved
 
 
@@ -94,27 +130,38 @@ def _who(explicit: str | None) -> str:
         return "unknown"
 
 
-def _read(fs: Any, path: str) -> bytes:
+def _read(fs: FileSystem, path: str) -> bytes:
     try:
         return fs.cat_file(path)
     except FileNotFoundError:
         raise RecordError(f"{path}: not found") from None
 
 
-def _copy_tree(fs: Any, source: str, target: str, files: list[str]) -> None:
+def _copy_tree(fs: FileSystem, source: str, target: str, files: list[str]) -> None:
     for relative in files:
         data = _read(fs, _join(source, relative))
         fs.makedirs(_join(target, *relative.split("/")[:-1]) if "/" in relative else target, exist_ok=True)
         fs.pipe_file(_join(target, relative), data)
 
 
-def _supersede(fs: Any, root: str, name: str, target: str) -> str:
+def _provenance(fs: FileSystem, root: str, shown: str) -> JSONObject:
+    """The ``provenance.json`` under ``root`` (named ``shown`` in messages), as a JSON object
+    (its file list is checked by ``_verify``)."""
+    try:
+        data = json.loads(_read(fs, _join(root, PROVENANCE)))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RecordError(f"{_join(shown, PROVENANCE)}: not valid JSON; the provenance is damaged") from None
+    return expect_object(data, f"{_join(shown, PROVENANCE)}: the provenance is damaged", error=RecordError)
+
+
+def _supersede(fs: FileSystem, root: str, name: str, target: str) -> str:
     """Move the current run of ``name`` under ``.history/NAME/<blessed_at>-<record hash>``
     (verified) before it is replaced."""
-    old = json.loads(_read(fs, _join(target, PROVENANCE)))
+    old = _provenance(fs, target, target)
     stamp = re.sub(r"[^0-9A-Za-z]", "", str(old.get("blessed_at", "")))
     history = _join(root, ".history", name, f"{stamp}-{str(old.get('record_sha256', ''))[:12]}")
-    files = [*old.get("files", {}), PROVENANCE]
+    old_files = old.get("files")
+    files = [*(old_files if isinstance(old_files, dict) else {}), PROVENANCE]
     _copy_tree(fs, target, history, files)
     _verify(fs, history, old)
     for relative in files:
@@ -144,7 +191,7 @@ def bless(
         superseded = _supersede(fs, root, name, target)
     elif fs.exists(_join(target, RESULTS_FILE)):
         raise UsageError(f"{_join(store, name)} holds a run without {PROVENANCE}; choose another name or remove it")
-    provenance = {
+    provenance: Provenance = {
         "schema": STORE_SCHEMA,
         "name": name,
         "blessed_by": _who(who),
@@ -157,8 +204,9 @@ def bless(
         "record_sha256": _sha256(contents[RESULTS_FILE]),
         "files": {relative: _sha256(data) for relative, data in contents.items()},
         "evalharness": _version(),
-        **({"superseded": superseded} if superseded else {}),
     }
+    if superseded:
+        provenance["superseded"] = superseded
     for relative, data in contents.items():
         fs.makedirs(_join(target, *relative.split("/")[:-1]) if "/" in relative else target, exist_ok=True)
         fs.pipe_file(_join(target, relative), data)
@@ -173,7 +221,7 @@ def _version() -> str:
     return __version__
 
 
-def _verify(fs: Any, root: str, provenance: dict[str, Any]) -> None:
+def _verify(fs: FileSystem, root: str, provenance: Mapping[str, object]) -> None:
     files = provenance.get("files")
     if not isinstance(files, dict) or RESULTS_FILE not in files:
         raise RecordError(f"{_join(root, PROVENANCE)}: no file list with {RESULTS_FILE}; the provenance is damaged")
@@ -192,9 +240,9 @@ class ResolvedRun:
 
     path: Path
     source: str
-    provenance: dict[str, Any] | None = None
+    provenance: JSONObject | None = None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> JSONObject:
         return {"source": self.source, **({"provenance": self.provenance} if self.provenance else {})}
 
 
@@ -221,12 +269,9 @@ def resolve_run(spec: str, *, workdir: Path) -> ResolvedRun:
     target = workdir / (named[0] if named else "run")
     provenance = None
     if has_provenance:
-        try:
-            provenance = json.loads(_read(fs, _join(root, PROVENANCE)))
-        except json.JSONDecodeError:
-            raise RecordError(f"{_join(url, PROVENANCE)}: not valid JSON; the provenance is damaged") from None
+        provenance = _provenance(fs, root, url)
         _verify(fs, root, provenance)
-        files = list(provenance["files"])
+        files = list(expect_object(provenance["files"], f"{_join(url, PROVENANCE)}: files", error=RecordError))
     else:
         if not fs.exists(_join(root, RESULTS_FILE)):
             raise RecordError(f"{url}: no run record here (expected {RESULTS_FILE})")
@@ -240,7 +285,7 @@ def resolve_run(spec: str, *, workdir: Path) -> ResolvedRun:
     return ResolvedRun(target, spec, provenance)
 
 
-def _download(fs: Any, root: str, target: Path, files: list[str], url: str) -> None:
+def _download(fs: FileSystem, root: str, target: Path, files: list[str], url: str) -> None:
     for relative in files:
         destination = target / relative
         if not destination.resolve().is_relative_to(target.resolve()):

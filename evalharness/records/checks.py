@@ -11,13 +11,14 @@ direction. Float noise is tolerated (Pearson can come out as ``100.0000000000000
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from evalharness.seeds import MAX_SEED
 from evalharness.types import GroupResult, MetricResult
 
 if TYPE_CHECKING:
+    from evalharness.metrics.base import Metric
     from evalharness.records.record import RunRecord, TaskEntry
 
 __all__ = ["record_problems"]
@@ -36,7 +37,7 @@ def _number_problems(where: str, value: float | None, *, minimum: float | None =
         yield f"{where}: {value} is below {minimum:g}"
 
 
-def _metric_facts(name: str) -> tuple[tuple[float, float], Any] | None:
+def _metric_facts(name: str) -> tuple[tuple[float, float], type[Metric]] | None:
     """The registered metric class's bounds and class, None for a name it does not know."""
     from evalharness.errors import EvalHarnessError
     from evalharness.metrics.registry import METRICS, metric_class
@@ -72,7 +73,7 @@ def _value_problems(
         yield f"{where}.n: {n} is more than the task's n_examples {n_examples}"
 
 
-def _direction_problems(where: str, entry: MetricResult, cls: Any) -> Iterator[str]:
+def _direction_problems(where: str, entry: MetricResult, cls: type[Metric]) -> Iterator[str]:
     expected = cls.higher_is_better
     if "higher_is_better" in cls.Settings.model_fields:  # hf_evaluate: the direction is a setting
         expected = bool(entry.settings.get("higher_is_better", cls.Settings.model_fields["higher_is_better"].default))
@@ -109,7 +110,7 @@ def _task_problems(where: str, task: TaskEntry) -> Iterator[str]:
         yield from _metric_problems(f"{where}.metrics.{key}", entry, task.n_examples)
 
 
-def _settings_problems(settings: dict[str, Any]) -> Iterator[str]:
+def _settings_problems(settings: Mapping[str, object]) -> Iterator[str]:
     seed = settings.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
         yield f"settings.seed: {seed!r} is not an integer between 0 and {MAX_SEED}"

@@ -6,8 +6,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
+from evalharness.jsonvalues import JSONObject
 from evalharness.metrics.base import package_version
 
 __all__ = ["capture_environment", "source_revision"]
@@ -36,8 +36,8 @@ def source_revision() -> str | None:
     return (commit + ("+dirty" if dirty else "")) or None
 
 
-def capture_environment(device: str | None = None) -> dict[str, Any]:
-    environment: dict[str, Any] = {
+def capture_environment(device: str | None = None) -> JSONObject:
+    environment: JSONObject = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {name: package_version(name) for name in _PACKAGES},

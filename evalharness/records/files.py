@@ -20,7 +20,6 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from evalharness.errors import RecordError
 
@@ -119,7 +118,7 @@ def samples_digest(relative: str) -> str | None:
     return match.group(1) if match else None
 
 
-def write_samples(run_dir: Path, task_name: str, rows: Iterable[Mapping[str, Any]]) -> str:
+def write_samples(run_dir: Path, task_name: str, rows: Iterable[Mapping[str, object]]) -> str:
     """Write one JSON line per example and return the file's path relative to ``run_dir``.
 
     The name carries the content's sha256, so writing never replaces a file that the

@@ -16,8 +16,9 @@ with nor constrain prompted numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+
+from evalharness.jsonvalues import JSONObject, JsonValue
 
 __all__ = ["PROMPTED_FORMULATIONS", "prompt_format_key", "prompt_format_problem", "template_note"]
 
@@ -25,16 +26,17 @@ __all__ = ["PROMPTED_FORMULATIONS", "prompt_format_key", "prompt_format_problem"
 PROMPTED_FORMULATIONS = frozenset({"choice_loglikelihood", "field_choice_loglikelihood", "prompt_generate"})
 
 
-def _entry(settings: dict[str, Any]) -> dict[str, Any] | None:
+def _entry(settings: Mapping[str, JsonValue]) -> JSONObject | None:
     value = settings.get("prompt_format")
     return value if isinstance(value, dict) else None
 
 
-def prompt_format_key(formulation: str, settings: dict[str, Any]) -> str | None:
+def prompt_format_key(formulation: str, settings: Mapping[str, JsonValue]) -> str | None:
     """What must match for this task's numbers to be compared (None: no prompt)."""
     entry = _entry(settings)
-    if entry is not None and isinstance(entry.get("key"), str):
-        return entry["key"]
+    key = entry.get("key") if entry is not None else None
+    if isinstance(key, str):
+        return key
     return "raw" if formulation.rsplit(":", 1)[-1] in PROMPTED_FORMULATIONS else None
 
 
@@ -46,7 +48,7 @@ def prompt_format_problem(keys: Iterable[str | None], labels: Iterable[str]) -> 
     return "prompt formats differ (" + " vs ".join(f"{key} in {label}" for key, label in pairs) + ")"
 
 
-def template_note(settings_a: dict[str, Any], settings_b: dict[str, Any]) -> str | None:
+def template_note(settings_a: Mapping[str, JsonValue], settings_b: Mapping[str, JsonValue]) -> str | None:
     """A note when two chat runs used different chat templates (checkpoints that differ in it)."""
     a, b = _entry(settings_a) or {}, _entry(settings_b) or {}
     if a.get("template_sha256") and b.get("template_sha256") and a["template_sha256"] != b["template_sha256"]:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, NoReturn, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from evalharness.errors import RecordError
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
 from evalharness.records.checks import record_problems
 from evalharness.records.files import (
     atomic_write_text,
@@ -30,6 +33,9 @@ from evalharness.records.files import (
     write_samples,
 )
 from evalharness.types import MetricResult
+
+if TYPE_CHECKING:
+    from evalharness.stats import FloatArray
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -45,12 +51,26 @@ __all__ = [
     "parse_samples",
     "read_samples",
     "samples_path",
+    "samples_stats",
     "write_record",
     "write_samples",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
 RESULTS_FILE = "results.json"
+
+
+def _as_json(value: object) -> object:
+    """What the record will hold once written: tuples as lists, paths as text (as
+    ``model_dump(mode="json")`` writes them); anything else is left for validation to refuse."""
+    try:
+        return to_jsonable_python(value)
+    except PydanticSerializationError:
+        return value
+
+
+# A free-form section of a record (settings, execution, notes, environment): JSON, held as it is written.
+JsonSection: TypeAlias = Annotated[JSONObject, BeforeValidator(_as_json)]
 
 
 class _Record(BaseModel):
@@ -72,11 +92,11 @@ class TaskEntry(_Record):
     n_examples: int
     data: DataEntry
     metrics: dict[str, MetricResult]
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonSection = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     samples: str
     seconds: float
-    execution: dict[str, Any] = Field(
+    execution: JsonSection = Field(
         default_factory=dict,
         description="how the predictions were obtained: cache hits/misses, batch sizes, padding efficiency (optional)",
     )
@@ -97,7 +117,7 @@ class ModelEntry(_Record):
     dtype: str | None = None
     num_parameters: int | None = None
     revision: str | None = None
-    notes: dict[str, Any] = Field(default_factory=dict)
+    notes: JsonSection = Field(default_factory=dict)
 
 
 class RunRecord(_Record):
@@ -107,8 +127,8 @@ class RunRecord(_Record):
     model: ModelEntry
     tasks: dict[str, TaskEntry]
     skipped: dict[str, str] = Field(default_factory=dict, description="task -> why it did not run")
-    settings: dict[str, Any] = Field(default_factory=dict)
-    environment: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonSection = Field(default_factory=dict)
+    environment: JsonSection = Field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -131,7 +151,7 @@ def _results_file(run: Path) -> Path:
     return run / RESULTS_FILE if run.is_dir() else run
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     # Writers never emit NaN/Infinity (allow_nan=False): one here was typed in by hand.
     raise ValueError(f"{name} is not allowed in a run record (undefined values are written as null)")
 
@@ -197,7 +217,7 @@ def _samples_file(run_dir: Path, record: RunRecord, task_name: str) -> Path:
     return path
 
 
-def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) -> list[dict[str, Any]]:
+def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) -> list[JSONObject]:
     """The rows of a samples file's bytes: complete JSON lines, ``expected`` of them, matching
     ``digest`` (the sha256 in the file's name) when there is one."""
     try:
@@ -208,12 +228,13 @@ def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) ->
             lines.pop()
     except UnicodeDecodeError:
         raise RecordError(f"{path}: corrupted samples file (not UTF-8)") from None
-    rows = []
+    rows: list[JSONObject] = []
     for number, line in enumerate(lines, start=1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             raise RecordError(f"{path}:{number}: corrupted samples line") from None
+        rows.append(expect_object(row, f"{path}:{number}: samples line", error=RecordError))
     if len(rows) != expected:
         raise RecordError(f"{path}: {len(rows)} samples but the record says {expected}")
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
@@ -224,7 +245,7 @@ def parse_samples(path: Path, data: bytes, expected: int, digest: str | None) ->
     return rows
 
 
-def read_samples(run_dir: str | os.PathLike[str], task_name: str, record: RunRecord | None = None) -> list[dict[str, Any]]:
+def read_samples(run_dir: str | os.PathLike[str], task_name: str, record: RunRecord | None = None) -> list[JSONObject]:
     """Per-example rows of one task, checked against the record (``record`` when the caller
     has loaded it): complete JSON lines, one per example, with the bytes the file's name promises."""
     run_dir = Path(run_dir)
@@ -247,3 +268,18 @@ def read_samples(run_dir: str | os.PathLike[str], task_name: str, record: RunRec
         raise RecordError(f"{path}: cannot read the samples file ({exc.strerror})") from None
     entry = record.tasks[task_name]
     return parse_samples(path, data, entry.n_examples, samples_digest(entry.samples))
+
+
+def samples_stats(rows: Iterable[Mapping[str, JsonValue]], key: str) -> FloatArray:
+    """Metric ``key``'s per-example statistics of samples rows, one array row each; a
+    ``KeyError``, ``TypeError`` or ``ValueError`` when a row has no usable ones (callers
+    name the run and task)."""
+    import numpy as np
+
+    values: list[JsonValue] = []
+    for row in rows:
+        stats = row["stats"]
+        if not isinstance(stats, dict):
+            raise TypeError(f"'stats' is {type(stats).__name__}, not an object")
+        values.append(stats[key])
+    return np.array(values, dtype=float)

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from evalharness.errors import RecordError, UsageError
 from evalharness.execution.lock import ensure_run_dir, record_lock
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.records.files import SAMPLES_DIR, samples_digest
 from evalharness.records.record import (
     RESULTS_FILE,
@@ -90,7 +90,7 @@ def existing_record(run_dir: Path) -> RunRecord | None:
         ) from None
 
 
-def _identity(model: ModelEntry) -> dict[str, Any]:
+def _identity(model: ModelEntry) -> JSONObject:
     """What makes two runs runs of the same system."""
     if model.source == "predictions":
         return {"source": model.source, "name": model.name}
@@ -104,7 +104,7 @@ def _identity(model: ModelEntry) -> dict[str, Any]:
     }
 
 
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, ignore: Iterable[str] = ()) -> list[str]:
+def _differences(old: Mapping[str, object], new: Mapping[str, object], prefix: str, ignore: Iterable[str] = ()) -> list[str]:
     skip = set(ignore)
     return [
         f"{prefix}{key}: {old.get(key)!r} here, {new.get(key)!r} now"
@@ -113,7 +113,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, ig
     ]
 
 
-def compatibility_problems(existing: RunRecord, model: ModelEntry, settings: Mapping[str, Any], *, keeps_tasks: bool) -> list[str]:
+def compatibility_problems(existing: RunRecord, model: ModelEntry, settings: Mapping[str, object], *, keeps_tasks: bool) -> list[str]:
     """Why a run of ``model`` with ``settings`` cannot share a record with ``existing``."""
     problems = _differences(_identity(existing.model), _identity(model), "model ")
     if keeps_tasks:
@@ -130,7 +130,7 @@ def _refusal(run_dir: Path, existing: RunRecord, problems: Sequence[str]) -> Rec
     )
 
 
-def check_mergeable(run_dir: Path, model: ModelEntry, settings: Mapping[str, Any], task_names: Iterable[str]) -> None:
+def check_mergeable(run_dir: Path, model: ModelEntry, settings: Mapping[str, object], task_names: Iterable[str]) -> None:
     """Refuse early (before any forward pass) a run whose record could not be merged."""
     existing = existing_record(run_dir)
     if existing is None:
@@ -141,10 +141,11 @@ def check_mergeable(run_dir: Path, model: ModelEntry, settings: Mapping[str, Any
         raise _refusal(run_dir, existing, problems)
 
 
-def _merged_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+def _merged_settings(old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]) -> JSONObject:
     merged = dict(new)
-    if isinstance(old.get("tasks"), list) and isinstance(new.get("tasks"), list):
-        merged["tasks"] = list(dict.fromkeys([*old["tasks"], *new["tasks"]]))
+    old_tasks, new_tasks = old.get("tasks"), new.get("tasks")
+    if isinstance(old_tasks, list) and isinstance(new_tasks, list):
+        merged["tasks"] = list(dict.fromkeys([*old_tasks, *new_tasks]))
     if old.get("trust_task_code") or new.get("trust_task_code"):  # a permission any kept task may have used
         merged["trust_task_code"] = True
     return merged

@@ -17,10 +17,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from markupsafe import Markup
 
 from evalharness.errors import EvalHarnessError, RecordError
+from evalharness.jsonvalues import JSONArray, JSONObject
 from evalharness.leaderboard.metadata import record_badges
+from evalharness.publish.common import row_scores
 from evalharness.records.record import (
     RunRecord,
     TaskEntry,
@@ -32,6 +36,9 @@ from evalharness.report.examples import changed_rows, task_data
 from evalharness.report.render import slugify
 from evalharness.types import MetricResult, signature_text
 
+if TYPE_CHECKING:
+    from evalharness.comparison.compare import Comparison
+
 __all__ = ["RunView", "build_report", "load_run_view"]
 
 
@@ -41,7 +48,7 @@ class RunView:
 
     run_dir: Path
     record: RunRecord
-    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    samples: dict[str, list[JSONObject]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
 
 
@@ -51,19 +58,22 @@ def load_run_view(run_dir: str | Path, *, with_samples: bool = True) -> RunView:
     if with_samples:
         for name in view.record.tasks:
             try:
-                view.samples[name] = read_samples(run_dir, name)
+                rows = read_samples(run_dir, name)
+                for index, row in enumerate(rows):  # scores the browsers read: checked once, here
+                    row_scores(row, f"{name} samples, row {index}")
+                view.samples[name] = rows
             except RecordError as exc:
                 view.problems[name] = str(exc)
     return view
 
 
-def _finite(value: Any) -> float | None:
+def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """How an input, prediction or gold value reads in the example browser."""
     if value is None:
         return ""
@@ -127,7 +137,7 @@ _VERDICT_LABELS = {
 class _Verdicts:
     """The paired tests of a run against its baseline, or why there are none."""
 
-    comparison: Any = None
+    comparison: Comparison | None = None
     problem: str = ""
 
     def label(self, task: str, key: str) -> tuple[str, str]:
@@ -161,8 +171,9 @@ def _verdicts(run: RunView, baseline: RunView) -> _Verdicts:
         return _Verdicts(problem=str(exc).splitlines()[0])
 
 
-def _metric_row(key: str, entry: MetricResult, base: MetricResult | None, label: tuple[str, str]) -> dict[str, Any]:
-    row: dict[str, Any] = {
+def _metric_row(key: str, entry: MetricResult, base: MetricResult | None, label: tuple[str, str]) -> dict[str, object]:
+    """One line of a task's score table (a template context: values are read by Jinja)."""
+    row: dict[str, object] = {
         "key": key,
         "metric": entry.metric,
         "value": entry.value,
@@ -181,11 +192,12 @@ def _metric_row(key: str, entry: MetricResult, base: MetricResult | None, label:
     value, base_value = _finite(entry.value), _finite(base.value) if base is not None else None
     if base is not None and value is not None and base_value is not None:
         row["delta"] = value - base_value
-        row["change"], css = label
+        change, css = label
         # Only a significant difference is marked; anything else reads as plain text.
         row["change_class"] = css if css in ("better", "worse") else ""
         if signature_text(base.signature) != signature_text(entry.signature):
-            row["change"] += " (different metric signature)"
+            change += " (different metric signature)"
+        row["change"] = change
     return row
 
 
@@ -195,7 +207,7 @@ def _bar(entry: MetricResult | None, series: int) -> Bar:
     return Bar(_finite(entry.value), _finite(entry.ci[0]), _finite(entry.ci[1]), series)
 
 
-def _task_chart(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> Any:
+def _task_chart(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> Markup:
     groups = []
     for key, entry in task.metrics.items():
         bars = [_bar(entry, 0)]
@@ -207,8 +219,8 @@ def _task_chart(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[s
     return bar_chart(groups, series=series, reference=ideal, reference_label=f"ideal {ideal:g}" if ideal is not None else "")
 
 
-def _group_charts(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> list[dict[str, Any]]:
-    charts = []
+def _group_charts(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> list[dict[str, object]]:
+    charts: list[dict[str, object]] = []
     for key, entry in task.metrics.items():
         if not entry.groups:
             continue
@@ -233,19 +245,25 @@ def _group_charts(task: TaskEntry, base_task: TaskEntry | None, series: Sequence
 # -- the whole report -------------------------------------------------------------------
 
 
-def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(template context, script data) for one run, optionally against a baseline."""
+def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[str, object], JSONObject]:
+    """(template context, script data) for one run, optionally against a baseline: the context's
+    values are read by the Jinja template, the data is embedded as JSON."""
     record = run.record
     series = [record.model.name]
     if baseline is not None:
         series = [f"{record.model.name} (this run)", f"{baseline.record.model.name} (baseline)"]
-    tasks, data_tasks = [], []
+    tasks: list[dict[str, object]] = []
+    data_tasks: JSONArray = []
+    changed_total = 0
     verdicts = _verdicts(run, baseline) if baseline is not None else _Verdicts()
     for name, task in record.tasks.items():
         base_task = baseline.record.tasks.get(name) if baseline is not None else None
         anchor = "task-" + slugify(name)
         rows = run.samples.get(name)
-        section = {
+        notes = list(task.notes)
+        if base_task is not None and base_task.data.fingerprint != task.data.fingerprint:
+            notes.append("the baseline used different data for this task (data fingerprints differ)")
+        section: dict[str, object] = {
             "name": name,
             "anchor": anchor,
             "facts": [
@@ -259,7 +277,7 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
                 ("time", f"{task.seconds:.2f} s"),
             ]
             + ([("task settings", _text(task.settings))] if task.settings else []),
-            "notes": list(task.notes),
+            "notes": notes,
             "metrics": [
                 _metric_row(key, entry, base_task.metrics.get(key) if base_task else None, verdicts.label(name, key))
                 for key, entry in task.metrics.items()
@@ -269,17 +287,17 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
             "problem": run.problems.get(name),
             "in_baseline": base_task is not None,
         }
-        if base_task is not None and base_task.data.fingerprint != task.data.fingerprint:
-            section["notes"].append("the baseline used different data for this task (data fingerprints differ)")
         tasks.append(section)
         if rows is None:
             continue
         entry = task_data(name, anchor, task, rows)
         base_rows = baseline.samples.get(name) if baseline is not None else None
         if base_task is not None and base_rows is not None:
-            entry["changed"], entry["changed_note"] = changed_rows(task, rows, base_task, base_rows)
+            changed, note = changed_rows(task, rows, base_task, base_rows)
+            entry["changed"], entry["changed_note"] = changed, note
+            changed_total += len(changed)
         data_tasks.append(entry)
-    context = {
+    context: dict[str, object] = {
         "badges": record_badges(record),
         "model_facts": _model_facts(record),
         "run_facts": _run_facts(run),
@@ -296,7 +314,7 @@ def build_report(run: RunView, baseline: RunView | None = None) -> tuple[dict[st
             "model_facts": _model_facts(baseline.record),
             "run_facts": _run_facts(baseline),
             "only_in_baseline": sorted(set(baseline.record.tasks) - set(record.tasks)),
-            "changed_total": sum(len(t.get("changed", [])) for t in data_tasks),
+            "changed_total": changed_total,
         }
-    data = {"tasks": data_tasks, "baseline": baseline is not None}
+    data: JSONObject = {"tasks": data_tasks, "baseline": baseline is not None}
     return context, data

@@ -6,8 +6,9 @@ page's script with ``textContent`` only."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
+from evalharness.publish.common import row_scores
 from evalharness.records.record import TaskEntry
 from evalharness.report.outcomes import (
     Outcomes,
@@ -24,7 +25,7 @@ def _flag(error: bool | None) -> int | None:
     return None if error is None else int(error)
 
 
-def example_rows(task: TaskEntry, rows: Sequence[Mapping[str, Any]], outcomes: Outcomes | None) -> list[list[Any]]:
+def example_rows(task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], outcomes: Outcomes | None) -> JSONArray:
     """``[id, input, prediction, gold, [score per metric], error (1, 0 or None)]`` per example."""
     keys = list(task.metrics)
     errors = outcomes.errors if outcomes is not None else [None] * len(rows)
@@ -34,20 +35,16 @@ def example_rows(task: TaskEntry, rows: Sequence[Mapping[str, Any]], outcomes: O
             text_of(row.get("input")),
             text_of(row.get("prediction")),
             text_of(row.get("gold")),
-            [_score(row, key) for key in keys],
+            [number(row_scores(row, f"samples row {index}").get(key)) for key in keys],
             _flag(error),
         ]
-        for row, error in zip(rows, errors)
+        for index, (row, error) in enumerate(zip(rows, errors))
     ]
 
 
-def _score(row: Mapping[str, Any], key: str) -> float | None:
-    return number((row.get("scores") or {}).get(key))
-
-
 def changed_rows(
-    task: TaskEntry, rows: Sequence[Mapping[str, Any]], base_task: TaskEntry, base_rows: Sequence[Mapping[str, Any]]
-) -> tuple[list[list[Any]], str]:
+    task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], base_task: TaskEntry, base_rows: Sequence[Mapping[str, JsonValue]]
+) -> tuple[JSONArray, str]:
     """``[id, input, gold, baseline prediction, prediction, baseline score, score, kind]`` per
     example whose outcome changed, and a note on how they were compared."""
     if task.data.fingerprint != base_task.data.fingerprint:
@@ -63,7 +60,7 @@ def changed_rows(
     if outcomes is None or base is None:
         return [], "the baseline has no score for this task's primary metric"
     position = {example_id: index for index, example_id in enumerate(base_ids)}
-    changed = []
+    changed: JSONArray = []
     for index, row in enumerate(rows):
         before = position.get(ids[index])
         if before is None:
@@ -78,13 +75,13 @@ def changed_rows(
     return changed, f"compared on {key}: examples whose {how}"
 
 
-def task_data(name: str, anchor: str, task: TaskEntry, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def task_data(name: str, anchor: str, task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]]) -> JSONObject:
     """One task's entry in the page data: its examples and what an error is for it."""
     outcomes = example_outcomes(task, rows)
     return {
         "name": name,
         "anchor": anchor,
-        "metrics": list(task.metrics),
+        "metrics": [*task.metrics],
         "rows": example_rows(task, rows, outcomes),
         "error_kind": outcomes.kind if outcomes else "score",
         "error_rule": outcomes.rule if outcomes else "the task has no metric",

@@ -25,11 +25,14 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evalharness.errors import EvalHarnessError
+from evalharness.jsonvalues import JsonValue
+from evalharness.publish.common import row_scores
+from evalharness.stats import FloatArray
 from evalharness.types import Direction
 
 if TYPE_CHECKING:
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcomes", "changed_kind", "example_outcomes", "number", "text_of"]
 
 
-def text_of(value: Any) -> str:
+def text_of(value: object) -> str:
     """How an input, prediction or gold value reads: text as is, a list of texts (several
     references) one per line, anything else as JSON."""
     if value is None:
@@ -52,7 +55,7 @@ def text_of(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def number(value: Any) -> float | None:
+def number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
@@ -81,8 +84,8 @@ class _Context:
     key: str
     entry: MetricResult
     metric: Metric | None  # the rebuilt metric, None when it cannot be rebuilt
-    rows: Sequence[Mapping[str, Any]]
-    stats: np.ndarray | None
+    rows: Sequence[Mapping[str, JsonValue]]
+    stats: FloatArray | None
     scores: list[float | None]
 
 
@@ -142,22 +145,28 @@ def _rebuild(entry: MetricResult) -> Metric | None:
         return None
 
 
-def _stats(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray | None:
+def _stats(rows: Sequence[Mapping[str, JsonValue]], key: str) -> FloatArray | None:
+    picked: list[JsonValue] = []
+    for row in rows:
+        stats = row.get("stats")
+        if not isinstance(stats, dict) or key not in stats:
+            return None
+        picked.append(stats[key])
     try:
-        stats = np.array([row["stats"][key] for row in rows], dtype=float)
-    except (KeyError, TypeError, ValueError):
+        array: FloatArray = np.array(picked, dtype=float)
+    except (TypeError, ValueError):
         return None
-    return stats.reshape(len(rows), -1) if len(rows) else None
+    return array.reshape(len(rows), -1) if len(rows) else None
 
 
-def example_outcomes(task: TaskEntry, rows: Sequence[Mapping[str, Any]], key: str | None = None) -> Outcomes | None:
+def example_outcomes(task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], key: str | None = None) -> Outcomes | None:
     """The outcomes of ``rows`` (a task's samples) on ``key`` (default: its first metric);
     None when the task has no metric."""
     key = key or next(iter(task.metrics), None)
     if key is None or key not in task.metrics:
         return None
     entry = task.metrics[key]
-    scores = [number((row.get("scores") or {}).get(key)) for row in rows]
+    scores = [number(row_scores(row, f"samples row {index}").get(key)) for index, row in enumerate(rows)]
     context = _Context(task, key, entry, _rebuild(entry), rows, _stats(rows, key), scores)
     kind, (description, errors) = next((kind, found) for kind, rule in RULES if (found := rule(context)) is not None)
     return Outcomes(kind, key, description, scores, errors, entry.higher_is_better, entry.ideal)

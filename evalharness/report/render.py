@@ -20,16 +20,21 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex
 
 from markupsafe import Markup
+
+from evalharness.jsonvalues import JsonValue
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 __all__ = ["asset", "content_security_policy", "embed_json", "render_page", "slugify"]
 
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def embed_json(data: Any) -> Markup:
+def embed_json(data: JsonValue) -> Markup:
     """JSON that is safe as the text of a ``<script type="application/json">`` element."""
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return Markup(re.sub("[<>&\u2028\u2029]", lambda match: _JSON_ESCAPES[match.group(0)], text))
@@ -58,7 +63,7 @@ def content_security_policy(scripts: Sequence[str]) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Any:
+def _environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     environment = Environment(
@@ -72,9 +77,11 @@ def _environment() -> Any:
     return environment
 
 
-def format_number(value: Any, digits: int = 2) -> str:
+def format_number(value: object, digits: int = 2) -> str:
     if value is None:
         return "–"
+    if not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
+        return str(value)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -84,7 +91,7 @@ def format_number(value: Any, digits: int = 2) -> str:
     return f"{number:.{digits}f}"
 
 
-def render_page(template: str, *, title: str, scripts: Sequence[str] = (), data: Any = None, **context: Any) -> str:
+def render_page(template: str, *, title: str, scripts: Sequence[str] = (), data: JsonValue = None, **context: object) -> str:
     """Render ``template`` into one HTML document with inline CSS, scripts and data."""
     from datetime import datetime, timezone
 

@@ -14,15 +14,20 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
+from evalharness.errors import RecordError
+from evalharness.jsonvalues import JSONArray, JSONObject
 from evalharness.leaderboard.paired import PairedTests, verdict_of
 from evalharness.report.outcomes import example_outcomes, text_of
 from evalharness.report.render import render_page
 from evalharness.report.site_model import Site, number
 from evalharness.stats import adjust_pvalues
+
+if TYPE_CHECKING:
+    from evalharness.comparison.compare import MetricComparison
 
 __all__ = ["compare_page"]
 
@@ -31,7 +36,18 @@ __all__ = ["compare_page"]
 EXAMPLE_BUDGET = 30_000_000
 
 
-def _flipped(test: Any) -> Any:
+class _PairTests(TypedDict):
+    tests: dict[str, JSONArray]
+    untested: dict[str, JSONArray]
+    correction: str
+    alpha: float | None
+
+
+# One model's outputs, per example id: prediction, score, error (1, 0 or None).
+_Output = tuple[str | None, float | None, int | None]
+
+
+def _flipped(test: MetricComparison) -> MetricComparison:
     """The same test read the other way round (B against A instead of A against B)."""
     low, high = test.ci
     details = dict(test.details)
@@ -45,13 +61,13 @@ def _flipped(test: Any) -> Any:
     )
 
 
-def _pair_tests(site: Site, paired: PairedTests | None) -> dict[str, Any]:
+def _pair_tests(site: Site, paired: PairedTests | None) -> _PairTests:
     """``"i|j"`` (board positions, i < j) -> rows of tests of B = j against A = i, or the
     reasons the pair was not tested."""
     board = site.board
     position = {model: index for index, model in enumerate(board.model_ids)}
-    found: dict[str, list[Any]] = {}
-    untested: dict[str, list[str]] = {}
+    found: dict[str, list[tuple[int, MetricComparison]]] = {}
+    untested: dict[str, JSONArray] = {}
     if paired is None:
         return {"tests": {}, "untested": {}, "correction": "", "alpha": None}
     for column_index, column in enumerate(board.columns):
@@ -65,7 +81,7 @@ def _pair_tests(site: Site, paired: PairedTests | None) -> dict[str, Any]:
             i, j = sorted((position[a], position[b]))
             untested.setdefault(f"{i}|{j}", []).append(f"{column.task} {column.metric}: {reason}")
     settings = paired.settings
-    rows: dict[str, list[list[Any]]] = {}
+    rows: dict[str, JSONArray] = {}
     for pair, pair_tests in found.items():
         raw = np.array([np.nan if t.p_value is None else t.p_value for _, t in pair_tests])
         adjusted = adjust_pvalues(raw, settings.correction)
@@ -78,12 +94,14 @@ def _pair_tests(site: Site, paired: PairedTests | None) -> dict[str, Any]:
     return {"tests": rows, "untested": untested, "correction": settings.correction, "alpha": settings.alpha}
 
 
-def _task_examples(site: Site, task: str, key: str, paired: PairedTests) -> dict[str, Any]:
+def _task_examples(site: Site, task: str, key: str, paired: PairedTests) -> JSONObject:
     """One task's examples: ids, inputs and references once; each model's outputs."""
     board = site.board
     data = board.data[board.data["task"] == task].drop_duplicates("model_id")
-    run_of = {row.model_id: Path(str(row.run_dir)) for row in data.itertuples(index=False)}
-    entry: dict[str, Any] = {"name": task, "metric": key, "problems": [], "models": {}}
+    run_of = {str(model): Path(str(run_dir)) for model, run_dir in zip(data["model_id"], data["run_dir"])}
+    problems: JSONArray = []
+    outputs: dict[str, dict[str, _Output]] = {}  # board position -> its outputs
+    described: JSONObject = {}  # what an error is, from the first model with outcomes
     ids: list[str] = []
     inputs: dict[str, str] = {}
     golds: dict[str, str] = {}
@@ -93,17 +111,19 @@ def _task_examples(site: Site, task: str, key: str, paired: PairedTests) -> dict
             continue
         rows = paired.loader.rows(run_of[model], task)
         if isinstance(rows, str):
-            entry["problems"].append(f"{board.display(model)}: examples unavailable ({rows})")
+            problems.append(f"{board.display(model)}: examples unavailable ({rows})")
             continue
         record = paired.loader.record(run_of[model])
-        outcomes = example_outcomes(record.tasks[task], rows, key)
+        try:
+            outcomes = example_outcomes(record.tasks[task], rows, key)
+        except RecordError as exc:  # a row's scores are not an object
+            problems.append(f"{board.display(model)}: examples unavailable ({task} in {run_of[model]}: {exc})")
+            continue
         if outcomes is None:
             continue
-        entry.setdefault("kind", outcomes.kind)
-        entry.setdefault("rule", outcomes.rule)
-        entry.setdefault("higher_is_better", outcomes.higher_is_better)
-        entry.setdefault("ideal", outcomes.ideal)
-        by_id = {}
+        described = described or {"kind": outcomes.kind, "rule": outcomes.rule, "higher_is_better": outcomes.higher_is_better,
+                                  "ideal": outcomes.ideal}
+        by_id: dict[str, _Output] = {}
         for row, score, error in zip(rows, outcomes.scores, outcomes.errors, strict=True):
             example = text_of(row.get("id"))
             if example not in inputs:
@@ -113,26 +133,28 @@ def _task_examples(site: Site, task: str, key: str, paired: PairedTests) -> dict
             prediction = text_of(row.get("prediction"))
             size += len(prediction)
             by_id[example] = (prediction, score, None if error is None else int(error))
-        entry["models"][str(index)] = by_id
+        outputs[str(index)] = by_id
     if size > EXAMPLE_BUDGET:
-        return {"name": task, "metric": key, "problems": entry["problems"] + [
+        return {"name": task, "metric": key, "problems": [*problems,
             f"the examples of {task} ({size:,} characters) are too large to embed here; see each run's report"], "models": {}, "ids": []}
-    entry["ids"], entry["inputs"], entry["golds"] = ids, [inputs[i] for i in ids], [golds[i] for i in ids]
-    for model, by_id in entry["models"].items():
-        empty = (None, None, None)
-        entry["models"][model] = [list(column) for column in zip(*(by_id.get(i, empty) for i in ids), strict=True)] if ids else [[], [], []]
-    return entry
+    empty: _Output = (None, None, None)
+    models: JSONObject = {
+        model: [[*column] for column in zip(*(by_id.get(i, empty) for i in ids), strict=True)] if ids else [[], [], []]
+        for model, by_id in outputs.items()
+    }
+    return {"name": task, "metric": key, "problems": problems, "models": models, **described,
+            "ids": [*ids], "inputs": [inputs[i] for i in ids], "golds": [golds[i] for i in ids]}
 
 
 def compare_page(site: Site) -> None:
     board = site.board
     paired = board.paired or PairedTests(board.data)
     tests = _pair_tests(site, board.paired)
-    data = {
+    data: JSONObject = {
         "models": [{"id": m, "name": board.display(m), "href": site.model_pages[m]} for m in board.model_ids],
         "columns": [{"task": c.task, "metric": c.metric, "better": c.direction_label} for c in board.columns],
-        "tests": tests["tests"],
-        "untested": tests["untested"],
+        "tests": {**tests["tests"]},
+        "untested": {**tests["untested"]},
         "tasks": [_task_examples(site, task, column.metric_key, paired) for task, column in site.primary_columns().items()],
     }
     note = (

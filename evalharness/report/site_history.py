@@ -14,17 +14,47 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from evalharness.errors import RecordError
+from evalharness.jsonvalues import JsonValue
 from evalharness.leaderboard.output import to_json, write_public_text
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.report.render import render_page
 
+if TYPE_CHECKING:
+    from evalharness.report.site_model import Site
+
 __all__ = ["History", "archive_previous", "history_page"]
 
 ENTRY = re.compile(r"[0-9]+-[0-9a-f]{8}\.json")
+
+
+class _Current(TypedDict):
+    title: str
+    models: list[str]
+
+
+class _Entry(TypedDict):
+    """An archived version of the board (``history/index.json`` lists these)."""
+
+    file: str
+    archived: str
+    title: str
+    models: list[str]
+
+
+class _Version(TypedDict):
+    """A line of the history page."""
+
+    label: str
+    href: str
+    title: str
+    models: list[str]
+    added: list[str]
+    removed: list[str]
 
 
 @dataclass
@@ -32,28 +62,28 @@ class History:
     """Archived versions (newest first) and the rows the previous version had that the
     current one has not."""
 
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     previous_when: str = ""
-    current: dict[str, Any] = field(default_factory=dict)
+    current: _Current = field(default_factory=lambda: _Current(title="", models=[]))
 
 
-def _models(data: Any) -> list[str]:
+def _models(data: JsonValue) -> list[str]:
     rows = data.get("rows") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         return []
     return [str(row.get("model_id")) for row in rows if isinstance(row, dict) and row.get("model_id") is not None]
 
 
-def _load_entries(folder: Path) -> list[dict[str, Any]]:
+def _load_entries(folder: Path) -> list[_Entry]:
     """The archive's index, rebuilt from the files themselves when it is missing or damaged
     (an index never hides an archived file)."""
-    try:
-        listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        listed = []
-    listed = listed if isinstance(listed, list) else []
-    entries = {e["file"]: _entry(e) for e in listed if isinstance(e, dict) and isinstance(e.get("file"), str) and ENTRY.fullmatch(e["file"])}
+    listed = _read(folder / "index.json")
+    entries = {
+        name: _entry(e, name)
+        for e in (listed if isinstance(listed, list) else [])
+        if isinstance(e, dict) and isinstance(name := e.get("file"), str) and ENTRY.fullmatch(name)
+    }
     entries = {name: entry for name, entry in entries.items() if (folder / name).is_file()}
     for path in folder.glob("*.json"):
         if ENTRY.fullmatch(path.name) and path.name not in entries:
@@ -61,13 +91,13 @@ def _load_entries(folder: Path) -> list[dict[str, Any]]:
     return sorted(entries.values(), key=lambda e: -int(e["file"].split("-", 1)[0]))
 
 
-def _entry(raw: dict[str, Any]) -> dict[str, Any]:
+def _entry(raw: Mapping[str, JsonValue], file: str) -> _Entry:
     """An index entry with the fields pages rely on, whatever a hand-edited index holds."""
-    models = raw.get("models")
+    models, archived, title = raw.get("models"), raw.get("archived"), raw.get("title")
     return {
-        "file": raw["file"],
-        "archived": raw["archived"] if isinstance(raw.get("archived"), str) else "",
-        "title": raw["title"] if isinstance(raw.get("title"), str) else "",
+        "file": file,
+        "archived": archived if isinstance(archived, str) else "",
+        "title": title if isinstance(title, str) else "",
         "models": [str(m) for m in models] if isinstance(models, list) else [],
     }
 
@@ -79,11 +109,13 @@ def _write_bytes(path: Path, data: bytes) -> None:
     temporary.replace(path)
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> JsonValue:
+    """A JSON file's content; None when it cannot be read (pages say so, nothing is lost)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value: JsonValue = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return value
 
 
 def archive_previous(site_dir: Path, board: Leaderboard) -> History:
@@ -92,7 +124,7 @@ def archive_previous(site_dir: Path, board: Leaderboard) -> History:
     if folder.exists() and not folder.is_dir():
         raise RecordError(f"{folder} is not a folder: it is where earlier versions of the board are kept; move it away")
     previous_path = site_dir / "data" / "leaderboard.json"
-    current = json.loads(json.dumps(to_json(board), ensure_ascii=False, allow_nan=False))
+    current: JsonValue = json.loads(json.dumps(to_json(board), ensure_ascii=False, allow_nan=False))
     history = History(current={"title": board.title, "models": _models(current)})
     entries = _load_entries(folder) if folder.is_dir() else []
     if previous_path.is_file():
@@ -115,12 +147,12 @@ def archive_previous(site_dir: Path, board: Leaderboard) -> History:
     return history
 
 
-def history_page(site: Any, history: History) -> None:
+def history_page(site: Site, history: History) -> None:
     """Every version, newest first, with the rows each added and removed."""
-    versions = [{"label": "current", "href": "data/leaderboard.json", "title": site.board.title, "models": history.current["models"]}]
-    versions += [{"label": e["archived"] or e["file"], "href": f"history/{e['file']}", "title": e["title"], "models": e["models"]} for e in history.entries]
-    for version in versions:
-        version["added"], version["removed"] = [], []
+    versions: list[_Version] = [{"label": "current", "href": "data/leaderboard.json", "title": site.board.title,
+                                 "models": history.current["models"], "added": [], "removed": []}]
+    versions += [{"label": e["archived"] or e["file"], "href": f"history/{e['file']}", "title": e["title"], "models": e["models"],
+                  "added": [], "removed": []} for e in history.entries]
     for newer, older in zip(versions, versions[1:], strict=False):
         newer["added"] = [m for m in newer["models"] if m not in set(older["models"])]
         newer["removed"] = [m for m in older["models"] if m not in set(newer["models"])]

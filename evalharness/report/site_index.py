@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
+
+from markupsafe import Markup
 
 from evalharness.leaderboard.aggregates import goodness
-from evalharness.leaderboard.output import OUTPUT_FILES
+from evalharness.leaderboard.output import OUTPUT_FILES, whole_number
 from evalharness.report.board_charts import (
     HeatCell,
     WhiskerRow,
@@ -40,22 +42,35 @@ RULES = {
 }
 
 
-def _headers(site: Site) -> list[dict[str, Any]]:
+class _Header(TypedDict):
+    key: str
+    short: str
+    task: str
+    title: str
+    marked: bool
+    col: int  # the table column it heads
+
+
+class _Group(TypedDict):
+    task: str
+    label: str
+    span: int
+
+
+def _headers(site: Site) -> list[_Header]:
     board = site.board
-    headers = [
-        {"key": a.key, "short": a.label, "task": "", "title": a.description, "marked": False} for a in board.aggregates
-    ]
+    # (key, short, task, title, marked)
+    heads = [(a.key, a.label, "", a.description, False) for a in board.aggregates]
     for c in board.columns:
         title = f"{c.task} {c.metric}: {c.direction_label}; n={c.n}; data {c.data_fingerprint}; {c.signature}"
-        headers.append({"key": c.key, "short": f"{c.metric} {c.arrow}", "task": c.task, "title": title, "marked": c.incomparable})
-    for index, header in enumerate(headers):
-        header["col"] = 3 + index
-    return headers
+        heads.append((c.key, f"{c.metric} {c.arrow}", c.task, title, c.incomparable))
+    return [{"key": key, "short": short, "task": task, "title": title, "marked": marked, "col": 3 + index}
+            for index, (key, short, task, title, marked) in enumerate(heads)]
 
 
-def _groups(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _groups(site: Site, headers: list[_Header]) -> list[_Group]:
     """Header groups: the aggregates, then one per task, spanning their columns."""
-    groups: list[dict[str, Any]] = []
+    groups: list[_Group] = []
     for header in headers:
         task = header["task"]
         if groups and groups[-1]["task"] == task:
@@ -65,12 +80,12 @@ def _groups(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return groups
 
 
-def _rows(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(site: Site, headers: list[_Header]) -> list[dict[str, object]]:
+    """The table's rows (a template context: values are read by Jinja)."""
     board = site.board
-    rows = []
+    rows: list[dict[str, object]] = []
     for position, model in enumerate(board.model_ids):
         info = site.metadata[model]
-        cluster: Any = board.ranking.at[model, "cluster"]  # pandas cells are untyped scalars
         rows.append(
             {
                 "model": model,
@@ -78,7 +93,7 @@ def _rows(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "href": site.model_pages[model],
                 "rank": board.rank_label(model),
                 "rank_sort": repr(-float(position)),
-                "cluster": int(cluster),
+                "cluster": whole_number(board.ranking.at[model, "cluster"]),
                 "source": board.models.at[model, "source"],
                 "badges": info.badges,
                 "flags": " ".join(badge.kind for badge in info.badges),
@@ -89,8 +104,8 @@ def _rows(site: Site, headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _charts(site: Site) -> list[dict[str, Any]]:
-    charts = []
+def _charts(site: Site) -> list[dict[str, object]]:
+    charts: list[dict[str, object]] = []
     for task, column in site.primary_columns().items():
         ranking = site.column_ranking(column.key, prefix="")
         rows = [WhiskerRow(r["display"], r["value"], r["low"], r["high"], r["cluster"], r["rank"]) for r in ranking]
@@ -109,7 +124,7 @@ def _share(values: dict[str, float | None], direction: str, ideal: float) -> dic
     return {m: (None if m not in scores else (1.0 if high == low else (scores[m] - low) / (high - low))) for m in values}
 
 
-def _heat_map(site: Site) -> Any:
+def _heat_map(site: Site) -> Markup | None:
     board = site.board
     columns = list(site.primary_columns().values())
     if not columns:
@@ -134,8 +149,6 @@ def _removed(history: History) -> dict[str, str] | None:
 
 
 def index_page(site: Site, history: History) -> None:
-    from markupsafe import Markup
-
     board = site.board
     headers = _headers(site)
     html = render_page(

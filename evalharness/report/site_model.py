@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex, TypedDict
 
 from evalharness.errors import RecordError
 from evalharness.leaderboard.aggregates import goodness
@@ -14,13 +14,40 @@ from evalharness.leaderboard.metadata import ModelInfo, model_metadata
 from evalharness.leaderboard.output import (
     digits_for,
     format_cell,
+    whole_number,
     write_public_text,
 )
 from evalharness.leaderboard.ranking import format_rank
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.report.render import slugify
 
-__all__ = ["Site", "number", "site_path"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evalharness.leaderboard.table import Column
+
+__all__ = ["CellText", "RankedCell", "Site", "number", "site_path"]
+
+
+class CellText(TypedDict):
+    """A board cell as the pages show it: its text, interval text, sort key and numbers."""
+
+    text: str
+    ci: str
+    sort: str
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class RankedCell(CellText):
+    """A cell of a column ranked on its own, with its row."""
+
+    model: str
+    display: str
+    href: str
+    rank: str
+    cluster: int
 
 
 def site_path(site_dir: Path, *parts: str) -> Path:
@@ -31,7 +58,9 @@ def site_path(site_dir: Path, *parts: str) -> Path:
     return path
 
 
-def number(value: Any) -> float | None:
+def number(value: object) -> float | None:
+    if not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
+        return None
     try:
         result = float(value)
     except (TypeError, ValueError):
@@ -39,7 +68,7 @@ def number(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def _sort_key(value: Any, direction: str = "higher", ideal: float = math.nan) -> str:
+def _sort_key(value: object, direction: str = "higher", ideal: float = math.nan) -> str:
     """A number where larger is better, as text for a ``data-sort-value`` ('' if none)."""
     result = number(value)
     if result is None:
@@ -58,7 +87,7 @@ class Site:
         self.reports: dict[str, list[tuple[str, str]]] = {}
         self.metadata: dict[str, ModelInfo]
         self.metadata, self.metadata_notes = model_metadata(board)
-        self._rankings: dict[str, tuple[Any, list[str]]] = {}
+        self._rankings: dict[str, tuple[pd.DataFrame, list[str]]] = {}
 
     @property
     def tasks(self) -> list[str]:
@@ -67,13 +96,13 @@ class Site:
     def write(self, relative: str, html: str) -> None:
         write_public_text(site_path(self.dir, *relative.split("/")), html)
 
-    def ranking(self, key: str) -> tuple[Any, list[str]]:
+    def ranking(self, key: str) -> tuple[pd.DataFrame, list[str]]:
         """``key`` ranked on its own with the board's rule (cached: paired tests are costly)."""
         if key not in self._rankings:
             self._rankings[key] = self.board.rank_column(key)
         return self._rankings[key]
 
-    def cell(self, model: str, key: str) -> dict[str, Any]:
+    def cell(self, model: str, key: str) -> CellText:
         board = self.board
         value = board.values.at[model, key]
         direction, ideal = board.direction_of(key)
@@ -83,22 +112,22 @@ class Site:
         interval = "" if low is None or high is None or text == "–" else f"[{low:.{digits}f}, {high:.{digits}f}]"
         return {"text": text, "ci": interval, "sort": _sort_key(value, direction, ideal), "value": number(value), "low": low, "high": high}
 
-    def column_ranking(self, key: str, prefix: str = "../") -> list[dict[str, Any]]:
+    def column_ranking(self, key: str, prefix: str = "../") -> list[RankedCell]:
         """Models with a value in ``key``, best first, with their rank and cluster."""
         ranked, _ = self.ranking(key)
-        rows = []
+        rows: list[RankedCell] = []
         for model in ranked.sort_values("order").index:
             if number(self.board.values.at[model, key]) is None:
                 continue
             rank = format_rank(ranked.at[model, "rank"], bool(ranked.at[model, "tied"]))
             rows.append({"model": model, "display": self.board.display(model), "href": prefix + self.model_pages[model],
-                         "rank": rank, "cluster": int(ranked.at[model, "cluster"]), **self.cell(model, key)})
+                         "rank": rank, "cluster": whole_number(ranked.at[model, "cluster"]) or 0, **self.cell(model, key)})
         return rows
 
-    def primary_columns(self) -> dict[str, Any]:
+    def primary_columns(self) -> dict[str, Column]:
         """Per task, the column its chart shows: the ranking column if the task has it, else
         the task's first comparable column."""
-        chosen = {}
+        chosen: dict[str, Column] = {}
         for column in self.board.columns:
             if column.task not in chosen and not column.incomparable:
                 chosen[column.task] = column

@@ -14,8 +14,8 @@ are errors, not no-ops. Messages start with ``file:line: field``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -27,10 +27,21 @@ from evalharness.spec.schema import TEMPLATE, DataSource, label_key
 
 if TYPE_CHECKING:
     from evalharness.metrics.base import Metric
+    from evalharness.types import RequestKind
 
 __all__ = ["check_task", "template_fields"]
 
 Location = tuple[str | int, ...]
+
+
+class _Serving(Protocol):
+    """What the checks read of a formulation that can serve a task kind."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def request_kind(self) -> RequestKind: ...
 
 
 def template_fields(template: str) -> set[str]:
@@ -139,7 +150,7 @@ def _prediction_problem(task: Task, metric: type[Metric]) -> str | None:
     return f"'{metric.name}' cannot score a '{kind}' task: {hint}"
 
 
-def _formulations(task: Task) -> list[Any]:
+def _formulations(task: Task) -> Sequence[_Serving]:
     from evalharness.prompting import FORMULATIONS
 
     return FORMULATIONS.get(task.spec.kind, [])

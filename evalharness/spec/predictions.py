@@ -12,9 +12,8 @@ can produce (a positive log-likelihood, an index outside the options, a probabil
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any
 
 from evalharness.errors import DataError
 from evalharness.types import (
@@ -37,23 +36,23 @@ class Context:
     """What a value is checked against: the task's labels and the example's fields."""
 
     labels: Sequence[str]
-    fields: Mapping[str, Any]
+    fields: Mapping[str, object]
 
 
-def _finite(value: Any, where: str) -> float:
+def _finite(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise DataError(f"{where}: expected a finite number, got {value!r}")
     return float(value)
 
 
-def probability(value: Any, where: str) -> float:
+def probability(value: object, where: str) -> float:
     number = _finite(value, where)
     if not 0.0 <= number <= 1.0:
         raise DataError(f"{where}: no_answer_probability must be a probability in [0, 1], got {value!r}")
     return number
 
 
-def _log_likelihood(value: Any, where: str, name: str) -> float:
+def _log_likelihood(value: object, where: str, name: str) -> float:
     """A natural-log likelihood (summed or normalised): finite and never above 0."""
     number = _finite(value, f"{where}: {name}")
     if number > 0.0:
@@ -61,13 +60,13 @@ def _log_likelihood(value: Any, where: str, name: str) -> float:
     return number
 
 
-def _text(value: Any, where: str, context: Context) -> TextPrediction:
+def _text(value: object, where: str, context: Context) -> TextPrediction:
     if not isinstance(value, str):
         raise DataError(f"{where}: expected the generated text (a string), got {type(value).__name__}")
     return TextPrediction(value)
 
 
-def _span(value: Any, where: str, context: Context) -> SpanPrediction:
+def _span(value: object, where: str, context: Context) -> SpanPrediction:
     if isinstance(value, str):
         return SpanPrediction(value)
     if isinstance(value, Mapping) and isinstance(value.get("text"), str) and set(value) <= {"text", "no_answer_probability"}:
@@ -76,17 +75,17 @@ def _span(value: Any, where: str, context: Context) -> SpanPrediction:
     raise DataError(f'{where}: expected an answer string or {{"text": str, "no_answer_probability": float | null}}')
 
 
-def _label(value: Any, where: str, context: Context) -> LabelPrediction:
+def _label(value: object, where: str, context: Context) -> LabelPrediction:
     if not isinstance(value, str) or value not in context.labels:
         raise DataError(f"{where}: {value!r} is not one of the task's labels {list(context.labels)}")
     return LabelPrediction(value)
 
 
-def _score(value: Any, where: str, context: Context) -> ScorePrediction:
+def _score(value: object, where: str, context: Context) -> ScorePrediction:
     return ScorePrediction(_finite(value, where))
 
 
-def _logprob(value: Any, where: str, context: Context) -> LogprobPrediction:
+def _logprob(value: object, where: str, context: Context) -> LogprobPrediction:
     if not isinstance(value, Mapping) or set(value) != {"logprob", "n_tokens"}:
         raise DataError(f'{where}: expected {{"logprob": float, "n_tokens": int}}')
     n_tokens = value["n_tokens"]
@@ -98,16 +97,17 @@ def _logprob(value: Any, where: str, context: Context) -> LogprobPrediction:
     return LogprobPrediction(logprob, n_tokens)
 
 
-def _pair(value: Any, where: str, context: Context) -> PairPrediction:
+def _pair(value: object, where: str, context: Context) -> PairPrediction:
     if not isinstance(value, Mapping) or set(value) != {"more", "less"}:
         raise DataError(f'{where}: expected {{"more": float, "less": float}} (log-likelihoods of the two sentences)')
     return PairPrediction(_log_likelihood(value["more"], where, "more"), _log_likelihood(value["less"], where, "less"))
 
 
-def _choice(value: Any, where: str, context: Context) -> ChoicePrediction:
+def _choice(value: object, where: str, context: Context) -> ChoicePrediction:
     if value is None:
         return ChoicePrediction(None)
-    options = len(context.fields.get("choices") or [])
+    choices = context.fields.get("choices")
+    options = len(choices) if isinstance(choices, Sized) and choices else 0
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < options:
         return ChoicePrediction(value)
     raise DataError(f"{where}: expected a choice index 0..{options - 1} or null (this example has {options} choices), got {value!r}")
@@ -118,7 +118,7 @@ class Contract:
     """A task kind's prediction: its type and the parser of its JSON value."""
 
     type: type[Prediction]
-    parse: Callable[[Any, str, Context], Prediction]
+    parse: Callable[[object, str, Context], Prediction]
 
 
 # Task kind -> its prediction contract. Every kind has one (a test checks it).
@@ -140,11 +140,11 @@ def prediction_type(kind: str, *, counterfactual: bool = False) -> type[Predicti
 
 def parse_prediction(
     kind: str,
-    value: Any,
+    value: object,
     where: str,
     *,
     labels: Sequence[str] = (),
-    fields: Mapping[str, Any] | None = None,
+    fields: Mapping[str, object] | None = None,
     counterfactual: bool = False,
 ) -> Prediction:
     """The typed prediction of a JSON value of a ``kind`` task (a counterfactual probe's when

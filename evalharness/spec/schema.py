@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from evalharness.config import StrictModel
+from evalharness.jsonvalues import JsonValue
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.types import Decoding
 
@@ -47,7 +48,7 @@ def label_key(label: str) -> str:
     return re.sub(r"[\s_\-]+", "", label).casefold()
 
 
-def raw_label_key(value: Any) -> str:
+def raw_label_key(value: object) -> str:
     """A raw label value as it may be written in another file format: numbers by value
     (``1``, ``1.0``, ``"01"``), text and booleans in any case (``true``, ``"True"``)."""
     text = str(value).strip()
@@ -67,7 +68,7 @@ class LocalSource(StrictModel):
 
     files: list[str] = Field(min_length=1, description="paths under --data-dir, or ./ ../ (beside the task file) or absolute")
     format: str = Field(description="reader name: tsv, csv, jsonl, json, parquet, txt, ...")
-    options: dict[str, Any] = Field(default_factory=dict, description="reader options")
+    options: dict[str, JsonValue] = Field(default_factory=dict, description="reader options")
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical field -> column name in these files"
     )
@@ -113,13 +114,13 @@ class DataSource(StrictModel):
 
     @field_validator("label_values", mode="before")
     @classmethod
-    def _stringify_keys(cls, value: Any) -> Any:
+    def _stringify_keys(cls, value: object) -> object:
         # YAML reads `0: negative` with an integer key; raw values are compared as text, so keys
         # that read the same once the data's type is lost (1 and '1', 1 and 1.0, true and 'True')
         # would make the mapping depend on the file format: they are refused.
         if not isinstance(value, dict):
             return value
-        seen: dict[str, Any] = {}
+        seen: dict[str, object] = {}
         for key in value:
             if key is None or (isinstance(key, str) and not key.strip()):
                 raise ValueError("a key is empty or null; quote the raw value it stands for")
@@ -180,7 +181,7 @@ class MetricSpec(StrictModel):
     """
 
     name: str
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, JsonValue] = Field(default_factory=dict)
     key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+\-]+$")
 
     @property
@@ -219,7 +220,7 @@ class TaskSpec(StrictModel):
     prompt: PromptSpec | None = None
     generation: Decoding | None = Field(default=None, description="decoding settings, overridable per run")
     metrics: list[MetricSpec] = Field(min_length=1)
-    formulations: dict[str, dict[str, Any]] = Field(
+    formulations: dict[str, dict[str, JsonValue]] = Field(
         default_factory=dict,
         description="settings per formulation name (e.g. span_head: {doc_stride: 128})",
     )
@@ -252,7 +253,7 @@ class TaskSpec(StrictModel):
 
     @field_validator("metrics", mode="before")
     @classmethod
-    def _metric_shorthand(cls, value: Any) -> Any:
+    def _metric_shorthand(cls, value: object) -> object:
         # `metrics: [accuracy]` is shorthand for `metrics: [{name: accuracy}]`.
         if isinstance(value, list):
             return [{"name": item} if isinstance(item, str) else item for item in value]

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 __all__ = ["CHAT_STYLES", "build_chat_model", "build_chat_tokenizer", "build_lora_adapter", "save_merged_adapter"]
 
@@ -57,7 +60,7 @@ CHAT_STYLES: dict[str, tuple[str, str | None, str, str, tuple[str, ...], bool, s
 }
 
 
-def build_chat_tokenizer(corpus: Iterable[str], *, style: str = "chatml", vocab_size: int = 400, model_max_length: int = 256) -> Any:
+def build_chat_tokenizer(corpus: Iterable[str], *, style: str = "chatml", vocab_size: int = 400, model_max_length: int = 256) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with the special tokens and chat template of ``style``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -90,7 +93,7 @@ def build_chat_tokenizer(corpus: Iterable[str], *, style: str = "chatml", vocab_
 
 
 def build_chat_model(
-    directory: Path, tokenizer: Any, *, instruct: bool = True, seed: int = 0, hidden: int = 32, layers: int = 2, max_positions: int = 256
+    directory: Path, tokenizer: PreTrainedTokenizerBase, *, instruct: bool = True, seed: int = 0, hidden: int = 32, layers: int = 2, max_positions: int = 256
 ) -> Path:
     """A random-init Llama causal LM saved with ``tokenizer``; ``instruct``: its generation
     config ends generation at the template's end-of-turn token too (as instruct releases do)."""
@@ -119,7 +122,13 @@ _AUTO_CLASSES = {
 }
 
 
-def _auto(task_type: str) -> Any:
+class _AutoModel(Protocol):
+    """A transformers ``AutoModelFor...`` class."""
+
+    def from_pretrained(self, path: Path, /, **settings: object) -> PreTrainedModel: ...
+
+
+def _auto(task_type: str) -> _AutoModel:
     import transformers
 
     return getattr(transformers, _AUTO_CLASSES[task_type])
@@ -136,7 +145,7 @@ def build_lora_adapter(
     seed: int = 0,
     base_name: str | None = None,
     num_labels: int | None = None,
-    tokenizer: Any = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> Path:
     """A LoRA adapter on ``base`` with random (non-zero) weights, saved with ``save_pretrained``.
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from evalharness.jsonvalues import JSONObject
 from evalharness.models.base import ModelInfo, options_with
+from evalharness.models.protocols import RollingWindows
 from evalharness.types import (
     ClassifyRequest,
     ClassifyResponse,
@@ -57,9 +58,9 @@ class Call:
     """One batched call the adapter received (what the engine asked, in which batches)."""
 
     kind: RequestKind
-    requests: tuple[Any, ...]
+    requests: tuple[Request, ...]
     batch_size: int
-    options: Any = None
+    options: RequestOptions | None = None
 
 
 @dataclass
@@ -120,7 +121,7 @@ class ScriptedAdapter:
     def check_generation(self, max_new_tokens: int) -> None:
         """Nothing to check: the script writes whatever it writes."""
 
-    def rolling_settings(self, window: str, max_length: int | None, stride: int | None) -> dict[str, Any]:
+    def rolling_settings(self, window: str, max_length: int | None, stride: int | None) -> RollingWindows:
         length = max_length or self.max_length
         return {"window": window, "max_length": length, "stride": stride or (length // 2 if window == "sliding" else length), "prefix_token_id": 0}
 
@@ -128,7 +129,7 @@ class ScriptedAdapter:
         length = max_length or min(self.max_length, 384)
         return length, doc_stride if doc_stride is not None else min(length // 2, 128)
 
-    def generation_settings(self, decoding: Decoding | None = None, **settings: Any) -> dict[str, Any]:
+    def generation_settings(self, decoding: Decoding | None = None, **settings: object) -> JSONObject:
         return dict(sorted(options_with(Decoding, decoding, settings).model_dump().items()))
 
     def _record(self, kind: RequestKind, requests: Sequence[Request], batch_size: int, options: RequestOptions | None = None) -> None:
@@ -148,7 +149,7 @@ class ScriptedAdapter:
         return [LoglikelihoodResponse(float(self.loglikelihood_fn(r)), False, max(1, whitespace_tokens(r.continuation))) for r in items]
 
     def loglikelihood_rolling(
-        self, requests: Sequence[str], *, batch_size: int = 32, options: RollingOptions | None = None, **settings: Any
+        self, requests: Sequence[str], *, batch_size: int = 32, options: RollingOptions | None = None, **settings: object
     ) -> list[RollingLoglikelihoodResponse]:
         assert self.rolling_fn is not None, "no rolling function scripted"
         chosen = options_with(RollingOptions, options, settings)
@@ -156,7 +157,7 @@ class ScriptedAdapter:
         return [RollingLoglikelihoodResponse(float(self.rolling_fn(text, chosen)), whitespace_tokens(text)) for text in requests]
 
     def generate(
-        self, requests: Sequence[str], *, batch_size: int = 32, options: GenerationOptions | None = None, **settings: Any
+        self, requests: Sequence[str], *, batch_size: int = 32, options: GenerationOptions | None = None, **settings: object
     ) -> list[GenerateResponse]:
         assert self.generate_fn is not None, "no generate function scripted"
         chosen = options_with(GenerationOptions, options, settings)
@@ -170,7 +171,7 @@ class ScriptedAdapter:
         return responses
 
     def answer(
-        self, requests: Sequence[SpanRequest], *, batch_size: int = 32, options: SpanOptions | None = None, **settings: Any
+        self, requests: Sequence[SpanRequest], *, batch_size: int = 32, options: SpanOptions | None = None, **settings: object
     ) -> list[SpanResponse]:
         assert self.answer_fn is not None, "no answer function scripted"
         chosen = options_with(SpanOptions, options, settings)

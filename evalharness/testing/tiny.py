@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+from typing_extensions import Unpack  # in typing from Python 3.11; evalharness supports 3.10
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import BartTokenizer, BertConfig, PreTrainedConfig, PreTrainedTokenizerBase, PreTrainedTokenizerFast, T5Tokenizer
 
 __all__ = [
     "build_bart",
@@ -29,7 +35,7 @@ __all__ = [
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -> Any:
+def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -> PreTrainedTokenizerFast:
     """A BERT-style uncased WordPiece tokenizer trained on ``corpus``."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
@@ -46,7 +52,7 @@ def build_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 500) -
     return _bert_tokenizer(backend)
 
 
-def _bert_tokenizer(backend: Any) -> Any:
+def _bert_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
     """[CLS]/[SEP] templates, the WordPiece decoder and the transformers wrapper."""
     from tokenizers import decoders, processors
     from transformers import PreTrainedTokenizerFast
@@ -70,7 +76,14 @@ def _bert_tokenizer(backend: Any) -> Any:
     )
 
 
-def _bert_config(tokenizer: Any, *, hidden: int, layers: int, **extra: Any) -> Any:
+class _Labels(TypedDict, total=False):
+    """A classification head's labels in a config (their number follows from ``id2label``)."""
+
+    id2label: dict[int, str]
+    label2id: dict[str, int]
+
+
+def _bert_config(tokenizer: PreTrainedTokenizerBase, *, hidden: int, layers: int, **extra: Unpack[_Labels]) -> BertConfig:
     from transformers import BertConfig
 
     return BertConfig(
@@ -87,7 +100,7 @@ def _bert_config(tokenizer: Any, *, hidden: int, layers: int, **extra: Any) -> A
 
 def build_classifier(
     directory: Path,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     labels: Sequence[str],
     *,
     seed: int = 0,
@@ -106,7 +119,6 @@ def build_classifier(
         tokenizer,
         hidden=hidden,
         layers=layers,
-        num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: index for index, label in enumerate(labels)},
     )
@@ -121,7 +133,7 @@ def build_classifier(
 
 
 
-def build_frequency_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 1000) -> Any:
+def build_frequency_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: int = 1000) -> PreTrainedTokenizerFast:
     """A BERT-style uncased WordPiece tokenizer with a vocabulary chosen deterministically.
 
     tokenizers' WordPiece trainer breaks ties in hash order, so its vocabulary changes from
@@ -153,7 +165,7 @@ def build_frequency_wordpiece_tokenizer(corpus: Iterable[str], *, vocab_size: in
 
 def build_qa_model(
     directory: Path,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     *,
     seed: int = 0,
     hidden: int = 32,
@@ -183,7 +195,7 @@ def build_qa_model(
     return Path(directory)
 
 
-def build_masked_lm(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+def build_masked_lm(directory: Path, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised BERT masked LM (for pseudo-log-likelihood scoring)."""
     import torch
     from transformers import BertForMaskedLM
@@ -194,7 +206,7 @@ def build_masked_lm(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: i
     return Path(directory)
 
 
-def build_unigram_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400, extra_ids: int = 8) -> Any:
+def build_unigram_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400, extra_ids: int = 8) -> T5Tokenizer:
     """A T5 tokenizer (``T5Tokenizer``) around a Unigram model trained on ``corpus``.
 
     Ids follow T5's layout: ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, pieces, then the sentinel
@@ -223,7 +235,7 @@ def build_unigram_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400, ext
     return T5Tokenizer(vocab=pieces, extra_ids=extra_ids, model_max_length=128)
 
 
-def build_t5(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+def build_t5(directory: Path, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised T5 (``T5ForConditionalGeneration``, ``model_type`` t5).
 
     Weights are initialised larger than T5's default so that greedy output varies with the
@@ -252,7 +264,7 @@ def build_t5(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32
     return Path(directory)
 
 
-def build_bpe_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400) -> Any:
+def build_bpe_tokenizer(corpus: Iterable[str], *, vocab_size: int = 400) -> BartTokenizer:
     """A BART tokenizer (byte-level BPE, ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3)."""
     import json
 
@@ -301,7 +313,7 @@ def _encoder_decoder_shape(hidden: int, layers: int) -> _EncoderDecoderShape:
     }
 
 
-def build_bart(directory: Path, tokenizer: Any, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+def build_bart(directory: Path, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised BART (``BartForConditionalGeneration``, ``model_type`` bart)."""
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
@@ -391,21 +403,14 @@ def build_byte_bpe_tokenizer(
     pad_token: str | None = None,
     add_bos: bool = False,
     model_max_length: int = 128,
-) -> Any:
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer (GPT-2 style: every string encodes, nothing is ``unk``).
 
     The defaults mirror GPT-2: one ``<|endoftext|>`` token serving as BOS and EOS, no pad
     token, no BOS added to inputs. ``add_bos=True`` prepends BOS to every encoded input as
     Llama tokenizers do; ``bos_token=None`` gives a tokenizer with an EOS token only.
     """
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     from evalharness.models.loading import quiet_transformers
@@ -443,7 +448,7 @@ def build_byte_bpe_tokenizer(
     )
 
 
-def _causal_config(tokenizer: Any, architecture: str, *, hidden: int, layers: int, max_positions: int) -> Any:
+def _causal_config(tokenizer: PreTrainedTokenizerBase, architecture: str, *, hidden: int, layers: int, max_positions: int) -> PreTrainedConfig:
     import transformers
 
     shared = {
@@ -470,7 +475,7 @@ def _causal_config(tokenizer: Any, architecture: str, *, hidden: int, layers: in
 
 def build_causal_lm(
     directory: Path,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     *,
     architecture: str = "gpt2",
     seed: int = 0,

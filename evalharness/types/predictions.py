@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from evalharness.jsonvalues import JsonValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +18,7 @@ class LabelPrediction:
 
     label: str | None
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return self.label
 
 
@@ -27,7 +28,7 @@ class ScorePrediction:
 
     value: float
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return self.value
 
 
@@ -39,7 +40,7 @@ class SpanPrediction:
     text: str
     no_answer_probability: float | None = None
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return {"text": self.text, "no_answer_probability": self.no_answer_probability}
 
 
@@ -49,7 +50,7 @@ class TextPrediction:
 
     text: str
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return self.text
 
 
@@ -60,7 +61,7 @@ class LogprobPrediction:
     logprob: float
     n_tokens: int
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return {"logprob": self.logprob, "n_tokens": self.n_tokens}
 
 
@@ -72,7 +73,7 @@ class PairPrediction:
     more: float
     less: float
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return {"more": self.more, "less": self.less}
 
 
@@ -82,7 +83,7 @@ class ChoicePrediction:
 
     index: int | None
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return self.index
 
 
@@ -91,17 +92,17 @@ class CounterfactualPrediction:
     """A counterfactual probe's answers: the base task's prediction on the original example,
     on each swap group's perturbed example, whether it flipped, and the perturbed golds."""
 
-    original: Any
-    perturbed: Mapping[str, Any]
+    original: Prediction
+    perturbed: Mapping[str, Prediction]
     flipped: Mapping[str, bool]
-    gold: Mapping[str, Any]
+    gold: Mapping[str, JsonValue]
 
-    def to_json(self) -> Any:
+    def to_json(self) -> JsonValue:
         return {
             "original": self.original.to_json(),
             "perturbed": {group: item.to_json() for group, item in self.perturbed.items()},
-            "flipped": dict(self.flipped),
-            "gold": dict(self.gold),
+            "flipped": {group: flag for group, flag in self.flipped.items()},
+            "gold": {group: gold for group, gold in self.gold.items()},
         }
 
 

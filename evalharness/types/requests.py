@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 from pydantic import model_validator
 from typing_extensions import Self
 
 from evalharness.config.models import StrictModel, option
+from evalharness.jsonvalues import JSONObject, JsonValue
 from evalharness.types.predictions import Prediction
 
 
@@ -24,9 +25,9 @@ class Example:
     """One evaluation example after the task's column mapping: canonical field names only."""
 
     id: str
-    fields: Mapping[str, Any]
+    fields: Mapping[str, JsonValue]
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> JsonValue:
         return self.fields[name]
 
 
@@ -91,11 +92,12 @@ class Decoding(StrictModel):
             raise ValueError(f"min_new_tokens ({self.min_new_tokens}) is larger than max_new_tokens ({self.max_new_tokens})")
         return self
 
-    def given(self) -> dict[str, Any]:
-        """The fields that were set (as overrides: the ones that replace the task's)."""
+    def given(self) -> JSONObject:
+        """The fields that were set (as overrides: the ones that replace the task's); Decoding's
+        fields are JSON numbers (overrides are never the ``stop`` of :class:`GenerationOptions`)."""
         return self.model_dump(exclude_unset=True)
 
-    def updated(self, overrides: Mapping[str, Any]) -> Self:
+    def updated(self, overrides: Mapping[str, object]) -> Self:
         """These settings with ``overrides`` applied, every field set and checked together."""
         return self.model_validate({**self.model_dump(), **overrides})
 
@@ -212,8 +214,8 @@ class Decoded:
     """
 
     prediction: Prediction
-    input: Any
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    input: JsonValue
+    extra: Mapping[str, JsonValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +223,7 @@ class ExampleOutcome:
     """What the run did with one example: what it asked, what came back, what was expected."""
 
     id: str
-    input: Any
-    prediction: Any
-    gold: Any
+    input: JsonValue
+    prediction: JsonValue
+    gold: JsonValue
     scores: Mapping[str, float] = field(default_factory=dict)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from typing_extensions import Self
+
+from evalharness.jsonvalues import JSONObject
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -52,6 +54,11 @@ class GroupResult(_Result):
         return cls(value=finite_or_none(value), ci=containing(value, low, high), n=n)
 
 
+# What two signatures share when their values are comparable (``Signature.identity``): the
+# fields' values and the sorted items of the mappings, for ``==``.
+SignatureIdentity: TypeAlias = tuple[object, ...]
+
+
 class Signature(BaseModel):
     """What determines a metric's value, as fields (after sacrebleu's ``Signature``): the metric,
     its settings, facts of its computation (``context`` reads before the settings, ``extras``
@@ -63,7 +70,7 @@ class Signature(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JSONObject = Field(default_factory=dict)
     context: dict[str, str] = Field(default_factory=dict)
     implementation: str
     interval: str
@@ -76,7 +83,7 @@ class Signature(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_text(cls, data: Any) -> Any:
+    def _drop_text(cls, data: object) -> object:
         """``text`` is written for people reading the JSON; it is derived, never read back."""
         if isinstance(data, dict) and "text" in data:
             data = {key: value for key, value in data.items() if key != "text"}
@@ -98,7 +105,7 @@ class Signature(BaseModel):
         parts += [f"{key}:{value}" for key, value in self.extras.items()]
         return "|".join(parts)
 
-    def identity(self) -> tuple[Any, ...]:
+    def identity(self) -> SignatureIdentity:
         """The fields that make two values comparable: all but evalharness's version and the
         run's n, seed and resamples."""
         return (self.metric, sorted(self.settings.items()), sorted(self.context.items()), self.implementation,
@@ -116,7 +123,7 @@ def signature_text(signature: Signature | str) -> str:
     return signature.format() if isinstance(signature, Signature) else signature
 
 
-def signature_identity(signature: Signature | str) -> Any:
+def signature_identity(signature: Signature | str) -> SignatureIdentity | str:
     """What two signatures must share to be comparable (text records: the text without the version)."""
     if isinstance(signature, Signature):
         return signature.identity()
@@ -168,7 +175,7 @@ class MetricResult(_Result):
     what the run record keeps (``metric`` and ``settings`` rebuild the metric)."""
 
     metric: str = Field(description="registry name; with settings, rebuilds the metric")
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JSONObject = Field(default_factory=dict)
     value: float | None = Field(description="None when undefined (e.g. NaN), never a fake 0")
     ci: tuple[float | None, float | None]
     stderr: float | None
@@ -184,6 +191,6 @@ class MetricResult(_Result):
     def direction(self) -> Direction:
         return Direction(self.higher_is_better, self.ideal)
 
-    def replaced(self, **changes: Any) -> Self:
+    def replaced(self, **changes: object) -> Self:
         """A copy with some fields changed, validated (pydantic's ``model_copy`` is not)."""
         return self.model_validate({**dict(self), **changes})
