@@ -10,6 +10,7 @@ is a ``JSONObject``. Functions that only read a mapping take ``Mapping[str, Json
 
 from __future__ import annotations
 
+import math
 from typing import TypeAlias
 
 from pydantic import JsonValue
@@ -23,6 +24,7 @@ __all__ = [
     "expect_int",
     "expect_object",
     "expect_str",
+    "finite_number",
     "json_type_name",
 ]
 
@@ -83,4 +85,12 @@ def expect_float(value: object, where: str, *, error: type[Exception]) -> float:
     """``value`` as a number (a boolean is not one), else ``error`` naming ``where``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _refuse(value, "a number", where, error)
+    return float(value)
+
+
+def finite_number(value: object) -> float | None:
+    """A finite JSON number as a float; None for anything else (null, NaN, text, a boolean):
+    how exports and reports read a score that may be undefined or missing."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
     return float(value)

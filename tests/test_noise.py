@@ -90,15 +90,18 @@ def test_gate_warns_when_a_limit_is_not_above_the_measured_noise_floor(tmp_path)
 
 
 def test_a_samples_row_whose_stats_are_not_an_object_is_refused_naming_the_row():
-    # noise and the sequential gate re-score from samples rows' stats (it was a TypeError or KeyError)
+    # noise, the sequential gate, compare, reports and leaderboards re-score from samples rows'
+    # stats through one reader (noise's own reading was a TypeError or KeyError)
     from evalharness.errors import RecordError
-    from evalharness.evaluation.scoring import sample_stats
+    from evalharness.records.record import samples_stats
 
     with pytest.raises(RecordError, match=r"samples row 'n1': stats: expected an object, got a string"):
-        sample_stats({"id": "n1", "stats": "0.5"}, "accuracy")
-    with pytest.raises(RecordError, match=r"samples row 'n1': stats\.accuracy: expected an array, got null"):
-        sample_stats({"id": "n1", "stats": {}}, "accuracy")
-    assert sample_stats({"id": "n1", "stats": {"accuracy": [1.0]}}, "accuracy") == [1.0]
+        samples_stats([{"id": "n1", "stats": "0.5"}], "accuracy")
+    with pytest.raises(RecordError, match=r"samples row 'n1': stats: no per-example statistics for 'accuracy'"):
+        samples_stats([{"id": "n1", "stats": {}}], "accuracy")
+    with pytest.raises(RecordError, match=r"statistics for 'accuracy' are not numbers of one shape"):
+        samples_stats([{"id": "n1", "stats": {"accuracy": [1.0]}}, {"id": "n2", "stats": {"accuracy": [1.0, 0.0]}}], "accuracy")
+    assert samples_stats([{"id": "n1", "stats": {"accuracy": [1.0]}}], "accuracy").tolist() == [[1.0]]
 
 
 def test_a_noise_file_whose_metrics_are_not_an_object_is_refused_naming_the_field(tmp_path):

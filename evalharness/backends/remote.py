@@ -117,8 +117,8 @@ class RemoteCausalLM(CausalLMAdapter):
     def __init__(self, tokenizer: PreTrainedTokenizerBase | None, info: ModelInfo, *, context_length: int | None, refusals: Mapping[RequestKind, str]) -> None:
         # No weights here (the inherited code that runs them is overridden), and without a
         # tokenizer only generation is answered: every use of it checks for None first.
-        self.model = None  # type: ignore[assignment]
-        self.tokenizer = tokenizer  # type: ignore[assignment]
+        self.model = None  # type: ignore[assignment]  # the local adapters' weights; none here
+        self.tokenizer = tokenizer  # type: ignore[assignment]  # optional here, see above
         self.context_length = context_length
         self._max_length = None
         self.refusals = dict(refusals)

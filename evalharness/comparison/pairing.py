@@ -118,13 +118,12 @@ def pair_task(task: str, dirs: tuple[Path, Path], records: tuple[RunRecord, RunR
 def task_stats(paired: PairedTask, rows: Mapping[str, Mapping[str, JsonValue]], key: str, run_dir: Path) -> FloatArray:
     """One metric's per-example statistics, in the pairing's id order."""
     try:
-        stats = samples_stats([rows[i] for i in paired.ids], key)
-    except (KeyError, TypeError, ValueError):
+        return samples_stats([rows[i] for i in paired.ids], key)
+    except RecordError as exc:
         raise RecordError(
             f"{run_dir}: samples of '{paired.summary.task}' lack usable per-example statistics for "
-            f"'{key}' (written by an older evalharness?); re-run the evaluation"
+            f"'{key}' ({exc}; written by an older evalharness?); re-run the evaluation"
         ) from None
-    return stats.reshape(len(paired.ids), -1)
 
 
 def _clusters_of(paired: PairedTask, rows: Mapping[str, Mapping[str, JsonValue]], run_dir: Path, field_name: str) -> list[str]:

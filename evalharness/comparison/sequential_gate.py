@@ -208,9 +208,9 @@ class SequentialState:
 
     def _values(self, check: SequentialCheck, ids: Sequence[str], rows: Mapping[str, Mapping[str, JsonValue]]) -> FloatArray:
         try:
-            stats = samples_stats([rows[i] for i in ids], check.key).reshape(len(ids), -1)
-        except (KeyError, TypeError, ValueError):
-            raise RecordError(f"{check.task}: the candidate's samples lack per-example statistics for '{check.key}'") from None
+            stats = samples_stats([rows[i] for i in ids], check.key)
+        except RecordError as exc:
+            raise RecordError(f"{check.task}: the candidate's samples lack per-example statistics for '{check.key}' ({exc})") from None
         entered = check.metric.entered(stats)
         if not entered.all():
             raise UsageError(f"{check.task} {check.key}: not every example enters the metric, so --sequential cannot decide it")
@@ -273,7 +273,7 @@ def _check_result(
     passed = all(decision.passed for decision in decisions)
     used = max(decision.examples_used for decision in decisions)
     ids = order[:used]
-    stats = samples_stats([rows[i] for i in ids], check.key).reshape(used, -1)
+    stats = samples_stats([rows[i] for i in ids], check.key)
     candidate = float(check.metric.aggregate(stats))
     baseline = float(np.mean([baseline_scores[(check.task, check.key)][i] for i in ids])) if check.paired else None
     sequential: SequentialRecord = {

@@ -30,7 +30,6 @@ import numpy.typing as npt
 
 from evalharness.errors import DataError, RecordError, UsageError
 from evalharness.evaluation.runner import RunConfig, run_evaluation
-from evalharness.evaluation.scoring import sample_stats
 from evalharness.evaluation.settings import recorded_settings
 from evalharness.jsonvalues import JSONObject, JsonValue, expect_int
 from evalharness.records.record import (
@@ -38,6 +37,7 @@ from evalharness.records.record import (
     atomic_write_text,
     load_record,
     read_samples,
+    samples_stats,
 )
 from evalharness.types import finite_or_none
 
@@ -111,7 +111,7 @@ def _sample(rows: Sequence[Mapping[str, JsonValue]], size: int, seed: int, task:
 
 
 def _values(metric: Metric, rows: Rows, ids: Sequence[str], key: str) -> tuple[float, npt.NDArray[np.float64]]:
-    stats = np.array([sample_stats(rows[i], key) for i in ids], dtype=np.float64).reshape(len(ids), -1)
+    stats = samples_stats([rows[i] for i in ids], key)
     entered = metric.entered(stats)
     value = float(metric.aggregate(stats[entered])) if entered.any() else float("nan")
     return value, metric.example_scores(stats)
@@ -176,7 +176,7 @@ def measure_noise(run_dir: str | Path, options: NoiseOptions, *, progress: Progr
                 both = np.isfinite(scores) & np.isfinite(other_scores)
                 largest[label] = float(np.max(np.abs(scores[both] - other_scores[both]))) if both.any() else None
                 changed_examples[label] = sum(reference[task][i].get("prediction") != rows[task][i].get("prediction") for i in ids)
-            stats = np.array([sample_stats(row, key) for row in reference[task].values()], dtype=np.float64).reshape(len(reference[task]), -1)
+            stats = samples_stats(list(reference[task].values()), key)
             spread = _spread([v if v is not None else math.nan for v in values.values()])
             bootstrap = _bootstrap_spread(metric, stats, seed, options.bootstrap_seeds, base.statistics.n_resamples)
             metrics[key] = {

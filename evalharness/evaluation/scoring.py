@@ -14,9 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from evalharness.data.loader import LoadedData
-from evalharness.errors import RecordError
 from evalharness.evaluation.clusters import clustered_result, example_clusters
-from evalharness.jsonvalues import JsonValue, expect_array, expect_object
+from evalharness.jsonvalues import JsonValue
 from evalharness.metrics.base import MetricInput
 from evalharness.metrics.registry import build_metric
 from evalharness.records.record import DataEntry, TaskEntry, write_samples
@@ -24,19 +23,13 @@ from evalharness.spec.kinds import TASK_KINDS
 from evalharness.spec.loader import Task
 from evalharness.types import PREDICTION_TYPES, Decoded, MetricResult, finite_or_none
 
-__all__ = ["gold_values", "sample_stats", "score_predictions", "score_task"]
+__all__ = ["gold_values", "score_predictions", "score_task"]
 
 
 def gold_values(task: Task, data: LoadedData) -> list[JsonValue]:
     """The field each example is scored against, per the task kind."""
     gold_field = TASK_KINDS[task.spec.kind].gold
     return [example.fields.get(gold_field) if gold_field else None for example in data.examples]
-
-
-def sample_stats(row: Mapping[str, JsonValue], key: str) -> list[JsonValue]:
-    """A samples row's per-example statistics of metric ``key`` (as :func:`score_task` wrote them)."""
-    where = f"samples row '{row.get('id')}': stats"
-    return expect_array(expect_object(row.get("stats"), where, error=RecordError).get(key), f"{where}.{key}", error=RecordError)
 
 
 def score_predictions(

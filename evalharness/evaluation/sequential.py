@@ -34,12 +34,12 @@ from evalharness.data.loader import (
 )
 from evalharness.errors import RecordError, UsageError
 from evalharness.evaluation.runner import RunConfig, load_adapter, run_evaluation
-from evalharness.evaluation.scoring import sample_stats
 from evalharness.jsonvalues import JSONObject
 from evalharness.records.record import (
     RESULTS_FILE,
     RunRecord,
     load_record,
+    samples_stats,
 )
 from evalharness.records.store import update_record
 
@@ -110,7 +110,7 @@ def _baseline_scores(loaded: LoadedPolicy, catalog: TaskCatalog, baseline: Path 
         if (entry.metric, entry.settings) != (metric.name, metric.settings.model_dump(mode="json")):
             raise IncomparableRunsError(f"{rule.task} {rule.metric}: the baseline used {entry.metric} {entry.settings}, the task spec {metric.name}")
         rows = rows_by_id(baseline, rule.task)
-        stats = np.array([sample_stats(row, rule.metric) for row in rows.values()], dtype=np.float64).reshape(len(rows), -1)
+        stats = samples_stats(list(rows.values()), rule.metric)
         scores[key] = dict(zip(rows, metric.example_scores(stats).tolist()))
     return scores
 

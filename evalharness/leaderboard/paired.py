@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from evalharness.errors import EvalHarnessError
+from evalharness.errors import EvalHarnessError, RecordError
 from evalharness.leaderboard.paired_aggregate import aggregate_tests
 from evalharness.leaderboard.paired_base import (
     ColumnTests,
@@ -39,18 +39,18 @@ from evalharness.leaderboard.paired_base import (
     scorer_of,
     verdict_of,
 )
+from evalharness.records.record import samples_stats
 from evalharness.stats import BOOTSTRAP_PVALUES, Scorer, adjust_pvalues, mcnemar_exact
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from evalharness.comparison.compare import CompareSettings, MetricComparison
     from evalharness.jsonvalues import JSONObject, JsonValue
     from evalharness.metrics.base import Metric
     from evalharness.records.record import RunRecord, TaskEntry
     from evalharness.stats import FloatArray
     from evalharness.types import MetricResult
-
-    from evalharness.comparison.compare import CompareSettings, MetricComparison
 
 __all__ = ["ColumnRow", "ColumnTests", "PairedTests", "verdict_of"]
 
@@ -77,17 +77,10 @@ def _column_rows(frame: pd.DataFrame, order: Sequence[str]) -> dict[str, ColumnR
 def _example_stats(samples: Sequence[Mapping[str, JsonValue]], metric: str) -> FloatArray | None:
     """Every sample's statistics of ``metric`` as rows of one array; None when a sample lacks
     them or they are not numbers of one shape."""
-    picked: list[JsonValue] = []
-    for sample in samples:
-        stats = sample.get("stats")
-        if not isinstance(stats, dict) or metric not in stats:
-            return None
-        picked.append(stats[metric])
     try:
-        array: FloatArray = np.array(picked, dtype=float).reshape(len(samples), -1)
-    except (TypeError, ValueError):
+        return samples_stats(samples, metric)
+    except RecordError:
         return None
-    return array
 
 @dataclass
 class _System:

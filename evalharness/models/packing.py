@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from evalharness.models.batching import filled
+
 if TYPE_CHECKING:
     import torch
 
@@ -166,7 +168,7 @@ def prefix_trees(rows: Sequence[tuple[Sequence[int], Sequence[int]]], *, capacit
             path = previous_path[:common] + tree.extend(scored[common:], parent)
             placed[index] = (len(trees) - 1, path)
             previous, previous_path = scored, path
-    return trees, placed  # type: ignore[return-value]
+    return trees, filled(placed)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

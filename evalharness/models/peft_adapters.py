@@ -220,8 +220,8 @@ def apply_adapter(
             raise ModelError(f"{both} do not fit: {type(exc).__name__}: {message}. Give the base the adapter was trained on ({BASE_FLAG} PATH)") from None
     marker = f".{_ADAPTER_NAME}."
     # peft returns torch's _IncompatibleKeys (missing_keys, unexpected_keys); its annotation says only "namedtuple"
-    missing = sorted(key for key in result.missing_keys if marker in key or key.endswith(f".{_ADAPTER_NAME}"))  # type: ignore[attr-defined]
-    unexpected = sorted(result.unexpected_keys)  # type: ignore[attr-defined]
+    missing = sorted(key for key in result.missing_keys if marker in key or key.endswith(f".{_ADAPTER_NAME}"))  # type: ignore[attr-defined]  # peft annotates a bare namedtuple
+    unexpected = sorted(result.unexpected_keys)  # type: ignore[attr-defined]  # as above
     if missing or unexpected:
         parts = []
         if missing:

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from evalharness.models.batching import count_shared, packing_enabled, sorted_batches
+from evalharness.models.batching import count_shared, filled, packing_enabled, sorted_batches
 from evalharness.models.packing import Layout, Tree, layout, pack, pack_rows, prefix_trees, saves_enough
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ class RowScorer:
                 where = (torch.tensor(row_ids, device=logits.device), torch.tensor(positions, device=logits.device))
                 selected = logits[where]
                 self._collect(results, selected, torch.arange(len(row_ids)), rows, [index for _, _, index in members])
-        return results  # type: ignore[return-value]
+        return filled(results)
 
     # -- the packed layout -------------------------------------------------------------------
     def packed(self, rows: Sequence[Row], batch_size: int, *, width: int) -> list[tuple[float, bool]]:
@@ -195,7 +195,7 @@ class RowScorer:
                         order.append(index)
                 unique, inverse = torch.unique(torch.tensor(flat, dtype=torch.long), return_inverse=True)
                 self._collect(results, self._logits_at(packed, unique), inverse, rows, order)
-        return results  # type: ignore[return-value]
+        return filled(results)
 
     def _logits_at(self, packed: Layout, flat_positions: torch.Tensor) -> torch.Tensor:
         """Logits at the given positions of the flattened ``[rows * width]`` batch."""

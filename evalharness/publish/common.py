@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from evalharness.errors import EvalHarnessError, RecordError, UsageError, did_you_mean
-from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
+
+from evalharness.errors import EvalHarnessError, UsageError, did_you_mean
+from evalharness.jsonvalues import JSONObject
 from evalharness.records.record import RunRecord, TaskEntry
 
 __all__ = [
@@ -24,12 +24,10 @@ __all__ = [
     "PublishError",
     "check_task_names",
     "file_names",
-    "finite",
     "hub_dataset",
     "json_text",
     "parse_assignments",
     "partial_reasons",
-    "row_scores",
     "sha256_file",
     "string_map",
 ]
@@ -120,19 +118,6 @@ def json_text(value: object) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False, default=str)
-
-
-def finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def row_scores(row: Mapping[str, JsonValue], where: str) -> Mapping[str, JsonValue]:
-    """A samples row's per-metric scores (none when it has none); ``scores`` that is not an
-    object is refused naming ``where``."""
-    scores = row.get("scores")
-    return expect_object(scores, f"{where}: scores", error=RecordError) if scores else {}
 
 
 def sha256_file(path: Path) -> str:

@@ -28,16 +28,19 @@ from pathlib import Path
 from typing import Protocol
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
-from typing_extensions import TypedDict  # pydantic validates typing.TypedDict only from Python 3.12
+from typing_extensions import (
+    TypedDict,  # pydantic validates typing.TypedDict only from Python 3.12
+)
 
 from evalharness.errors import UsageError
-from evalharness.jsonvalues import JsonValue
-from evalharness.publish.common import PublishError, file_names, finite, row_scores
+from evalharness.jsonvalues import JsonValue, finite_number
+from evalharness.publish.common import PublishError, file_names
 from evalharness.records.record import (
     RunRecord,
     atomic_write_text,
     load_record,
     read_samples,
+    row_scores,
 )
 
 __all__ = ["MANIFEST", "SCHEMA_VERSION", "DetailsResult", "details_schema", "export_details"]
@@ -154,7 +157,7 @@ def _table(record: RunRecord, task_name: str, rows: Sequence[Mapping[str, JsonVa
     columns["id"] = [str(row.get("id")) for row in rows]
     for name in ("input", "prediction", "gold"):
         columns[name] = [_json(row.get(name)) for row in rows]
-    columns["scores"] = [{key: finite(scores.get(key)) for key in keys}
+    columns["scores"] = [{key: finite_number(scores.get(key)) for key in keys}
                          for scores in (row_scores(row, f"{task_name} samples, row {index}") for index, row in enumerate(rows))]
     columns["stats"] = [_json(row.get("stats") or {}) for row in rows]
     columns["details"] = [_json(row["details"]) if row.get("details") is not None else None for row in rows]

@@ -22,16 +22,15 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 from evalharness.errors import EvalHarnessError, UsageError
-from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue, finite_number
 from evalharness.metrics.base import package_version
 from evalharness.publish.common import (
     PublishError,
-    finite,
     hub_dataset,
     json_text,
     partial_reasons,
-    row_scores,
     sha256_file,
     string_map,
 )
@@ -41,6 +40,7 @@ from evalharness.records.record import (
     atomic_write_text,
     load_record,
     read_samples,
+    row_scores,
 )
 from evalharness.types import MetricResult, signature_text
 
@@ -135,9 +135,9 @@ def _source_data(task_name: str, task: TaskEntry, options: EeeOptions) -> JSONOb
 
 def _uncertainty(entry: MetricResult, n_resamples: object) -> JSONObject:
     uncertainty: JSONObject = {"num_samples": entry.n}
-    if finite(entry.stderr) is not None:
+    if finite_number(entry.stderr) is not None:
         uncertainty["standard_error"] = {"value": entry.stderr, "method": entry.ci_method}
-    low, high = (finite(bound) for bound in entry.ci)
+    low, high = (finite_number(bound) for bound in entry.ci)
     if low is not None and high is not None:
         uncertainty["confidence_interval"] = {"lower": low, "upper": high, "method": entry.ci_method}
     if "bootstrap" in entry.ci_method and isinstance(n_resamples, int):
@@ -184,17 +184,17 @@ def _results(record: RunRecord, options: EeeOptions, omitted: dict[str, str]) ->
     for task_name, task in record.tasks.items():
         source = _source_data(task_name, task, options)  # reads the task spec once per task
         for key, entry in task.metrics.items():
-            value = finite(entry.value)
+            value = finite_number(entry.value)
             if value is None:
                 omitted[f"{task_name}/{key}"] = "value undefined in the run (null), not exported as a number"
                 continue
             results.append(_result(task_name, task, key, entry, record, source, value, _uncertainty(entry, n_resamples)))
             for group, group_entry in entry.groups.items():
-                group_value = finite(group_entry.value)
+                group_value = finite_number(group_entry.value)
                 if group_value is None:
                     omitted[f"{task_name}/{key}/group:{group}"] = "group value undefined in the run"
                     continue
-                low, high = (finite(bound) for bound in group_entry.ci)
+                low, high = (finite_number(bound) for bound in group_entry.ci)
                 uncertainty: JSONObject = {"num_samples": group_entry.n}
                 if low is not None and high is not None:
                     uncertainty["confidence_interval"] = {"lower": low, "upper": high, "method": entry.ci_method}
@@ -228,11 +228,11 @@ def _instances(run_dir: Path, record: RunRecord, evaluation_id: str, model_id: s
             omitted[f"{task_name}/*"] = f"no instance lines: {exc}"
             continue
         for key, entry in task.metrics.items():
-            scores = [finite(row_scores(row, f"{task_name} samples, row {index}").get(key))
+            scores = [finite_number(row_scores(row, f"{task_name} samples, row {index}").get(key))
                       for index, row in enumerate(rows)]
             known = [score for score in scores if score is not None]
             correct = _correctness(entry, known)
-            if finite(entry.value) is None:
+            if finite_number(entry.value) is None:
                 omitted[f"{task_name}/{key} instances"] = "no instance lines for an undefined aggregate value"
                 continue
             if not known or correct is None:

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from evalharness.publish.common import PublishError, finite, json_text, partial_reasons
+from evalharness.jsonvalues import finite_number
+from evalharness.publish.common import PublishError, json_text, partial_reasons
 from evalharness.publish.targets import Tracker, check_tracker
 from evalharness.records.record import RunRecord, load_record
 from evalharness.types import signature_text
@@ -57,7 +58,7 @@ def metric_values_for(record: RunRecord) -> tuple[dict[str, float], dict[str, st
     undefined: list[str] = []
 
     def add(name: str, value: float | None, where: str) -> None:
-        number = finite(value)
+        number = finite_number(value)
         if number is None:
             if value is not None or where.endswith(".value"):
                 undefined.append(where)

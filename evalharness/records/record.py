@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, NoReturn, TypeAlias
 
@@ -51,6 +51,7 @@ __all__ = [
     "parse_samples",
     "read_samples",
     "samples_path",
+    "row_scores",
     "samples_stats",
     "write_record",
     "write_samples",
@@ -270,16 +271,28 @@ def read_samples(run_dir: str | os.PathLike[str], task_name: str, record: RunRec
     return parse_samples(path, data, entry.n_examples, samples_digest(entry.samples))
 
 
-def samples_stats(rows: Iterable[Mapping[str, JsonValue]], key: str) -> FloatArray:
-    """Metric ``key``'s per-example statistics of samples rows, one array row each; a
-    ``KeyError``, ``TypeError`` or ``ValueError`` when a row has no usable ones (callers
-    name the run and task)."""
+def row_scores(row: Mapping[str, JsonValue], where: str) -> Mapping[str, JsonValue]:
+    """A samples row's per-metric scores (none when it has none); ``scores`` that is not an
+    object is refused naming ``where``."""
+    scores = row.get("scores")
+    return expect_object(scores, f"{where}: scores", error=RecordError) if scores else {}
+
+
+def samples_stats(rows: Sequence[Mapping[str, JsonValue]], key: str) -> FloatArray:
+    """Metric ``key``'s per-example statistics of samples rows, one array row each (as scoring
+    wrote them); a :class:`RecordError` naming the first row whose ones are missing or not
+    numbers of one shape."""
     import numpy as np
 
     values: list[JsonValue] = []
     for row in rows:
-        stats = row["stats"]
-        if not isinstance(stats, dict):
-            raise TypeError(f"'stats' is {type(stats).__name__}, not an object")
+        where = f"samples row '{row.get('id')}': stats"
+        stats = expect_object(row.get("stats"), where, error=RecordError)
+        if key not in stats:
+            raise RecordError(f"{where}: no per-example statistics for '{key}'")
         values.append(stats[key])
-    return np.array(values, dtype=float)
+    try:
+        array: FloatArray = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RecordError(f"samples: the per-example statistics for '{key}' are not numbers of one shape") from None
+    return array.reshape(len(values), -1) if values else np.zeros((0, 0))

@@ -13,7 +13,6 @@ significant; otherwise it is "no significant change", or "not tested" with the r
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +21,14 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup
 
 from evalharness.errors import EvalHarnessError, RecordError
-from evalharness.jsonvalues import JSONArray, JSONObject
+from evalharness.jsonvalues import JSONArray, JSONObject, finite_number
 from evalharness.leaderboard.metadata import record_badges
-from evalharness.publish.common import row_scores
 from evalharness.records.record import (
     RunRecord,
     TaskEntry,
     load_record,
     read_samples,
+    row_scores,
 )
 from evalharness.report.charts import Bar, BarGroup, bar_chart
 from evalharness.report.examples import changed_rows, task_data
@@ -65,12 +64,6 @@ def load_run_view(run_dir: str | Path, *, with_samples: bool = True) -> RunView:
             except RecordError as exc:
                 view.problems[name] = str(exc)
     return view
-
-
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _text(value: object) -> str:
@@ -189,7 +182,7 @@ def _metric_row(key: str, entry: MetricResult, base: MetricResult | None, label:
         "change": "",
         "change_class": "",
     }
-    value, base_value = _finite(entry.value), _finite(base.value) if base is not None else None
+    value, base_value = finite_number(entry.value), finite_number(base.value) if base is not None else None
     if base is not None and value is not None and base_value is not None:
         row["delta"] = value - base_value
         change, css = label
@@ -204,7 +197,7 @@ def _metric_row(key: str, entry: MetricResult, base: MetricResult | None, label:
 def _bar(entry: MetricResult | None, series: int) -> Bar:
     if entry is None:
         return Bar(None, series=series)
-    return Bar(_finite(entry.value), _finite(entry.ci[0]), _finite(entry.ci[1]), series)
+    return Bar(finite_number(entry.value), finite_number(entry.ci[0]), finite_number(entry.ci[1]), series)
 
 
 def _task_chart(task: TaskEntry, base_task: TaskEntry | None, series: Sequence[str]) -> Markup:
@@ -227,10 +220,10 @@ def _group_charts(task: TaskEntry, base_task: TaskEntry | None, series: Sequence
         base = base_task.metrics.get(key) if base_task is not None else None
         groups = []
         for name, group in entry.groups.items():
-            bars = [Bar(_finite(group.value), _finite(group.ci[0]), _finite(group.ci[1]), 0)]
+            bars = [Bar(finite_number(group.value), finite_number(group.ci[0]), finite_number(group.ci[1]), 0)]
             if base is not None and base.groups:
                 other = base.groups.get(name)
-                bars.append(Bar(*(None, None, None) if other is None else (_finite(other.value), _finite(other.ci[0]), _finite(other.ci[1])), series=1))
+                bars.append(Bar(*(None, None, None) if other is None else (finite_number(other.value), finite_number(other.ci[0]), finite_number(other.ci[1])), series=1))
             groups.append(BarGroup(f"{name} (n={group.n})", bars))
         chart = bar_chart(
             groups,

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
-from evalharness.publish.common import row_scores
-from evalharness.records.record import TaskEntry
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue, finite_number
+from evalharness.records.record import TaskEntry, row_scores
 from evalharness.report.outcomes import (
     Outcomes,
     changed_kind,
     example_outcomes,
-    number,
     text_of,
 )
 
@@ -35,7 +33,7 @@ def example_rows(task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], outco
             text_of(row.get("input")),
             text_of(row.get("prediction")),
             text_of(row.get("gold")),
-            [number(row_scores(row, f"samples row {index}").get(key)) for key in keys],
+            [finite_number(row_scores(row, f"samples row {index}").get(key)) for key in keys],
             _flag(error),
         ]
         for index, (row, error) in enumerate(zip(rows, errors))

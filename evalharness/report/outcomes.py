@@ -27,11 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from evalharness.errors import EvalHarnessError
-from evalharness.jsonvalues import JsonValue
-from evalharness.publish.common import row_scores
+from evalharness.errors import EvalHarnessError, RecordError
+from evalharness.jsonvalues import JsonValue, finite_number
+from evalharness.records.record import row_scores, samples_stats
 from evalharness.stats import FloatArray
 from evalharness.types import Direction
 
@@ -53,12 +51,6 @@ def text_of(value: object) -> str:
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
         return value[0] if len(value) == 1 else "\n".join(f"[{i}] {item}" for i, item in enumerate(value, start=1))
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -146,17 +138,10 @@ def _rebuild(entry: MetricResult) -> Metric | None:
 
 
 def _stats(rows: Sequence[Mapping[str, JsonValue]], key: str) -> FloatArray | None:
-    picked: list[JsonValue] = []
-    for row in rows:
-        stats = row.get("stats")
-        if not isinstance(stats, dict) or key not in stats:
-            return None
-        picked.append(stats[key])
     try:
-        array: FloatArray = np.array(picked, dtype=float)
-    except (TypeError, ValueError):
+        return samples_stats(rows, key) if rows else None
+    except RecordError:
         return None
-    return array.reshape(len(rows), -1) if len(rows) else None
 
 
 def example_outcomes(task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], key: str | None = None) -> Outcomes | None:
@@ -166,7 +151,7 @@ def example_outcomes(task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], k
     if key is None or key not in task.metrics:
         return None
     entry = task.metrics[key]
-    scores = [number(row_scores(row, f"samples row {index}").get(key)) for index, row in enumerate(rows)]
+    scores = [finite_number(row_scores(row, f"samples row {index}").get(key)) for index, row in enumerate(rows)]
     context = _Context(task, key, entry, _rebuild(entry), rows, _stats(rows, key), scores)
     kind, (description, errors) = next((kind, found) for kind, rule in RULES if (found := rule(context)) is not None)
     return Outcomes(kind, key, description, scores, errors, entry.higher_is_better, entry.ideal)
