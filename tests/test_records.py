@@ -111,3 +111,11 @@ def test_a_metric_result_is_the_record_entry_written_and_read_back_unchanged(tmp
     assert stored == {"accuracy": grouped, "f1": undefined}
     written = json.loads((run / "results.json").read_text(encoding="utf-8"))["tasks"]["t"]["metrics"]["f1"]
     assert written["value"] is None and written["metric"] == "f1" and written["settings"]["positive_label"] == "yes"
+
+
+def test_a_nan_in_a_records_free_form_section_is_written_as_null_not_a_crash(tmp_path):
+    # JSON has no NaN: a record section given one (the API, a model_copy update) is written as
+    # null, as before the sections were typed as JSON, instead of failing the write after the run
+    record = make_record().model_copy(update={"settings": {"generation": {"length_penalty": float("nan")}}})
+    write_record(tmp_path, RunRecord.model_validate(record.model_dump()))
+    assert json.loads((tmp_path / "results.json").read_text())["settings"] == {"generation": {"length_penalty": None}}

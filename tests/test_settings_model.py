@@ -225,3 +225,15 @@ def test_prompt_format_auto_is_the_default_and_leaves_the_choice_to_each_task_re
     assert "prompt_format" not in settings.recorded()
     with pytest.raises(UsageError, match=r"--prompt-format: expected auto, raw or chat, got 'html'"):
         RunSettings(model="m", tasks=["t"], prompt_format="html")
+
+
+def test_a_nan_or_infinite_setting_is_refused_naming_the_field():
+    # no configuration value may be NaN or infinite: it would be recorded as null and compared as nothing
+    with pytest.raises(UsageError, match=r"generation\.length_penalty: Input should be a finite number"):
+        RunSettings(model="m", tasks="a", length_penalty=float("nan"))
+    from pydantic import ValidationError
+
+    from evalharness.types import Decoding
+
+    with pytest.raises(ValidationError, match=r"length_penalty\n  Input should be a finite number"):
+        Decoding(length_penalty=float("-inf"))  # a task file's generation section

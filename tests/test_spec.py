@@ -155,3 +155,15 @@ def test_generation_min_cannot_exceed_max(tmp_path):
     path = write(tmp_path, VALID + "generation: {max_new_tokens: 8, min_new_tokens: 56}\n")
     with pytest.raises(SpecError, match=r"generation: min_new_tokens \(56\) is larger than max_new_tokens \(8\)"):
         load_checked(path)
+
+
+def test_metric_settings_with_integer_mapping_keys_load_as_yaml_reads_them(tmp_path):
+    # YAML reads `0: negative` with an integer key; metric settings pass it on unchanged
+    # (hf_evaluate's compute_kwargs), they are not JSON objects with text keys only
+    path = write(tmp_path, VALID.replace("metrics: [accuracy]", """\
+metrics:
+  - name: hf_evaluate
+    settings: {path: ./m.py, compute_kwargs: {id2label: {0: negative, 1: positive}}}
+"""))
+    task = load_task(path, path.stem)
+    assert task.spec.metrics[0].settings["compute_kwargs"] == {"id2label": {0: "negative", 1: "positive"}}

@@ -39,7 +39,7 @@ class OptionMetadata(TypedDict):
 class StrictModel(BaseModel):
     """Base for every configuration model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def option(

@@ -8,13 +8,14 @@ import re
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import ClassVar, Protocol, TypeAlias
+from typing_extensions import TypeAliasType
 
 import yaml
 
 from evalharness.config.models import Location
 from evalharness.errors import SpecError
 
-__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "YamlValue", "load_yaml", "parse_yaml", "read_config_text"]
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "YamlScalar", "YamlValue", "load_yaml", "parse_yaml", "read_config_text"]
 
 MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest built-in task file is a few KiB
 MAX_YAML_DEPTH = 64
@@ -23,7 +24,8 @@ MAX_YAML_NODES = 50_000  # scalars, lists and mappings, before and after alias e
 # What a configuration file holds: JSON-like plain data, except that a mapping key may be any
 # plain scalar (``0: negative`` has an integer key); narrow it with ``evalharness.jsonvalues``.
 YamlScalar: TypeAlias = str | int | float | bool | None
-YamlValue: TypeAlias = YamlScalar | list["YamlValue"] | dict[YamlScalar, "YamlValue"]
+# (a TypeAliasType, as pydantic's JsonValue, so pydantic fields can be typed with it too)
+YamlValue = TypeAliasType("YamlValue", "YamlScalar | list[YamlValue] | dict[YamlScalar, YamlValue]")
 
 
 # -- YAML -------------------------------------------------------------------------------------

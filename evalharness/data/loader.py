@@ -16,12 +16,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import SupportsFloat, SupportsIndex
 
 from evalharness.config import StrictModel, validate_model
 from evalharness.data.readers import READERS, Reader, Row, read_files
 from evalharness.errors import DataError, SpecError, did_you_mean
-from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue
+from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue, float_of
 from evalharness.spec.kinds import TASK_KINDS, FieldType
 from evalharness.spec.loader import Task
 from evalharness.spec.schema import DataSource, HubSource, LocalSource, is_task_relative
@@ -170,12 +169,9 @@ def _text(value: object, field: _Field) -> str:
 
 def _number(value: object, field: _Field) -> float:
     """A finite number; a boolean is not one."""
-    if isinstance(value, bool) or not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
+    number = None if isinstance(value, bool) else float_of(value)
+    if number is None:
         raise field.fail(f"should be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise field.fail(f"should be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise field.fail(f"should be a finite number, got {value!r}")
     return number

@@ -8,12 +8,11 @@ cannot break the table or inject HTML, terminal cells are plain text (no rich ma
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex
+from typing import TYPE_CHECKING
 
-from evalharness.jsonvalues import JSONArray, JSONObject
+from evalharness.jsonvalues import JSONArray, JSONObject, finite_float_of
 from evalharness.leaderboard.checks import MARKER
 from evalharness.leaderboard.table import Leaderboard
 from evalharness.records.record import atomic_write_text
@@ -45,27 +44,17 @@ def write_public_text(path: Path, text: str) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
-def _finite(value: object) -> float | None:
-    if not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def digits_for(key: str) -> int:
     return 3 if key == "mean_win_rate" else 2
 
 
 def format_cell(value: object, low: object = None, high: object = None, digits: int = 2) -> str:
     """``97.00 [95.50, 98.50]``; ``–`` for a missing value; the interval only when defined."""
-    number = _finite(value)
+    number = finite_float_of(value)
     if number is None:
         return "–"
     text = f"{number:.{digits}f}"
-    low_number, high_number = _finite(low), _finite(high)
+    low_number, high_number = finite_float_of(low), finite_float_of(high)
     if low_number is not None and high_number is not None:
         text += f" [{low_number:.{digits}f}, {high_number:.{digits}f}]"
     return text
@@ -127,7 +116,7 @@ def to_markdown(board: Leaderboard) -> str:
 
 def whole_number(cell: object) -> int | None:
     """An integer cell of a frame (rank, cluster); None when it has no value (NA, NaN, None)."""
-    number = _finite(cell)
+    number = finite_float_of(cell)
     return None if number is None else int(number)
 
 
@@ -138,8 +127,8 @@ def to_json(board: Leaderboard) -> JSONObject:
         info = board.models.loc[model]
         cells: JSONObject = {
             key: {
-                "value": _finite(board.values.at[model, key]),
-                "ci": [_finite(board.ci_low.at[model, key]), _finite(board.ci_high.at[model, key])],
+                "value": finite_float_of(board.values.at[model, key]),
+                "ci": [finite_float_of(board.ci_low.at[model, key]), finite_float_of(board.ci_high.at[model, key])],
             }
             for key, _ in _headers(board)
         }
@@ -173,7 +162,7 @@ def to_json(board: Leaderboard) -> JSONObject:
                 "metric_key": c.metric_key,
                 "metric_name": c.metric_name,
                 "direction": c.direction,
-                "ideal": _finite(c.ideal),
+                "ideal": finite_float_of(c.ideal),
                 "signature": c.signature,
                 "data_fingerprint": c.data_fingerprint,
                 "n": c.n,

@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import SupportsFloat, SupportsIndex
 
 import numpy as np
 
 from evalharness.errors import MetricInputError
-from evalharness.jsonvalues import JsonValue
+from evalharness.jsonvalues import JsonValue, float_of
 from evalharness.metrics.base import AdditiveMetric, Metric, is_missing
 from evalharness.stats import FloatArray
 from evalharness.types import ScorePrediction
@@ -33,12 +32,9 @@ def _numbers(name: str, values: Sequence[object], what: str) -> FloatArray:
             raise MetricInputError(
                 f"{name}: {what} {index} {problem}; a correlation needs a real value for every example"
             )
-        try:
-            if not isinstance(value, (SupportsFloat, SupportsIndex)):  # what float() takes, text aside
-                raise TypeError
-            number = float(value)
-        except (TypeError, ValueError):
-            raise MetricInputError(f"{name}: {what} {index} is {value!r}, not a number") from None
+        number = float_of(value)
+        if number is None:
+            raise MetricInputError(f"{name}: {what} {index} is {value!r}, not a number")
         if not math.isfinite(number):
             raise MetricInputError(f"{name}: {what} {index} is {number}, not a finite number")
         out[index] = number

@@ -62,10 +62,11 @@ RESULTS_FILE = "results.json"
 
 
 def _as_json(value: object) -> object:
-    """What the record will hold once written: tuples as lists, paths as text (as
-    ``model_dump(mode="json")`` writes them); anything else is left for validation to refuse."""
+    """What the record will hold once written: tuples as lists, paths as text, NaN and
+    infinities as null (as ``model_dump(mode="json")`` writes them: JSON has no NaN); anything
+    else is left for validation to refuse."""
     try:
-        return to_jsonable_python(value)
+        return to_jsonable_python(value, inf_nan_mode="null")
     except PydanticSerializationError:
         return value
 

@@ -20,11 +20,11 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib.resources import files
-from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
-from evalharness.jsonvalues import JsonValue
+from evalharness.jsonvalues import JsonValue, float_of
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -80,11 +80,8 @@ def _environment() -> Environment:
 def format_number(value: object, digits: int = 2) -> str:
     if value is None:
         return "–"
-    if not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
-        return str(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    number = float_of(value)
+    if number is None:
         return str(value)
     if number != number or number in (float("inf"), float("-inf")):
         return "–"

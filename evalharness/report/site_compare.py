@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 
 from evalharness.errors import RecordError
-from evalharness.jsonvalues import JSONArray, JSONObject
+from evalharness.jsonvalues import JSONArray, JSONObject, finite_float_of
 from evalharness.leaderboard.paired import PairedTests, verdict_of
 from evalharness.report.outcomes import example_outcomes, text_of
 from evalharness.report.render import render_page
-from evalharness.report.site_model import Site, number
+from evalharness.report.site_model import Site
 from evalharness.stats import adjust_pvalues
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _pair_tests(site: Site, paired: PairedTests | None) -> _PairTests:
         return {"tests": {}, "untested": {}, "correction": "", "alpha": None}
     for column_index, column in enumerate(board.columns):
         ranked, _ = site.ranking(column.key)
-        order = [m for m in ranked.sort_values("order").index if number(board.values.at[m, column.key]) is not None]
+        order = [m for m in ranked.sort_values("order").index if finite_float_of(board.values.at[m, column.key]) is not None]
         tests = paired.column(column.key, order)
         for (a, b), test in tests.tests.items():
             i, j = sorted((position[a], position[b]))

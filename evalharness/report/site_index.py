@@ -6,6 +6,7 @@ from typing import TypedDict
 
 from markupsafe import Markup
 
+from evalharness.jsonvalues import finite_float_of
 from evalharness.leaderboard.aggregates import goodness
 from evalharness.leaderboard.output import OUTPUT_FILES, whole_number
 from evalharness.report.board_charts import (
@@ -16,7 +17,7 @@ from evalharness.report.board_charts import (
 )
 from evalharness.report.render import render_page
 from evalharness.report.site_history import History
-from evalharness.report.site_model import Site, number
+from evalharness.report.site_model import Site
 
 __all__ = ["index_page"]
 
@@ -132,10 +133,10 @@ def _heat_map(site: Site) -> Markup | None:
     models = board.model_ids
     shares = {}
     for column in columns:
-        values = {m: number(board.values.at[m, column.key]) for m in models}
+        values = {m: finite_float_of(board.values.at[m, column.key]) for m in models}
         shares[column.key] = _share(values, column.direction, column.ideal)
     cells = [
-        [HeatCell(number(board.values.at[m, c.key]), site.cell(m, c.key)["text"], shares[c.key][m]) for c in columns]
+        [HeatCell(finite_float_of(board.values.at[m, c.key]), site.cell(m, c.key)["text"], shares[c.key][m]) for c in columns]
         for m in models
     ]
     labels = [f"{c.task.rsplit('/', 1)[-1]} {c.metric}" for c in columns]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from evalharness.errors import RecordError
+from evalharness.jsonvalues import finite_float_of
 from evalharness.leaderboard.aggregates import goodness
 from evalharness.leaderboard.metadata import ModelInfo, model_metadata
 from evalharness.leaderboard.output import (
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from evalharness.leaderboard.table import Column
 
-__all__ = ["CellText", "RankedCell", "Site", "number", "site_path"]
+__all__ = ["CellText", "RankedCell", "Site", "site_path"]
 
 
 class CellText(TypedDict):
@@ -58,19 +59,9 @@ def site_path(site_dir: Path, *parts: str) -> Path:
     return path
 
 
-def number(value: object) -> float | None:
-    if not isinstance(value, (str, bytes, SupportsFloat, SupportsIndex)):  # what float() takes
-        return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return None
-    return result if math.isfinite(result) else None
-
-
 def _sort_key(value: object, direction: str = "higher", ideal: float = math.nan) -> str:
     """A number where larger is better, as text for a ``data-sort-value`` ('' if none)."""
-    result = number(value)
+    result = finite_float_of(value)
     if result is None:
         return ""
     return repr(float(goodness([result], direction, ideal)[0]))
@@ -108,16 +99,16 @@ class Site:
         direction, ideal = board.direction_of(key)
         digits = digits_for(key)
         text = format_cell(value, digits=digits)
-        low, high = number(board.ci_low.at[model, key]), number(board.ci_high.at[model, key])
+        low, high = finite_float_of(board.ci_low.at[model, key]), finite_float_of(board.ci_high.at[model, key])
         interval = "" if low is None or high is None or text == "–" else f"[{low:.{digits}f}, {high:.{digits}f}]"
-        return {"text": text, "ci": interval, "sort": _sort_key(value, direction, ideal), "value": number(value), "low": low, "high": high}
+        return {"text": text, "ci": interval, "sort": _sort_key(value, direction, ideal), "value": finite_float_of(value), "low": low, "high": high}
 
     def column_ranking(self, key: str, prefix: str = "../") -> list[RankedCell]:
         """Models with a value in ``key``, best first, with their rank and cluster."""
         ranked, _ = self.ranking(key)
         rows: list[RankedCell] = []
         for model in ranked.sort_values("order").index:
-            if number(self.board.values.at[model, key]) is None:
+            if finite_float_of(self.board.values.at[model, key]) is None:
                 continue
             rank = format_rank(ranked.at[model, "rank"], bool(ranked.at[model, "tied"]))
             rows.append({"model": model, "display": self.board.display(model), "href": prefix + self.model_pages[model],

@@ -14,8 +14,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from evalharness.config import StrictModel
-from evalharness.jsonvalues import JsonValue
+from evalharness.config import StrictModel, YamlValue
 from evalharness.spec.kinds import TASK_KINDS
 from evalharness.types import Decoding
 
@@ -68,7 +67,7 @@ class LocalSource(StrictModel):
 
     files: list[str] = Field(min_length=1, description="paths under --data-dir, or ./ ../ (beside the task file) or absolute")
     format: str = Field(description="reader name: tsv, csv, jsonl, json, parquet, txt, ...")
-    options: dict[str, JsonValue] = Field(default_factory=dict, description="reader options")
+    options: dict[str, YamlValue] = Field(default_factory=dict, description="reader options")
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical field -> column name in these files"
     )
@@ -181,7 +180,7 @@ class MetricSpec(StrictModel):
     """
 
     name: str
-    settings: dict[str, JsonValue] = Field(default_factory=dict)
+    settings: dict[str, YamlValue] = Field(default_factory=dict)
     key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+\-]+$")
 
     @property
@@ -220,7 +219,7 @@ class TaskSpec(StrictModel):
     prompt: PromptSpec | None = None
     generation: Decoding | None = Field(default=None, description="decoding settings, overridable per run")
     metrics: list[MetricSpec] = Field(min_length=1)
-    formulations: dict[str, dict[str, JsonValue]] = Field(
+    formulations: dict[str, dict[str, YamlValue]] = Field(
         default_factory=dict,
         description="settings per formulation name (e.g. span_head: {doc_stride: 128})",
     )
