@@ -240,10 +240,11 @@ def _materialised(args: tuple[object, ...], index: int) -> tuple[object, ...]:
     """``args`` with the iterable at ``index`` read into a list (a generator is read twice)."""
     if len(args) <= index:
         return args
-    iterable = args[index]
-    if not isinstance(iterable, Iterable):  # the call reports it
+    try:
+        items = list(args[index])  # type: ignore[call-overload]  # anything list() takes, the sequence protocol included
+    except TypeError:  # not iterable: the call reports it
         return args
-    return (*args[:index], list(iterable), *args[index + 1 :])
+    return (*args[:index], items, *args[index + 1 :])
 
 
 def _guarded_filter(name: str, function: _Function[object]) -> _Function[object]:
