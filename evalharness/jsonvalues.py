@@ -26,6 +26,7 @@ __all__ = [
     "expect_str",
     "finite_float_of",
     "finite_number",
+    "optional_object",
     "float_of",
     "json_type_name",
 ]
@@ -60,6 +61,12 @@ def expect_object(value: object, where: str, *, error: type[Exception]) -> JSONO
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
         raise _refuse(value, "an object", where, error)
     return value
+
+
+def optional_object(value: object, where: str, *, error: type[Exception]) -> JSONObject:
+    """:func:`expect_object`, with an absent value (``None``) read as empty; any other value that
+    is not an object (``[]``, ``""``, ``0``) is refused, not taken for "nothing"."""
+    return {} if value is None else expect_object(value, where, error=error)
 
 
 def expect_array(value: object, where: str, *, error: type[Exception]) -> JSONArray:

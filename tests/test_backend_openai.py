@@ -265,3 +265,13 @@ def test_a_tokenizer_config_whose_max_position_embeddings_is_text_is_refused_nam
     assert context_length_of(None, {"max_position_embeddings": 2048.0}) == 2048
     with pytest.raises(ModelError, match=r"config.json: max_position_embeddings: expected a number, got a string"):
         context_length_of(None, {"max_position_embeddings": "2048"})
+
+
+@pytest.mark.parametrize("positions", [2048.9, -5, True, float("inf")])
+def test_a_context_length_that_is_fractional_negative_boolean_or_infinite_is_refused(positions):
+    # 2048.9 was cut to 2048 and -5 became the context length; generation then failed far from the cause
+    from evalharness.backends.remote import context_length_of
+
+    assert context_length_of(None, {"max_position_embeddings": 2048.0}) == 2048
+    with pytest.raises(ModelError, match=r"config.json: max_position_embeddings: expected a"):
+        context_length_of(None, {"max_position_embeddings": positions})

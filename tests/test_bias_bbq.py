@@ -140,3 +140,24 @@ def test_a_bbq_reference_whose_biased_is_not_a_list_is_refused_naming_the_field(
     metric = build_metric("bbq_bias_score", {"context_condition": "disambig"})
     with pytest.raises(MetricInputError, match=r"bbq_bias_score: reference 0: 'biased' should be a list of answer indices, got 0"):
         metric.compute([0], [reference], rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("label", [2.7, True, 7, -1, "two"])
+def test_a_bbq_label_that_is_fractional_boolean_or_past_the_three_answers_is_refused(label):
+    # int() made 2.7 answer 2 and true answer 1; 7 or -1 matched no choice and was counted wrong
+    from evalharness.data.bias_readers import bbq_reference
+
+    assert bbq_reference(_bbq_row(label="1"), "f.jsonl:1")["label"] == 1
+    with pytest.raises(DataError, match=r"f\.jsonl:1: not a BBQ example .*'label' is .*, not an answer index 0-2"):
+        bbq_reference(_bbq_row(label=label), "f.jsonl:1")
+
+
+def test_pair_scores_given_as_booleans_are_refused():
+    # true was a log-likelihood of 1.0: a stereotype score of 100 from nothing
+    import numpy as np
+
+    from evalharness.errors import MetricInputError
+    from evalharness.metrics.registry import build_metric
+
+    with pytest.raises(MetricInputError, match=r"stereotype_score: prediction 0 has non-finite scores True, False"):
+        build_metric("stereotype_score").compute([{"more": True, "less": False}], [None], rng=np.random.default_rng(0))

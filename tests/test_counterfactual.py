@@ -202,3 +202,22 @@ def test_a_counterfactual_prediction_whose_flipped_is_not_an_object_is_refused_n
     bad = {**good, "flipped": ["gender"]}  # was a TypeError deep in the metric
     with pytest.raises(MetricInputError, match=r"flip_rate: prediction 0: 'flipped' \(one entry per swap group\): expected an object, got an array"):
         build_metric("flip_rate").compute([bad], ["a"], rng=np.random.default_rng(0))
+
+
+def test_a_counterfactual_flip_that_is_not_true_or_false_is_refused():
+    # bool("false") is True: a text or number flag was read as a flip, in prediction files and
+    # in predictions handed to the metric
+    import numpy as np
+
+    from evalharness.errors import DataError, MetricInputError
+    from evalharness.metrics.registry import build_metric
+    from evalharness.spec.predictions import parse_prediction
+
+    value = {"original": "pos", "perturbed": {"gender": "pos"}, "flipped": {"gender": "false"}, "gold": {}}
+    with pytest.raises(DataError, match=r"p\.jsonl:1: flipped: every flag should be true or false"):
+        parse_prediction("classification", value, "p.jsonl:1", labels=["neg", "pos"], counterfactual=True)
+    with pytest.raises(DataError, match=r"p\.jsonl:1: gold: expected an object, got an array"):
+        parse_prediction("classification", {**value, "flipped": {"gender": False}, "gold": []}, "p.jsonl:1",
+                         labels=["neg", "pos"], counterfactual=True)
+    with pytest.raises(MetricInputError, match=r"flip_rate: prediction 0: 'flipped' should hold true or false"):
+        build_metric("flip_rate").compute([value], ["pos"], rng=np.random.default_rng(0))

@@ -132,3 +132,12 @@ def test_an_argument_from_pretrained_rejects_names_the_flag(tiny_causal_lm):
 def test_model_args_with_a_served_backend_are_refused():
     with pytest.raises(UsageError, match="--model-args apply to checkpoints loaded in process"):
         RunSettings(model="m", tasks=["t"], model_args="attn_implementation=eager", backend={"name": "openai", "base_url": "http://h/v1"})
+
+
+def test_a_nan_or_infinite_model_arg_is_refused_naming_the_argument():
+    # `rope_theta=.nan` reached from_pretrained as given and the record wrote it as null
+    where = {"config": {"rope_theta": 10000.0}, "source": "ckpt", "device": "cpu", "dtype": "auto", "local": True}
+    with pytest.raises(UsageError, match=r"--model-args rope_theta: expected a finite number, got nan"):
+        resolve_model_args(parse_model_args("rope_theta=.nan"), **where)
+    with pytest.raises(UsageError, match=r"--model-args rope_theta: expected a finite number, got inf"):
+        resolve_model_args({"rope_theta": [float("inf")]}, **where)

@@ -117,3 +117,30 @@ def test_a_noise_file_whose_metrics_are_not_an_object_is_refused_naming_the_fiel
     (tmp_path / "noise.json").write_text('["evalharness.noise/1"]')
     with pytest.raises(RecordError, match=r"noise.json: not a noise.json this evalharness reads \(not a JSON object\)"):
         noise_floors(tmp_path)
+
+
+def test_samples_stats_given_as_text_booleans_or_nulls_are_refused_not_converted():
+    # numpy would read "1.5" as 1.5, true as 1.0 and null as NaN: a damaged samples file must not
+    # become numbers
+    from evalharness.errors import RecordError
+    from evalharness.records.record import samples_stats
+
+    for value in (["1.5"], [True], [None]):
+        with pytest.raises(RecordError, match=r"statistics for 'accuracy' are not numbers of one shape"):
+            samples_stats([{"id": "n1", "stats": {"accuracy": value}}], "accuracy")
+    assert samples_stats([{"id": "n1", "stats": {"accuracy": [1, 2]}}], "accuracy").tolist() == [[1.0, 2.0]]
+
+
+def test_a_noise_floor_that_is_infinite_text_or_boolean_is_refused_naming_the_field(tmp_path):
+    # json reads Infinity; true was a floor of 1.0 and text was skipped without a word
+    from evalharness.comparison.noise_floor import noise_floors
+    from evalharness.errors import RecordError
+
+    for floor in ("Infinity", "true", '"0.5"'):
+        (tmp_path / "noise.json").write_text(
+            '{"schema": "evalharness.noise/1", "tasks": {"t": {"metrics": {"acc": {"floor": %s}}}}}' % floor
+        )
+        with pytest.raises(RecordError, match=r"noise.json: tasks\.t\.metrics\.acc\.floor: expected a finite number"):
+            noise_floors(tmp_path)
+    (tmp_path / "noise.json").write_text('{"schema": "evalharness.noise/1", "tasks": {"t": {"metrics": {"acc": {"floor": null}, "f1": {"floor": 2}}}}}')
+    assert noise_floors(tmp_path) == {("t", "f1"): (2.0, str(tmp_path))}

@@ -100,3 +100,21 @@ def test_a_samples_row_whose_details_are_not_an_object_is_refused_naming_the_exa
     (run_a / "results.json").write_text(json.dumps(record))
     with pytest.raises(RecordError, match=r"a/results.json: settings.backend: expected an object, got a string"):
         backend_parity(run_a, run_a)
+
+
+def test_log_probabilities_given_as_text_or_booleans_are_refused_not_dropped(tmp_path):
+    # a details array that is text, or values that are not numbers, were silently left out:
+    # the example then compared fewer (or no) log-probabilities without a word
+    from evalharness.errors import RecordError
+    from tests.record_factory import default_samples, metric, task, write_run
+
+    entry = task({"accuracy": metric(50.0, n=4)}, n=4)
+    rows = default_samples(entry)
+    run_a = write_run(tmp_path / "a", model="m", tasks={"t": entry}, samples={"t": rows})
+    for found, message in (("-1.5", r"details\.loglikelihoods: expected an array, got a string"),
+                           ([True, -0.5], r"a log-probability is not a finite number"),
+                           (["-0.5"], r"a log-probability is not a finite number")):
+        damaged = [{**row, "details": {"loglikelihoods": found}} if row["id"] == "2" else row for row in rows]
+        run_b = write_run(tmp_path / f"b{len(str(found))}", model="m", tasks={"t": entry}, samples={"t": damaged})
+        with pytest.raises(RecordError, match=rf"task 't', example '2': {message}"):
+            backend_parity(run_a, run_b)

@@ -224,3 +224,10 @@ def test_a_sample_whose_doc_id_is_not_an_integer_is_refused_naming_the_line(main
     samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
     refused = main("import", "lm-eval", str(results), "--run-dir", str(tmp_path / "run"))
     assert refused.returncode == 2 and f"{samples}:3: doc_id: expected an integer, got an array" in refused.stderr
+
+
+@pytest.mark.parametrize("count", [12.7, True, -5, "62"])
+def test_an_n_samples_count_that_is_fractional_boolean_negative_or_text_is_refused(main, tmp_path, count):
+    # int() made 12.7 a count of 12 and true a count of 1, recorded with exit 0
+    refused = _import_edited(main, tmp_path, lambda data: data["n-samples"]["wikitext"].update({"effective": count}))
+    assert refused.returncode == 2 and f"n-samples.wikitext.effective: expected a count, got {count!r}" in refused.stderr

@@ -119,3 +119,15 @@ def test_a_nan_in_a_records_free_form_section_is_written_as_null_not_a_crash(tmp
     record = make_record().model_copy(update={"settings": {"generation": {"length_penalty": float("nan")}}})
     write_record(tmp_path, RunRecord.model_validate(record.model_dump()))
     assert json.loads((tmp_path / "results.json").read_text())["settings"] == {"generation": {"length_penalty": None}}
+
+
+def test_samples_scores_that_are_an_empty_list_or_zero_are_refused_not_read_as_no_scores():
+    # a falsy value of the wrong type ([], 0, "") was taken for "no scores": every metric then
+    # read as undefined without a word
+    from evalharness.records.record import row_scores
+
+    assert row_scores({"id": "1"}, "t samples, row 0") == {}
+    assert row_scores({"id": "1", "scores": None}, "t samples, row 0") == {}
+    for value in ([], 0, "", False):
+        with pytest.raises(RecordError, match=r"t samples, row 0: scores: expected an object"):
+            row_scores({"id": "1", "scores": value}, "t samples, row 0")

@@ -26,12 +26,19 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ValidationError
 
 from evalharness.backends.config import BackendConfig, public_url, read_api_key
-from evalharness.backends.http import ChatBody, CompletionBody, MalformedAnswer, ServerRefused, Transport
+from evalharness.backends.http import (
+    ChatBody,
+    CompletionBody,
+    MalformedAnswer,
+    ServerRefused,
+    Transport,
+)
 from evalharness.backends.remote import (
     GeneratedText,
     RemoteCausalLM,
     ScoredPrompt,
     context_length_of,
+    positive_length,
     preview,
 )
 from evalharness.errors import ModelError, UsageError, did_you_mean
@@ -251,7 +258,7 @@ def load_openai(config: BackendConfig, model: str, *, tokenizer: str | None = No
             )
     reported = next((entry.get("max_model_len") for entry in served or [] if entry.get("id") == model), None)
     loaded, model_config, tokenizer_note = _load_tokenizer(model, tokenizer)
-    context_length = int(reported) if isinstance(reported, int) and reported > 0 else context_length_of(loaded, model_config)
+    context_length = positive_length(reported, f"{transport.url}/v1/models: max_model_len") if reported is not None else context_length_of(loaded, model_config)
     refusals: dict[RequestKind, str] = {}
     if config.api == "chat":
         reason = "chat completions cannot echo prompt log-probabilities; use --api completions"

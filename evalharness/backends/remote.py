@@ -68,12 +68,22 @@ def preview(text: object, limit: int = 60) -> str:
     return repr(flat if len(flat) <= limit else flat[:limit] + "…")
 
 
+def positive_length(value: object, where: str) -> int:
+    """A length a served model's files state (positions, ``max_model_len``): a positive integer
+    (``2048.0`` is one), else a :class:`ModelError` naming where (a fraction, a negative or
+    non-finite number, text or a boolean would give a wrong context length)."""
+    number = expect_float(value, where, error=ModelError)
+    if not math.isfinite(number) or number <= 0 or not number.is_integer():
+        raise ModelError(f"{where}: expected a positive whole number of tokens, got {value!r}")
+    return int(number)
+
+
 def _positions(config: Mapping[str, object] | None) -> int | None:
     """config.json's position embeddings (``max_position_embeddings``, else ``n_positions``)."""
     for field in ("max_position_embeddings", "n_positions"):
         value = (config or {}).get(field)
-        if value:
-            return int(expect_float(value, f"config.json: {field}", error=ModelError))
+        if value is not None and value != 0:  # 0: not stated (some configs write it so)
+            return positive_length(value, f"config.json: {field}")
     return None
 
 
@@ -83,7 +93,7 @@ def context_length_of(tokenizer: PreTrainedTokenizerBase | None, config: Mapping
     limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
     positions = _positions(config)
     if limit is None or limit > 1_000_000:  # the "no limit" sentinel of tokenizers
-        return int(positions) if positions else None
+        return positions
     return int(min(limit, positions)) if positions else int(limit)
 
 

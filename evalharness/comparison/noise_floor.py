@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from evalharness.errors import RecordError
-from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
+from evalharness.jsonvalues import JSONObject, expect_object, finite_number
 
 __all__ = ["noise_floors", "noise_warning"]
 
@@ -29,13 +29,21 @@ def _read(run_dir: Path) -> tuple[Path, JSONObject] | None:
     return path, data
 
 
-def _floors(path: Path, data: JSONObject) -> Iterator[tuple[str, str, JsonValue]]:
-    """(task, metric key, recorded floor) of every metric of a noise.json; a part of the
-    wrong JSON type is refused naming it."""
+def _floors(path: Path, data: JSONObject) -> Iterator[tuple[str, str, float]]:
+    """(task, metric key, recorded floor) of every metric of a noise.json with one (a null floor:
+    none measured); a part of the wrong JSON type, or a floor that is not a finite number, is
+    refused naming it."""
     for task, entry in expect_object(data.get("tasks", {}), f"{path}: tasks", error=RecordError).items():
         metrics = expect_object(entry, f"{path}: tasks.{task}", error=RecordError).get("metrics", {})
         for key, metric in expect_object(metrics, f"{path}: tasks.{task}.metrics", error=RecordError).items():
-            yield task, key, expect_object(metric, f"{path}: tasks.{task}.metrics.{key}", error=RecordError).get("floor")
+            where = f"{path}: tasks.{task}.metrics.{key}"
+            floor = expect_object(metric, where, error=RecordError).get("floor")
+            if floor is None:
+                continue
+            number = finite_number(floor)
+            if number is None:
+                raise RecordError(f"{where}.floor: expected a finite number, got {floor!r}")
+            yield task, key, number
 
 
 def noise_floors(*run_dirs: Path | None) -> dict[tuple[str, str], tuple[float, str]]:
@@ -46,8 +54,8 @@ def noise_floors(*run_dirs: Path | None) -> dict[tuple[str, str], tuple[float, s
         if found is None:
             continue
         for task, key, floor in _floors(*found):
-            if isinstance(floor, (int, float)) and floor > floors.get((task, key), (-1.0, ""))[0]:
-                floors[(task, key)] = (float(floor), str(run_dir))
+            if floor > floors.get((task, key), (-1.0, ""))[0]:
+                floors[(task, key)] = (floor, str(run_dir))
     return floors
 
 

@@ -37,7 +37,8 @@ from evalharness.jsonvalues import (
     expect_array,
     expect_object,
     expect_str,
-    json_type_name,
+    finite_number,
+    optional_object,
 )
 from evalharness.records.record import (
     RESULTS_FILE,
@@ -73,19 +74,18 @@ class TaskParity:
 
 def _logprobs(row: Mapping[str, JsonValue], where: str) -> list[float]:
     """The per-request log-probabilities one sample row carries, in request order."""
-    details = row.get("details") or {}
-    if not isinstance(details, dict):
-        raise RecordError(f"{where}: details: expected an object, got {json_type_name(details)}")
+    details = optional_object(row.get("details"), f"{where}: details", error=RecordError)
     values: list[JsonValue] = []
     for key in ("loglikelihoods", "pseudo_loglikelihoods"):
-        found = details.get(key) or []
-        if isinstance(found, (int, float)):
-            raise RecordError(f"{where}: details.{key}: expected an array, got {json_type_name(found)}")
-        values.extend(found)
+        found = details.get(key)
+        values.extend([] if found is None else expect_array(found, f"{where}: details.{key}", error=RecordError))
     prediction = row.get("prediction")
-    if isinstance(prediction, dict) and isinstance(prediction.get("logprob"), (int, float)):
+    if isinstance(prediction, dict) and "logprob" in prediction:
         values.append(prediction["logprob"])
-    return [float(value) for value in values if isinstance(value, (int, float))]
+    numbers = [finite_number(value) for value in values]
+    if None in numbers:
+        raise RecordError(f"{where}: a log-probability is not a finite number")
+    return [number for number in numbers if number is not None]
 
 
 def _discrete(value: object) -> bool:

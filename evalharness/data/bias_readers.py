@@ -60,9 +60,10 @@ def _answer_groups(info: JSONArray) -> set[str]:
 
 
 def _label(value: JsonValue) -> int:
-    """``int(value)`` for what ``int`` takes (a number or its text); TypeError for the rest."""
-    if not isinstance(value, (int, float, str)):
-        raise TypeError(f"'label' is {value!r}, not an answer index")
+    """The gold answer's index, 0, 1 or 2 (an integer or its text); TypeError for anything else
+    (a fraction, a boolean or an index past the three answers would never match a choice)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value).strip() not in {"0", "1", "2"}:
+        raise TypeError(f"'label' is {value!r}, not an answer index 0-2")
     return int(value)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from evalharness.config import StrictModel
 from evalharness.errors import MetricInputError
-from evalharness.jsonvalues import JsonValue
+from evalharness.jsonvalues import JsonValue, finite_number
 from evalharness.metrics.base import AdditiveMetric, SettingsInput, is_missing
 from evalharness.stats import BoolArray, FloatArray
 from evalharness.types import ChoicePrediction, PairPrediction
@@ -49,18 +49,13 @@ __all__ = [
 # -- CrowS-Pairs --------------------------------------------------------------------------
 
 
-def _finite(value: JsonValue) -> float | None:
-    """``value`` as a float when it is a finite number, else None."""
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 def _pair_scores(name: str, predictions: Sequence[JsonValue]) -> FloatArray:
     """``(n, 2)`` scores of the more and the less stereotypical sentence."""
     rows = []
     for index, prediction in enumerate(predictions):
         if not isinstance(prediction, Mapping) or not {"more", "less"} <= set(prediction):
             raise MetricInputError(f"{name}: prediction {index} should be {{'more': float, 'less': float}}, got {prediction!r}")
-        more, less = _finite(prediction["more"]), _finite(prediction["less"])
+        more, less = finite_number(prediction["more"]), finite_number(prediction["less"])
         if more is None or less is None:
             raise MetricInputError(f"{name}: prediction {index} has non-finite scores {prediction['more']!r}, {prediction['less']!r}")
         rows.append((more, less))

@@ -58,6 +58,8 @@ def _checked(name: str, prediction: JsonValue, index: int) -> _Probe:
         key: expect_object(prediction[key], f"{name}: prediction {index}: '{key}' (one entry per swap group)", error=MetricInputError)
         for key in ("perturbed", "flipped", "gold")
     }
+    if not all(isinstance(flag, bool) for flag in per_group["flipped"].values()):  # "false" is not a flag
+        raise MetricInputError(f"{name}: prediction {index}: 'flipped' should hold true or false per swap group, got {per_group['flipped']!r}")
     return _Probe(prediction["original"], per_group["perturbed"], per_group["flipped"], per_group["gold"])
 
 

@@ -20,6 +20,7 @@ a clear error rather than silently loading full-precision weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,8 @@ def _text(value: object) -> str:
 
 
 def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
 
 
@@ -69,6 +70,8 @@ def _names(value: object) -> list[YamlValue]:
 def _plain(value: object, key: str) -> YamlValue:
     """A config override as plain data (what a YAML file holds), else refused naming the argument:
     it is recorded in the model notes and the prediction cache key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{FLAG} {key}: expected a finite number, got {value!r} (the record could only write it as null)")
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, (list, tuple)):

@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from evalharness.errors import DataError, RecordError, UsageError
-from evalharness.jsonvalues import JSONArray, JSONObject, JsonValue, expect_int, expect_object, expect_str
+from evalharness.jsonvalues import (
+    JSONArray,
+    JSONObject,
+    JsonValue,
+    expect_int,
+    expect_object,
+    expect_str,
+)
 from evalharness.metrics.base import package_version
 from evalharness.records.environment import capture_environment
 from evalharness.records.record import (
@@ -79,16 +86,13 @@ def _object(value: JsonValue, where: str) -> JSONObject:
 
 
 def _count(value: JsonValue, where: str, default: int) -> int:
-    """A count lm-eval wrote (``n-samples``): ``default`` when absent; a value that is no number
-    is refused naming where it was read."""
-    if not value:
+    """A count lm-eval wrote (``n-samples``): ``default`` when absent or 0; anything but a
+    non-negative integer (a fraction, text, a boolean) is refused naming where it was read."""
+    if value is None:
         return default
-    if not isinstance(value, (list, dict)):
-        try:
-            return int(value)
-        except (ValueError, OverflowError):
-            pass
-    raise DataError(f"{where}: expected a count, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataError(f"{where}: expected a count, got {value!r}")
+    return value or default
 
 
 def _doc_id(row: Mapping[str, JsonValue]) -> int:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from evalharness.errors import RecordError
-from evalharness.jsonvalues import JSONObject, JsonValue, expect_object
+from evalharness.jsonvalues import JSONObject, JsonValue, expect_object, optional_object
 from evalharness.records.checks import record_problems
 from evalharness.records.files import (
     atomic_write_text,
@@ -275,25 +275,30 @@ def read_samples(run_dir: str | os.PathLike[str], task_name: str, record: RunRec
 def row_scores(row: Mapping[str, JsonValue], where: str) -> Mapping[str, JsonValue]:
     """A samples row's per-metric scores (none when it has none); ``scores`` that is not an
     object is refused naming ``where``."""
-    scores = row.get("scores")
-    return expect_object(scores, f"{where}: scores", error=RecordError) if scores else {}
+    return optional_object(row.get("scores"), f"{where}: scores", error=RecordError)
 
 
 def samples_stats(rows: Sequence[Mapping[str, JsonValue]], key: str) -> FloatArray:
     """Metric ``key``'s per-example statistics of samples rows, one array row each (as scoring
-    wrote them); a :class:`RecordError` naming the first row whose ones are missing or not
-    numbers of one shape."""
+    wrote them); a :class:`RecordError` naming the first row whose ones are missing, or when they
+    are not numbers of one shape (text, booleans and nulls are refused, never converted)."""
     import numpy as np
 
     values: list[JsonValue] = []
     for row in rows:
-        where = f"samples row '{row.get('id')}': stats"
-        stats = expect_object(row.get("stats"), where, error=RecordError)
-        if key not in stats:
+        stats = row.get("stats")
+        if not isinstance(stats, dict) or key not in stats:  # the message only on failure: a hot loop
+            where = f"samples row '{row.get('id')}': stats"
+            expect_object(stats, where, error=RecordError)
             raise RecordError(f"{where}: no per-example statistics for '{key}'")
         values.append(stats[key])
+    if not values:
+        return np.zeros((0, 0))
     try:
-        array: FloatArray = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise RecordError(f"samples: the per-example statistics for '{key}' are not numbers of one shape") from None
-    return array.reshape(len(values), -1) if values else np.zeros((0, 0))
+        array = np.asarray(values)
+    except ValueError:  # ragged
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":
+        raise RecordError(f"samples: the per-example statistics for '{key}' are not numbers of one shape")
+    numbers: FloatArray = array.astype(np.float64).reshape(len(values), -1)
+    return numbers

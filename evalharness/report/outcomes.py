@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from evalharness.records.record import TaskEntry
     from evalharness.types import MetricResult
 
-__all__ = ["Outcomes", "changed_kind", "example_outcomes", "number", "text_of"]
+__all__ = ["Outcomes", "changed_kind", "example_outcomes", "text_of"]
 
 
 def text_of(value: object) -> str:

@@ -11,11 +11,11 @@ can produce (a positive log-likelihood, an index outside the options, a probabil
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 from evalharness.errors import DataError
+from evalharness.jsonvalues import expect_object, finite_number
 from evalharness.types import (
     ChoicePrediction,
     CounterfactualPrediction,
@@ -40,9 +40,10 @@ class Context:
 
 
 def _finite(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite_number(value)
+    if number is None:
         raise DataError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def probability(value: object, where: str) -> float:
@@ -158,9 +159,11 @@ def parse_prediction(
     perturbed, flipped = value["perturbed"], value["flipped"]
     if not isinstance(perturbed, Mapping) or not isinstance(flipped, Mapping) or set(perturbed) != set(flipped):
         raise DataError(f"{where}: a counterfactual prediction needs one 'perturbed' answer and one 'flipped' flag per swap group")
+    if not all(isinstance(flag, bool) for flag in flipped.values()):  # "false" or 0.1 is not a flag
+        raise DataError(f"{where}: flipped: every flag should be true or false, got {dict(flipped)!r}")
     return CounterfactualPrediction(
         original=parse(value["original"], f"{where}: original", context),
         perturbed={group: parse(answer, f"{where}: perturbed {group}", context) for group, answer in perturbed.items()},
-        flipped={group: bool(flag) for group, flag in flipped.items()},
-        gold=dict(value["gold"]),
+        flipped=dict(flipped),
+        gold=expect_object(value["gold"], f"{where}: gold", error=DataError),
     )
