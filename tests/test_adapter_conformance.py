@@ -172,7 +172,7 @@ def test_generations_are_not_stripped_never_contain_a_stop_string_and_respect_th
 def test_every_adapter_is_a_loaded_model_with_the_capabilities_its_formulations_ask_for(adapter):
     """The runner and the formulations see adapters only through ``LoadedModel`` and the
     narrower capability protocols; an adapter of each kind provides the ones its formulations
-    ask for (``prompting.base.capability``), so none fails halfway through a run."""
+    ask for (``models.protocols.capability``), so none fails halfway through a run."""
     from evalharness.models import protocols
 
     assert isinstance(adapter, protocols.LoadedModel)

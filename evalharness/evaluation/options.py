@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from evalharness.errors import UsageError
 from evalharness.evaluation.settings import flag_of
-from evalharness.prompting import FORMULATIONS, RunOption
+from evalharness.prompting import FORMULATIONS, RunOption, SomeFormulation
 from evalharness.spec.loader import Task
 from evalharness.types import Decoding
 
@@ -87,21 +86,7 @@ def given_options(
     return given
 
 
-class Declares(Protocol):
-    """What this module reads of a formulation (``prompting.Formulation``): the run options it
-    uses and how it answers."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def uses(self) -> frozenset[RunOption]: ...
-
-
-def _why_not(formulation: Declares) -> str:
+def _why_not(formulation: SomeFormulation) -> str:
     return f"{formulation.name} does not use it ({formulation.method})"
 
 
@@ -124,7 +109,7 @@ class OptionUse:
         return [f"{option.shown} not applied: {self.not_applied[option.name]}" for option in given if option.name in self.not_applied]
 
 
-def use_of(formulation: Declares, given: Sequence[GivenOption]) -> OptionUse:
+def use_of(formulation: SomeFormulation, given: Sequence[GivenOption]) -> OptionUse:
     use = OptionUse()
     for option in given:
         if option.needs in formulation.uses:

@@ -83,7 +83,7 @@ def model_key(info: ModelInfo) -> str:
     """What about the loaded model changes its answers: weights, kind, dtype, device type
     (CPU and GPU kernels differ in the last bits) and its typed conventions (backend,
     tokenization); never the prose notes, which may be reworded."""
-    device = str(getattr(info, "device", "cpu")).split(":")[0]
+    device = info.device.split(":")[0]
     conventions = dataclasses.asdict(info.conventions)
     return hashlib.sha256(
         _canonical([CACHE_FORMAT, info.fingerprint, info.kind, info.dtype, device, conventions]).encode()

@@ -8,7 +8,7 @@ position), the argument and the value, and say what to do.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -136,7 +136,7 @@ def cluster_codes(clusters: object, n: int, *, ids: Sequence[object] | None = No
     if len(values) != n:
         raise MetricInputError(f"clusters: {len(values)} cluster ids for {n} examples; give one cluster id per example")
     codes = np.empty(n, dtype=np.int64)
-    seen: dict[Hashable, int] = {}
+    seen: dict[object, int] = {}
     for index, value in enumerate(values):
         value = value.item() if isinstance(value, np.generic) else value
         if _missing(value):
@@ -145,8 +145,6 @@ def cluster_codes(clusters: object, n: int, *, ids: Sequence[object] | None = No
                 "(paragraph, template, document) for cluster-robust intervals"
             )
         try:
-            if not isinstance(value, Hashable):
-                raise TypeError(value)
             codes[index] = seen.setdefault(value, len(seen))
         except TypeError:  # unhashable, or holding something unhashable
             raise MetricInputError(f"clusters: {example_name(index, ids)} has an unusable cluster id {value!r}") from None

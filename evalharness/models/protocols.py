@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, TypedDict, TypeVar, cast, runtime_checkable
 
+from evalharness.errors import ModelError
 from evalharness.jsonvalues import JSONObject
 from evalharness.models.base import ModelInfo
 from evalharness.types import (
@@ -41,6 +42,7 @@ from evalharness.types import (
 
 __all__ = [
     "REQUEST_CALLS",
+    "capability",
     "LoadedModel",
     "ChecksGeneration",
     "DecodesSequences",
@@ -123,7 +125,7 @@ class ScoresPseudoLoglikelihood(Protocol):
     ) -> list[PseudoLoglikelihoodResponse]: ...
 
 
-# -- what some formulations need beyond LoadedModel (``prompting.base.capability``) ---------
+# -- what some formulations need beyond LoadedModel (``capability``) ---------
 
 
 @runtime_checkable
@@ -194,10 +196,11 @@ RequestT = TypeVar("RequestT")
 OptionsT = TypeVar("OptionsT", GenerationOptions, RollingOptions, SpanOptions)
 
 
-def _answering(adapter: LoadedModel, protocol: type[ProtocolT]) -> ProtocolT:
-    """``adapter`` as the protocol of the kind asked (the engine asks only kinds in ``answers``)."""
+def capability(adapter: LoadedModel, protocol: type[ProtocolT], needed_for: str) -> ProtocolT:
+    """``adapter`` as the narrower protocol a request kind or formulation needs, or a refusal
+    naming what is missing: a backend without it never fails halfway through a run."""
     if not isinstance(adapter, protocol):
-        raise TypeError(f"{type(adapter).__name__} does not implement {protocol.__name__}")
+        raise ModelError(f"{adapter.info.name}: {needed_for} needs {protocol.__name__}, which this {adapter.kind} adapter lacks")
     return adapter
 
 
@@ -220,60 +223,46 @@ RequestFunction: TypeAlias = Callable[[LoadedModel, list[Request], int, RequestO
 
 @dataclass(frozen=True)
 class RequestCall:
-    """How the engine asks one request kind: the protocol the backend must implement, the
-    options type the kind takes (``None``: no options) and the call itself."""
+    """How the engine asks one request kind: the call (which narrows the adapter to the kind's
+    protocol and the options to the kind's type) and the method's name."""
 
-    protocol: type[object]
-    options: type[RequestOptions] | None
     call: RequestFunction
     method: str  # for messages ("classify on inputs of up to N characters")
 
 
 REQUEST_CALLS: dict[RequestKind, RequestCall] = {
     RequestKind.CLASSIFY: RequestCall(
-        Classifies,
-        None,
-        lambda adapter, requests, size, options: _answering(adapter, Classifies).classify(
+        lambda adapter, requests, size, options: capability(adapter, Classifies, "classify").classify(
             _of_kind(requests, ClassifyRequest), batch_size=size
         ),
         "classify",
     ),
     RequestKind.EXTRACT_SPAN: RequestCall(
-        AnswersSpans,
-        SpanOptions,
-        lambda adapter, requests, size, options: _answering(adapter, AnswersSpans).answer(
+        lambda adapter, requests, size, options: capability(adapter, AnswersSpans, "answer").answer(
             _of_kind(requests, SpanRequest), batch_size=size, options=_options(options, SpanOptions)
         ),
         "answer",
     ),
     RequestKind.LOGLIKELIHOOD: RequestCall(
-        ScoresLoglikelihood,
-        None,
-        lambda adapter, requests, size, options: _answering(adapter, ScoresLoglikelihood).loglikelihood(
+        lambda adapter, requests, size, options: capability(adapter, ScoresLoglikelihood, "loglikelihood").loglikelihood(
             _of_kind(requests, LoglikelihoodRequest), batch_size=size
         ),
         "loglikelihood",
     ),
     RequestKind.LOGLIKELIHOOD_ROLLING: RequestCall(
-        ScoresRolling,
-        RollingOptions,
-        lambda adapter, requests, size, options: _answering(adapter, ScoresRolling).loglikelihood_rolling(
+        lambda adapter, requests, size, options: capability(adapter, ScoresRolling, "loglikelihood_rolling").loglikelihood_rolling(
             _of_kind(requests, str), batch_size=size, options=_options(options, RollingOptions)
         ),
         "loglikelihood_rolling",
     ),
     RequestKind.GENERATE: RequestCall(
-        Generates,
-        GenerationOptions,
-        lambda adapter, requests, size, options: _answering(adapter, Generates).generate(
+        lambda adapter, requests, size, options: capability(adapter, Generates, "generate").generate(
             _of_kind(requests, str), batch_size=size, options=_options(options, GenerationOptions)
         ),
         "generate",
     ),
     RequestKind.PSEUDO_LOGLIKELIHOOD: RequestCall(
-        ScoresPseudoLoglikelihood,
-        None,
-        lambda adapter, requests, size, options: _answering(adapter, ScoresPseudoLoglikelihood).pseudo_loglikelihood(
+        lambda adapter, requests, size, options: capability(adapter, ScoresPseudoLoglikelihood, "pseudo_loglikelihood").pseudo_loglikelihood(
             _of_kind(requests, PseudoLoglikelihoodRequest), batch_size=size
         ),
         "pseudo_loglikelihood",

@@ -18,7 +18,7 @@ from typing import Generic, TypeAlias, cast
 from typing_extensions import TypeVar
 
 from evalharness.config import StrictModel, validate_model
-from evalharness.errors import DataError, ModelError
+from evalharness.errors import DataError
 from evalharness.jsonvalues import JSONObject, expect_str
 from evalharness.models.protocols import LoadedModel
 from evalharness.prompting.chat import PromptFormat
@@ -26,7 +26,7 @@ from evalharness.spec.loader import Task
 from evalharness.types import Decoded, Decoding, Example, Request, RequestKind, RequestOptions, Response
 
 __all__ = [
-    "PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "SomeFormulation", "capability",
+    "PROMPT_OPTIONS", "Decoded", "Formulation", "FormulationOptions", "NoSettings", "RunOption", "SomeFormulation",
     "erased", "task_decoding", "text_field",
 ]
 
@@ -84,15 +84,6 @@ class NoSettings(StrictModel):
 SettingsT = TypeVar("SettingsT", bound=StrictModel, covariant=True)
 StateT = TypeVar("StateT")
 ResponseT = TypeVar("ResponseT", bound=Response, contravariant=True, default=Response)
-CapabilityT = TypeVar("CapabilityT")
-
-
-def capability(adapter: LoadedModel, protocol: type[CapabilityT], needed_for: str) -> CapabilityT:
-    """``adapter`` as the narrower protocol a formulation needs (``models.protocols``), or a
-    refusal naming what is missing: a backend without it never fails halfway through a run."""
-    if not isinstance(adapter, protocol):
-        raise ModelError(f"{adapter.info.name}: {needed_for} needs {protocol.__name__}, which this {adapter.kind} adapter lacks")
-    return adapter
 
 
 class Formulation(ABC, Generic[SettingsT, StateT, ResponseT]):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from evalharness.errors import UsageError
 from evalharness.jsonvalues import JSONObject
-from evalharness.models.protocols import ChecksGeneration, LoadedModel
+from evalharness.models.protocols import ChecksGeneration, LoadedModel, capability
 from evalharness.prompting.base import (
     PROMPT_OPTIONS,
     Decoded,
@@ -27,7 +27,6 @@ from evalharness.prompting.base import (
     FormulationOptions,
     NoSettings,
     RunOption,
-    capability,
     task_decoding,
 )
 from evalharness.prompting.chat import PromptFormat

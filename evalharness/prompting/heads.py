@@ -13,14 +13,13 @@ from collections.abc import Mapping, Sequence
 
 from evalharness.errors import ModelError, UsageError
 from evalharness.jsonvalues import JSONObject, JsonValue
-from evalharness.models.protocols import LabelHead, LoadedModel
+from evalharness.models.protocols import LabelHead, LoadedModel, capability
 from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
     NoSettings,
     RunOption,
-    capability,
     text_field,
 )
 from evalharness.spec.loader import Task

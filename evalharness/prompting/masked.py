@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evalharness.jsonvalues import JSONObject
-from evalharness.models.protocols import LoadedModel, MaskedPositions
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, NoSettings, capability, text_field
+from evalharness.models.protocols import LoadedModel, MaskedPositions, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, NoSettings, text_field
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,

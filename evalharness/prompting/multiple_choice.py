@@ -24,8 +24,8 @@ from typing import Literal
 from evalharness.config import StrictModel
 from evalharness.errors import DataError, ModelError, SpecError
 from evalharness.jsonvalues import JSONObject, JsonValue, expect_array, expect_str
-from evalharness.models.protocols import LoadedModel, MaskedPositions
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability
+from evalharness.models.protocols import LoadedModel, MaskedPositions, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions
 from evalharness.prompting.chat import PromptFormat
 from evalharness.prompting.choice import ChoiceFormulation, ChoiceSettings, pick_choice
 from evalharness.prompting.templates import render

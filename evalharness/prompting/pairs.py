@@ -22,8 +22,8 @@ from typing import Literal
 from evalharness.config import StrictModel
 from evalharness.errors import ModelError
 from evalharness.jsonvalues import JSONObject
-from evalharness.models.protocols import LoadedModel, MaskedPositions
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability, text_field
+from evalharness.models.protocols import LoadedModel, MaskedPositions, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, text_field
 from evalharness.prompting.chat import raw_only
 from evalharness.prompting.choice import NORMALISERS, Normalisation
 from evalharness.spec.loader import Task

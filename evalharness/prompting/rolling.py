@@ -24,8 +24,8 @@ from pydantic import Field, model_validator
 from evalharness.config import StrictModel
 from evalharness.errors import EvalHarnessError, ModelError, SpecError
 from evalharness.jsonvalues import JSONObject
-from evalharness.models.protocols import LoadedModel, RollingWindows, TextWindows
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability, text_field
+from evalharness.models.protocols import LoadedModel, RollingWindows, TextWindows, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, text_field
 from evalharness.prompting.chat import raw_only
 from evalharness.spec.loader import Task
 from evalharness.types import (

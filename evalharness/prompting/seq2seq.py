@@ -18,13 +18,12 @@ from pydantic import Field
 
 from evalharness.config import StrictModel
 from evalharness.jsonvalues import JSONObject
-from evalharness.models.protocols import DecodesSequences, LoadedModel
+from evalharness.models.protocols import DecodesSequences, LoadedModel, capability
 from evalharness.prompting.base import (
     Decoded,
     Formulation,
     FormulationOptions,
     RunOption,
-    capability,
     task_decoding,
     text_field,
 )

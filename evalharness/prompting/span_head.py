@@ -18,8 +18,8 @@ from pydantic import Field, model_validator
 from evalharness.config import StrictModel
 from evalharness.errors import DataError, SpecError
 from evalharness.jsonvalues import JSONObject
-from evalharness.models.protocols import LoadedModel, SpanWindows
-from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, capability, text_field
+from evalharness.models.protocols import LoadedModel, SpanWindows, capability
+from evalharness.prompting.base import Decoded, Formulation, FormulationOptions, text_field
 from evalharness.spec.loader import Task
 from evalharness.types import (
     Example,

@@ -198,24 +198,18 @@ def _manifest(output: Path, record: RunRecord) -> _Manifest:
         return {"schema": SCHEMA_VERSION, "model_name": record.model.name, "model_fingerprint": record.model.fingerprint, "runs": {}}
     text = path.read_text(encoding="utf-8")
     try:
-        manifest = json.loads(text)
-        fingerprint, runs = manifest["model_fingerprint"], manifest["runs"]
-    except (ValueError, KeyError, TypeError):
-        raise PublishError(f"{path}: not a readable details manifest; export into a new folder") from None
-    if fingerprint != record.model.fingerprint:
-        raise UsageError(
-            f"--output {output} holds details of model '{manifest.get('model_name')}' ({fingerprint}), not of "
-            f"'{record.model.name}' ({record.model.fingerprint}); use one details folder per model"
-        )
-    if not isinstance(runs, dict):
-        raise PublishError(f"{path}: 'runs' is not a mapping; export into a new folder")
-    try:
-        return _MANIFEST.validate_json(text, strict=True)
+        manifest = _MANIFEST.validate_json(text, strict=True)
     except ValidationError as error:
         problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
+        where = ".".join(str(part) for part in problem["loc"]) or "the file"
         raise PublishError(f"{path}: {where}: {problem['msg']} (not as evalharness writes its manifest); "
                            "export into a new folder") from None
+    if manifest["model_fingerprint"] != record.model.fingerprint:
+        raise UsageError(
+            f"--output {output} holds details of model '{manifest['model_name']}' ({manifest['model_fingerprint']}), not of "
+            f"'{record.model.name}' ({record.model.fingerprint}); use one details folder per model"
+        )
+    return manifest
 
 
 def _moment(created: str) -> str:

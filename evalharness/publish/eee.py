@@ -227,9 +227,9 @@ def _instances(run_dir: Path, record: RunRecord, evaluation_id: str, model_id: s
         except EvalHarnessError as exc:
             omitted[f"{task_name}/*"] = f"no instance lines: {exc}"
             continue
+        by_row = [row_scores(row, f"{task_name} samples, row {index}") for index, row in enumerate(rows)]
         for key, entry in task.metrics.items():
-            scores = [finite_number(row_scores(row, f"{task_name} samples, row {index}").get(key))
-                      for index, row in enumerate(rows)]
+            scores = [finite_number(row.get(key)) for row in by_row]
             known = [score for score in scores if score is not None]
             correct = _correctness(entry, known)
             if finite_number(entry.value) is None:

@@ -33,10 +33,11 @@ def example_rows(task: TaskEntry, rows: Sequence[Mapping[str, JsonValue]], outco
             text_of(row.get("input")),
             text_of(row.get("prediction")),
             text_of(row.get("gold")),
-            [finite_number(row_scores(row, f"samples row {index}").get(key)) for key in keys],
+            [finite_number(scores.get(key)) for key in keys],
             _flag(error),
         ]
         for index, (row, error) in enumerate(zip(rows, errors))
+        for scores in (row_scores(row, f"samples row {index}"),)
     ]
 
 

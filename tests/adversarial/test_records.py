@@ -311,3 +311,17 @@ def test_interval_that_misses_its_estimate_is_widened_when_written(tmp_path):
     assert containing(30.0, 31.0, 35.0) == (30.0, 35.0)
     assert GroupResult.computed(36.0, 31.0, 35.0, n=5).ci == (31.0, 36.0)
     assert containing(float("nan"), 31.0, 35.0) == (31.0, 35.0)
+    # and through a metric's result into a written record, which reads back whole
+    import numpy as np
+
+    from evalharness.metrics.registry import build_metric
+    from evalharness.stats import Interval
+    from tests.record_factory import task, write_run
+
+    metric = build_metric("accuracy")
+    metric.interval = lambda stats, **_: Interval(0.8, 0.9, 0.05, "bootstrap-percentile")  # misses the value
+    result = metric.compute(["a", "b"], ["a", "a"], rng=np.random.default_rng(0), n_resamples=10)
+    assert result.value is not None and result.ci[0] <= result.value <= result.ci[1]
+    run = write_run(tmp_path / "run", model="m", tasks={"t": task({"accuracy": result}, n=2)})
+    written = load_record(run).tasks["t"].metrics["accuracy"]
+    assert written.ci[0] <= written.value <= written.ci[1]
