@@ -131,3 +131,24 @@ def test_samples_scores_that_are_an_empty_list_or_zero_are_refused_not_read_as_n
     for value in ([], 0, "", False):
         with pytest.raises(RecordError, match=r"t samples, row 0: scores: expected an object"):
             row_scores({"id": "1", "scores": value}, "t samples, row 0")
+
+
+def test_a_record_whose_metric_settings_differ_from_its_signature_is_refused(tmp_path):
+    # the settings rebuild the metric (gate, noise, report) and the signature decides what is
+    # comparable: a record edited in one place only would be recomputed under one and compared
+    # under the other
+    import numpy as np
+
+    from evalharness.metrics.registry import build_metric
+
+    result = build_metric("f1", {"positive_label": "pos"}).compute(["pos", "neg"], ["pos", "pos"], rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"differ from the signature's"):
+        result.replaced(settings={"positive_label": "neg"})
+    record = make_record()
+    task = record.tasks["t"].model_copy(update={"metrics": {"f1": result}})
+    write_record(tmp_path, record.model_copy(update={"tasks": {"t": task}}))
+    data = json.loads((tmp_path / "results.json").read_text())
+    data["tasks"]["t"]["metrics"]["f1"]["settings"]["positive_label"] = "neg"
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=r"differ from the signature's"):
+        load_record(tmp_path)

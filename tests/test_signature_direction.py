@@ -71,3 +71,13 @@ def test_an_ideal_wins_over_the_flag_in_every_label():
     assert (direction.name, direction.short, direction.label, direction.lower_change_is_better) == ("ideal", "ideal 0", "closest to 0", True)
     assert (Direction(False).name, Direction(False).label) == ("lower", "lower is better")
     assert _entry("x").direction == Direction(True, None)
+
+
+def test_a_nan_of_another_float_type_is_undefined_not_a_number():
+    # finite_or_none tested only Python floats: numpy's float32 NaN passed through as a value
+    import numpy as np
+
+    from evalharness.types import finite_or_none
+
+    assert finite_or_none(np.float32("nan")) is None and finite_or_none(np.float32("inf")) is None
+    assert finite_or_none(np.float32(2.5)) == 2.5 and finite_or_none(3) == 3.0 and finite_or_none(None) is None

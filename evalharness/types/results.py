@@ -8,21 +8,18 @@ non-finite number in a record is refused (``records.checks``), not made undefine
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from typing_extensions import Self
 
-from evalharness.jsonvalues import JSONObject
+from evalharness.jsonvalues import JSONObject, finite_float_of
 
 
 def finite_or_none(value: float | None) -> float | None:
-    """JSON has no NaN: undefined values are written as null."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return float(value)
+    """JSON has no NaN: undefined values (NaN or infinite, of any float type) are written as null."""
+    return finite_float_of(value)
 
 
 def containing(value: float | None, low: float | None, high: float | None) -> tuple[float | None, float | None]:
@@ -186,6 +183,17 @@ class MetricResult(_Result):
     signature: Signature | str = Field(description="fields of what determines the value (text in records written before they had fields)")
     groups: dict[str, GroupResult] = Field(default_factory=dict)
     note: str | None = Field(default=None, description="why the value is null (e.g. an empty subset), when it is")
+
+    @model_validator(mode="after")
+    def _one_metric_and_settings(self) -> Self:
+        # a result is rebuilt from metric/settings and compared by its signature: the two must
+        # say the same, or an edited record would be recomputed under one and compared under the other
+        if isinstance(self.signature, Signature) and (self.signature.metric, self.signature.settings) != (self.metric, self.settings):
+            raise ValueError(
+                f"metric and settings ({self.metric} {self.settings}) differ from the signature's "
+                f"({self.signature.metric} {self.signature.settings})"
+            )
+        return self
 
     @property
     def direction(self) -> Direction:
