@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from evalharness.commands.common import add_tasks_dir, positive_int
 from evalharness.commands.compare import add_test_options, settings_from_args
-from evalharness.commands.settings_flags import add_settings_flags, settings_values
+from evalharness.commands.settings_flags import add_settings_flags, given_setting, settings_values
 from evalharness.errors import UsageError
 from evalharness.evaluation.settings import RunSettings
 from evalharness.jsonvalues import JSONObject, JsonValue
@@ -47,8 +47,7 @@ def with_sources(report: GateReport, candidate: ResolvedRun | None, baseline: Re
 
 def _checkpoint(args: argparse.Namespace) -> str | None:
     """The checkpoint given with --model (a sequential gate evaluates it)."""
-    loading = settings_values(args).get("loading")
-    model = loading.get("model") if isinstance(loading, dict) else None
+    model = given_setting(args, "loading", "model")
     return model if isinstance(model, str) else None
 
 

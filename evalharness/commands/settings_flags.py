@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from evalharness.config import StrictModel, cli_flag, option_metadata
 
-__all__ = ["add_settings_flags", "settings_values"]
+__all__ = ["add_settings_flags", "given_setting", "settings_values"]
 
 _DEST = "settings__"  # namespace attributes of settings flags: settings__batching__batch_size
 
@@ -89,6 +89,12 @@ def add_settings_flags(
             kwargs["required"] = True
             del kwargs["default"]
         target.add_argument(flag, dest=_DEST + "__".join(path), **kwargs)
+
+
+def given_setting(args: argparse.Namespace, *path: str) -> object:
+    """One setting as given on the command line (``given_setting(args, "loading", "model")``);
+    None when it was not given."""
+    return getattr(args, _DEST + "__".join(path), None)
 
 
 def settings_values(args: argparse.Namespace) -> dict[str, object]:

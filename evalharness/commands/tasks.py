@@ -40,14 +40,13 @@ def _render(args: argparse.Namespace) -> int:
     import json
 
     from evalharness.commands.render import print_rendered
-    from evalharness.commands.settings_flags import settings_values
+    from evalharness.commands.settings_flags import given_setting, settings_values
     from evalharness.errors import UsageError
     from evalharness.evaluation.render import render_example
     from evalharness.evaluation.settings import RunSettings
 
     values = settings_values(args)
-    loading = values.get("loading")
-    if not args.render or not isinstance(loading, dict) or "model" not in loading:
+    if not args.render or given_setting(args, "loading", "model") is None:
         raise UsageError("tasks show: --render needs --model PATH (the prompts depend on the checkpoint's tokenizer and kind)")
     config = RunSettings(**values, tasks=[args.name], tasks_dirs=args.tasks_dir)
     rendered = render_example(config, args.name, args.example)
