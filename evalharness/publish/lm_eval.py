@@ -228,6 +228,7 @@ def _task_entry(task: str, data: Mapping[str, JsonValue], rows: list[JSONObject]
     metric_keys = [k for k in reported if "," in k and "_stderr," not in k]
     filters = {k.split(",", 1)[1] for k in metric_keys}
     n_docs = len({_doc_id(row) for row in rows}) if rows else None
+    n_examples = _count(counts.get("effective"), f"{where}: n-samples.{task}.effective", n_docs or 0)
     n_shot = _object(data.get("n-shot"), f"{where}: n-shot").get(task)
     metrics: dict[str, MetricResult] = {}
     scores: dict[str, list[float]] = {}
@@ -265,9 +266,8 @@ def _task_entry(task: str, data: Mapping[str, JsonValue], rows: list[JSONObject]
             notes.append(f"{key}: value and stderr as lm-eval reported them; no interval and not re-aggregatable ({why})")
             metrics[key] = MetricResult(metric=f"lm-eval:{metric}", settings={"filter": filter_name, "aggregation": aggregation},
                                        ci=(None, None), ci_method="none (lm-eval reports a stderr only)",
-                                       n=_count(counts.get("effective"), f"{where}: n-samples.{task}.effective", n_docs or 0),
+                                       n=n_examples,
                                        value=defined, stderr=stderr_defined, higher_is_better=higher_is_better, signature=signature)
-    n_examples = _count(counts.get("effective"), f"{where}: n-samples.{task}.effective", n_docs or 0)
     docs = _sample_rows(rows, scores, stats, filters) if rows else []
     if rows and len(docs) != n_examples:
         raise DataError(f"lm-eval task '{task}': the samples hold {len(docs)} documents but n-samples says {n_examples}")
